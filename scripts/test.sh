@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Everything `make test` needs, then the whole suite: the Kubernetes binaries, Redis,
+# PostgreSQL and chromium, installed and started by this script on a fresh machine.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+export VCPORTAL_KUBE_BIN_DIR="$(tools/kube/build.sh | tail -n 1)"
+scripts/services.sh install redis postgres chromium
+scripts/services.sh redis
+export DATABASE_URL="$(scripts/services.sh postgres | tail -n 1)"
+export REDIS_URL="redis://127.0.0.1:${VCPORTAL_REDIS_PORT:-6390}/1"
+export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-test-only-secret-key}"
+export VCPORTAL_VAR_DIR="${VCPORTAL_TEST_VAR_DIR:-$(mktemp -d /tmp/vcportal-test.XXXXXX)}"
+
+exec .venv/bin/python -m pytest "$@"
