@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LocalKubeConfig(AppConfig):
+    name = "localkube"
+    verbose_name = "Local Kubernetes clusters"

@@ -1,0 +1,400 @@
+"""Start and stop a real Kubernetes control plane on 127.0.0.1.
+
+A cluster is a state directory (mode 0700) and up to five processes, each in its own
+process group with the state directory as its working directory:
+
+    kine -> kube-apiserver -> kube-controller-manager [-> kube-scheduler -> kwok]
+
+kine serves the etcd API over SQLite (a file in the state directory) or PostgreSQL.
+Host clusters add kube-scheduler and kwok, which stands in for the kubelet: it keeps
+fake nodes Ready and moves pods bound to them to Running. No container ever runs.
+
+Processes outlive the Python process that started them; a later LocalCluster on the
+same state directory finds them again through their pid files and /proc.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+from . import binaries, kubeconfig, pki, ports
+
+logger = logging.getLogger(__name__)
+
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+POD_CIDR = "10.244.0.0/16"
+ADMIN_USER = "vcportal-admin"
+CONTROL_PLANE = ("kine", "kube-apiserver", "kube-controller-manager")
+HOST_EXTRAS = ("kube-scheduler", "kwok")
+
+
+class ClusterError(RuntimeError):
+    """A component failed to start or stop; the message names it and quotes its log."""
+
+
+@dataclass
+class ClusterConfig:
+    """What is decided once, when a state directory is first used, and kept in cluster.json."""
+
+    name: str
+    nodes: int = 0
+    datastore: str = ""  # "" means SQLite in the state directory, else a PostgreSQL URL
+    ports: dict[str, int] = field(default_factory=dict)
+    extra_sans: list[str] = field(default_factory=list)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return CONTROL_PLANE + (HOST_EXTRAS if self.nodes > 0 else ())
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    running: bool
+    port: int | None
+
+
+class LocalCluster:
+    def __init__(self, state_dir: Path | str, bin_dir: Path | None = None):
+        self.state_dir = Path(state_dir).resolve()
+        self._bin_dir = bin_dir
+        self._children: dict[str, subprocess.Popen] = {}
+
+    # Layout ---------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "cluster.json"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.state_dir / "admin.kubeconfig"
+
+    def log_path(self, component: str) -> Path:
+        return self.state_dir / "logs" / f"{component}.log"
+
+    def _pid_path(self, component: str) -> Path:
+        return self.state_dir / "run" / f"{component}.pid"
+
+    @property
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = binaries.bin_dir()
+        return self._bin_dir
+
+    @property
+    def config(self) -> ClusterConfig:
+        return ClusterConfig(**json.loads(self.config_path.read_text()))
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.config.ports['kube-apiserver']}"
+
+    @property
+    def ca_cert_path(self) -> Path:
+        return self.pki_dir / "ca.crt"
+
+    # Lifecycle ------------------------------------------------------------
+    def init(
+        self,
+        *,
+        name: str = "local",
+        nodes: int = 0,
+        datastore: str = "",
+        extra_sans: tuple[str, ...] = (),
+    ) -> ClusterConfig:
+        """Create the state directory, PKI and kubeconfigs unless they exist already.
+        An existing state directory keeps its configuration."""
+        if self.config_path.exists():
+            return self.config
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        for sub in ("pki", "logs", "run", "kine"):
+            (self.state_dir / sub).mkdir(mode=0o700, exist_ok=True)
+        config = ClusterConfig(
+            name=name, nodes=nodes, datastore=datastore, extra_sans=list(extra_sans)
+        )
+        config.ports = ports.allocate(config.components)
+        self._write_pki(config)
+        self._write_private(self.config_path, json.dumps(asdict(config), indent=2).encode())
+        self._write_kubeconfigs(config)
+        return config
+
+    def start(self, timeout: float = 90) -> None:
+        """Start whatever is not running and return once the cluster is ready.
+        Idempotent: running components are left alone."""
+        if not self.config_path.exists():
+            self.init()
+        config = self._reclaim_ports(self.config)
+        deadline = time.monotonic() + timeout
+        for component in config.components:
+            if self._running_pid(component) is None:
+                self._spawn(component, config)
+            self._wait_ready(component, config, deadline)
+        if config.nodes:
+            self._ensure_nodes(config.nodes, deadline)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop every component, newest first; SIGKILL what ignores SIGTERM."""
+        for component in reversed(CONTROL_PLANE + HOST_EXTRAS):
+            pid = self._running_pid(component)
+            if pid is not None:
+                self._terminate(component, pid, timeout)
+            self._pid_path(component).unlink(missing_ok=True)
+
+    def status(self) -> list[ComponentStatus]:
+        config = self.config
+        result = []
+        for component in config.components:
+            pid = self._running_pid(component)
+            result.append(
+                ComponentStatus(component, pid, pid is not None, config.ports.get(component))
+            )
+        return result
+
+    def is_ready(self) -> bool:
+        try:
+            return self._get("/readyz").status_code == 200
+        except requests.RequestException:
+            return False
+
+    def pids(self) -> dict[str, int]:
+        return {s.name: s.pid for s in self.status() if s.pid is not None}
+
+    # Clients --------------------------------------------------------------
+    def api_client(self):
+        """A `kubernetes` client ApiClient authenticated as the cluster admin."""
+        from kubernetes import config as k8s_config
+
+        return k8s_config.new_client_from_config(config_file=str(self.admin_kubeconfig))
+
+    def write_kubeconfig(
+        self, path: Path, user: str, groups: tuple[str, ...] = (), server: str | None = None
+    ) -> pki.KeyPair:
+        """Write a kubeconfig with a fresh client certificate for `user` in `groups`;
+        returns that certificate."""
+        cert = pki.issue(self._ca(), user, organizations=groups, client=True)
+        ca_pem = self.ca_cert_path.read_bytes()
+        content = kubeconfig.render(self.config.name, server or self.server, ca_pem, cert, user)
+        self._write_private(path, content.encode())
+        return cert
+
+    # Internals ------------------------------------------------------------
+    def _ca(self) -> pki.KeyPair:
+        return pki.KeyPair(
+            (self.pki_dir / "ca.crt").read_bytes(), (self.pki_dir / "ca.key").read_bytes()
+        )
+
+    def _write_private(self, path: Path, content: bytes) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, path)
+
+    def _write_pki(self, config: ClusterConfig) -> None:
+        ca = pki.new_ca(f"vcportal-{config.name}-ca")
+        names = (
+            "127.0.0.1", "localhost", SERVICE_IP, "kubernetes", "kubernetes.default",
+            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+            *config.extra_sans,
+        )
+        sa_key = pki.new_key()
+        files = {
+            "ca.crt": ca.cert_pem, "ca.key": ca.key_pem,
+            "sa.key": pki.key_pem(sa_key), "sa.pub": pki.public_key_pem(sa_key),
+        }
+        # The API server and the health endpoints of the other components all serve
+        # certificates from the cluster's CA, so every probe verifies TLS.
+        for component, sans in (
+            ("kube-apiserver", names),
+            ("kube-controller-manager", ("127.0.0.1",)),
+            ("kube-scheduler", ("127.0.0.1",)),
+        ):
+            pair = pki.issue(ca, component, server_names=sans)
+            files[f"{component}.crt"], files[f"{component}.key"] = pair.cert_pem, pair.key_pem
+        for name, content in files.items():
+            self._write_private(self.pki_dir / name, content)
+
+    def _write_kubeconfigs(self, config: ClusterConfig) -> None:
+        admin = self.write_kubeconfig(self.admin_kubeconfig, ADMIN_USER, ("system:masters",))
+        # The same identity as files, for the readiness probe.
+        self._write_private(self.pki_dir / "admin.crt", admin.cert_pem)
+        self._write_private(self.pki_dir / "admin.key", admin.key_pem)
+        self.write_kubeconfig(
+            self.state_dir / "kube-controller-manager.kubeconfig", "system:kube-controller-manager"
+        )
+        if config.nodes:
+            self.write_kubeconfig(
+                self.state_dir / "kube-scheduler.kubeconfig", "system:kube-scheduler"
+            )
+            # kwok updates every node and pod status, as many kubelets would together.
+            self.write_kubeconfig(self.state_dir / "kwok.kubeconfig", "kwok", ("system:masters",))
+            (self.state_dir / "kwok.yaml").write_bytes(
+                (self.bin_dir / "kwok-stages.yaml").read_bytes()
+            )
+
+    def _command(self, component: str, config: ClusterConfig) -> list[str]:
+        from .components import command_line
+
+        return command_line(component, self, config)
+
+    def _spawn(self, component: str, config: ClusterConfig) -> None:
+        log = open(self.log_path(component), "ab")
+        log.write(f"\n--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())
+        log.flush()
+        env = {**os.environ, **component_env(component)}
+        proc = subprocess.Popen(
+            [str(self.bin_dir / component), *self._command(component, config)],
+            cwd=self.state_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+        log.close()
+        self._children[component] = proc
+        self._pid_path(component).write_text(str(proc.pid))
+        logger.info("started %s (pid %s) for cluster %s", component, proc.pid, self.state_dir)
+
+    def _running_pid(self, component: str) -> int | None:
+        """The pid of the component if it runs from this state directory."""
+        try:
+            pid = int(self._pid_path(component).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _is_ours(pid, component, self.state_dir):
+            return pid
+        return None
+
+    def _wait_ready(self, component: str, config: ClusterConfig, deadline: float) -> None:
+        from .components import probe
+
+        while True:
+            if self._running_pid(component) is None:
+                self._reap(component)
+                raise ClusterError(self._failure(component, "exited during start-up"))
+            if probe(component, self, config):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(self._failure(component, "was not ready in time"))
+            time.sleep(0.05)
+
+    def _failure(self, component: str, what: str) -> str:
+        return f"{component} {what} (cluster {self.state_dir}); last lines of its log:\n{self._log_tail(component)}"
+
+    def _log_tail(self, component: str, lines: int = 25) -> str:
+        try:
+            text = self.log_path(component).read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _reap(self, component: str) -> None:
+        proc = self._children.pop(component, None)
+        if proc is not None:
+            proc.poll()
+
+    def _terminate(self, component: str, pid: int, timeout: float) -> None:
+        _signal_group(pid, signal.SIGTERM)
+        if self._wait_exit(component, pid, timeout):
+            return
+        logger.warning("%s (pid %s) ignored SIGTERM; killing it", component, pid)
+        _signal_group(pid, signal.SIGKILL)
+        self._wait_exit(component, pid, timeout)
+
+    def _wait_exit(self, component: str, pid: int, timeout: float) -> bool:
+        """Wait for the process to end; a child of ours is reaped, not left a zombie."""
+        proc = self._children.get(component)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                del self._children[component]
+                return True
+            if proc is None and not process_alive(pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _get(self, path: str, timeout: float = 2) -> requests.Response:
+        return requests.get(
+            self.server + path,
+            cert=(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key")),
+            verify=str(self.ca_cert_path),
+            timeout=timeout,
+        )
+
+    def _ensure_nodes(self, count: int, deadline: float) -> None:
+        from .nodes import ensure_fake_nodes
+
+        try:
+            ensure_fake_nodes(self.api_client(), count, deadline)
+        except TimeoutError as exc:
+            raise ClusterError(self._failure("kwok", str(exc))) from exc
+
+    def _reclaim_ports(self, config: ClusterConfig) -> ClusterConfig:
+        """Move a stopped component whose port another process took since to a free
+        port, and rewrite what names that port."""
+        taken = [
+            c for c, port in config.ports.items()
+            if self._running_pid(c) is None and not ports.is_free(port)
+        ]
+        if not taken:
+            return config
+        config.ports.update(ports.allocate(taken))
+        self._write_private(self.config_path, json.dumps(asdict(config), indent=2).encode())
+        if "kube-apiserver" in taken:
+            self._write_kubeconfigs(config)
+        return config
+
+
+def component_env(component: str) -> dict[str, str]:
+    """Go runtime settings that keep idle memory down; see README, Performance."""
+    return {}
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs. A zombie does not: an orphaned component waits for
+    init to reap it, and on some machines init is slow to do so."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _is_ours(pid: int, component: str, state_dir: Path) -> bool:
+    """True if `pid` is a live `component` process started in `state_dir` (guards
+    against a stale pid file whose number the kernel has since reused)."""
+    if not process_alive(pid):
+        return False
+    try:
+        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return exe == component and Path(cwd) == state_dir
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+

@@ -1,0 +1,147 @@
+"""Command lines and readiness probes of each component of a local cluster.
+
+Every listener is bound to 127.0.0.1 on a port from cluster.json: no default port
+(2379, 8080, 10257, 10259) is left to chance, so many clusters run side by side.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import requests
+
+from . import ports
+
+if TYPE_CHECKING:
+    from .cluster import ClusterConfig, LocalCluster
+
+HEALTH_PATHS = "/healthz,/readyz,/livez"
+SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
+
+
+def kine_endpoint(cluster: LocalCluster, config: ClusterConfig) -> str:
+    if config.datastore:
+        return config.datastore
+    return f"sqlite://{cluster.state_dir / 'kine' / 'state.db'}?{SQLITE_OPTIONS}"
+
+
+def command_line(component: str, cluster: LocalCluster, config: ClusterConfig) -> list[str]:
+    return _BUILDERS[component](cluster, config)
+
+
+def _kine(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
+    return [
+        f"--listen-address=127.0.0.1:{config.ports['kine']}",
+        "--metrics-bind-address=0",
+        f"--endpoint={kine_endpoint(cluster, config)}",
+    ]
+
+
+def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
+    from .cluster import SERVICE_CIDR
+
+    pki = cluster.pki_dir
+    return [
+        f"--etcd-servers=http://127.0.0.1:{config.ports['kine']}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={config.ports['kube-apiserver']}",
+        f"--cert-dir={pki}",
+        f"--tls-cert-file={pki / 'kube-apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'kube-apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        "--anonymous-auth=false",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+        "ResourceQuota,PodSecurity,NodeRestriction",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--allow-privileged=true",
+        # Loopback addresses are not valid Endpoints; nothing outside reaches them.
+        "--endpoint-reconciler-type=none",
+        "--profiling=false",
+    ]
+
+
+def _controller_manager(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
+    pki = cluster.pki_dir
+    kubeconfig = cluster.state_dir / "kube-controller-manager.kubeconfig"
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--authorization-always-allow-paths={HEALTH_PATHS}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={config.ports['kube-controller-manager']}",
+        f"--tls-cert-file={pki / 'kube-controller-manager.crt'}",
+        f"--tls-private-key-file={pki / 'kube-controller-manager.key'}",
+        "--leader-elect=false",
+        "--use-service-account-credentials=true",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}",
+        f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+        f"--cluster-signing-key-file={pki / 'ca.key'}",
+        "--controllers=*",
+        "--profiling=false",
+    ]
+
+
+def _scheduler(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
+    pki = cluster.pki_dir
+    kubeconfig = cluster.state_dir / "kube-scheduler.kubeconfig"
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--authorization-always-allow-paths={HEALTH_PATHS}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={config.ports['kube-scheduler']}",
+        f"--tls-cert-file={pki / 'kube-scheduler.crt'}",
+        f"--tls-private-key-file={pki / 'kube-scheduler.key'}",
+        "--leader-elect=false",
+        "--profiling=false",
+    ]
+
+
+def _kwok(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
+    from .cluster import POD_CIDR
+
+    return [
+        f"--kubeconfig={cluster.state_dir / 'kwok.kubeconfig'}",
+        f"--config={cluster.state_dir / 'kwok.yaml'}",
+        "--manage-all-nodes=true",
+        f"--cidr={POD_CIDR}",
+        "--node-ip=10.0.0.1",
+    ]
+
+
+_BUILDERS = {
+    "kine": _kine,
+    "kube-apiserver": _apiserver,
+    "kube-controller-manager": _controller_manager,
+    "kube-scheduler": _scheduler,
+    "kwok": _kwok,
+}
+
+
+def probe(component: str, cluster: LocalCluster, config: ClusterConfig) -> bool:
+    """True once the component serves: kine accepts connections, the API server answers
+    /readyz, the controller manager and scheduler /healthz. kwok serves nothing; its
+    work shows as Ready nodes, which LocalCluster.start waits for."""
+    if component == "kine":
+        return ports.accepts(config.ports["kine"])
+    if component == "kube-apiserver":
+        return cluster.is_ready()
+    if component == "kwok":
+        return True
+    try:
+        response = requests.get(
+            f"https://127.0.0.1:{config.ports[component]}/healthz",
+            verify=str(cluster.ca_cert_path),
+            timeout=2,
+        )
+    except requests.RequestException:
+        return False
+    return response.status_code == 200

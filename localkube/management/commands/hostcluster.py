@@ -1,0 +1,68 @@
+"""`python manage.py hostcluster start|stop|status`: the embedded host cluster."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from localkube import ClusterError, LocalCluster
+from localkube.binaries import BinariesMissing
+
+DEFAULT_NODES = 3
+
+
+class Command(BaseCommand):
+    help = (
+        "Start, stop or inspect the embedded host cluster: kine, kube-apiserver, "
+        "kube-controller-manager, kube-scheduler and kwok (fake nodes) on 127.0.0.1."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["start", "stop", "status"])
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            default=settings.HOSTCLUSTER_STATE_DIR,
+            help="Directory for the cluster's data, certificates and logs "
+            "(default: $VCPORTAL_HOSTCLUSTER_DIR or var/hostcluster).",
+        )
+        parser.add_argument(
+            "--nodes",
+            type=int,
+            default=DEFAULT_NODES,
+            help=f"Fake kwok nodes on a new cluster (default {DEFAULT_NODES}; at least 1).",
+        )
+
+    def handle(self, action, state_dir, nodes, **options):
+        cluster = LocalCluster(state_dir)
+        try:
+            getattr(self, f"_{action}")(cluster, nodes)
+        except (ClusterError, BinariesMissing) as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _start(self, cluster: LocalCluster, nodes: int) -> None:
+        if nodes < 1:
+            raise CommandError("--nodes must be at least 1: pods need a node to run on")
+        cluster.init(name="host", nodes=nodes)
+        cluster.start()
+        self.stderr.write(f"host cluster ready at {cluster.server}")
+        self.stdout.write(str(cluster.admin_kubeconfig))
+
+    def _stop(self, cluster: LocalCluster, nodes: int) -> None:
+        if not cluster.config_path.exists():
+            self.stdout.write(f"no host cluster in {cluster.state_dir}")
+            return
+        cluster.stop()
+        self.stdout.write("host cluster stopped")
+
+    def _status(self, cluster: LocalCluster, nodes: int) -> None:
+        if not cluster.config_path.exists():
+            raise CommandError(f"no host cluster in {cluster.state_dir}; run `hostcluster start`")
+        statuses = cluster.status()
+        for s in statuses:
+            state = f"running (pid {s.pid})" if s.running else "stopped"
+            port = f"127.0.0.1:{s.port}" if s.port else "-"
+            self.stdout.write(f"{s.name:<25} {state:<22} {port}")
+        self.stdout.write(f"{'api':<25} {'ready' if cluster.is_ready() else 'not ready':<22} {cluster.server}")
+        if not all(s.running for s in statuses):
+            raise CommandError("some components are stopped")

@@ -1,0 +1,43 @@
+"""Free TCP ports on 127.0.0.1, chosen explicitly for every listener of a cluster."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+
+# Components that listen on nothing when given no port.
+NO_LISTENER = {"kwok"}
+
+
+def allocate(components: Iterable[str]) -> dict[str, int]:
+    """One free port per listening component. All sockets are held open until every
+    port is chosen, so the same call never hands out a port twice."""
+    held = []
+    try:
+        result = {}
+        for component in components:
+            if component in NO_LISTENER:
+                continue
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+            result[component] = sock.getsockname()[1]
+        return result
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

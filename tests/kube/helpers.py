@@ -1,0 +1,56 @@
+"""Small waits shared by the cluster tests: real clusters converge, they do not jump."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout: float = 60, interval: float = 0.2, what: str = "") -> T:
+    """Call `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except ApiException as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last error: {last_error}")
+
+
+def new_namespace(core: client.CoreV1Api, prefix: str = "t", labels: dict | None = None) -> str:
+    """A fresh namespace whose `default` ServiceAccount exists, so it accepts pods."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    eventually(
+        lambda: core.read_namespaced_service_account("default", name),
+        what=f"default ServiceAccount in {name}",
+    )
+    return name
+
+
+def pod(name: str, *, privileged: bool = False, cpu: str | None = None) -> client.V1Pod:
+    resources = client.V1ResourceRequirements(requests={"cpu": cpu}, limits={"cpu": cpu}) if cpu else None
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="app",
+                    image="registry.example/app:1",
+                    resources=resources,
+                    security_context=client.V1SecurityContext(privileged=True) if privileged else None,
+                )
+            ]
+        ),
+    )

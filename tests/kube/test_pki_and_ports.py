@@ -1,0 +1,55 @@
+"""Pure parts of the launcher: certificates and port allocation."""
+
+import ipaddress
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from localkube import pki, ports
+
+
+def test_issued_server_cert_is_signed_by_the_ca_and_names_its_sans():
+    ca = pki.new_ca("test-ca")
+    pair = pki.issue(ca, "kube-apiserver", server_names=("127.0.0.1", "kubernetes.default.svc"))
+    cert = x509.load_pem_x509_certificate(pair.cert_pem)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+
+    cert.verify_directly_issued_by(ca_cert)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert sans.get_values_for_type(x509.DNSName) == ["kubernetes.default.svc"]
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH]
+
+
+def test_client_cert_carries_user_and_groups_as_kubernetes_reads_them():
+    ca = pki.new_ca("test-ca")
+    cert = x509.load_pem_x509_certificate(
+        pki.issue(ca, "alice", organizations=("system:masters", "team-a"), client=True).cert_pem
+    )
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "alice"
+    orgs = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    assert orgs == ["system:masters", "team-a"]
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+
+
+def test_a_cert_from_another_ca_does_not_verify():
+    pair = pki.issue(pki.new_ca("one"), "x", client=True)
+    other = x509.load_pem_x509_certificate(pki.new_ca("two").cert_pem)
+    with pytest.raises(ValueError):
+        x509.load_pem_x509_certificate(pair.cert_pem).verify_directly_issued_by(other)
+
+
+def test_keys_are_p256():
+    key = pki.new_key()
+    assert isinstance(key.curve, ec.SECP256R1)
+
+
+def test_ports_are_distinct_free_and_skip_components_that_do_not_listen():
+    allocated = ports.allocate(["kine", "kube-apiserver", "kwok", "kube-scheduler"])
+    assert set(allocated) == {"kine", "kube-apiserver", "kube-scheduler"}
+    assert len(set(allocated.values())) == 3
+    assert all(ports.is_free(p) for p in allocated.values())
