@@ -6,11 +6,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 export VCPORTAL_KUBE_BIN_DIR="$(tools/kube/build.sh | tail -n 1)"
-scripts/services.sh install redis postgres chromium
+scripts/services.sh install redis postgres chromium compose
 scripts/services.sh redis
 export DATABASE_URL="$(scripts/services.sh postgres | tail -n 1)"
 export REDIS_URL="redis://127.0.0.1:${VCPORTAL_REDIS_PORT:-6390}/1"
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-test-only-secret-key}"
+# A fixed, test-only Fernet key: encrypted fields in test databases only.
+export FIELD_ENCRYPTION_KEYS="${FIELD_ENCRYPTION_KEYS:-dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=}"
 export VCPORTAL_VAR_DIR="${VCPORTAL_TEST_VAR_DIR:-$(mktemp -d /tmp/vcportal-test.XXXXXX)}"
 
 exec .venv/bin/python -m pytest "$@"
