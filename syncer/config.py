@@ -1,0 +1,121 @@
+"""The syncer's configuration: a small YAML (or JSON) file, one per vcluster.
+
+    vcluster: team-a-dev                 # DNS label; suffix of host names, value of the managed-by label
+    virtual_kubeconfig: vc.kubeconfig    # the vcluster's API, with admin rights
+    host_kubeconfig: host.kubeconfig     # the host API, limited to host_namespace (see syncer.rbac)
+    host_namespace: vc-team-a-dev
+    resync_period: 300                   # seconds between full reconciles (optional)
+    host_service_account: default        # what host pods run as (optional)
+    api_endpoint: 10.96.12.34:443        # the vcluster API as host pods reach it (optional)
+    dns_ip: 10.96.12.35                  # the vcluster's DNS as host pods reach it (optional)
+    workers: 8                           # pod workers (optional)
+
+Relative paths are relative to the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .translate import Target
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+# A vcluster name is part of every host name; the portal allows 40 characters.
+MAX_VCLUSTER = 40
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class SyncerConfig:
+    vcluster: str
+    virtual_kubeconfig: Path
+    host_kubeconfig: Path
+    host_namespace: str
+    resync_period: float = 300
+    host_service_account: str = "default"
+    api_endpoint: str | None = None
+    dns_ip: str | None = None
+    workers: int = 8
+    # The file this was read from, if any.
+    path: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self):
+        for name in ("vcluster", "host_namespace"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not DNS_LABEL.match(value):
+                raise ConfigError(f"{name} must be a DNS label, got {value!r}")
+        if len(self.vcluster) > MAX_VCLUSTER:
+            raise ConfigError(f"vcluster must be at most {MAX_VCLUSTER} characters")
+        if self.resync_period <= 0 or self.workers <= 0:
+            raise ConfigError("resync_period and workers must be positive")
+        self.virtual_kubeconfig = Path(self.virtual_kubeconfig)
+        self.host_kubeconfig = Path(self.host_kubeconfig)
+        if self.api_endpoint:
+            self.api_address()
+
+    def api_address(self) -> tuple[str, int] | None:
+        if not self.api_endpoint:
+            return None
+        host, _, port = self.api_endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"api_endpoint must be IP:PORT, got {self.api_endpoint!r}")
+        return host, int(port)
+
+    def target(self) -> Target:
+        return Target(
+            vcluster=self.vcluster,
+            namespace=self.host_namespace,
+            service_account=self.host_service_account,
+            api_endpoint=self.api_address(),
+            dns_ip=self.dns_ip,
+        )
+
+    def dump(self) -> str:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "path"}
+        values = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
+        return yaml.safe_dump(values, sort_keys=False)
+
+
+def load(path: Path | str) -> SyncerConfig:
+    path = Path(path).resolve()
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read syncer config {path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    known = {f.name for f in dataclasses.fields(SyncerConfig)} - {"path"}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
+    try:
+        config = SyncerConfig(**values, path=path)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{path}: {exc}") from None
+    for name in ("virtual_kubeconfig", "host_kubeconfig"):
+        setattr(config, name, path.parent / getattr(config, name))
+    return config
+
+
+def vcluster_config_path(vcluster_id: int | str) -> Path:
+    from django.conf import settings
+
+    return Path(settings.VAR_DIR) / "vclusters" / str(vcluster_id) / "syncer.yaml"
+
+
+def for_vcluster(vcluster_id: int | str) -> SyncerConfig:
+    """The config provisioning stored for the portal's vcluster `vcluster_id`."""
+    from django.core.management.base import CommandError
+
+    path = vcluster_config_path(vcluster_id)
+    if not path.exists():
+        raise CommandError(f"provisioning has not stored a syncer config for vcluster {vcluster_id} ({path})")
+    return load(path)

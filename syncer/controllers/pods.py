@@ -1,0 +1,215 @@
+"""Pods: the virtual pod runs as a host pod; the host pod's node and status come back.
+
+Life of a pod, by what the reconcile of its key finds:
+- a virtual pod and no host pod → copy what it needs (configmaps, secrets, claims),
+  create the host pod, then its token Secret; or wait, with an Event, for a missing
+  secret or configmap; or report, with an Event, why the host refused it;
+- both → push down what may change (labels, annotations, images), bind the virtual pod
+  to the host pod's node once scheduled, and copy the status back;
+- a virtual pod that once ran, and no host pod → someone deleted the host pod: delete
+  the virtual pod too, so that its controller replaces it;
+- a virtual pod being deleted → delete the host pod with the same grace period, then,
+  once it is gone, finish deleting the virtual pod (what a kubelet would do);
+- only a host pod → delete it.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from datetime import datetime
+
+from .. import names, translate
+from ..kube import CONFIGMAPS, PODS, PVCS, SECRETS, SERVICEACCOUNTS, ApiError
+from .base import Context, Controller
+
+logger = logging.getLogger(__name__)
+
+ANN_REFRESH = names.PREFIX + "token-refresh-at"
+# Tokens are renewed at this fraction of their lifetime, as the kubelet does.
+REFRESH_AT = 0.8
+REFUSALS = (403, 422)
+
+
+class PodController(Controller):
+    name = "pods"
+
+    def __init__(self, ctx: Context, *, configmaps, secrets, claims, nodes, workers: int = 8):
+        super().__init__(ctx, workers)
+        self.vpods = ctx.vinf[PODS]
+        self.hpods = ctx.hinf[PODS]
+        self.hsecrets = ctx.hinf[SECRETS]
+        self.deps = {CONFIGMAPS: configmaps, SECRETS: secrets, PVCS: claims}
+        self.nodes = nodes
+
+    def keys(self):
+        return {*self.vpods.keys(), *_recorded(self.hpods.index_values("virtual"), "Pod")}
+
+    def reconcile(self, key: str) -> float | None:
+        vpod = self.vpods.get(key)
+        copies = self.host_copies(PODS, "Pod", key)
+        if vpod is None:
+            self.delete_all(PODS, copies)
+            return None
+        hpod = self.pick(PODS, copies, self.ctx.target.name(vpod["metadata"]["name"], vpod["metadata"]["namespace"]))
+        if vpod["metadata"].get("deletionTimestamp"):
+            return self._finish_deletion(vpod, hpod)
+        if hpod is not None and names.recorded_uid(hpod) != vpod["metadata"]["uid"]:
+            self.delete_host(PODS, hpod, grace_seconds=0)  # left by an earlier pod of that name
+            return None
+        if hpod is None:
+            if translate.was_scheduled(vpod):
+                self._host_pod_lost(vpod)
+                return None
+            hpod = self._create(vpod)
+            if hpod is None:
+                return None
+        refresh = self._ensure_tokens(vpod, hpod)
+        self._push_down(vpod, hpod)
+        self._report(vpod, hpod)
+        return refresh
+
+    # Creating ----------------------------------------------------------------
+    def _create(self, vpod: dict) -> dict | None:
+        namespace = vpod["metadata"]["namespace"]
+        refs = translate.pod_refs(vpod)
+        missing = self._missing(namespace, refs)
+        if missing:
+            self.ctx.recorder.warn(vpod, "Pod", "WaitingForReferences",
+                                   f"the pod waits for {', '.join(missing)}: not found")
+            return None
+        for resource, wanted in ((CONFIGMAPS, refs.configmaps), (SECRETS, refs.secrets), (PVCS, refs.pvcs)):
+            for name in wanted:
+                if self.ctx.vinf[resource].get(f"{namespace}/{name}") is not None:
+                    self.deps[resource].reconcile(f"{namespace}/{name}")
+        host_name = self.ctx.target.name(vpod["metadata"]["name"], namespace)
+        tokens = translate.token_sources(vpod)
+        desired = translate.host_pod(vpod, self.ctx.target, names.token_secret_name(host_name) if tokens else None)
+        try:
+            created = self.create_host(PODS, desired, vpod, "Pod")
+        except ApiError as exc:
+            if exc.status not in REFUSALS:
+                raise
+            self.ctx.recorder.warn(vpod, "Pod", "HostRefused", f"the host cluster refused the pod: {exc.message}")
+            if "exceeded quota" in exc.message:
+                raise  # retried with backoff: quota frees up as other pods end
+            return None
+        if created is not None:
+            logger.debug("created host pod %s", host_name)
+        return created
+
+    def _missing(self, namespace: str, refs: translate.Refs) -> list[str]:
+        missing = []
+        for resource, wanted, label in ((CONFIGMAPS, refs.configmaps, "configmap"),
+                                        (SECRETS, refs.secrets, "secret"),
+                                        (PVCS, refs.pvcs, "persistentvolumeclaim")):
+            for name, required in sorted(wanted.items()):
+                if required and self.ctx.vinf[resource].get(f"{namespace}/{name}") is None:
+                    missing.append(f'{label} "{name}"')
+        return missing
+
+    # Tokens ------------------------------------------------------------------
+    def _ensure_tokens(self, vpod: dict, hpod: dict) -> float | None:
+        """Keep the host token Secret filled with fresh tokens from the vcluster, bound to
+        the virtual pod. Returns seconds until the next refresh."""
+        sources = translate.token_sources(vpod)
+        if not sources:
+            return None
+        name = names.token_secret_name(hpod["metadata"]["name"])
+        secret = self.hsecrets.get(self.host_namespaced_key(name))
+        if secret is not None and names.recorded_uid(secret) == vpod["metadata"]["uid"]:
+            remaining = float(secret["metadata"]["annotations"].get(ANN_REFRESH, 0)) - time.time()
+            if remaining > 0:
+                return remaining
+        data, refresh_at = self._issue(vpod, sources)
+        body = self._token_secret(vpod, hpod, name, data, refresh_at)
+        if secret is None:
+            try:
+                self.ctx.host.create(SECRETS, self.ctx.target.namespace, body)
+                return max(refresh_at - time.time(), 1)
+            except ApiError as exc:
+                if not exc.conflict:  # else: created meanwhile, or the previous pod's, not yet collected
+                    raise
+        self.ctx.host.patch(SECRETS, self.ctx.target.namespace, name, body)
+        return max(refresh_at - time.time(), 1)
+
+    def _issue(self, vpod: dict, sources: list[translate.TokenSource]) -> tuple[dict, float]:
+        meta = vpod["metadata"]
+        account = vpod["spec"].get("serviceAccountName") or "default"
+        data, refresh_at = {}, float("inf")
+        for source in sources:
+            spec = {
+                "expirationSeconds": source.expiration_seconds,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+            }
+            if source.audience:
+                spec["audiences"] = [source.audience]
+            response = self.ctx.virtual.create(
+                SERVICEACCOUNTS, meta["namespace"], {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                                     "spec": spec},
+                name=account, sub="token",
+            )
+            data[source.key] = base64.b64encode(response["status"]["token"].encode()).decode()
+            expires = _timestamp(response["status"]["expirationTimestamp"])
+            now = time.time()
+            refresh_at = min(refresh_at, now + (expires - now) * REFRESH_AT)
+        return data, refresh_at
+
+    def _token_secret(self, vpod: dict, hpod: dict, name: str, data: dict, refresh_at: float) -> dict:
+        labels, annotations = names.marks(self.ctx.vcluster, names.TOKEN_KIND, vpod)
+        annotations[ANN_REFRESH] = f"{refresh_at:.0f}"
+        owner = {"apiVersion": "v1", "kind": "Pod", "name": hpod["metadata"]["name"], "uid": hpod["metadata"]["uid"]}
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.ctx.target.namespace, "labels": labels,
+                         "annotations": annotations, "ownerReferences": [owner]},
+            "type": "Opaque",
+            "data": data,
+        }
+
+    # Running -----------------------------------------------------------------
+    def _push_down(self, vpod: dict, hpod: dict) -> None:
+        tokens = translate.token_sources(vpod)
+        secret = names.token_secret_name(hpod["metadata"]["name"]) if tokens else None
+        desired = translate.host_pod(vpod, self.ctx.target, secret)
+        patch = translate.pod_patch(desired, hpod)
+        if patch:
+            self.ctx.host.patch(PODS, self.ctx.target.namespace, hpod["metadata"]["name"], patch, strategic=True)
+
+    def _report(self, vpod: dict, hpod: dict) -> None:
+        meta = vpod["metadata"]
+        node = hpod["spec"].get("nodeName")
+        if node and not vpod["spec"].get("nodeName"):
+            self.nodes.ensure(node)
+            binding = {"apiVersion": "v1", "kind": "Binding",
+                       "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+                       "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+            self.ctx.virtual.create(PODS, meta["namespace"], binding, name=meta["name"], sub="binding")
+        patch = translate.pod_status_patch(hpod.get("status") or {}, vpod.get("status") or {})
+        if patch:
+            self.ctx.virtual.patch(PODS, meta["namespace"], meta["name"], {"status": patch}, sub="status")
+
+    # Ending ------------------------------------------------------------------
+    def _finish_deletion(self, vpod: dict, hpod: dict | None) -> None:
+        meta = vpod["metadata"]
+        if hpod is None:
+            self.ctx.virtual.delete(PODS, meta["namespace"], meta["name"], grace_seconds=0, uid=meta["uid"])
+        elif not hpod["metadata"].get("deletionTimestamp"):
+            self.delete_host(PODS, hpod, grace_seconds=meta.get("deletionGracePeriodSeconds"))
+        return None
+
+    def _host_pod_lost(self, vpod: dict) -> None:
+        meta = vpod["metadata"]
+        logger.info("host pod of %s/%s is gone; deleting the virtual pod", meta["namespace"], meta["name"])
+        self.ctx.virtual.delete(PODS, meta["namespace"], meta["name"], grace_seconds=0, uid=meta["uid"])
+
+
+def _recorded(values: list[str], kind: str) -> list[str]:
+    prefix = kind + "/"
+    return [v[len(prefix):] for v in values if v.startswith(prefix)]
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

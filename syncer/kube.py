@@ -1,0 +1,283 @@
+"""A small Kubernetes REST client: dicts in, dicts out, over one urllib3 connection pool.
+
+Not the official `kubernetes` package: importing its generated models costs about 20 MiB,
+a quarter of the syncer's memory budget, and we need neither the models nor its watch
+helper (the informer does list and watch itself). Kubeconfigs with a client certificate
+or a bearer token are supported; exec and auth-provider plugins are not.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import urllib3
+import yaml
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    plural: str
+    prefix: str = "/api/v1"
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        parts = [self.prefix]
+        if self.namespaced and namespace:
+            parts += ["namespaces", quote(namespace)]
+        parts.append(self.plural)
+        if name:
+            parts.append(quote(name))
+        if sub:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+PODS = Resource("Pod", "pods")
+SERVICES = Resource("Service", "services")
+ENDPOINTS = Resource("Endpoints", "endpoints")
+CONFIGMAPS = Resource("ConfigMap", "configmaps")
+SECRETS = Resource("Secret", "secrets")
+PVCS = Resource("PersistentVolumeClaim", "persistentvolumeclaims")
+EVENTS = Resource("Event", "events")
+SERVICEACCOUNTS = Resource("ServiceAccount", "serviceaccounts")
+NODES = Resource("Node", "nodes", namespaced=False)
+LEASES = Resource("Lease", "leases", "/apis/coordination.k8s.io/v1")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict | None = None, text: str = ""):
+        self.status = status
+        self.body = body or {}
+        self.reason = self.body.get("reason", "")
+        self.message = self.body.get("message") or text or f"HTTP {status}"
+        super().__init__(f"{status} {self.reason}: {self.message}")
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+class KubeconfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Connection:
+    server: str
+    ssl_context: ssl.SSLContext
+    token: str | None = None
+
+
+def load_kubeconfig(path: Path | str) -> Connection:
+    """The current context of a kubeconfig file, as a server URL, TLS context and token."""
+    path = Path(path)
+    doc = yaml.safe_load(path.read_text()) or {}
+    context_name = doc.get("current-context")
+    context = _named(doc, "contexts", context_name, path)["context"]
+    cluster = _named(doc, "clusters", context["cluster"], path)["cluster"]
+    user = _named(doc, "users", context["user"], path).get("user") or {}
+    if "exec" in user or "auth-provider" in user:
+        raise KubeconfigError(f"{path}: exec and auth-provider credentials are not supported")
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        token = Path(user["tokenFile"]).read_text().strip()
+    return Connection(cluster["server"].rstrip("/"), _ssl_context(cluster, user, path.parent), token)
+
+
+def _named(doc: dict, section: str, name: str | None, path: Path) -> dict:
+    for entry in doc.get(section) or []:
+        if entry.get("name") == name:
+            return entry
+    raise KubeconfigError(f"{path}: no {section[:-1]} named {name!r}")
+
+
+def _ssl_context(cluster: dict, user: dict, base: Path) -> ssl.SSLContext:
+    if cluster.get("insecure-skip-tls-verify"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif cluster.get("certificate-authority-data"):
+        context = ssl.create_default_context(cadata=_b64(cluster["certificate-authority-data"]).decode())
+    elif cluster.get("certificate-authority"):
+        context = ssl.create_default_context(cafile=str(base / cluster["certificate-authority"]))
+    else:
+        context = ssl.create_default_context()
+    cert = _pem(user, "client-certificate", base)
+    key = _pem(user, "client-key", base)
+    if cert and key:
+        _load_cert_chain(context, cert, key)
+    return context
+
+
+def _pem(user: dict, field: str, base: Path) -> bytes | None:
+    if user.get(f"{field}-data"):
+        return _b64(user[f"{field}-data"])
+    if user.get(field):
+        return (base / user[field]).read_bytes()
+    return None
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    # ssl only loads client certificates from files: write them to a private temporary
+    # directory for the duration of the call.
+    with tempfile.TemporaryDirectory(prefix="syncer-") as tmp:
+        cert_path, key_path = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        for file_path, content in ((cert_path, cert), (key_path, key)):
+            fd = os.open(file_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+        context.load_cert_chain(cert_path, key_path)
+
+
+class Client:
+    """Thread-safe: urllib3 pools connections per thread as needed."""
+
+    def __init__(self, connection: Connection, *, pool_size: int = 32, timeout: float = 30):
+        self.server = connection.server
+        self._headers = {"Accept": JSON, "User-Agent": "vcportal-syncer"}
+        if connection.token:
+            self._headers["Authorization"] = f"Bearer {connection.token}"
+        self._timeout = timeout
+        self._pool = urllib3.PoolManager(
+            num_pools=2, maxsize=pool_size, ssl_context=connection.ssl_context, retries=False
+        )
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path | str, **kwargs) -> Client:
+        return cls(load_kubeconfig(path), **kwargs)
+
+    def request(self, method: str, path: str, *, params: dict | None = None, body=None,
+                content_type: str = JSON) -> dict:
+        url = self.server + path + (f"?{urlencode(params)}" if params else "")
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = content_type
+        response = self._pool.request(method, url, body=data, headers=headers, timeout=self._timeout)
+        return _decode(response)
+
+    # Verbs ---------------------------------------------------------------
+    def get(self, resource: Resource, namespace: str | None, name: str) -> dict:
+        return self.request("GET", resource.path(namespace, name))
+
+    def get_or_none(self, resource: Resource, namespace: str | None, name: str) -> dict | None:
+        try:
+            return self.get(resource, namespace, name)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def list(self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None) -> dict:
+        params = {"labelSelector": label_selector} if label_selector else None
+        return self.request("GET", resource.path(namespace), params=params)
+
+    def create(self, resource: Resource, namespace: str | None, obj: dict, *, name: str | None = None,
+               sub: str | None = None) -> dict:
+        return self.request("POST", resource.path(namespace, name, sub), body=obj)
+
+    def patch(self, resource: Resource, namespace: str | None, name: str, patch: dict, *,
+              strategic: bool = False, sub: str | None = None) -> dict:
+        kind = STRATEGIC_PATCH if strategic else MERGE_PATCH
+        return self.request("PATCH", resource.path(namespace, name, sub), body=patch, content_type=kind)
+
+    def delete(self, resource: Resource, namespace: str | None, name: str, *,
+               grace_seconds: int | None = None, uid: str | None = None) -> bool:
+        """False if it was already gone. With `uid`, only that incarnation is deleted."""
+        options: dict = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            self.request("DELETE", resource.path(namespace, name), body=options)
+        except ApiError as exc:
+            if exc.not_found:
+                return False
+            raise
+        return True
+
+    def watch(self, resource: Resource, namespace: str | None, resource_version: str, *,
+              label_selector: str | None = None, timeout_seconds: int = 300) -> Watch:
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        url = f"{self.server}{resource.path(namespace)}?{urlencode(params)}"
+        response = self._pool.request(
+            "GET", url, headers=self._headers, preload_content=False,
+            timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30),
+        )
+        if response.status != 200:
+            try:
+                _decode(response)
+            finally:
+                response.release_conn()
+        return Watch(response)
+
+
+class Watch:
+    """The events of one watch request; `close()` from another thread ends the iteration."""
+
+    def __init__(self, response):
+        self._response = response
+
+    def __iter__(self) -> Iterator[dict]:
+        for line in self._response:
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+    def close(self) -> None:
+        try:
+            self._response.shutdown()
+        finally:
+            self._response.release_conn()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _decode(response) -> dict:
+    text = response.data
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        body = None
+    if response.status >= 400:
+        raise ApiError(response.status, body if isinstance(body, dict) else None,
+                       text.decode(errors="replace")[:500])
+    return body or {}

@@ -1,0 +1,89 @@
+"""Host names for virtual objects, and the marks that record the mapping.
+
+A virtual object NAME in NAMESPACE of vcluster VC becomes `NAME-x-NAMESPACE-x-VC` in the
+host namespace, shortened to 63 characters with a stable hash when longer. 63 is the
+DNS-1123 label limit that Services need; every kind uses it so one rule covers all.
+
+The way back is never parsed out of a host name: every host object carries annotations
+naming its virtual object, and labels saying which vcluster owns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_NAME = 63
+HASH_LEN = 10
+
+PREFIX = "vcportal.io/"
+LABEL_MANAGED_BY = PREFIX + "managed-by"
+LABEL_NAMESPACE = PREFIX + "virtual-namespace"
+ANN_NAME = PREFIX + "object-name"
+ANN_NAMESPACE = PREFIX + "object-namespace"
+ANN_UID = PREFIX + "object-uid"
+ANN_KIND = PREFIX + "object-kind"
+ANN_SERVICE_ACCOUNT = PREFIX + "service-account-name"
+# The kind recorded on the Secret that holds a pod's service-account tokens.
+TOKEN_KIND = "ServiceAccountToken"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LEN]
+
+
+def shorten(text: str, limit: int = MAX_NAME) -> str:
+    """`text` if it fits, else its head and a hash of the whole: same input, same name."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - HASH_LEN - 1].rstrip("-.")
+    return f"{head}-{digest(text)}"
+
+
+def host_name(name: str, namespace: str, vcluster: str) -> str:
+    return shorten(f"{name}-x-{namespace}-x-{vcluster}")
+
+
+def token_secret_name(host_pod_name: str) -> str:
+    """The Secret holding a host pod's tokens. Always hashed and ending in `-token-<hash>`,
+    which no `…-x-VC` name has, so it cannot take the name of a synced Secret."""
+    head = host_pod_name[: MAX_NAME - HASH_LEN - len("-token-")].rstrip("-.")
+    return f"{head}-token-{digest(host_pod_name)}"
+
+
+def marks(vcluster: str, kind: str, virtual: dict) -> tuple[dict, dict]:
+    """Labels and annotations for the host copy of `virtual` (a virtual object)."""
+    meta = virtual["metadata"]
+    labels = {LABEL_MANAGED_BY: vcluster, LABEL_NAMESPACE: meta["namespace"]}
+    annotations = {
+        ANN_KIND: kind,
+        ANN_NAME: meta["name"],
+        ANN_NAMESPACE: meta["namespace"],
+        ANN_UID: meta.get("uid", ""),
+    }
+    return labels, annotations
+
+
+def is_ours(host: dict, vcluster: str) -> bool:
+    meta = host.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return labels.get(LABEL_MANAGED_BY) == vcluster and ANN_NAME in annotations and ANN_NAMESPACE in annotations
+
+
+def recorded_kind(host: dict) -> str:
+    return ((host.get("metadata") or {}).get("annotations") or {}).get(ANN_KIND, "")
+
+
+def recorded_key(host: dict) -> str:
+    """`namespace/name` of the virtual object a host object of ours stands for."""
+    annotations = host["metadata"]["annotations"]
+    return f"{annotations[ANN_NAMESPACE]}/{annotations[ANN_NAME]}"
+
+
+def recorded_uid(host: dict) -> str:
+    return host["metadata"]["annotations"].get(ANN_UID, "")
+
+
+def without_reserved(mapping: dict | None) -> dict:
+    """Tenant labels or annotations minus keys under our prefix, which only the syncer sets."""
+    return {k: v for k, v in (mapping or {}).items() if not k.startswith(PREFIX)}
