@@ -9,6 +9,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from vclusters import resources as _resources
+from vclusters.quantities import QuantityError
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -21,8 +24,25 @@ def _required(name: str) -> str:
     return value
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = env.str(name, default=str(default)).strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ImproperlyConfigured(f"{name}={value!r}: use true or false")
+    return value in _TRUE
+
+
+def _int(name: str, default: int) -> int:
+    value = env.str(name, default=str(default)).strip()
+    if not value.isdigit():
+        raise ImproperlyConfigured(f"{name}={value!r}: must be a non-negative whole number")
+    return int(value)
+
+
 SECRET_KEY = _required("DJANGO_SECRET_KEY")
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+DEBUG = _bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 # State that belongs to this machine: the SQLite database, local clusters' state
@@ -36,7 +56,16 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
+    "django_htmx",
+    "template_partials",
+    "django_celery_beat",
     "localkube",
+    "accounts",
+    "vclusters",
     "syncer",
 ]
 
@@ -49,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -64,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.navigation",
             ],
         },
     },
@@ -82,6 +113,92 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# Behind a TLS-terminating proxy (docker-compose production setup) cookies must be
+# marked secure; locally over plain http they must not be.
+SESSION_COOKIE_SECURE = _bool("DJANGO_SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+BEHIND_PROXY = _bool("DJANGO_BEHIND_PROXY", default=False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Audit events record the client address; trust X-Forwarded-For only behind a proxy
+# we control, otherwise any client could forge it.
+VCPORTAL_TRUST_X_FORWARDED_FOR = BEHIND_PROXY
+
+
+def _fernet_keys() -> list[str]:
+    from cryptography.fernet import Fernet
+
+    keys = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+    if not keys:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS must be set: a comma-separated list of Fernet keys, "
+            "newest first (see README.md, Configuration)"
+        )
+    for key in keys:
+        try:
+            Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS holds an invalid Fernet key: {exc}") from None
+    return keys
+
+
+FIELD_ENCRYPTION_KEYS = _fernet_keys()
+
+# What a vcluster may be created with. The first version listed is the default.
+VCPORTAL_KUBERNETES_VERSIONS = env.list("VCPORTAL_KUBERNETES_VERSIONS", default=["v1.37.2"])
+if not VCPORTAL_KUBERNETES_VERSIONS:
+    raise ImproperlyConfigured("VCPORTAL_KUBERNETES_VERSIONS must list at least one version")
+VCPORTAL_DEFAULT_VCLUSTER_RESOURCES = {
+    "cpu": env.str("VCPORTAL_DEFAULT_CPU", default="1"),
+    "memory": env.str("VCPORTAL_DEFAULT_MEMORY", default="2Gi"),
+    "storage": env.str("VCPORTAL_DEFAULT_STORAGE", default="10Gi"),
+    "pods": _int("VCPORTAL_DEFAULT_PODS", default=50),
+}
+for _name, _value in VCPORTAL_DEFAULT_VCLUSTER_RESOURCES.items():
+    try:
+        _resources.BY_NAME[_name].parse(_value)
+    except QuantityError as exc:
+        raise ImproperlyConfigured(f"VCPORTAL_DEFAULT_{_name.upper()}={_value!r}: {exc}") from None
+# Request bodies (API and forms) above this size are refused with 400 before parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _int("VCPORTAL_MAX_BODY_BYTES", default=64 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "vcportal API",
+    "DESCRIPTION": "Teams, quotas and virtual Kubernetes clusters. Authenticate with "
+    "`Authorization: Bearer <token>` (create one on the Tokens page or with "
+    "`manage.py create_api_token`).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Swagger UI served from our own static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
@@ -91,6 +208,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 15 * 60
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Local Kubernetes: where `make kube` put the binaries, and where the embedded host
 # cluster keeps its state.

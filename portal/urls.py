@@ -1,6 +1,32 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.api import AuditEventViewSet, MemberViewSet, TeamViewSet, TokenViewSet
+from vclusters.api import VClusterViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("teams", TeamViewSet, basename="team")
+router.register("vclusters", VClusterViewSet, basename="vcluster")
+router.register("tokens", TokenViewSet, basename="token")
+router.register("audit-events", AuditEventViewSet, basename="auditevent")
+
+members = MemberViewSet.as_view({"get": "list", "post": "create"})
+member = MemberViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
+
+api_v1 = [
+    *router.urls,
+    path("teams/<slug:team_slug>/members/", members, name="member-list"),
+    path("teams/<slug:team_slug>/members/<str:username>/", member, name="member-detail"),
+]
 
 urlpatterns = [
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),
+    path("", include("accounts.urls")),
+    path("", include("vclusters.urls")),
 ]

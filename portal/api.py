@@ -1,0 +1,71 @@
+"""API plumbing shared by every endpoint: pagination, YAML downloads, the error format.
+
+Every error body has the same shape:
+    {"message": "...", "code": "...", "errors": {"field": ["..."]}}
+"""
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from portal.errors import NotReady, QuotaExceeded
+
+
+class YAMLRenderer(BaseRenderer):
+    media_type = "application/yaml"
+    format = "yaml"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        import yaml
+
+        return data.encode() if isinstance(data, str) else yaml.safe_dump(data).encode()
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def _error_body(message: str, code: str, errors: dict) -> dict:
+    return {"message": message, "code": code, "errors": errors}
+
+
+def _field_errors(detail) -> dict:
+    if isinstance(detail, dict):
+        return {field: [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])] for field, msgs in detail.items()}
+    return {"non_field_errors": [str(m) for m in (detail if isinstance(detail, list) else [detail])]}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        if isinstance(exc, QuotaExceeded):
+            message = " ".join(m for msgs in errors.values() for m in msgs)
+            return Response(_error_body(message, "quota_exceeded", errors), status=status.HTTP_400_BAD_REQUEST)
+        message = f"Invalid input: {', '.join(sorted(errors))}."
+        return Response(_error_body(message, "invalid", errors), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):
+        message = f"Request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        return Response(_error_body(message, "body_too_large", {"body": [message]}), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, NotReady):
+        return Response(_error_body(str(exc), "not_ready", {}), status=status.HTTP_409_CONFLICT)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ValidationError):
+        errors = _field_errors(exc.detail)
+        response.data = _error_body(f"Invalid input: {', '.join(sorted(errors))}.", "invalid", errors)
+    elif isinstance(exc, ParseError):
+        response.data = _error_body(str(exc.detail), exc.detail.code, {"body": [str(exc.detail)]})
+    else:
+        detail = getattr(exc, "detail", "")
+        code = getattr(detail, "code", "error")
+        response.data = _error_body(str(detail), code, {})
+    return response

@@ -1,0 +1,19 @@
+from django.contrib import admin
+
+from .models import VCluster, VClusterStep
+
+
+class StepInline(admin.TabularInline):
+    model = VClusterStep
+    extra = 0
+
+
+@admin.register(VCluster)
+class VClusterAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "phase", "kubernetes_version", "created_at"]
+    list_filter = ["phase"]
+    search_fields = ["name", "team__slug"]
+    exclude = ["kubeconfig"]
+    # Changes go through the portal's service functions, which audit them.
+    readonly_fields = [f.name for f in VCluster._meta.fields if f.name != "kubeconfig"]
+    inlines = [StepInline]

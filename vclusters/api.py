@@ -1,0 +1,126 @@
+from django.http import HttpResponse
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from accounts.api import validated
+from accounts.audit import Actor
+from accounts.models import Team
+from portal.api import YAMLRenderer
+from portal.errors import invalid
+
+from . import resources, services
+from .models import Phase, VCluster, VClusterStep
+
+
+class StepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VClusterStep
+        fields = ["name", "status", "started_at", "finished_at", "message"]
+
+
+class VClusterSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    cpu = serializers.SerializerMethodField()
+    memory = serializers.SerializerMethodField()
+    storage = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VCluster
+        fields = ["id", "name", "team", "kubernetes_version", "cpu", "memory", "storage", "pods", "phase",
+                  "message", "created_by", "created_at", "updated_at", "deleted_at"]
+
+    def get_cpu(self, vcluster) -> str:
+        return resources.BY_NAME["cpu"].format(vcluster.cpu_millicores)
+
+    def get_memory(self, vcluster) -> str:
+        return resources.BY_NAME["memory"].format(vcluster.memory_bytes)
+
+    def get_storage(self, vcluster) -> str:
+        return resources.BY_NAME["storage"].format(vcluster.storage_bytes)
+
+
+class VClusterDetailSerializer(VClusterSerializer):
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta(VClusterSerializer.Meta):
+        fields = [*VClusterSerializer.Meta.fields, "steps"]
+
+
+class VClusterCreateSerializer(serializers.Serializer):
+    team = serializers.CharField(help_text="The team's slug.")
+    name = serializers.CharField(help_text="DNS-1123 label, at most 40 characters, unique in the team.")
+    kubernetes_version = serializers.CharField(required=False, help_text="One of the supported versions.")
+    cpu = serializers.CharField(required=False, help_text='Kubernetes notation, e.g. "2" or "500m".')
+    memory = serializers.CharField(required=False, help_text='Kubernetes notation, e.g. "4Gi".')
+    storage = serializers.CharField(required=False, help_text='Kubernetes notation, e.g. "10Gi".')
+    pods = serializers.CharField(required=False, help_text="Maximum number of pods, e.g. 50.")
+
+
+class VClusterFilter(filters.FilterSet):
+    team = filters.CharFilter(field_name="team__slug", help_text="Team slug.")
+    phase = filters.ChoiceFilter(choices=Phase.choices, help_text="Deleted vclusters are listed only when asked for.")
+
+    class Meta:
+        model = VCluster
+        fields = ["team", "phase"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Vclusters of your teams"),
+    retrieve=extend_schema(summary="A vcluster, with its progress steps"),
+)
+class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    filterset_class = VClusterFilter
+
+    def get_queryset(self):
+        vclusters = VCluster.objects.for_user(self.request.user).select_related("team", "created_by")
+        if self.action == "list" and "phase" not in self.request.query_params:
+            vclusters = vclusters.exclude(phase=Phase.DELETED)
+        if self.action == "retrieve":
+            vclusters = vclusters.prefetch_related("steps")
+        return vclusters
+
+    def get_serializer_class(self):
+        return VClusterDetailSerializer if self.action == "retrieve" else VClusterSerializer
+
+    @extend_schema(summary="Create a vcluster (within the team's quota)", request=VClusterCreateSerializer,
+                   responses={201: VClusterDetailSerializer})
+    def create(self, request):
+        data = dict(validated(VClusterCreateSerializer, request))
+        team = Team.objects.for_user(request.user).filter(slug=data.pop("team")).first()
+        if team is None:
+            raise invalid("team", "No such team among yours.")
+        vcluster = services.create_vcluster(Actor.from_request(request), team, **data)
+        vcluster = self.get_queryset().get(pk=vcluster.pk)
+        return Response(VClusterDetailSerializer(vcluster).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Delete a vcluster (it goes Deleting, then Deleted once torn down)", request=None,
+                   responses={202: VClusterDetailSerializer})
+    def destroy(self, request, pk=None):
+        vcluster = services.delete_vcluster(Actor.from_request(request), self.get_object())
+        return Response(VClusterDetailSerializer(vcluster).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Download the vcluster's kubeconfig (members and team admins; audited)",
+        responses={
+            (200, "application/yaml"): OpenApiResponse(OpenApiTypes.STR, description="kubeconfig YAML"),
+            409: OpenApiResponse(description="The vcluster is not Ready yet."),
+        },
+    )
+    @action(detail=True, renderer_classes=[JSONRenderer, YAMLRenderer])
+    def kubeconfig(self, request, pk=None):
+        vcluster = self.get_object()
+        kubeconfig = services.download_kubeconfig(Actor.from_request(request), vcluster)
+        response = HttpResponse(kubeconfig, content_type="application/yaml")
+        response["Content-Disposition"] = f'attachment; filename="{kubeconfig_filename(vcluster)}"'
+        return response
+
+
+def kubeconfig_filename(vcluster: VCluster) -> str:
+    return f"{vcluster.team.slug}-{vcluster.name}.kubeconfig"

@@ -1,0 +1,124 @@
+import re
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Team, my_role_subquery
+from portal.fields import EncryptedTextField
+
+from . import resources
+
+NAME_MAX_LENGTH = 40
+NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+validate_name = RegexValidator(
+    re.compile(rf"\A{NAME_RE.pattern}\Z"),
+    "Use lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label).",
+    code="invalid_name",
+)
+
+
+class Phase(models.TextChoices):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    READY = "Ready"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+    DELETED = "Deleted"
+
+
+# Work is still going on: pages keep polling these.
+IN_PROGRESS = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.DELETING})
+SETTLED = frozenset({Phase.READY, Phase.FAILED, Phase.DELETED})
+# Everything but Deleted holds (or may soon hold) resources, so counts against quota.
+COUNTS_AGAINST_QUOTA = frozenset(Phase) - {Phase.DELETED}
+DELETABLE = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.READY, Phase.FAILED})
+BADGE = {
+    Phase.PENDING: "neutral",
+    Phase.PROVISIONING: "info",
+    Phase.READY: "success",
+    Phase.FAILED: "danger",
+    Phase.DELETING: "warning",
+    Phase.DELETED: "muted",
+}
+
+
+class VClusterQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """The only way pages and the API decide which vclusters a user can see."""
+        if not user.is_authenticated:
+            return self.none()
+        vclusters = self.annotate(my_role=my_role_subquery(user, "team"))
+        return vclusters if user.is_staff else vclusters.filter(team__memberships__user=user)
+
+    def counting_against_quota(self):
+        return self.filter(phase__in=COUNTS_AGAINST_QUOTA)
+
+
+class VCluster(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="vclusters")
+    name = models.CharField(max_length=NAME_MAX_LENGTH, validators=[validate_name])
+    kubernetes_version = models.CharField(max_length=20)
+    cpu_millicores = models.BigIntegerField()
+    memory_bytes = models.BigIntegerField()
+    storage_bytes = models.BigIntegerField()
+    pods = models.BigIntegerField()
+    phase = models.CharField(max_length=12, choices=Phase.choices, default=Phase.PENDING, db_index=True)
+    message = models.TextField(blank=True)
+    # Written by provisioning once the vcluster is Ready; never logged.
+    kubeconfig = EncryptedTextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = VClusterQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "name"], condition=~Q(phase="Deleted"), name="unique_live_vcluster_name_per_team"
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "phase"])]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def in_progress(self) -> bool:
+        return self.phase in IN_PROGRESS
+
+    @property
+    def badge(self) -> str:
+        return BADGE[self.phase]
+
+    def requested(self) -> dict[str, str | int]:
+        return {r.name: r.format(getattr(self, r.field)) for r in resources.RESOURCES}
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+class VClusterStep(models.Model):
+    """One step of provisioning or teardown, shown live on the vcluster page."""
+
+    vcluster = models.ForeignKey(VCluster, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.vcluster}: {self.name} ({self.status})"

@@ -1,0 +1,151 @@
+"""Every change to vclusters goes through here, for pages and API alike: validated,
+authorised, quota-checked under a team row lock, audited in the same transaction,
+with Celery work enqueued only once the transaction has committed."""
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from accounts import access
+from accounts.audit import Actor, record
+from accounts.models import Team
+from portal.errors import NotReady, QuotaExceeded, invalid
+
+from . import resources, tasks
+from .models import DELETABLE, NAME_MAX_LENGTH, Phase, VCluster, validate_name
+
+logger = logging.getLogger(__name__)
+
+
+def usage(team: Team) -> dict[str, int]:
+    """What the team's vclusters hold now, keyed like Team.quota()."""
+    return usage_by_team([team.pk])[team.pk]
+
+
+def headroom(team: Team, used: dict[str, int] | None = None) -> dict[str, int]:
+    used = usage(team) if used is None else used
+    return {field: max(limit - used[field], 0) for field, limit in team.quota().items()}
+
+
+def default_spec() -> dict[str, str | int]:
+    return {"kubernetes_version": settings.VCPORTAL_KUBERNETES_VERSIONS[0], **settings.VCPORTAL_DEFAULT_VCLUSTER_RESOURCES}
+
+
+def _validate_spec(name, raw: dict) -> dict:
+    """Model field values for a new vcluster; raises ValidationError naming each bad field."""
+    errors = {}
+    name = name.strip() if isinstance(name, str) else ""
+    if not name:
+        errors["name"] = ["This field is required."]
+    elif len(name) > NAME_MAX_LENGTH:
+        errors["name"] = [f"At most {NAME_MAX_LENGTH} characters."]
+    else:
+        try:
+            validate_name(name)
+        except ValidationError as exc:
+            errors["name"] = exc.messages
+    spec = {**default_spec(), **{k: v for k, v in raw.items() if v not in (None, "")}}
+    version = spec["kubernetes_version"]
+    if version not in settings.VCPORTAL_KUBERNETES_VERSIONS:
+        supported = ", ".join(settings.VCPORTAL_KUBERNETES_VERSIONS)
+        errors["kubernetes_version"] = [f"\"{version}\" is not supported; choose one of: {supported}."]
+    values, resource_errors = resources.parse_all(spec)
+    errors.update(resource_errors)
+    if errors:
+        raise ValidationError(errors)
+    return {"name": name, "kubernetes_version": version, **values}
+
+
+def _check_quota(team: Team, fields: dict) -> None:
+    used = usage(team)
+    if used["max_vclusters"] >= team.max_vclusters:
+        raise QuotaExceeded(
+            {"team": [f"Quota max_vclusters exhausted: {team} has {used['max_vclusters']} of {team.max_vclusters} vclusters."]}
+        )
+    errors = {}
+    for r in resources.RESOURCES:
+        left = max(getattr(team, r.field) - used[r.field], 0)
+        if fields[r.field] > left:
+            errors[r.name] = [
+                f"Quota {r.name} exceeded: requested {r.format(fields[r.field])}, "
+                f"{r.format(left)} left of {r.format(getattr(team, r.field))}."
+            ]
+    if errors:
+        raise QuotaExceeded(errors)
+
+
+def create_vcluster(actor: Actor, team: Team, *, name: str, **raw) -> VCluster:
+    """raw: optional kubernetes_version, cpu, memory, storage, pods in Kubernetes notation."""
+    access.require_write(actor.user, team)
+    unknown = set(raw) - {"kubernetes_version", *resources.BY_NAME}
+    if unknown:
+        raise ValidationError({field: ["Unknown field."] for field in sorted(unknown)})
+    fields = _validate_spec(name, raw)
+    with transaction.atomic():
+        # The lock serialises creates per team, so concurrent requests cannot overshoot.
+        team = Team.objects.select_for_update().get(pk=team.pk)
+        if VCluster.objects.filter(team=team, name=fields["name"]).exclude(phase=Phase.DELETED).exists():
+            raise invalid("name", f"{team} already has a vcluster named \"{fields['name']}\".")
+        _check_quota(team, fields)
+        try:
+            with transaction.atomic():
+                vcluster = VCluster.objects.create(team=team, created_by=actor.user, **fields)
+        except IntegrityError:
+            raise invalid("name", f"{team} already has a vcluster named \"{fields['name']}\".") from None
+        record(actor, "vcluster.create", team=team, target=vcluster, **vcluster.requested(),
+               kubernetes_version=vcluster.kubernetes_version)
+        _enqueue_on_commit(tasks.provision_vcluster, vcluster.pk)
+    return vcluster
+
+
+def delete_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
+    access.require_write(actor.user, vcluster.team)
+    with transaction.atomic():
+        changed = VCluster.objects.filter(pk=vcluster.pk, phase__in=DELETABLE).update(
+            phase=Phase.DELETING, updated_at=timezone.now()
+        )
+        if not changed:
+            raise invalid("phase", f"{vcluster} is already {vcluster.phase.lower()}.")
+        record(actor, "vcluster.delete", team=vcluster.team, target=vcluster, phase_before=vcluster.phase)
+        _enqueue_on_commit(tasks.teardown_vcluster, vcluster.pk)
+    vcluster.refresh_from_db()
+    return vcluster
+
+
+def download_kubeconfig(actor: Actor, vcluster: VCluster) -> str:
+    """The vcluster's kubeconfig, audited. Raises NotReady before the vcluster is Ready."""
+    access.require_write(actor.user, vcluster.team)
+    if vcluster.phase != Phase.READY or not vcluster.kubeconfig:
+        raise NotReady(f"{vcluster} is {vcluster.phase}; its kubeconfig exists once it is Ready.")
+    with transaction.atomic():
+        record(actor, "vcluster.kubeconfig", team=vcluster.team, target=vcluster)
+    return vcluster.kubeconfig
+
+
+def _enqueue_on_commit(task, vcluster_id: int) -> None:
+    def send():
+        try:
+            task.delay(vcluster_id)
+        except OperationalError:
+            # The row is committed and stays in its phase; a later reconcile picks it up.
+            logger.exception("could not enqueue %s for vcluster %s (is the broker up?)", task.name, vcluster_id)
+
+    transaction.on_commit(send)
+
+
+def usage_by_team(team_ids) -> dict[int, dict[str, int]]:
+    """usage() for many teams in one query."""
+    rows = (
+        VCluster.objects.filter(team_id__in=list(team_ids)).counting_against_quota().values("team_id")
+        .annotate(max_vclusters=Count("id"), **{r.field: Sum(r.field) for r in resources.RESOURCES})
+    )
+    empty = {"max_vclusters": 0, **{r.field: 0 for r in resources.RESOURCES}}
+    totals = {team_id: dict(empty) for team_id in team_ids}
+    for row in rows:
+        totals[row.pop("team_id")] = row
+    return totals

@@ -1,0 +1,139 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from accounts import access
+from accounts.audit import Actor
+from accounts.models import Team, WRITE_ROLES
+from portal.errors import NotReady
+from portal.views import add_service_errors, paginate, query_without_page
+
+from . import services
+from .api import VClusterFilter, kubeconfig_filename
+from .forms import VClusterForm
+from .models import DELETABLE, IN_PROGRESS, Phase, VCluster
+from .presentation import headroom_text, quota_bars
+
+DASHBOARD_PAGE_SIZE = 25
+
+
+def _fragment(request, template: str, fragment: str) -> str:
+    """The whole page, or just one partial for an htmx request that is not a boosted navigation."""
+    return f"{template}#{fragment}" if request.htmx and not request.htmx.boosted else template
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def dashboard(request):
+    vclusters = VCluster.objects.for_user(request.user).select_related("team")
+    if not request.GET.get("phase"):
+        vclusters = vclusters.exclude(phase=Phase.DELETED)
+    filterset = VClusterFilter(request.GET, queryset=vclusters)
+    page = paginate(request, filterset.qs if filterset.is_valid() else vclusters.none(), DASHBOARD_PAGE_SIZE)
+    teams = list(Team.objects.for_user(request.user).filter(memberships__user=request.user))
+    used = services.usage_by_team([t.pk for t in teams])
+    context = {
+        "page": page,
+        "filterset": filterset,
+        "query": query_without_page(request),
+        "polling": any(v.phase in IN_PROGRESS for v in page),
+        "team_cards": [(team, quota_bars(team, used[team.pk])) for team in teams],
+        "team_choices": Team.objects.for_user(request.user).values_list("slug", "name"),
+        "phases": Phase.choices,
+    }
+    return render(request, _fragment(request, "vclusters/dashboard.html", "vcluster-table"), context)
+
+
+def _writable_teams(user):
+    teams = Team.objects.for_user(user)
+    return teams if user.is_staff else teams.filter(memberships__user=user, memberships__role__in=WRITE_ROLES)
+
+
+def _headroom_context(team):
+    if team is None:
+        return {"headroom_team": None}
+    return {"headroom_team": team, "headroom": headroom_text(services.headroom(team))}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+def vcluster_create(request):
+    teams = list(_writable_teams(request.user))
+    if not teams:
+        raise PermissionDenied("You have no team in which you may create vclusters.")
+    form = VClusterForm(request.POST or None, teams=teams, initial={"team": request.GET.get("team")})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            team = form.teams[data.pop("team")]
+            try:
+                vcluster = services.create_vcluster(Actor.from_request(request), team, **data)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, f"Vcluster {vcluster.name} created; it is {vcluster.phase}.")
+                url = reverse("vcluster-detail", args=[vcluster.pk])
+                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+        status = 400
+    context = {"form": form, **_headroom_context(form.selected_team())}
+    return render(request, _fragment(request, "vclusters/create.html", "create-form"), context, status=status)
+
+
+@login_required
+def headroom(request):
+    team = _writable_teams(request.user).filter(slug=request.GET.get("team")).first()
+    return render(request, "vclusters/create.html#headroom", _headroom_context(team))
+
+
+def _visible_vcluster(request, pk):
+    return get_object_or_404(VCluster.objects.for_user(request.user).select_related("team", "created_by"), pk=pk)
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def vcluster_detail(request, pk):
+    vcluster = _visible_vcluster(request, pk)
+    context = {
+        "vcluster": vcluster,
+        "steps": vcluster.steps.all(),
+        "can_write": access.can_write(request.user, vcluster.team),
+        "deletable": vcluster.phase in DELETABLE,
+        "kubeconfig_filename": kubeconfig_filename(vcluster),
+    }
+    return render(request, _fragment(request, "vclusters/detail.html", "live-status"), context)
+
+
+@login_required
+def vcluster_kubeconfig(request, pk):
+    vcluster = _visible_vcluster(request, pk)
+    try:
+        kubeconfig = services.download_kubeconfig(Actor.from_request(request), vcluster)
+    except NotReady as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain")
+    response = HttpResponse(kubeconfig, content_type="application/yaml")
+    response["Content-Disposition"] = f'attachment; filename="{kubeconfig_filename(vcluster)}"'
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def vcluster_delete(request, pk):
+    vcluster = _visible_vcluster(request, pk)
+    access.require_write(request.user, vcluster.team)
+    if request.method == "POST":
+        try:
+            services.delete_vcluster(Actor.from_request(request), vcluster)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Deleting {vcluster.name}.")
+        return redirect("vcluster-detail", pk=vcluster.pk)
+    return render(request, "vclusters/delete.html", {"vcluster": vcluster})
