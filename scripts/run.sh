@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `make run`: vcportal on http://127.0.0.1:8000 with the embedded defaults (SQLite,
+# a private redis-server), a Celery worker, and the embedded host cluster once it
+# exists. Ctrl-C stops everything this script started.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py=.venv/bin/python
+
+export VCPORTAL_VAR_DIR="${VCPORTAL_VAR_DIR:-$root/var}"
+var="$VCPORTAL_VAR_DIR"
+mkdir -p "$var" && chmod 700 "$var"
+
+# Secrets generated once and kept under var/ (0600), so restarts keep sessions,
+# encrypted fields and the admin password working.
+keep_secret() {  # keep_secret FILE COMMAND...: print FILE's content, creating it first if missing
+  local file="$var/$1"; shift
+  if [ ! -s "$file" ]; then (umask 077 && "$@" >"$file"); fi
+  cat "$file"
+}
+export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(keep_secret secret-key $py -c 'import secrets; print(secrets.token_urlsafe(50))')}"
+export FIELD_ENCRYPTION_KEYS="${FIELD_ENCRYPTION_KEYS:-$(keep_secret fernet-key $py -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}"
+export VCPORTAL_REDIS_PORT="${VCPORTAL_REDIS_PORT:-6390}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$VCPORTAL_REDIS_PORT/0}"
+
+$py manage.py migrate --noinput >/dev/null
+$py manage.py collectstatic --noinput >/dev/null
+credentials="$($py manage.py seed_demo)"
+own_redis=true
+if command -v redis-cli >/dev/null && redis-cli -p "$VCPORTAL_REDIS_PORT" ping >/dev/null 2>&1; then own_redis=false; fi
+scripts/services.sh redis
+
+pids=()
+hostcluster=false
+stop() {
+  trap - INT TERM EXIT
+  echo "run: stopping" >&2
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait "${pids[@]}" 2>/dev/null || true
+  if $hostcluster; then $py manage.py hostcluster stop >&2 || true; fi
+  if $own_redis; then scripts/services.sh stop-redis; fi
+}
+trap stop INT TERM EXIT
+
+# --- Embedded host cluster (the localkube launcher): started here when the command exists. ---
+if $py manage.py help hostcluster >/dev/null 2>&1; then
+  if $py manage.py hostcluster start >/dev/null; then
+    hostcluster=true
+  else
+    echo "run: the host cluster did not start (see above); the portal runs without it" >&2
+  fi
+fi
+# --- end of the host cluster's place ---
+
+.venv/bin/celery -A portal worker --loglevel INFO --concurrency 2 >"$var/celery.log" 2>&1 &
+pids+=($!)
+.venv/bin/gunicorn portal.wsgi:application --bind 127.0.0.1:8000 --workers 2 --threads 4 --graceful-timeout 5 \
+  --access-logfile - >"$var/web.log" 2>&1 &
+pids+=($!)
+
+$py - <<'PY'
+import time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8000/accounts/login/", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.2)
+PY
+echo
+echo "vcportal is up on http://127.0.0.1:8000/   (logs: $var/web.log, $var/celery.log; Ctrl-C stops it)"
+echo "$credentials"
+wait -n "${pids[@]}"
