@@ -62,6 +62,9 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
         # Loopback addresses are not valid Endpoints; nothing outside reaches them.
         "--endpoint-reconciler-type=none",
         "--profiling=false",
+        # API Priority and Fairness shares an API server between many clients; a
+        # vcluster's serves one tenant, and skipping its bootstrap saves ~1.4 s of start.
+        f"--enable-priority-and-fairness={str(config.is_host).lower()}",
     ]
 
 
