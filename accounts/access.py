@@ -17,10 +17,6 @@ def role_in(user, team) -> str | None:
     return role
 
 
-def can_read(user, team) -> bool:
-    return user.is_authenticated and (user.is_staff or role_in(user, team) is not None)
-
-
 def can_write(user, team) -> bool:
     return user.is_authenticated and (user.is_staff or role_in(user, team) in WRITE_ROLES)
 

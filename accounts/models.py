@@ -17,9 +17,9 @@ class Role(models.TextChoices):
 WRITE_ROLES = {Role.ADMIN, Role.MEMBER}
 
 
-def my_role_subquery(user, team_ref: str = "pk"):
-    """The acting user's role in the team referenced by team_ref, as an annotation."""
-    memberships = Membership.objects.filter(team=OuterRef(team_ref), user=user)
+def my_role_subquery(user):
+    """The acting user's role in each team, as an annotation."""
+    memberships = Membership.objects.filter(team=OuterRef("pk"), user=user)
     return Subquery(memberships.values("role")[:1])
 
 

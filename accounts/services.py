@@ -3,7 +3,7 @@ authorised, and audited in the same transaction."""
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -34,9 +34,12 @@ def create_team(actor: Actor, *, name: str, slug: str = "") -> Team:
         errors["slug"] = [f"The slug \"{slug}\" is taken."]
     if errors:
         raise ValidationError(errors)
-    with transaction.atomic():
-        team = Team.objects.create(name=name, slug=slug)
-        record(actor, "team.create", team=team, target=team, quota=quota_as_text(team))
+    try:
+        with transaction.atomic():
+            team = Team.objects.create(name=name, slug=slug)
+            record(actor, "team.create", team=team, target=team, quota=quota_as_text(team))
+    except IntegrityError:  # a concurrent create took the name or slug
+        raise invalid("slug", f"The name or slug of \"{name}\" was just taken.") from None
     return team
 
 
@@ -93,11 +96,12 @@ def add_member(actor: Actor, team: Team, *, username: str, role: str) -> Members
     user = get_user_model().objects.filter(username=username, is_active=True).first() if username else None
     if user is None:
         raise invalid("username", f"No active user named \"{username}\".")
-    with transaction.atomic():
-        if Membership.objects.filter(team=team, user=user).exists():
-            raise invalid("username", f"{username} is already a member of {team}.")
-        membership = Membership.objects.create(team=team, user=user, role=role)
-        record(actor, "member.add", team=team, target=membership, username=username, role=role)
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(team=team, user=user, role=role)
+            record(actor, "member.add", team=team, target=membership, username=username, role=role)
+    except IntegrityError:
+        raise invalid("username", f"{username} is already a member of {team}.") from None
     return membership
 
 

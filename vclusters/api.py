@@ -17,6 +17,9 @@ from . import resources, services
 from .models import Phase, VCluster, VClusterStep
 
 
+SHOWN_FIELDS = [f.name for f in VCluster._meta.concrete_fields if f.name != "kubeconfig"]
+
+
 class StepSerializer(serializers.ModelSerializer):
     class Meta:
         model = VClusterStep
@@ -80,6 +83,9 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         vclusters = VCluster.objects.for_user(self.request.user).select_related("team", "created_by")
+        if self.action != "kubeconfig":
+            # Only what the serializers show: no secrets decrypted, no password hashes loaded.
+            vclusters = vclusters.only(*SHOWN_FIELDS, "team__slug", "team__name", "created_by__username")
         if self.action == "list" and "phase" not in self.request.query_params:
             vclusters = vclusters.exclude(phase=Phase.DELETED)
         if self.action == "retrieve":

@@ -5,7 +5,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from accounts.models import Team, my_role_subquery
+from accounts.models import Team
 from portal.fields import EncryptedTextField
 
 from . import resources
@@ -30,7 +30,6 @@ class Phase(models.TextChoices):
 
 # Work is still going on: pages keep polling these.
 IN_PROGRESS = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.DELETING})
-SETTLED = frozenset({Phase.READY, Phase.FAILED, Phase.DELETED})
 # Everything but Deleted holds (or may soon hold) resources, so counts against quota.
 COUNTS_AGAINST_QUOTA = frozenset(Phase) - {Phase.DELETED}
 DELETABLE = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.READY, Phase.FAILED})
@@ -49,8 +48,7 @@ class VClusterQuerySet(models.QuerySet):
         """The only way pages and the API decide which vclusters a user can see."""
         if not user.is_authenticated:
             return self.none()
-        vclusters = self.annotate(my_role=my_role_subquery(user, "team"))
-        return vclusters if user.is_staff else vclusters.filter(team__memberships__user=user)
+        return self if user.is_staff else self.filter(team__memberships__user=user)
 
     def counting_against_quota(self):
         return self.filter(phase__in=COUNTS_AGAINST_QUOTA)

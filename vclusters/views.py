@@ -31,7 +31,7 @@ def _fragment(request, template: str, fragment: str) -> str:
 @login_required
 @vary_on_headers("HX-Request")
 def dashboard(request):
-    vclusters = VCluster.objects.for_user(request.user).select_related("team")
+    vclusters = VCluster.objects.for_user(request.user).select_related("team").defer("kubeconfig")
     if not request.GET.get("phase"):
         vclusters = vclusters.exclude(phase=Phase.DELETED)
     filterset = VClusterFilter(request.GET, queryset=vclusters)
