@@ -43,7 +43,8 @@ stop() {
 trap stop INT TERM EXIT
 
 # --- Embedded host cluster (the localkube launcher): started here when the command exists. ---
-if $py manage.py help hostcluster >/dev/null 2>&1; then
+# A host cluster that was already running is left running on exit.
+if $py manage.py help hostcluster >/dev/null 2>&1 && ! $py manage.py hostcluster status >/dev/null 2>&1; then
   if $py manage.py hostcluster start >/dev/null; then
     hostcluster=true
   else
