@@ -16,10 +16,7 @@ same state directory finds them again through their pid files and /proc.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import signal
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,8 +24,8 @@ from pathlib import Path
 import requests
 
 from . import binaries, kubeconfig, pki, ports
+from .processes import ProcessDir
 
-logger = logging.getLogger(__name__)
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
@@ -75,7 +72,9 @@ class LocalCluster:
     def __init__(self, state_dir: Path | str, bin_dir: Path | None = None):
         self.state_dir = Path(state_dir).resolve()
         self._bin_dir = bin_dir
-        self._children: dict[str, subprocess.Popen] = {}
+        self.processes = ProcessDir(
+            self.state_dir, self.state_dir / "run", self.state_dir / "logs"
+        )
 
     # Layout ---------------------------------------------------------------
     @property
@@ -91,10 +90,7 @@ class LocalCluster:
         return self.state_dir / "admin.kubeconfig"
 
     def log_path(self, component: str) -> Path:
-        return self.state_dir / "logs" / f"{component}.log"
-
-    def _pid_path(self, component: str) -> Path:
-        return self.state_dir / "run" / f"{component}.pid"
+        return self.processes.log_path(component)
 
     @property
     def bin_dir(self) -> Path:
@@ -148,7 +144,7 @@ class LocalCluster:
         config = self._reclaim_ports(self.config)
         deadline = time.monotonic() + timeout
         for component in config.components:
-            if self._running_pid(component) is None:
+            if self.processes.pid(component) is None:
                 self._spawn(component, config)
             self._wait_ready(component, config, deadline)
         if config.nodes:
@@ -157,16 +153,13 @@ class LocalCluster:
     def stop(self, timeout: float = 20) -> None:
         """Stop every component, newest first; SIGKILL what ignores SIGTERM."""
         for component in reversed(CONTROL_PLANE + HOST_EXTRAS):
-            pid = self._running_pid(component)
-            if pid is not None:
-                self._terminate(component, pid, timeout)
-            self._pid_path(component).unlink(missing_ok=True)
+            self.processes.stop(component, timeout)
 
     def status(self) -> list[ComponentStatus]:
         config = self.config
         result = []
         for component in config.components:
-            pid = self._running_pid(component)
+            pid = self.processes.pid(component)
             result.append(
                 ComponentStatus(component, pid, pid is not None, config.ports.get(component))
             )
@@ -254,46 +247,17 @@ class LocalCluster:
                 (self.bin_dir / "kwok-stages.yaml").read_bytes()
             )
 
-    def _command(self, component: str, config: ClusterConfig) -> list[str]:
+    def _spawn(self, component: str, config: ClusterConfig) -> None:
         from .components import command_line
 
-        return command_line(component, self, config)
-
-    def _spawn(self, component: str, config: ClusterConfig) -> None:
-        log = open(self.log_path(component), "ab")
-        log.write(f"\n--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())
-        log.flush()
-        env = {**os.environ, **go_runtime_env()}
-        proc = subprocess.Popen(
-            [str(self.bin_dir / component), *self._command(component, config)],
-            cwd=self.state_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-        log.close()
-        self._children[component] = proc
-        self._pid_path(component).write_text(str(proc.pid))
-        logger.info("started %s (pid %s) for cluster %s", component, proc.pid, self.state_dir)
-
-    def _running_pid(self, component: str) -> int | None:
-        """The pid of the component if it runs from this state directory."""
-        try:
-            pid = int(self._pid_path(component).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        if _is_ours(pid, component, self.state_dir):
-            return pid
-        return None
+        argv = [str(self.bin_dir / component), *command_line(component, self, config)]
+        self.processes.spawn(component, argv, env=go_runtime_env())
 
     def _wait_ready(self, component: str, config: ClusterConfig, deadline: float) -> None:
         from .components import probe
 
         while True:
-            if self._running_pid(component) is None:
-                self._reap(component)
+            if self.processes.exited(component):
                 raise ClusterError(self._failure(component, "exited during start-up"))
             if probe(component, self, config):
                 return
@@ -302,40 +266,10 @@ class LocalCluster:
             time.sleep(0.05)
 
     def _failure(self, component: str, what: str) -> str:
-        return f"{component} {what} (cluster {self.state_dir}); last lines of its log:\n{self._log_tail(component)}"
-
-    def _log_tail(self, component: str, lines: int = 25) -> str:
-        try:
-            text = self.log_path(component).read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def _reap(self, component: str) -> None:
-        proc = self._children.pop(component, None)
-        if proc is not None:
-            proc.poll()
-
-    def _terminate(self, component: str, pid: int, timeout: float) -> None:
-        _signal_group(pid, signal.SIGTERM)
-        if self._wait_exit(component, pid, timeout):
-            return
-        logger.warning("%s (pid %s) ignored SIGTERM; killing it", component, pid)
-        _signal_group(pid, signal.SIGKILL)
-        self._wait_exit(component, pid, timeout)
-
-    def _wait_exit(self, component: str, pid: int, timeout: float) -> bool:
-        """Wait for the process to end; a child of ours is reaped, not left a zombie."""
-        proc = self._children.get(component)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                del self._children[component]
-                return True
-            if proc is None and not process_alive(pid):
-                return True
-            time.sleep(0.05)
-        return False
+        return (
+            f"{component} {what} (cluster {self.state_dir}); last lines of its log:\n"
+            f"{self.processes.log_tail(component)}"
+        )
 
     def _get(self, path: str, timeout: float = 2) -> requests.Response:
         return requests.get(
@@ -358,7 +292,7 @@ class LocalCluster:
         port, and rewrite what names that port."""
         taken = [
             c for c, port in config.ports.items()
-            if self._running_pid(c) is None and not ports.is_free(port)
+            if self.processes.pid(c) is None and not ports.is_free(port)
         ]
         if not taken:
             return config
@@ -374,35 +308,3 @@ def go_runtime_env() -> dict[str, str]:
     heaps small (about -60 MiB for a control plane) for a little start-up CPU; see
     README, Performance, for what else was measured."""
     return {"GOGC": os.environ.get("VCPORTAL_KUBE_GOGC", "25")}
-
-
-def process_alive(pid: int) -> bool:
-    """True while `pid` runs. A zombie does not: an orphaned component waits for
-    init to reap it, and on some machines init is slow to do so."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _is_ours(pid: int, component: str, state_dir: Path) -> bool:
-    """True if `pid` is a live `component` process started in `state_dir` (guards
-    against a stale pid file whose number the kernel has since reused)."""
-    if not process_alive(pid):
-        return False
-    try:
-        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-    except OSError:
-        return False
-    return exe == component and Path(cwd) == state_dir
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-

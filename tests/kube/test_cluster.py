@@ -15,7 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from localkube import ClusterError, LocalCluster
 from localkube.binaries import kube_version
-from localkube.cluster import process_alive
+from localkube.processes import process_alive
 from localkube.testing import kubectl
 
 from .helpers import eventually, new_namespace, pod

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from localkube import LocalCluster
 from localkube.binaries import kube_version
-from localkube.cluster import process_alive
+from localkube.processes import process_alive
 from localkube.testing import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +41,12 @@ def test_start_prints_a_working_kubeconfig_and_stop_leaves_no_process(tmp_path):
         status = manage("status", "--state-dir", str(state))
         assert status.returncode == 0, status.stderr
         assert status.stdout.count("running (pid") == 5
-        pids = [int(p) for p in (state / "run").glob("*.pid") for p in [p.read_text()]]
+        pids = list(LocalCluster(state).pids().values())
+        assert len(pids) == 5
 
         again = manage("start", "--state-dir", str(state))  # idempotent while running
         assert again.returncode == 0 and again.stdout.strip().endswith("admin.kubeconfig")
-        assert sorted(int(p.read_text()) for p in (state / "run").glob("*.pid")) == sorted(pids)
+        assert sorted(LocalCluster(state).pids().values()) == sorted(pids)
     finally:
         stopped = manage("stop", "--state-dir", str(state))
     assert stopped.returncode == 0, stopped.stderr

@@ -1,0 +1,122 @@
+"""Named background processes that outlive whoever started them.
+
+Each runs in its own session (so a signal to its group reaches its children), with a
+given working directory, its output appended to a log file. A pid file records the
+pid and the executable; a later Python process finds the process again and checks
+through /proc that the pid still belongs to it, not to a reused number.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class ProcessDir:
+    def __init__(self, cwd: Path, run_dir: Path, log_dir: Path):
+        self.cwd = cwd
+        self.run_dir = run_dir
+        self.log_dir = log_dir
+        self._children: dict[str, subprocess.Popen] = {}
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _pid_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.log_path(name), "ab") as log:
+            log.write(f"\n--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self._children[name] = proc
+        exe = os.path.realpath(argv[0])
+        self._pid_path(name).write_text(f"{proc.pid}\n{exe}\n")
+        logger.info("started %s (pid %s) in %s", name, proc.pid, self.cwd)
+        return proc.pid
+
+    def pid(self, name: str) -> int | None:
+        """The pid of `name` if it still runs from this directory."""
+        try:
+            pid_text, exe = self._pid_path(name).read_text().split("\n")[:2]
+            pid = int(pid_text)
+        except (FileNotFoundError, ValueError):
+            return None
+        if process_alive(pid) and _identity(pid) == (exe, str(self.cwd)):
+            return pid
+        return None
+
+    def exited(self, name: str) -> bool:
+        """True if `name` is not running; reaps it if it was our child."""
+        proc = self._children.get(name)
+        if proc is not None and proc.poll() is not None:
+            del self._children[name]
+        return self.pid(name) is None
+
+    def stop(self, name: str, timeout: float = 20) -> None:
+        """SIGTERM the process group, SIGKILL it if still there after `timeout`."""
+        pid = self.pid(name)
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
+            if not self._wait_exit(name, timeout):
+                logger.warning("%s (pid %s) ignored SIGTERM; killing it", name, pid)
+                _signal_group(pid, signal.SIGKILL)
+                self._wait_exit(name, timeout)
+        self._pid_path(name).unlink(missing_ok=True)
+
+    def _wait_exit(self, name: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.exited(name):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def log_tail(self, name: str, lines: int = 25) -> str:
+        try:
+            text = self.log_path(name).read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs. A zombie does not: an orphaned process waits for init
+    to reap it, and on some machines init is slow to do so."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _identity(pid: int) -> tuple[str, str] | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe"), os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
