@@ -1,8 +1,10 @@
 """Host names for virtual objects, and the marks that record the mapping.
 
 A virtual object NAME in NAMESPACE of vcluster VC becomes `NAME-x-NAMESPACE-x-VC` in the
-host namespace, shortened to 63 characters with a stable hash when longer. 63 is the
-DNS-1123 label limit that Services need; every kind uses it so one rule covers all.
+host namespace. When that is longer than 63 characters (the DNS-1123 label limit that
+Services need; every kind uses it so one rule covers all), or when a part could blur
+into the `-x-` separators (`a-x` + `b` and `a` + `x-b` would both give `a-x-x-b-x-VC`),
+it is cut and ends with a stable hash of the three parts instead.
 
 The way back is never parsed out of a host name: every host object carries annotations
 naming its virtual object, and labels saying which vcluster owns it.
@@ -27,20 +29,25 @@ ANN_SERVICE_ACCOUNT = PREFIX + "service-account-name"
 TOKEN_KIND = "ServiceAccountToken"
 
 
+SEPARATOR = "-x-"
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LEN]
 
 
-def shorten(text: str, limit: int = MAX_NAME) -> str:
-    """`text` if it fits, else its head and a hash of the whole: same input, same name."""
-    if len(text) <= limit:
-        return text
-    head = text[: limit - HASH_LEN - 1].rstrip("-.")
-    return f"{head}-{digest(text)}"
-
-
 def host_name(name: str, namespace: str, vcluster: str) -> str:
-    return shorten(f"{name}-x-{namespace}-x-{vcluster}")
+    parts = (name, namespace, vcluster)
+    joined = SEPARATOR.join(parts)
+    if len(joined) <= MAX_NAME and all(_readable(p) for p in parts):
+        return joined
+    head = joined[: MAX_NAME - HASH_LEN - 1].rstrip("-.")
+    return f"{head}-{digest('/'.join(parts))}"  # "/" occurs in no name: one input, one hash
+
+
+def _readable(part: str) -> bool:
+    """True if `part` cannot merge with a separator, so the joined name splits one way only."""
+    return SEPARATOR not in part and not part.startswith("x-") and not part.endswith("-x") and part != "x"
 
 
 def token_secret_name(host_pod_name: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .. import names
-from ..informer import Informer
+from ..informer import Informer, key_of
 from ..kube import ApiError, Client, Resource
 from ..recorder import Recorder
 from ..translate import Target
@@ -136,11 +136,14 @@ class Controller:
             if exc.status != 409:
                 raise
         existing = self.ctx.host.get_or_none(resource, meta["namespace"], meta["name"])
-        if existing is not None and not names.is_ours(existing, self.ctx.vcluster):
-            self.ctx.recorder.warn(
-                virtual, kind, "NameTaken",
-                f"host {resource.kind} {meta['name']} exists and is not managed by this vcluster",
-            )
+        if existing is None:
+            return None
+        if not names.is_ours(existing, self.ctx.vcluster):
+            self.ctx.recorder.warn(virtual, kind, "NameTaken",
+                                   f"host {resource.kind} {meta['name']} exists and is not managed by this vcluster")
+        elif names.recorded_key(existing) != key_of(virtual):  # a hash collision: vanishingly rare
+            self.ctx.recorder.warn(virtual, kind, "NameTaken",
+                                   f"host {resource.kind} {meta['name']} stands for {names.recorded_key(existing)}")
         return None
 
     def host_namespaced_key(self, name: str) -> str:
