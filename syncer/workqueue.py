@@ -21,6 +21,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._delayed: list[tuple[float, str]] = []
+        self._due: dict[str, float] = {}  # key → when its delayed addition is due
         self._failures: dict[str, int] = {}
         self._retry_first = retry_first
         self._retry_limit = retry_limit
@@ -33,8 +34,12 @@ class WorkQueue:
     def add_after(self, key: str, seconds: float) -> None:
         if seconds <= 0:
             return self.add(key)
+        due = time.monotonic() + seconds
         with self._cond:
-            heapq.heappush(self._delayed, (time.monotonic() + seconds, key))
+            if self._due.get(key, due + 1) <= due:
+                return
+            self._due[key] = due
+            heapq.heappush(self._delayed, (due, key))
             self._cond.notify()
 
     def retry(self, key: str) -> float:
@@ -90,5 +95,7 @@ class WorkQueue:
     def _promote_due(self) -> None:
         now = time.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _, key = heapq.heappop(self._delayed)
-            self._add(key)
+            due, key = heapq.heappop(self._delayed)
+            if self._due.get(key) == due:  # else superseded by an earlier one
+                del self._due[key]
+                self._add(key)
