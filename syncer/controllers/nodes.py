@@ -9,7 +9,6 @@ and evict its pods.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import datetime, timezone
 
@@ -35,8 +34,9 @@ class NodeController(Controller):
         self.virtual = ctx.vinf[NODES]
         self.hosts = ctx.hinf[NODES]
         self.pods = ctx.vinf[PODS]
+        # Only one worker handles a given node at a time (the queue sees to it).
         self._unused_since: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._renewed: dict[str, float] = {}
 
     def keys(self):
         return {*self.virtual.keys(), *self.pods.index_values("node")}
@@ -52,8 +52,7 @@ class NodeController(Controller):
         hnode = self.hosts.get(name)
         if hnode is None or not self.pods.by_index("node", name):
             return self._retire(name, vnode)
-        with self._lock:
-            self._unused_since.pop(name, None)
+        self._unused_since.pop(name, None)
         if vnode is None:
             vnode = self._create(name)
         else:
@@ -84,19 +83,21 @@ class NodeController(Controller):
     def _retire(self, name: str, vnode: dict | None) -> float | None:
         if vnode is None:
             return None
-        with self._lock:
-            since = self._unused_since.setdefault(name, time.monotonic())
+        since = self._unused_since.setdefault(name, time.monotonic())
         left = since + UNUSED_GRACE - time.monotonic()
         if left > 0:
             return left
         logger.info("virtual node %s runs no pods any more; deleting it", name)
         self.ctx.virtual.delete(NODES, None, name, uid=vnode["metadata"]["uid"])
-        with self._lock:
-            self._unused_since.pop(name, None)
+        self._unused_since.pop(name, None)
+        self._renewed.pop(name, None)
         return None
 
     def _renew_lease(self, vnode: dict) -> None:
         name = vnode["metadata"]["name"]
+        if time.monotonic() - self._renewed.get(name, -RENEW_EVERY) < RENEW_EVERY / 2:
+            return
+        self._renewed[name] = time.monotonic()
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
             self.ctx.virtual.patch(LEASES, LEASE_NAMESPACE, name, {"spec": {"renewTime": now}})

@@ -42,6 +42,9 @@ class PodController(Controller):
         self.hsecrets = ctx.hinf[SECRETS]
         self.deps = {CONFIGMAPS: configmaps, SECRETS: secrets, PVCS: claims}
         self.nodes = nodes
+        # Token Secrets written, by name: (virtual pod uid, refresh time). The informer
+        # may not show a Secret just written; this saves issuing its tokens twice.
+        self._issued: dict[str, tuple[str, float]] = {}
 
     def keys(self):
         return {*self.vpods.keys(), *_recorded(self.hpods.index_values("virtual"), "Pod")}
@@ -51,6 +54,8 @@ class PodController(Controller):
         copies = self.host_copies(PODS, "Pod", key)
         if vpod is None:
             self.delete_all(PODS, copies)
+            namespace, name = key.split("/", 1)
+            self._issued.pop(names.token_secret_name(self.ctx.target.name(name, namespace)), None)
             return None
         hpod = self.pick(PODS, copies, self.ctx.target.name(vpod["metadata"]["name"], vpod["metadata"]["namespace"]))
         if vpod["metadata"].get("deletionTimestamp"):
@@ -118,20 +123,21 @@ class PodController(Controller):
             return None
         name = names.token_secret_name(hpod["metadata"]["name"])
         secret = self.hsecrets.get(self.host_namespaced_key(name))
-        if secret is not None and names.recorded_uid(secret) == vpod["metadata"]["uid"]:
-            remaining = float(secret["metadata"]["annotations"].get(ANN_REFRESH, 0)) - time.time()
-            if remaining > 0:
-                return remaining
+        if secret is not None:
+            issued = (names.recorded_uid(secret), float(secret["metadata"]["annotations"].get(ANN_REFRESH, 0)))
+        else:
+            issued = self._issued.get(name, ("", 0))
+        if issued[0] == vpod["metadata"]["uid"] and issued[1] > time.time():
+            return issued[1] - time.time()
         data, refresh_at = self._issue(vpod, sources)
         body = self._token_secret(vpod, hpod, name, data, refresh_at)
-        if secret is None:
-            try:
-                self.ctx.host.create(SECRETS, self.ctx.target.namespace, body)
-                return max(refresh_at - time.time(), 1)
-            except ApiError as exc:
-                if not exc.conflict:  # else: created meanwhile, or the previous pod's, not yet collected
-                    raise
-        self.ctx.host.patch(SECRETS, self.ctx.target.namespace, name, body)
+        try:
+            self.ctx.host.create(SECRETS, self.ctx.target.namespace, body)
+        except ApiError as exc:
+            if not exc.conflict:  # else: an older copy, or the previous pod's not yet collected
+                raise
+            self.ctx.host.patch(SECRETS, self.ctx.target.namespace, name, body)
+        self._issued[name] = (vpod["metadata"]["uid"], refresh_at)
         return max(refresh_at - time.time(), 1)
 
     def _issue(self, vpod: dict, sources: list[translate.TokenSource]) -> tuple[dict, float]:
