@@ -1,0 +1,117 @@
+"""How the syncer is configured, started and permitted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from syncer import config, kube, rbac
+
+from .conftest import REPO
+
+
+def write(path, **values):
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+VALID = {"vcluster": "team-a", "virtual_kubeconfig": "vc.kubeconfig", "host_kubeconfig": "/etc/host.kubeconfig",
+         "host_namespace": "vc-team-a"}
+
+
+def test_a_config_file_is_read_with_paths_relative_to_it(tmp_path):
+    loaded = config.load(write(tmp_path / "syncer.yaml", **VALID, resync_period=60, api_endpoint="10.96.0.20:443"))
+    assert loaded.vcluster == "team-a"
+    assert loaded.virtual_kubeconfig == tmp_path / "vc.kubeconfig"
+    assert str(loaded.host_kubeconfig) == "/etc/host.kubeconfig"
+    assert loaded.resync_period == 60
+    assert loaded.target().api_endpoint == ("10.96.0.20", 443)
+    assert loaded.path == tmp_path / "syncer.yaml"
+
+
+def test_json_is_accepted_too(tmp_path):
+    path = tmp_path / "syncer.json"
+    path.write_text('{"vcluster": "a", "virtual_kubeconfig": "v", "host_kubeconfig": "h", "host_namespace": "n"}')
+    assert config.load(path).host_namespace == "n"
+
+
+@pytest.mark.parametrize("change, complaint", [
+    ({"vcluster": "Team_A"}, "vcluster must be a DNS label"),
+    ({"vcluster": "a" * 41}, "at most 40"),
+    ({"host_namespace": ""}, "host_namespace must be a DNS label"),
+    ({"resync_period": 0}, "must be positive"),
+    ({"api_endpoint": "10.0.0.1"}, "IP:PORT"),
+    ({"colour": "blue"}, "unknown keys colour"),
+])
+def test_a_bad_config_is_refused_with_the_reason(tmp_path, change, complaint):
+    with pytest.raises(config.ConfigError, match=complaint):
+        config.load(write(tmp_path / "syncer.yaml", **{**VALID, **change}))
+
+
+def test_a_missing_key_is_refused(tmp_path):
+    values = dict(VALID)
+    del values["host_namespace"]
+    with pytest.raises(config.ConfigError, match="host_namespace"):
+        config.load(write(tmp_path / "syncer.yaml", **values))
+
+
+def test_a_vcluster_id_resolves_to_the_file_provisioning_stores(tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    with pytest.raises(CommandError, match="provisioning has not stored a syncer config for vcluster 7"):
+        config.for_vcluster(7)
+    (tmp_path / "vclusters" / "7").mkdir(parents=True)
+    write(tmp_path / "vclusters" / "7" / "syncer.yaml", **VALID)
+    assert config.for_vcluster(7).vcluster == "team-a"
+
+
+def test_the_command_refuses_an_unknown_vcluster_clearly(tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    with pytest.raises(CommandError, match="provisioning has not stored a syncer config for vcluster 42"):
+        call_command("syncer", "--vcluster", "42")
+
+
+def test_the_command_refuses_a_bad_config_file(tmp_path):
+    with pytest.raises(CommandError, match="unknown keys"):
+        call_command("syncer", "--config", str(write(tmp_path / "s.yaml", **VALID, extra=1)))
+
+
+def test_python_m_syncer_exits_2_on_a_bad_config(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "syncer", "--config", str(tmp_path / "missing.yaml")],
+                          cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "cannot read syncer config" in done.stderr
+
+
+def test_the_host_role_is_limited_to_the_kinds_the_syncer_writes_and_nodes_are_read_only():
+    rules = rbac.host_rules()
+    granted = {(r, v) for rule in rules["role"] for r in rule["resources"] for v in rule["verbs"]}
+    written = {"pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims"}
+    assert {r for r, v in granted if v == "create"} == written
+    assert {v for r, v in granted if r == "events"} == {"get", "list", "watch"}
+    assert not {r for r, _ in granted} - written - {"events"}, "no other resource, no subresource"
+    assert all("*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"] for rule in rules["role"])
+    assert rules["node_reader"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
+
+
+def kubeconfig(user: dict) -> dict:
+    return {"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+            "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443/",
+                                                   "insecure-skip-tls-verify": True}}],
+            "users": [{"name": "u", "user": user}]}
+
+
+def test_a_kubeconfig_with_a_token_file_is_loaded(tmp_path):
+    (tmp_path / "token").write_text("abc\n")
+    path = write(tmp_path / "kc", **kubeconfig({"tokenFile": str(tmp_path / "token")}))
+    connection = kube.load_kubeconfig(path)
+    assert (connection.server, connection.token) == ("https://127.0.0.1:6443", "abc")
+
+
+def test_exec_credentials_are_refused_plainly(tmp_path):
+    path = write(tmp_path / "kc", **kubeconfig({"exec": {"command": "aws"}}))
+    with pytest.raises(kube.KubeconfigError, match="not supported"):
+        kube.load_kubeconfig(path)

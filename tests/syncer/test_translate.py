@@ -1,0 +1,333 @@
+"""The pure translation rules, on objects shaped as the API serves them."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from syncer import names, translate
+from syncer.translate import Target
+
+TARGET = Target(vcluster="vc", namespace="host-ns")
+ACCESS_VOLUME = {  # what the ServiceAccount admission plugin adds to every pod
+    "name": "kube-api-access-abcde",
+    "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                         "fieldPath": "metadata.namespace"}}]}},
+    ]},
+}
+
+
+def virtual_pod(**spec) -> dict:
+    base = {
+        "metadata": {"name": "web-1", "namespace": "shop", "uid": "uid-1",
+                     "labels": {"app": "web", "vcportal.io/managed-by": "intruder"},
+                     "annotations": {"team": "a"}},
+        "spec": {
+            "serviceAccountName": "builder",
+            "serviceAccount": "builder",
+            "volumes": [copy.deepcopy(ACCESS_VOLUME)],
+            "containers": [{"name": "app", "image": "app:1", "volumeMounts": [
+                {"name": "kube-api-access-abcde", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}],
+            "priorityClassName": "tenant-high", "priority": 1000, "schedulerName": "tenant-scheduler",
+        },
+        "status": {"phase": "Pending", "qosClass": "BestEffort"},
+    }
+    base["spec"].update(spec)
+    return base
+
+
+def test_a_pod_lands_in_the_host_namespace_under_its_host_name_with_our_marks():
+    host = translate.host_pod(virtual_pod(), TARGET, "tok")
+    meta = host["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("web-1-x-shop-x-vc", "host-ns")
+    assert meta["labels"] == {"app": "web", names.LABEL_MANAGED_BY: "vc", names.LABEL_NAMESPACE: "shop"}
+    assert meta["annotations"][names.ANN_NAME] == "web-1"
+    assert meta["annotations"][names.ANN_NAMESPACE] == "shop"
+    assert meta["annotations"][names.ANN_UID] == "uid-1"
+    assert meta["annotations"][names.ANN_SERVICE_ACCOUNT] == "builder"
+    assert meta["annotations"]["team"] == "a"
+    assert "status" not in host
+
+
+def test_the_host_pod_runs_as_the_host_account_without_a_host_token_or_tenant_priorities():
+    spec = translate.host_pod(virtual_pod(), TARGET, "tok")["spec"]
+    assert spec["serviceAccountName"] == "default" and "serviceAccount" not in spec
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    for dropped in ("priorityClassName", "priority", "schedulerName"):
+        assert dropped not in spec
+
+
+def test_the_service_account_token_comes_from_the_token_secret_and_the_rest_is_renamed():
+    sources = translate.host_pod(virtual_pod(), TARGET, "tok")["spec"]["volumes"][0]["projected"]["sources"]
+    assert sources[0] == {"secret": {"name": "tok", "items": [{"key": "token-0", "path": "token"}]}}
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt-x-shop-x-vc"
+    assert sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"] == \
+        f"metadata.annotations['{names.ANN_NAMESPACE}']"
+
+
+def test_distinct_token_requests_get_distinct_keys():
+    extra = {"name": "vault", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "vault-token"}},
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "again"}}]}}
+    pod = virtual_pod(volumes=[copy.deepcopy(ACCESS_VOLUME), extra])
+    assert translate.token_sources(pod) == [translate.TokenSource("token-0", None, 3607),
+                                            translate.TokenSource("token-1", "vault", 600)]
+    host = translate.host_pod(pod, TARGET, "tok")
+    items = [s["secret"]["items"][0] for s in host["spec"]["volumes"][1]["projected"]["sources"]]
+    assert items == [{"key": "token-1", "path": "vault-token"}, {"key": "token-0", "path": "again"}]
+
+
+def test_a_pod_with_tokens_needs_a_token_secret():
+    with pytest.raises(ValueError):
+        translate.host_pod(virtual_pod(), TARGET, None)
+    no_token = virtual_pod(volumes=[], automountServiceAccountToken=False)
+    assert translate.token_sources(no_token) == []
+    assert translate.host_pod(no_token, TARGET, None)["spec"]["volumes"] == []
+
+
+def test_every_reference_to_a_configmap_secret_or_claim_is_renamed_and_collected():
+    pod = virtual_pod(
+        volumes=[{"name": "c", "configMap": {"name": "cfg"}},
+                 {"name": "s", "secret": {"secretName": "sec", "optional": True}},
+                 {"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
+                 {"name": "p", "projected": {"sources": [{"secret": {"name": "psec"}}]}}],
+        imagePullSecrets=[{"name": "pull"}],
+        initContainers=[{"name": "init", "image": "i", "envFrom": [{"configMapRef": {"name": "initcfg"}}]}],
+        containers=[{"name": "app", "image": "a", "env": [
+            {"name": "A", "valueFrom": {"secretKeyRef": {"name": "envsec", "key": "k"}}},
+            {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k", "optional": True}}}],
+            "envFrom": [{"secretRef": {"name": "fromsec", "optional": True}}]}])
+
+    refs = translate.pod_refs(pod)
+    assert refs.configmaps == {"cfg": True, "initcfg": True}
+    assert refs.secrets == {"sec": False, "psec": True, "pull": False, "envsec": True, "fromsec": False}
+    assert refs.pvcs == {"data": True}
+
+    spec = translate.host_pod(pod, TARGET, None)["spec"]
+    assert spec["volumes"][0]["configMap"]["name"] == "cfg-x-shop-x-vc"
+    assert spec["volumes"][1]["secret"]["secretName"] == "sec-x-shop-x-vc"
+    assert spec["volumes"][2]["persistentVolumeClaim"]["claimName"] == "data-x-shop-x-vc"
+    assert spec["volumes"][3]["projected"]["sources"][0]["secret"]["name"] == "psec-x-shop-x-vc"
+    assert spec["imagePullSecrets"] == [{"name": "pull-x-shop-x-vc"}]
+    assert spec["initContainers"][0]["envFrom"][0]["configMapRef"]["name"] == "initcfg-x-shop-x-vc"
+    env = spec["containers"][0]["env"]
+    assert env[0]["valueFrom"]["secretKeyRef"]["name"] == "envsec-x-shop-x-vc"
+    assert env[1]["valueFrom"]["configMapKeyRef"]["name"] == "cfg-x-shop-x-vc"
+    assert spec["containers"][0]["envFrom"][0]["secretRef"]["name"] == "fromsec-x-shop-x-vc"
+    assert pod["spec"]["volumes"][0]["configMap"]["name"] == "cfg", "the virtual pod is left alone"
+
+
+def test_downward_api_fields_read_the_virtual_identity():
+    pod = virtual_pod(containers=[{"name": "app", "image": "a", "env": [
+        {"name": n, "valueFrom": {"fieldRef": {"fieldPath": f}}}
+        for n, f in (("NAME", "metadata.name"), ("NS", "metadata.namespace"), ("UID", "metadata.uid"),
+                     ("SA", "spec.serviceAccountName"), ("NODE", "spec.nodeName"), ("IP", "status.podIP"))]}])
+    env = translate.host_pod(pod, TARGET, "tok")["spec"]["containers"][0]["env"]
+    paths = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in env}
+    assert paths == {"NAME": f"metadata.annotations['{names.ANN_NAME}']",
+                     "NS": f"metadata.annotations['{names.ANN_NAMESPACE}']",
+                     "UID": f"metadata.annotations['{names.ANN_UID}']",
+                     "SA": f"metadata.annotations['{names.ANN_SERVICE_ACCOUNT}']",
+                     "NODE": "spec.nodeName", "IP": "status.podIP"}
+
+
+def test_pod_affinity_and_spread_are_scoped_to_the_virtual_namespaces():
+    term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}
+    other_ns = {**copy.deepcopy(term), "namespaces": ["data", "shop"]}
+    no_selector = {"topologyKey": "zone"}
+    pod = virtual_pod(
+        affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [copy.deepcopy(term), other_ns]},
+                  "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                      {"weight": 1, "podAffinityTerm": no_selector}]}},
+        topologySpreadConstraints=[{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+                                    "labelSelector": {"matchLabels": {"app": "web"}}}])
+    spec = translate.host_pod(pod, TARGET, "tok")["spec"]
+    required = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required[0]["labelSelector"]["matchExpressions"] == [
+        {"key": names.LABEL_MANAGED_BY, "operator": "In", "values": ["vc"]},
+        {"key": names.LABEL_NAMESPACE, "operator": "In", "values": ["shop"]}]
+    assert required[1]["labelSelector"]["matchExpressions"][1]["values"] == ["data", "shop"]
+    assert "namespaces" not in required[1]
+    assert spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0][
+        "podAffinityTerm"] == no_selector, "a term without a selector matches nothing, and still must not"
+    spread = spec["topologySpreadConstraints"][0]["labelSelector"]
+    assert {e["key"] for e in spread["matchExpressions"]} == {names.LABEL_MANAGED_BY, names.LABEL_NAMESPACE}
+
+
+def test_a_node_the_tenant_names_is_asked_of_the_host_scheduler():
+    spec = translate.host_pod(virtual_pod(nodeName="kwok-node-1"), TARGET, "tok")["spec"]
+    assert "nodeName" not in spec
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": "kwok-node-1"}
+
+
+def test_hostname_and_subdomain_keep_the_virtual_identity():
+    spec = translate.host_pod(virtual_pod(subdomain="db"), TARGET, "tok")["spec"]
+    assert spec["hostname"] == "web-1"
+    assert spec["subdomain"] == "db-x-shop-x-vc"
+    dotted = virtual_pod()
+    dotted["metadata"]["name"] = "web.1"
+    assert "hostname" not in translate.host_pod(dotted, TARGET, "tok")["spec"]
+
+
+def test_with_an_api_endpoint_kubernetes_default_points_at_the_vcluster():
+    target = Target(vcluster="vc", namespace="host-ns", api_endpoint=("10.96.5.5", 443), dns_ip="10.96.5.6")
+    spec = translate.host_pod(virtual_pod(), target, "tok")["spec"]
+    assert spec["hostAliases"] == [{"ip": "10.96.5.5", "hostnames": list(translate.KUBERNETES_NAMES)}]
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.5.5" and env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert spec["dnsPolicy"] == "None"
+    assert spec["dnsConfig"]["nameservers"] == ["10.96.5.6"]
+    assert spec["dnsConfig"]["searches"][0] == "shop.svc.cluster.local"
+
+
+def test_without_an_api_endpoint_nothing_points_anywhere():
+    spec = translate.host_pod(virtual_pod(), TARGET, "tok")["spec"]
+    assert "hostAliases" not in spec and "dnsConfig" not in spec
+    assert "env" not in spec["containers"][0]
+
+
+def test_only_what_may_change_on_a_running_pod_is_patched():
+    vpod = virtual_pod()
+    actual = translate.host_pod(vpod, TARGET, "tok")
+    assert translate.pod_patch(translate.host_pod(vpod, TARGET, "tok"), actual) is None
+
+    actual["metadata"]["annotations"]["host.example/added"] = "by a host component"
+    vpod["metadata"]["labels"] = {"app": "web", "tier": "front"}
+    vpod["metadata"]["annotations"] = {}
+    vpod["spec"]["containers"][0]["image"] = "app:2"
+    vpod["spec"]["tolerations"] = [{"key": "gpu", "operator": "Exists"}]
+    patch = translate.pod_patch(translate.host_pod(vpod, TARGET, "tok"), actual)
+
+    assert patch["metadata"]["labels"] == {"tier": "front"}
+    assert patch["metadata"]["annotations"]["team"] is None, "a key the tenant removed is removed"
+    assert "host.example/added" not in patch["metadata"]["annotations"], "host additions stay"
+    assert patch["spec"] == {"containers": [{"name": "app", "image": "app:2"}],
+                             "tolerations": [{"key": "gpu", "operator": "Exists"}]}
+
+
+def test_host_status_is_copied_back_except_the_qos_class_and_nominated_node():
+    host_status = {"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
+                   "hostIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}],
+                   "containerStatuses": [{"name": "app", "ready": True}], "qosClass": "Guaranteed",
+                   "nominatedNodeName": "kwok-node-0"}
+    virtual_status = {"phase": "Pending", "qosClass": "BestEffort", "message": "old"}
+    patch = translate.pod_status_patch(host_status, virtual_status)
+    assert patch == {"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
+                     "hostIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}],
+                     "containerStatuses": [{"name": "app", "ready": True}], "message": None}
+    applied = {**virtual_status, **{k: v for k, v in patch.items() if v is not None}}
+    del applied["message"]
+    assert translate.pod_status_patch(host_status, applied) is None
+
+
+def test_a_pod_counts_as_scheduled_only_once_it_carried_host_status():
+    assert not translate.was_scheduled(virtual_pod())
+    scheduled = virtual_pod()
+    scheduled["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+    assert translate.was_scheduled(scheduled)
+
+
+def virtual_service(**spec) -> dict:
+    return {"metadata": {"name": "web", "namespace": "shop", "uid": "s-1", "labels": {"tier": "front"}},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.1.2", "clusterIPs": ["10.96.1.2"],
+                     "selector": {"app": "web"}, "externalIPs": ["1.2.3.4"],
+                     "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP", "nodePort": 30001}], **spec}}
+
+
+def test_a_service_selects_only_its_own_namespaces_pods_on_the_host():
+    host = translate.host_service(virtual_service(), TARGET)
+    assert host["metadata"]["name"] == "web-x-shop-x-vc"
+    assert host["spec"]["selector"] == {"app": "web", names.LABEL_MANAGED_BY: "vc", names.LABEL_NAMESPACE: "shop"}
+    assert "externalIPs" not in host["spec"] and "clusterIP" not in host["spec"]
+    assert host["spec"]["ports"] == [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]
+
+
+def test_headless_and_selectorless_services_stay_so():
+    host = translate.host_service(virtual_service(clusterIP="None", clusterIPs=["None"], selector=None), TARGET)
+    assert host["spec"]["clusterIP"] == "None"
+    assert host["spec"].get("selector") is None
+
+
+def test_a_service_is_patched_only_for_copied_fields_and_keeps_host_node_ports():
+    desired = translate.host_service(virtual_service(type="NodePort"), TARGET)
+    actual = copy.deepcopy(desired)
+    actual["spec"]["ports"][0]["nodePort"] = 31999
+    actual["spec"]["clusterIP"] = "10.96.9.9"
+    assert translate.service_spec_patch(desired, actual) is None
+    desired["spec"]["ports"][0]["port"] = 81
+    assert translate.service_spec_patch(desired, actual) == {"ports": desired["spec"]["ports"]}
+
+
+def test_a_recreated_service_keeps_the_tenants_spec_with_the_hosts_ip():
+    recreated = translate.recreated_service(virtual_service(), ["10.96.7.7"])
+    assert recreated["spec"]["clusterIP"] == "10.96.7.7" and recreated["spec"]["clusterIPs"] == ["10.96.7.7"]
+    assert recreated["spec"]["selector"] == {"app": "web"}
+    assert "uid" not in recreated["metadata"] and recreated["metadata"]["labels"] == {"tier": "front"}
+
+
+def test_endpoints_point_at_host_pods():
+    endpoints = {"metadata": {"name": "ext", "namespace": "shop", "uid": "e-1"}, "subsets": [{
+        "addresses": [{"ip": "10.244.0.5", "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}},
+                      {"ip": "192.0.2.1", "targetRef": {"kind": "Pod", "name": "x", "namespace": "elsewhere"}}],
+        "ports": [{"port": 80}]}]}
+    host = translate.host_endpoints(endpoints, TARGET)
+    addresses = host["subsets"][0]["addresses"]
+    assert addresses[0]["targetRef"] == {"kind": "Pod", "namespace": "host-ns", "name": "web-1-x-shop-x-vc"}
+    assert "targetRef" not in addresses[1]
+    assert host["metadata"]["name"] == "ext-x-shop-x-vc"
+
+
+def test_secrets_and_configmaps_copy_their_content_and_a_token_secret_becomes_opaque():
+    secret = {"metadata": {"name": "s", "namespace": "shop", "uid": "u"}, "type": "kubernetes.io/service-account-token",
+              "data": {"token": "eA=="}}
+    host = translate.host_secret(secret, TARGET)
+    assert host["type"] == "Opaque" and host["data"] == {"token": "eA=="}
+    configmap = {"metadata": {"name": "c", "namespace": "shop", "uid": "u"}, "data": {"a": "1"}, "immutable": True}
+    host = translate.host_configmap(configmap, TARGET)
+    assert (host["data"], host["immutable"]) == ({"a": "1"}, True)
+    assert translate.content_differs(host, {**host, "data": {"a": "2"}})
+    assert not translate.content_differs(host, copy.deepcopy(host))
+
+
+def test_a_claim_binds_on_the_host_by_class_and_size_only():
+    claim = {"metadata": {"name": "data", "namespace": "shop", "uid": "u"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": "fast",
+        "volumeName": "pv-virtual", "selector": {"matchLabels": {"a": "b"}},
+        "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed"}}}
+    spec = translate.host_pvc(claim, TARGET)["spec"]
+    assert spec == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                    "storageClassName": "fast",
+                    "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed-x-shop-x-vc"}}
+
+
+def test_a_virtual_node_mirrors_the_host_node_without_its_taints():
+    host_node = {"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}, "uid": "h"},
+                 "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "podCIDR": "10.244.1.0/24"},
+                 "status": {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"},
+                            "conditions": [{"type": "Ready", "status": "True"}], "images": ["big"]}}
+    node = translate.virtual_node(host_node, "vc")
+    assert node["metadata"] == {"name": "n1", "labels": {"kubernetes.io/hostname": "n1",
+                                                          names.LABEL_MANAGED_BY: "vc"}}
+    assert node["spec"] == {}
+    assert node["status"] == {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"},
+                              "conditions": [{"type": "Ready", "status": "True"}]}
+    assert not translate.node_status_differs(node, node)
+
+
+def test_a_host_event_is_told_about_the_virtual_object_in_virtual_names():
+    event = {"metadata": {"name": "web-1-x-shop-x-vc.abc", "uid": "ev-1"}, "reason": "Scheduled",
+             "message": "Successfully assigned host-ns/web-1-x-shop-x-vc to kwok-node-0", "type": "Normal",
+             "count": 1, "firstTimestamp": "t0", "lastTimestamp": "t1", "source": {"component": "default-scheduler"},
+             "involvedObject": {"kind": "Pod", "name": "web-1-x-shop-x-vc", "namespace": "host-ns"}}
+    virtual = translate.virtual_event(event, "Pod", virtual_pod(), "web-1-x-shop-x-vc", "host-ns")
+    assert virtual["message"] == "Successfully assigned shop/web-1 to kwok-node-0"
+    assert virtual["metadata"]["namespace"] == "shop"
+    assert virtual["involvedObject"] == {"apiVersion": "v1", "kind": "Pod", "name": "web-1", "namespace": "shop",
+                                         "uid": "uid-1"}
+    assert virtual["metadata"]["name"] == translate.virtual_event(event, "Pod", virtual_pod(), "x", "y")[
+        "metadata"]["name"], "the same host event always maps to the same virtual event"
