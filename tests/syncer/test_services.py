@@ -1,0 +1,97 @@
+"""Services: the host copy routes to the tenant's host pods, with one ClusterIP for both."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from syncer import names
+from tests.kube.helpers import eventually, new_namespace
+
+from .test_pods import deployment
+
+
+def service(name: str, selector: dict | None = None, cluster_ip: str | None = None) -> client.V1Service:
+    return client.V1Service(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1ServiceSpec(selector=selector, cluster_ip=cluster_ip,
+                                  ports=[client.V1ServicePort(port=80, target_port=8080)]),
+    )
+
+
+def endpoint_ips(endpoints: client.V1Endpoints) -> set[str]:
+    return {a.ip for s in endpoints.subsets or [] for a in s.addresses or []}
+
+
+def test_a_service_selects_the_host_pods_and_lists_their_ips_on_both_sides(vcluster):
+    tenant, operator = vcluster.tenant.core, vcluster.operator.core
+    vcluster.tenant.apps.create_namespaced_deployment("default", deployment("web", 2))
+    tenant.create_namespaced_service("default", service("web", {"app": "web"}))
+    host_name = vcluster.host_name("web")
+
+    host_ips = eventually(lambda: len(ips := {p.status.pod_ip for p in vcluster.host_pods() if p.status.pod_ip}) == 2
+                          and ips, what="2 host pods with IPs")
+    eventually(lambda: endpoint_ips(operator.read_namespaced_endpoints(host_name, vcluster.host_namespace)) == host_ips,
+               what="the host service's endpoints listing the host pods")
+    eventually(lambda: endpoint_ips(tenant.read_namespaced_endpoints("web", "default")) == host_ips,
+               what="the virtual service's endpoints listing the same IPs")
+
+    host = operator.read_namespaced_service(host_name, vcluster.host_namespace)
+    assert host.spec.selector == {"app": "web", names.LABEL_MANAGED_BY: vcluster.name,
+                                  names.LABEL_NAMESPACE: "default"}
+    virtual = tenant.read_namespaced_service("web", "default")
+    assert virtual.spec.cluster_ip == host.spec.cluster_ip
+
+
+def test_a_service_without_selector_gets_the_tenants_endpoints_on_the_host(vcluster):
+    tenant, operator = vcluster.tenant.core, vcluster.operator.core
+    tenant.create_namespaced_service("default", service("external"))
+    tenant.create_namespaced_endpoints("default", client.V1Endpoints(
+        metadata=client.V1ObjectMeta(name="external"),
+        subsets=[client.V1EndpointSubset(addresses=[client.V1EndpointAddress(ip="192.0.2.10")],
+                                         ports=[client.CoreV1EndpointPort(port=8080)])]))
+    host_name = vcluster.host_name("external")
+
+    eventually(lambda: endpoint_ips(operator.read_namespaced_endpoints(host_name, vcluster.host_namespace))
+               == {"192.0.2.10"}, what="the endpoints on the host")
+
+    tenant.patch_namespaced_endpoints("external", "default", {"subsets": [
+        {"addresses": [{"ip": "192.0.2.11"}], "ports": [{"port": 8080}]}]})
+    eventually(lambda: endpoint_ips(operator.read_namespaced_endpoints(host_name, vcluster.host_namespace))
+               == {"192.0.2.11"}, what="the changed endpoints on the host")
+
+    tenant.delete_namespaced_service("external", "default")
+    eventually(lambda: not vcluster.host_objects()["endpoints"] and not vcluster.host_objects()["services"],
+               what="service and endpoints gone from the host")
+
+
+def test_when_the_host_gave_the_vclusters_ip_away_the_virtual_service_takes_the_hosts(vcluster, operator):
+    other = new_namespace(operator.core, "ip-holder")
+    try:
+        holder = operator.core.create_namespaced_service(other, service("holder", {"app": "x"}))
+        taken = holder.spec.cluster_ip
+
+        vcluster.tenant.core.create_namespaced_service("default", service("web", {"app": "web"}, cluster_ip=taken))
+
+        def aligned():
+            virtual = vcluster.tenant.core.read_namespaced_service("web", "default")
+            host = operator.core.read_namespaced_service(vcluster.host_name("web"), vcluster.host_namespace)
+            return virtual.spec.cluster_ip == host.spec.cluster_ip and (virtual, host)
+
+        virtual, host = eventually(aligned, what="the virtual service with the host's ClusterIP")
+        assert virtual.spec.cluster_ip != taken
+        assert host.metadata.annotations[names.ANN_UID] == virtual.metadata.uid
+    finally:
+        operator.core.delete_namespace(other)
+
+
+def test_a_deleted_virtual_service_is_deleted_on_the_host(vcluster):
+    vcluster.tenant.core.create_namespaced_service("default", service("web", {"app": "web"}))
+    eventually(lambda: vcluster.host_objects()["services"], what="the host service")
+
+    vcluster.tenant.core.delete_namespaced_service("web", "default")
+
+    eventually(lambda: not vcluster.host_objects()["services"], what="the host service gone")
+    with pytest.raises(ApiException):
+        vcluster.operator.core.read_namespaced_service(vcluster.host_name("web"), vcluster.host_namespace)
