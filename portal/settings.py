@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "localkube",
     "accounts",
     "vclusters",
+    "provisioning",
     "syncer",
 ]
 
@@ -211,12 +212,25 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-# Local Kubernetes: where `make kube` put the binaries, and where the embedded host
-# cluster keeps its state.
-KUBE_BIN_DIR = env.str("VCPORTAL_KUBE_BIN_DIR", default="")
+# Local Kubernetes: where the embedded host cluster keeps its state. The binaries
+# are found through VCPORTAL_KUBE_BIN_DIR (read by localkube.binaries).
 HOSTCLUSTER_STATE_DIR = Path(
     env.str("VCPORTAL_HOSTCLUSTER_DIR", default=str(VAR_DIR / "hostcluster"))
 )
+
+# Provisioning. The host name tenants' kubeconfigs use to reach their vcluster's
+# API server, and any further names its certificate must carry.
+VCPORTAL_VCLUSTER_HOST = env.str("VCPORTAL_VCLUSTER_HOST", default="127.0.0.1")
+VCPORTAL_VCLUSTER_SANS = [VCPORTAL_VCLUSTER_HOST, *env.list("VCPORTAL_VCLUSTER_EXTRA_SANS", default=[])]
+VCPORTAL_CONTROL_PLANE_START_TIMEOUT = _int("VCPORTAL_CONTROL_PLANE_START_TIMEOUT", default=90)
+VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", default=60)
+# Seconds a worker holds a vcluster's lock without renewing it; a killed worker's
+# work is resumed by another after at most this long.
+VCPORTAL_VCLUSTER_LOCK_TTL = _int("VCPORTAL_VCLUSTER_LOCK_TTL", default=20)
+VCPORTAL_RECONCILE_INTERVAL = _int("VCPORTAL_RECONCILE_INTERVAL", default=30)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
+}
 
 LOGGING = {
     "version": 1,

@@ -15,8 +15,9 @@ from accounts import access
 from accounts.audit import Actor, record
 from accounts.models import Team
 from portal.errors import NotReady, QuotaExceeded, invalid
+from provisioning import tasks
 
-from . import resources, tasks
+from . import resources
 from .models import DELETABLE, NAME_MAX_LENGTH, Phase, VCluster, validate_name
 
 logger = logging.getLogger(__name__)

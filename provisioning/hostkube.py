@@ -1,0 +1,122 @@
+"""The one place provisioning talks to a host cluster's API.
+
+Objects are written with server-side apply under our field manager and with
+force, so applying the desired state both creates what is missing and puts back
+what someone changed by hand; `apply` says whether it had to.
+"""
+
+from __future__ import annotations
+
+import time
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
+
+FIELD_MANAGER = "vcportal"
+TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
+REQUEST_TIMEOUT = 10
+
+
+class HostUnreachable(RuntimeError):
+    pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying: the API was busy, briefly unreachable, or raced us."""
+    if isinstance(exc, ApiException):
+        return exc.status in TRANSIENT_STATUS or exc.status == 0
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
+class HostKube:
+    def __init__(self, kubeconfig: str):
+        self.api = config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
+        self._dynamic: DynamicClient | None = None
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = DynamicClient(self.api)
+        return self._dynamic
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    def version(self) -> str:
+        try:
+            return client.VersionApi(self.api).get_code(_request_timeout=5).git_version
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise HostUnreachable(str(exc)) from None
+
+    def _resource(self, manifest: dict):
+        return self.dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+
+    def apply(self, manifest: dict) -> bool:
+        """Server-side apply `manifest`; True if that created or changed the object."""
+        resource = self._resource(manifest)
+        meta = manifest["metadata"]
+        before = self._resource_version(resource, meta["name"], meta.get("namespace"))
+        after = self.dynamic.server_side_apply(
+            resource, body=manifest, namespace=meta.get("namespace"),
+            field_manager=FIELD_MANAGER, force_conflicts=True, _request_timeout=REQUEST_TIMEOUT,
+        )
+        return after.metadata.resourceVersion != before
+
+    def _resource_version(self, resource, name: str, namespace: str | None) -> str | None:
+        try:
+            return resource.get(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT).metadata.resourceVersion
+        except NotFoundError:
+            return None
+
+    def exists(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        return self._resource_version(resource, name, namespace) is not None
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete if present; True if there was something to delete."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        try:
+            resource.delete(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT)
+        except NotFoundError:
+            return False
+        return True
+
+    def wait_namespace_gone(self, name: str, timeout: float, heartbeat=lambda: None) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.exists("v1", "Namespace", name):
+                return True
+            heartbeat()
+            time.sleep(0.2)
+        return False
+
+    def service_account_token(self, namespace: str, name: str, seconds: int) -> str:
+        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds))
+        return self.core.create_namespaced_service_account_token(name, namespace, request).status.token
+
+    def server(self) -> tuple[str, str]:
+        """The API server URL and its CA bundle (PEM), as the kubeconfig gives them."""
+        conf = self.api.configuration
+        with open(conf.ssl_ca_cert) as fh:
+            return conf.host, fh.read()
+
+    def find_labelled(self, selector: str) -> list[str]:
+        """Every object, of every listable kind and in every namespace, that matches
+        `selector`, as "Kind namespace/name": what teardown checks is gone."""
+        found = []
+        for resource in self.dynamic.resources.search():
+            if "list" not in (resource.verbs or []) or "/" in resource.name or resource.kind.endswith("List"):
+                continue
+            try:
+                items = resource.get(label_selector=selector, _request_timeout=REQUEST_TIMEOUT).items
+            except ApiException:
+                continue
+            for item in items:
+                ns = item.metadata.namespace
+                found.append(f"{resource.kind} {ns + '/' if ns else ''}{item.metadata.name}")
+        return sorted(set(found))

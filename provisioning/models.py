@@ -1,0 +1,88 @@
+"""Where vclusters run: host clusters, each vcluster's placement on one, and the
+events provisioning and the reconciler record about a vcluster."""
+
+from django.db import models
+from django.db.models import Count, Q
+
+from accounts.models import Team
+from portal.fields import EncryptedTextField
+from vclusters.models import COUNTS_AGAINST_QUOTA, VCluster
+
+
+class HostClusterQuerySet(models.QuerySet):
+    def with_load(self):
+        """Annotated with `load`: how many live vclusters are placed on each."""
+        live = Q(placements__vcluster__phase__in=COUNTS_AGAINST_QUOTA)
+        return self.annotate(load=Count("placements", filter=live))
+
+
+class HostCluster(models.Model):
+    """A Kubernetes cluster whose namespaces hold vclusters' workloads."""
+
+    name = models.SlugField(max_length=50, unique=True)
+    # Admin credentials for the host; encrypted at rest, never logged or returned.
+    kubeconfig = EncryptedTextField()
+    enabled = models.BooleanField(default=True, help_text="New vclusters are placed only on enabled host clusters.")
+    capacity_notes = models.TextField(blank=True)
+    # Teams that may use this host cluster; none means every team.
+    teams = models.ManyToManyField(Team, blank=True, related_name="host_clusters")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = HostClusterQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class PodSecurity(models.TextChoices):
+    BASELINE = "baseline", "Baseline"
+    RESTRICTED = "restricted", "Restricted"
+
+
+class TeamPolicy(models.Model):
+    """Per-team provisioning settings; a team without a row gets the defaults."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="provisioning_policy")
+    pod_security = models.CharField(max_length=12, choices=PodSecurity.choices, default=PodSecurity.BASELINE)
+
+    def __str__(self):
+        return f"{self.team}: {self.pod_security}"
+
+
+class Placement(models.Model):
+    """Where one vcluster lives; written once, by the first provisioning step."""
+
+    vcluster = models.OneToOneField(VCluster, on_delete=models.CASCADE, related_name="placement")
+    host_cluster = models.ForeignKey(HostCluster, on_delete=models.PROTECT, related_name="placements")
+    host_namespace = models.CharField(max_length=63)
+    runtime = models.CharField(max_length=20, default="local")
+    # What teardown removed and checked; shown on the vcluster page once Deleted.
+    receipt = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.vcluster} on {self.host_cluster}/{self.host_namespace}"
+
+
+class EventKind(models.TextChoices):
+    REPAIR = "repair", "Repair"
+    RETRY = "retry", "Retry"
+    FAILURE = "failure", "Failure"
+
+
+class VClusterEvent(models.Model):
+    """Something that happened to a vcluster outside its steps, such as a repair."""
+
+    vcluster = models.ForeignKey(VCluster, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=EventKind.choices)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.vcluster}: {self.kind}: {self.message}"

@@ -1,0 +1,332 @@
+"""Provisioning, teardown and repair of one vcluster, as idempotent steps.
+
+Every step *ensures* a piece of the desired state and returns what it had to change,
+so running the pipeline again after a crash, a retry or a hand edit on the host
+repairs what is missing instead of replaying what was done. Each run of a step is
+recorded on the vcluster (VClusterStep) for the UI and the API to show live.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from kubernetes.client.rest import ApiException
+
+from syncer.rbac import token_kubeconfig
+from vclusters.models import Phase, StepStatus, VCluster, VClusterStep
+
+from . import hosts, manifests
+from .hostkube import HostKube, is_transient
+from .models import EventKind, Placement, PodSecurity, TeamPolicy, VClusterEvent
+from .runtime import RuntimeFailure, VClusterRef, get_runtime
+
+logger = logging.getLogger(__name__)
+
+SYNCER_TOKEN_SECONDS = 365 * 24 * 3600
+
+
+class Transient(Exception):
+    """The step hit an error worth retrying later (the task retries with backoff)."""
+
+
+class Permanent(Exception):
+    """The step cannot succeed without a change by someone; the vcluster is Failed."""
+
+
+@dataclass
+class Context:
+    vcluster: VCluster
+    heartbeat: Callable[[], None] = lambda: None
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def placement(self) -> Placement:
+        return self.vcluster.placement
+
+    @cached_property
+    def host(self) -> HostKube:
+        return HostKube(self.placement.host_cluster.kubeconfig)
+
+    @property
+    def ref(self) -> VClusterRef:
+        vc = self.vcluster
+        return VClusterRef(vc.pk, vc.name, self.placement.host_namespace, vc.kubernetes_version)
+
+    @property
+    def runtime(self):
+        return get_runtime(self.placement.runtime)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return manifests.labels(self.vcluster.pk, self.vcluster.team.slug)
+
+    def apply(self, manifest: dict) -> None:
+        if self.host.apply(manifest):
+            meta = manifest["metadata"]
+            where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+            self.changes.append(f"{manifest['kind']} {where}{meta['name']}")
+
+
+# Provisioning steps -----------------------------------------------------------
+def ensure_namespace(ctx: Context) -> None:
+    _ensure_placement(ctx.vcluster)
+    policy = TeamPolicy.objects.filter(team=ctx.vcluster.team).first()
+    level = policy.pod_security if policy else PodSecurity.BASELINE
+    ctx.apply(manifests.namespace(ctx.placement.host_namespace, ctx.labels, level))
+
+
+def _ensure_placement(vc: VCluster) -> None:
+    if Placement.objects.filter(vcluster=vc).exists():
+        return
+    try:
+        host = hosts.choose_for(vc.team)
+    except hosts.NoHostCluster as exc:
+        raise Permanent(str(exc)) from None
+    Placement.objects.create(
+        vcluster=vc, host_cluster=host, host_namespace=manifests.host_namespace_name(vc.team.slug, vc.name)
+    )
+    vc.refresh_from_db()
+
+
+def ensure_quota(ctx: Context) -> None:
+    vc, ns = ctx.vcluster, ctx.placement.host_namespace
+    ctx.apply(manifests.resource_quota(
+        ns, ctx.labels, cpu_millicores=vc.cpu_millicores, memory_bytes=vc.memory_bytes,
+        storage_bytes=vc.storage_bytes, pods=vc.pods,
+    ))
+    ctx.apply(manifests.limit_range(ns, ctx.labels))
+
+
+def ensure_network_policies(ctx: Context) -> None:
+    for policy in manifests.network_policies(ctx.placement.host_namespace, ctx.labels):
+        ctx.apply(policy)
+
+
+def ensure_syncer_identity(ctx: Context) -> None:
+    for manifest in manifests.syncer_identity(ctx.placement.host_namespace, ctx.labels):
+        ctx.apply(manifest)
+
+
+def ensure_control_plane(ctx: Context) -> None:
+    if ctx.runtime.ensure_control_plane(ctx.ref):
+        ctx.changes.append("control plane started")
+
+
+def ensure_syncer(ctx: Context) -> None:
+    def host_kubeconfig() -> str:
+        server, ca_pem = ctx.host.server()
+        return token_kubeconfig(
+            ctx.host.api, server, ca_pem.encode(), ctx.placement.host_namespace,
+            manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
+        )
+
+    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig):
+        ctx.changes.append("syncer started")
+
+
+def ensure_kubeconfig(ctx: Context) -> None:
+    vc = ctx.vcluster
+    if not vc.kubeconfig:
+        vc.kubeconfig = ctx.runtime.admin_kubeconfig(ctx.ref)
+        VCluster.objects.filter(pk=vc.pk).update(kubeconfig=vc.kubeconfig)
+        ctx.changes.append("admin kubeconfig issued")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ensure: Callable[[Context], None]
+
+
+PROVISION = (
+    Step("Host namespace", ensure_namespace),
+    Step("Quota and limit range", ensure_quota),
+    Step("Network policies", ensure_network_policies),
+    Step("Syncer identity", ensure_syncer_identity),
+    Step("Control plane", ensure_control_plane),
+    Step("Syncer", ensure_syncer),
+    Step("Kubeconfig", ensure_kubeconfig),
+)
+
+
+# Teardown steps ---------------------------------------------------------------
+def stop_runtime(ctx: Context) -> None:
+    ctx.changes.extend(ctx.runtime.destroy(ctx.ref))
+
+
+def delete_namespace(ctx: Context) -> None:
+    ns = ctx.placement.host_namespace
+    if ctx.host.delete("v1", "Namespace", ns):
+        ctx.changes.append(f"Namespace {ns} and everything in it")
+    if not ctx.host.wait_namespace_gone(ns, settings.VCPORTAL_NAMESPACE_DELETE_TIMEOUT, ctx.heartbeat):
+        raise Transient(f"namespace {ns} is still terminating")
+
+
+def delete_cluster_scoped(ctx: Context) -> None:
+    name = manifests.node_reader_binding_name(ctx.placement.host_namespace)
+    if ctx.host.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", name):
+        ctx.changes.append(f"ClusterRoleBinding {name}")
+
+
+def remove_credentials(ctx: Context) -> None:
+    if VCluster.objects.filter(pk=ctx.vcluster.pk).exclude(kubeconfig="").update(kubeconfig=""):
+        ctx.changes.append("stored admin kubeconfig")
+
+
+def verify_gone(ctx: Context) -> None:
+    leftovers = ctx.host.find_labelled(manifests.selector(ctx.vcluster.pk))
+    if leftovers:
+        raise Transient(f"still on the host: {', '.join(leftovers[:10])}")
+    ctx.changes.append(
+        f"no object labelled {manifests.selector(ctx.vcluster.pk)} in any namespace or cluster-wide; "
+        "no process of the vcluster runs; its state directory is gone"
+    )
+
+
+TEARDOWN = (
+    Step("Stop syncer and control plane", stop_runtime),
+    Step("Delete host namespace", delete_namespace),
+    Step("Remove cluster-wide objects", delete_cluster_scoped),
+    Step("Remove credentials", remove_credentials),
+    Step("Verify nothing remains", verify_gone),
+)
+
+
+# Running the steps ------------------------------------------------------------
+def provision(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) -> None:
+    """Bring a Pending or Provisioning vcluster to Ready, or mark it Failed."""
+    if not _transition(vcluster_id, Phase.PENDING, Phase.PROVISIONING):
+        if not VCluster.objects.filter(pk=vcluster_id, phase=Phase.PROVISIONING).exists():
+            return
+    ctx = Context(_load(vcluster_id), heartbeat)
+    try:
+        for step in PROVISION:
+            _run(ctx, step)
+    except Permanent as exc:
+        _fail(vcluster_id, str(exc))
+        return
+    _transition(vcluster_id, Phase.PROVISIONING, Phase.READY, message="")
+
+
+def teardown(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) -> None:
+    """Remove everything of a Deleting vcluster, check it is gone, mark it Deleted."""
+    vc = _load(vcluster_id)
+    if vc.phase != Phase.DELETING:
+        return
+    ctx = Context(vc, heartbeat)
+    removed = []
+    if Placement.objects.filter(vcluster=vc).exists():
+        for step in TEARDOWN:
+            _run(ctx, step, permanent_is_transient=True)
+            removed.append({"step": step.name, "done": _step(vc, step.name).message})
+        Placement.objects.filter(vcluster=vc).update(
+            receipt={"steps": removed, "finished_at": timezone.now().isoformat()}
+        )
+    else:
+        remove_credentials(ctx)
+    now = timezone.now()
+    VCluster.objects.filter(pk=vcluster_id, phase=Phase.DELETING).update(
+        phase=Phase.DELETED, deleted_at=now, updated_at=now, message=""
+    )
+
+
+def repair(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) -> list[str]:
+    """Re-ensure every provisioning step of a Ready vcluster; record what drifted."""
+    vc = _load(vcluster_id)
+    if vc.phase != Phase.READY or not Placement.objects.filter(vcluster=vc).exists():
+        return []
+    ctx = Context(vc, heartbeat)
+    for step in PROVISION:
+        step.ensure(ctx)
+        heartbeat()
+    if ctx.changes:
+        VClusterEvent.objects.create(
+            vcluster=vc, kind=EventKind.REPAIR, message="Repaired drift: " + ", ".join(ctx.changes)
+        )
+    return ctx.changes
+
+
+def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None:
+    record = _step(ctx.vcluster, step.name)
+    already_done = record.status == StepStatus.SUCCEEDED
+    if not already_done:
+        VClusterStep.objects.filter(pk=record.pk).update(
+            status=StepStatus.RUNNING, started_at=record.started_at or timezone.now(), finished_at=None
+        )
+    ctx.changes = []
+    try:
+        step.ensure(ctx)
+    except (Transient, Permanent) as exc:
+        _record_error(record, exc, transient=isinstance(exc, Transient) or permanent_is_transient)
+        raise Transient(str(exc)) if permanent_is_transient else exc
+    except RuntimeFailure as exc:
+        _record_error(record, exc, transient=permanent_is_transient)
+        raise Transient(str(exc)) if permanent_is_transient else Permanent(f"{step.name}: {exc}") from None
+    except Exception as exc:
+        transient = is_transient(exc)
+        _record_error(record, exc, transient=transient or permanent_is_transient)
+        if transient or permanent_is_transient:
+            raise Transient(f"{step.name}: {describe(exc)}") from exc
+        raise Permanent(f"{step.name}: {describe(exc)}") from exc
+    ctx.heartbeat()
+    if not already_done:
+        VClusterStep.objects.filter(pk=record.pk).update(
+            status=StepStatus.SUCCEEDED, finished_at=timezone.now(),
+            message="; ".join(ctx.changes) or "Already in place.",
+        )
+
+
+def _record_error(record: VClusterStep, exc: BaseException, transient: bool) -> None:
+    if transient:
+        VClusterStep.objects.filter(pk=record.pk).update(message=f"Retrying after: {describe(exc)}")
+    else:
+        VClusterStep.objects.filter(pk=record.pk).update(
+            status=StepStatus.FAILED, finished_at=timezone.now(), message=describe(exc)
+        )
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line, secret-free description of an error for users."""
+    if isinstance(exc, ApiException):
+        import json
+
+        try:
+            message = json.loads(exc.body or "{}").get("message") or exc.reason
+        except ValueError:
+            message = exc.reason
+        return f"host API answered {exc.status}: {message}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _step(vc: VCluster, name: str) -> VClusterStep:
+    record, _ = VClusterStep.objects.get_or_create(vcluster=vc, name=name)
+    return record
+
+
+def _load(vcluster_id: int) -> VCluster:
+    return VCluster.objects.select_related("team").get(pk=vcluster_id)
+
+
+def _transition(vcluster_id: int, expected: Phase, new: Phase, **fields) -> bool:
+    """Compare-and-set the phase; False if someone else moved it first."""
+    return bool(
+        VCluster.objects.filter(pk=vcluster_id, phase=expected).update(phase=new, updated_at=timezone.now(), **fields)
+    )
+
+
+def _fail(vcluster_id: int, message: str) -> None:
+    with transaction.atomic():
+        if _transition(vcluster_id, Phase.PROVISIONING, Phase.FAILED, message=message):
+            VClusterEvent.objects.create(vcluster_id=vcluster_id, kind=EventKind.FAILURE, message=message)
+    logger.warning("vcluster %s failed: %s", vcluster_id, message)
+
+
+def give_up(vcluster_id: int, message: str) -> None:
+    """Too many transient errors in a row: fail, so a person looks at it."""
+    _fail(vcluster_id, f"Gave up after repeated errors: {message}")

@@ -1,0 +1,162 @@
+"""Where a vcluster's control plane and syncer run.
+
+`ControlPlaneRuntime` is what the pipeline needs; `LocalProcessRuntime` runs both as
+processes on this machine with localkube, one state directory per vcluster under
+VCPORTAL_VAR_DIR/vclusters/<id>/. A runtime that runs them as a StatefulSet in the
+host namespace would implement the same methods and nothing else would change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from django.conf import settings
+
+from localkube import ClusterError, LocalCluster
+from localkube.binaries import kube_version
+from localkube.processes import ProcessDir, process_alive
+from syncer.config import SyncerConfig, vcluster_config_path
+
+ADMIN_USER = "vcluster-admin"
+
+
+class RuntimeFailure(RuntimeError):
+    """A permanent runtime failure; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class VClusterRef:
+    id: int
+    name: str
+    host_namespace: str
+    kubernetes_version: str
+
+
+class ControlPlaneRuntime(Protocol):
+    name: str
+
+    def ensure_control_plane(self, vc: VClusterRef) -> bool:
+        """Start the control plane unless it runs; True if it had to be started."""
+
+    def control_plane_running(self, vc: VClusterRef) -> bool: ...
+
+    def admin_kubeconfig(self, vc: VClusterRef) -> str:
+        """A kubeconfig with cluster-admin rights, naming the externally reachable server."""
+
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str]) -> bool:
+        """Start the syncer unless it runs, with host credentials from
+        `host_kubeconfig()`; True if it had to be started."""
+
+    def syncer_running(self, vc: VClusterRef) -> bool: ...
+
+    def destroy(self, vc: VClusterRef) -> list[str]:
+        """Stop everything and remove all state; returns what was removed."""
+
+
+class LocalProcessRuntime:
+    name = "local"
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root or Path(settings.VAR_DIR) / "vclusters")
+
+    def _dir(self, vc: VClusterRef) -> Path:
+        return self.root / str(vc.id)
+
+    def _cluster(self, vc: VClusterRef) -> LocalCluster:
+        return LocalCluster(self._dir(vc) / "controlplane")
+
+    def _processes(self, vc: VClusterRef) -> ProcessDir:
+        base = self._dir(vc)
+        return ProcessDir(base, base / "run", base / "logs")
+
+    def ensure_control_plane(self, vc: VClusterRef) -> bool:
+        if vc.kubernetes_version != kube_version():
+            raise RuntimeFailure(
+                f"Kubernetes {vc.kubernetes_version} is not available on this worker (it runs {kube_version()})."
+            )
+        cluster = self._cluster(vc)
+        if cluster.config_path.exists() and all(s.running for s in cluster.status()):
+            return False
+        self._dir(vc).mkdir(mode=0o700, parents=True, exist_ok=True)
+        cluster.init(name=vc.name, extra_sans=tuple(settings.VCPORTAL_VCLUSTER_SANS))
+        try:
+            cluster.start(timeout=settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
+        except ClusterError as exc:
+            raise RuntimeFailure(str(exc)) from None
+        return True
+
+    def control_plane_running(self, vc: VClusterRef) -> bool:
+        cluster = self._cluster(vc)
+        return cluster.config_path.exists() and all(s.running for s in cluster.status()) and cluster.is_ready()
+
+    def admin_kubeconfig(self, vc: VClusterRef) -> str:
+        cluster = self._cluster(vc)
+        server = f"https://{settings.VCPORTAL_VCLUSTER_HOST}:{cluster.config.ports['kube-apiserver']}"
+        path = self._dir(vc) / "admin.kubeconfig.tmp"
+        cluster.write_kubeconfig(path, ADMIN_USER, ("system:masters",), server=server)
+        try:
+            return path.read_text()
+        finally:
+            path.unlink()
+
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str]) -> bool:
+        processes = self._processes(vc)
+        config_path = vcluster_config_path(vc.id)
+        if processes.pid("syncer") is not None and config_path.exists():
+            return False
+        base = self._dir(vc)
+        _write_private(base / "host.kubeconfig", host_kubeconfig())
+        cluster = self._cluster(vc)
+        cluster.write_kubeconfig(base / "virtual.kubeconfig", "vcportal-syncer", ("system:masters",))
+        config = SyncerConfig(
+            vcluster=_syncer_name(vc), virtual_kubeconfig=base / "virtual.kubeconfig",
+            host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
+        )
+        _write_private(config_path, config.dump())
+        manage = Path(settings.BASE_DIR) / "manage.py"
+        processes.spawn("syncer", [sys.executable, str(manage), "syncer", "--vcluster", str(vc.id)])
+        return True
+
+    def syncer_running(self, vc: VClusterRef) -> bool:
+        return self._processes(vc).pid("syncer") is not None
+
+    def destroy(self, vc: VClusterRef) -> list[str]:
+        processes, cluster = self._processes(vc), self._cluster(vc)
+        pids = {"syncer": processes.pid("syncer")}
+        processes.stop("syncer")
+        if cluster.config_path.exists():
+            pids.update(cluster.pids())
+            cluster.stop()
+        pids = {name: pid for name, pid in pids.items() if pid is not None}
+        still = [name for name, pid in pids.items() if process_alive(pid)]
+        if still:
+            raise RuntimeFailure(f"still running after stop: {', '.join(still)}")
+        removed = [f"process {name} (pid {pid})" for name, pid in pids.items()]
+        if self._dir(vc).exists():
+            shutil.rmtree(self._dir(vc))
+            removed.append(f"state directory {self._dir(vc)}")
+        return removed
+
+
+def _syncer_name(vc: VClusterRef) -> str:
+    """The syncer's suffix for host object names: short and unique per vcluster."""
+    return f"vc{vc.id}"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def get_runtime(name: str = "local") -> ControlPlaneRuntime:
+    if name != LocalProcessRuntime.name:
+        raise RuntimeFailure(f"unknown control plane runtime {name!r}")
+    return LocalProcessRuntime()

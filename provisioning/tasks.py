@@ -1,0 +1,99 @@
+"""Celery tasks: each takes a vcluster id, holds that vcluster's lock while it works,
+reconciles what is missing, and is safe to run twice or after a crash.
+
+The lock is a Redis lock with a TTL that the pipeline renews between and within
+steps, so a worker killed mid-step releases it by expiry and another worker (or
+the same one restarted) resumes. Transient errors retry with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+from vclusters.models import Phase, VCluster
+
+from . import pipeline
+
+logger = logging.getLogger(__name__)
+
+MAX_TRANSIENT_RETRIES = 12
+LOCK_BUSY_COUNTDOWN = 2
+
+
+@contextmanager
+def held_lock(name: str, ttl: float):
+    """A non-blocking Redis lock; yields the lock, or None if someone holds it."""
+    lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"vcportal:{name}", timeout=ttl)
+    if not lock.acquire(blocking=False):
+        yield None
+        return
+    try:
+        yield lock
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            logger.warning("lock %s expired while held; work is idempotent, so this is safe", name)
+
+
+def _backoff(retries: int) -> float:
+    return min(2 ** retries, 30)
+
+
+def _run_locked(task, vcluster_id: int, work) -> None:
+    with held_lock(f"vcluster:{vcluster_id}", settings.VCPORTAL_VCLUSTER_LOCK_TTL) as lock:
+        if lock is None:
+            raise task.retry(countdown=LOCK_BUSY_COUNTDOWN, max_retries=None)
+        try:
+            work(vcluster_id, heartbeat=lock.reacquire)
+        except pipeline.Transient as exc:
+            if task.request.retries >= MAX_TRANSIENT_RETRIES:
+                pipeline.give_up(vcluster_id, str(exc))
+                return
+            logger.info("vcluster %s: transient error, retrying: %s", vcluster_id, exc)
+            raise task.retry(countdown=_backoff(task.request.retries), max_retries=None) from None
+
+
+@shared_task(bind=True, acks_late=True)
+def provision_vcluster(self, vcluster_id: int) -> None:
+    _run_locked(self, vcluster_id, pipeline.provision)
+
+
+@shared_task(bind=True, acks_late=True)
+def teardown_vcluster(self, vcluster_id: int) -> None:
+    _run_locked(self, vcluster_id, pipeline.teardown)
+
+
+@shared_task(bind=True, acks_late=True)
+def repair_vcluster(self, vcluster_id: int) -> None:
+    _run_locked(self, vcluster_id, _repair_or_log)
+
+
+def _repair_or_log(vcluster_id: int, heartbeat) -> None:
+    """A repair that fails now is tried again at the next reconcile."""
+    try:
+        pipeline.repair(vcluster_id, heartbeat)
+    except Exception as exc:
+        logger.warning("vcluster %s: repair failed: %s", vcluster_id, pipeline.describe(exc))
+
+
+@shared_task
+def reconcile_all() -> None:
+    """Periodic (Celery beat) and at worker start: every vcluster not at rest gets its
+    task again, and Ready ones are checked for drift. One run at a time."""
+    with held_lock("reconcile-all", settings.VCPORTAL_RECONCILE_INTERVAL) as lock:
+        if lock is None:
+            return
+        by_phase = {
+            Phase.PENDING: provision_vcluster,
+            Phase.PROVISIONING: provision_vcluster,
+            Phase.DELETING: teardown_vcluster,
+            Phase.READY: repair_vcluster,
+        }
+        for vcluster_id, phase in VCluster.objects.filter(phase__in=by_phase).values_list("pk", "phase"):
+            by_phase[phase].delay(vcluster_id)
