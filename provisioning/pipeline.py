@@ -162,6 +162,8 @@ def stop_runtime(ctx: Context) -> None:
 
 def delete_namespace(ctx: Context) -> None:
     ns = ctx.placement.host_namespace
+    if ctx.host.exists("v1", "Namespace", ns) and (pods := ctx.host.delete_pods_now(ns)):
+        ctx.changes.append(f"{pods} pods, without grace period")
     if ctx.host.delete("v1", "Namespace", ns):
         ctx.changes.append(f"Namespace {ns} and everything in it")
     if not ctx.host.wait_namespace_gone(ns, settings.VCPORTAL_NAMESPACE_DELETE_TIMEOUT, ctx.heartbeat):

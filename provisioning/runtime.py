@@ -120,7 +120,7 @@ class LocalProcessRuntime:
         )
         _write_private(config_path, config.dump())
         manage = Path(settings.BASE_DIR) / "manage.py"
-        processes.spawn("syncer", [sys.executable, str(manage), "syncer", "--vcluster", str(vc.id)])
+        processes.spawn("syncer", [sys.executable, str(manage), "syncer", "--config", str(config_path)])
         return True
 
     def syncer_running(self, vc: VClusterRef) -> bool:
