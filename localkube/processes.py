@@ -75,16 +75,19 @@ class ProcessDir:
         pid = self.pid(name)
         if pid is not None:
             _signal_group(pid, signal.SIGTERM)
-            if not self._wait_exit(name, timeout):
+            if not self._wait_exit(name, pid, timeout):
                 logger.warning("%s (pid %s) ignored SIGTERM; killing it", name, pid)
                 _signal_group(pid, signal.SIGKILL)
-                self._wait_exit(name, timeout)
+                self._wait_exit(name, pid, timeout)
         self._pid_path(name).unlink(missing_ok=True)
 
-    def _wait_exit(self, name: str, timeout: float) -> bool:
+    def _wait_exit(self, name: str, pid: int, timeout: float) -> bool:
+        # Wait on the pid itself: while a process exits, /proc stops showing its exe
+        # before the process is gone, so pid(name) turns None too early.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.exited(name):
+            self.exited(name)  # reaps it if it is our child
+            if not process_alive(pid):
                 return True
             time.sleep(0.05)
         return False

@@ -228,6 +228,9 @@ VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", de
 # work is resumed by another after at most this long.
 VCPORTAL_VCLUSTER_LOCK_TTL = _int("VCPORTAL_VCLUSTER_LOCK_TTL", default=20)
 VCPORTAL_RECONCILE_INTERVAL = _int("VCPORTAL_RECONCILE_INTERVAL", default=30)
+# Test-only fault injection: seconds each provisioning step sleeps after its effect
+# and before its record (tests/provisioning/test_crash_safety.py). Keep 0.
+VCPORTAL_FAULT_PAUSE_AFTER_STEP = env.float("VCPORTAL_FAULT_PAUSE_AFTER_STEP", default=0.0)
 CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
 }

@@ -9,6 +9,7 @@ recorded on the vcluster (VClusterStep) for the UI and the API to show live.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -264,6 +265,7 @@ def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None
     ctx.changes = []
     try:
         step.ensure(ctx)
+        _fault_pause()
     except (Transient, Permanent) as exc:
         _record_error(record, exc, transient=isinstance(exc, Transient) or permanent_is_transient)
         raise Transient(str(exc)) if permanent_is_transient else exc
@@ -282,6 +284,13 @@ def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None
             status=StepStatus.SUCCEEDED, finished_at=timezone.now(),
             message="; ".join(ctx.changes) or "Already in place.",
         )
+
+
+def _fault_pause() -> None:
+    """For the crash-safety tests only: widen the window between a step's effect and
+    its record, the worst moment for a worker to die. Zero (off) unless configured."""
+    if settings.VCPORTAL_FAULT_PAUSE_AFTER_STEP:
+        time.sleep(settings.VCPORTAL_FAULT_PAUSE_AFTER_STEP)
 
 
 def _record_error(record: VClusterStep, exc: BaseException, transient: bool) -> None:
