@@ -56,7 +56,10 @@ class Placement(models.Model):
     """Where one vcluster lives; written once, by the first provisioning step."""
 
     vcluster = models.OneToOneField(VCluster, on_delete=models.CASCADE, related_name="placement")
-    host_cluster = models.ForeignKey(HostCluster, on_delete=models.PROTECT, related_name="placements")
+    # Set only while the host cluster is registered: one can be removed once no live
+    # vcluster is placed on it (provisioning.services.delete_host_cluster), and the
+    # placements of Deleted vclusters stay for their teardown receipts.
+    host_cluster = models.ForeignKey(HostCluster, null=True, on_delete=models.SET_NULL, related_name="placements")
     host_namespace = models.CharField(max_length=63)
     runtime = models.CharField(max_length=20, default="local")
     # What teardown removed and checked; shown on the vcluster page once Deleted.
