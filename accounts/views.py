@@ -5,6 +5,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.views import add_service_errors, paginate, query_without_page
+from provisioning.models import PodSecurity
+from provisioning.services import pod_security_of
 from vclusters.presentation import quota_bars
 from vclusters.services import usage_by_team
 
@@ -51,6 +53,8 @@ def team_detail(request, slug):
         "can_manage": access.can_manage(request.user, team),
         "member_form": MemberForm(),
         "role_choices": RoleForm.base_fields["role"].choices,
+        "pod_security": pod_security_of(team),
+        "pod_security_choices": PodSecurity.choices,
     }
     return render(request, "accounts/team_detail.html", context)
 

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import AuditEventViewSet, MemberViewSet, TeamViewSet, TokenViewSet
+from provisioning.api import HostClusterViewSet, TeamPolicyView
 from vclusters.api import VClusterViewSet
 
 router = DefaultRouter(trailing_slash=True)
@@ -12,6 +13,7 @@ router.register("teams", TeamViewSet, basename="team")
 router.register("vclusters", VClusterViewSet, basename="vcluster")
 router.register("tokens", TokenViewSet, basename="token")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
+router.register("host-clusters", HostClusterViewSet, basename="hostcluster")
 
 members = MemberViewSet.as_view({"get": "list", "post": "create"})
 member = MemberViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
@@ -20,6 +22,7 @@ api_v1 = [
     *router.urls,
     path("teams/<slug:team_slug>/members/", members, name="member-list"),
     path("teams/<slug:team_slug>/members/<str:username>/", member, name="member-detail"),
+    path("teams/<slug:slug>/policy/", TeamPolicyView.as_view(), name="team-policy"),
 ]
 
 urlpatterns = [
@@ -29,4 +32,5 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("", include("accounts.urls")),
     path("", include("vclusters.urls")),
+    path("", include("provisioning.urls")),
 ]

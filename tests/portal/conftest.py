@@ -48,6 +48,22 @@ def make_team(slug: str, **quota) -> Team:
     return Team.objects.create(name=slug.title(), slug=slug, **quota)
 
 
+# Shaped like a kubeconfig, pointing nowhere: for host cluster rows that no test connects to.
+UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: nowhere, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: admin, user: {token: not-a-real-token}}]
+contexts: [{name: admin@nowhere, context: {cluster: nowhere, user: admin}}]
+current-context: admin@nowhere
+"""
+
+
+def make_host(name: str, **fields):
+    from provisioning.models import HostCluster
+
+    return HostCluster.objects.create(name=name, kubeconfig=UNREACHABLE_KUBECONFIG, **fields)
+
+
 def make_vcluster(team: Team, name: str, **fields) -> VCluster:
     spec = {"kubernetes_version": "v1.37.2", "cpu_millicores": 1000, "memory_bytes": 2**31,
             "storage_bytes": 10 * 2**30, "pods": 50, **fields}

@@ -1,0 +1,142 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import access
+from accounts.api import validated, visible_team
+from accounts.audit import Actor
+
+from . import services
+from .models import HostCluster, PodSecurity
+
+
+class IsPlatformAdmin(permissions.BasePermission):
+    """Host clusters are platform infrastructure: other users get 403 on every call,
+    as for the other platform-admin-only endpoints (creating teams, editing quotas)."""
+
+    message = "Only platform admins may do this."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+def host_clusters_for(user):
+    """Every host cluster, with its load, for platform admins; PermissionDenied otherwise.
+    The kubeconfig is deferred: lists never decrypt it."""
+    access.require_platform_admin(user)
+    return HostCluster.objects.with_load().defer("kubeconfig").prefetch_related("teams").order_by("name")
+
+
+class HostClusterSerializer(serializers.ModelSerializer):
+    teams = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True,
+        help_text="Slugs of the teams whose vclusters may be placed here; empty: every team.",
+    )
+    load = serializers.IntegerField(read_only=True, help_text="Live vclusters (all but Deleted) placed here.")
+
+    class Meta:
+        model = HostCluster
+        fields = ["name", "enabled", "capacity_notes", "teams", "load", "created_at"]
+
+
+class HostClusterWriteSerializer(serializers.Serializer):
+    """Shape only: names, team slugs and the kubeconfig are checked by the service."""
+
+    kubeconfig = serializers.CharField(
+        write_only=True, trim_whitespace=False,
+        help_text="Admin kubeconfig with inline credentials (no file paths, no exec plugins). "
+        "The portal connects to the cluster to check it. Stored encrypted; never returned.",
+    )
+    enabled = serializers.BooleanField(default=True, help_text="New vclusters are placed only on enabled host clusters.")
+    capacity_notes = serializers.CharField(required=False, allow_blank=True, default="")
+    teams = serializers.ListField(
+        child=serializers.CharField(), required=False, default=list,
+        help_text="Team slugs that may use this host cluster; empty or missing: every team.",
+    )
+
+
+class HostClusterCreateSerializer(HostClusterWriteSerializer):
+    name = serializers.CharField(help_text="A slug: lowercase letters, digits and '-'.")
+
+
+class HostClusterUpdateSerializer(HostClusterWriteSerializer):
+    kubeconfig = serializers.CharField(
+        write_only=True, required=False, trim_whitespace=False,
+        help_text="A replacement kubeconfig, checked like at registration. Omit to keep the current one.",
+    )
+    enabled = serializers.BooleanField(required=False)
+    capacity_notes = serializers.CharField(required=False, allow_blank=True)
+    teams = serializers.ListField(child=serializers.CharField(), required=False,
+                                  help_text="Replaces the list; [] opens the host cluster to every team.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Host clusters, with their load (platform admins)"),
+    retrieve=extend_schema(summary="A host cluster (platform admins)"),
+    destroy=extend_schema(summary="Remove a host cluster no live vcluster is placed on (platform admins)",
+                          responses={204: None}),
+)
+class HostClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                         viewsets.GenericViewSet):
+    serializer_class = HostClusterSerializer
+    queryset = HostCluster.objects.none()  # for the schema; get_queryset() decides
+    permission_classes = [IsPlatformAdmin]
+    lookup_field = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return host_clusters_for(self.request.user)
+
+    def _shown(self, host, status_code=status.HTTP_200_OK) -> Response:
+        host = self.get_queryset().get(pk=host.pk)
+        return Response(HostClusterSerializer(host).data, status=status_code)
+
+    @extend_schema(summary="Register a host cluster (platform admins)", request=HostClusterCreateSerializer,
+                   responses={201: HostClusterSerializer})
+    def create(self, request):
+        data = validated(HostClusterCreateSerializer, request)
+        host = services.register_host_cluster(Actor.from_request(request), **data)
+        return self._shown(host, status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Change a host cluster: enabled, notes, teams, kubeconfig (platform admins)",
+                   request=HostClusterUpdateSerializer, responses=HostClusterSerializer)
+    def partial_update(self, request, name=None):
+        data = validated(HostClusterUpdateSerializer, request)
+        host = services.update_host_cluster(Actor.from_request(request), self.get_object(), **data)
+        return self._shown(host)
+
+    def perform_destroy(self, host):
+        services.delete_host_cluster(Actor.from_request(self.request), host)
+
+
+class TeamPolicySerializer(serializers.Serializer):
+    pod_security = serializers.ChoiceField(
+        choices=PodSecurity.choices,
+        help_text="Pod Security Standard enforced on the host namespaces of the team's vclusters "
+        "(new ones at once, existing ones at the next reconcile).",
+    )
+
+
+class TeamPolicyView(APIView):
+    """A team's provisioning policy: readable by whoever sees the team, changed by
+    platform admins. Other teams answer 404, like the team itself."""
+
+    @extend_schema(summary="A team's provisioning policy", responses=TeamPolicySerializer)
+    def get(self, request, slug):
+        team = visible_team(request, slug)
+        return Response({"pod_security": services.pod_security_of(team)})
+
+    @extend_schema(summary="Change a team's provisioning policy (platform admins)", request=TeamPolicySerializer,
+                   responses=TeamPolicySerializer)
+    def put(self, request, slug):
+        team = visible_team(request, slug)
+        access.require_platform_admin(request.user)
+        data = validated(TeamPolicySerializer, request)
+        policy = services.set_pod_security(Actor.from_request(request), team, data["pod_security"])
+        return Response({"pod_security": policy.pod_security})
+
+    @extend_schema(summary="Change a team's provisioning policy (platform admins)", request=TeamPolicySerializer,
+                   responses=TeamPolicySerializer)
+    def patch(self, request, slug):
+        return self.put(request, slug)
