@@ -1,7 +1,7 @@
 from django.http import HttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
@@ -12,18 +12,60 @@ from accounts.audit import Actor
 from accounts.models import Team
 from portal.api import YAMLRenderer
 from portal.errors import invalid
+from provisioning.models import VClusterEvent
 
 from . import resources, services
 from .models import Phase, VCluster, VClusterStep
 
 
 SHOWN_FIELDS = [f.name for f in VCluster._meta.concrete_fields if f.name != "kubeconfig"]
+# The placement as the detail shows it; never the host cluster's kubeconfig.
+PLACEMENT_FIELDS = ["placement__host_namespace", "placement__receipt", "placement__host_cluster__name"]
 
 
 class StepSerializer(serializers.ModelSerializer):
+    duration = serializers.SerializerMethodField(help_text="Seconds from start to finish; null until finished.")
+
     class Meta:
         model = VClusterStep
-        fields = ["name", "status", "started_at", "finished_at", "message"]
+        fields = ["name", "status", "started_at", "finished_at", "duration", "message"]
+
+    def get_duration(self, step) -> float | None:
+        seconds = step_seconds(step)
+        return None if seconds is None else round(seconds, 3)
+
+
+def step_seconds(step) -> float | None:
+    if step.started_at is None or step.finished_at is None:
+        return None
+    return max((step.finished_at - step.started_at).total_seconds(), 0.0)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VClusterEvent
+        fields = ["kind", "message", "created_at"]
+
+
+class PlacementSerializer(serializers.Serializer):
+    host_cluster = serializers.CharField(source="host_cluster.name", allow_null=True, default=None,
+                                         help_text="null once the host cluster has been removed.")
+    host_namespace = serializers.CharField()
+
+
+class ReceiptStepSerializer(serializers.Serializer):
+    step = serializers.CharField()
+    done = serializers.CharField(help_text="What the step removed or checked.")
+
+
+class ReceiptSerializer(serializers.Serializer):
+    steps = ReceiptStepSerializer(many=True)
+    finished_at = serializers.DateTimeField()
+
+
+def placement_of(vcluster):
+    """The vcluster's Placement, or None before provisioning placed it."""
+    return getattr(vcluster, "placement", None)
 
 
 class VClusterSerializer(serializers.ModelSerializer):
@@ -50,9 +92,22 @@ class VClusterSerializer(serializers.ModelSerializer):
 
 class VClusterDetailSerializer(VClusterSerializer):
     steps = StepSerializer(many=True, read_only=True)
+    placement = serializers.SerializerMethodField(help_text="Where it runs; null until provisioning placed it.")
+    events = EventSerializer(many=True, read_only=True, help_text="Repairs, retries and failures, newest first.")
+    receipt = serializers.SerializerMethodField(help_text="What teardown removed and checked; null until Deleted.")
 
     class Meta(VClusterSerializer.Meta):
-        fields = [*VClusterSerializer.Meta.fields, "steps"]
+        fields = [*VClusterSerializer.Meta.fields, "steps", "placement", "events", "receipt"]
+
+    @extend_schema_field(PlacementSerializer(allow_null=True))
+    def get_placement(self, vcluster):
+        placement = placement_of(vcluster)
+        return None if placement is None else PlacementSerializer(placement).data
+
+    @extend_schema_field(ReceiptSerializer(allow_null=True))
+    def get_receipt(self, vcluster):
+        placement = placement_of(vcluster)
+        return None if placement is None else placement.receipt
 
 
 class VClusterCreateSerializer(serializers.Serializer):
@@ -89,11 +144,13 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         if self.action == "list" and "phase" not in self.request.query_params:
             vclusters = vclusters.exclude(phase=Phase.DELETED)
         if self.action == "retrieve":
-            vclusters = vclusters.prefetch_related("steps")
+            vclusters = vclusters.select_related("placement__host_cluster").prefetch_related("steps", "events")
+            vclusters = vclusters.only(*SHOWN_FIELDS, "team__slug", "team__name", "created_by__username",
+                                       *PLACEMENT_FIELDS)
         return vclusters
 
     def get_serializer_class(self):
-        return VClusterDetailSerializer if self.action == "retrieve" else VClusterSerializer
+        return VClusterDetailSerializer if self.action in {"retrieve", "retry"} else VClusterSerializer
 
     @extend_schema(summary="Create a vcluster (within the team's quota)", request=VClusterCreateSerializer,
                    responses={201: VClusterDetailSerializer})
@@ -110,6 +167,13 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                    responses={202: VClusterDetailSerializer})
     def destroy(self, request, pk=None):
         vcluster = services.delete_vcluster(Actor.from_request(request), self.get_object())
+        return Response(VClusterDetailSerializer(vcluster).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Retry a Failed vcluster (members, team admins): provisioning resumes at the failed step",
+                   request=None, responses={202: VClusterDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        vcluster = services.retry_vcluster(Actor.from_request(request), self.get_object())
         return Response(VClusterDetailSerializer(vcluster).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

@@ -16,9 +16,10 @@ from accounts.audit import Actor, record
 from accounts.models import Team
 from portal.errors import NotReady, QuotaExceeded, invalid
 from provisioning import tasks
+from provisioning.models import EventKind, VClusterEvent
 
 from . import resources
-from .models import DELETABLE, NAME_MAX_LENGTH, Phase, VCluster, validate_name
+from .models import DELETABLE, NAME_MAX_LENGTH, Phase, StepStatus, VCluster, VClusterStep, validate_name
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,31 @@ def delete_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
             raise invalid("phase", f"{vcluster} is already {vcluster.phase.lower()}.")
         record(actor, "vcluster.delete", team=vcluster.team, target=vcluster, phase_before=vcluster.phase)
         _enqueue_on_commit(tasks.teardown_vcluster, vcluster.pk)
+    vcluster.refresh_from_db()
+    return vcluster
+
+
+def retry_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
+    """Send a Failed vcluster back to provisioning. Succeeded steps stay Succeeded (the
+    pipeline checks them again and redoes only what is missing); the step that failed
+    (or was left Running when the task gave up after repeated transient errors) is
+    reset to Pending, so it shows as running again with its own times."""
+    access.require_write(actor.user, vcluster.team)
+    with transaction.atomic():
+        failure = VCluster.objects.select_for_update().filter(pk=vcluster.pk).values_list("message", flat=True).first()
+        changed = VCluster.objects.filter(pk=vcluster.pk, phase=Phase.FAILED).update(
+            phase=Phase.PENDING, message="", updated_at=timezone.now()
+        )
+        if not changed:
+            vcluster.refresh_from_db(fields=["phase"])
+            raise invalid("phase", f"Only a Failed vcluster can be retried; {vcluster} is {vcluster.phase}.")
+        VClusterStep.objects.filter(vcluster=vcluster, status__in=[StepStatus.FAILED, StepStatus.RUNNING]).update(
+            status=StepStatus.PENDING, started_at=None, finished_at=None, message=""
+        )
+        VClusterEvent.objects.create(vcluster=vcluster, kind=EventKind.RETRY,
+                                     message=f"Retried by {actor.user.get_username()} after: {failure or 'no message'}")
+        record(actor, "vcluster.retry", team=vcluster.team, target=vcluster, failure=failure or "")
+        _enqueue_on_commit(tasks.provision_vcluster, vcluster.pk)
     vcluster.refresh_from_db()
     return vcluster
 

@@ -9,4 +9,5 @@ urlpatterns = [
     path("vclusters/<int:pk>/", views.vcluster_detail, name="vcluster-detail"),
     path("vclusters/<int:pk>/kubeconfig/", views.vcluster_kubeconfig, name="vcluster-kubeconfig"),
     path("vclusters/<int:pk>/delete/", views.vcluster_delete, name="vcluster-delete"),
+    path("vclusters/<int:pk>/retry/", views.vcluster_retry, name="vcluster-retry"),
 ]

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -15,7 +15,7 @@ from portal.errors import NotReady
 from portal.views import add_service_errors, paginate, query_without_page
 
 from . import services
-from .api import VClusterFilter, kubeconfig_filename
+from .api import VClusterFilter, kubeconfig_filename, placement_of
 from .forms import VClusterForm
 from .models import DELETABLE, IN_PROGRESS, Phase, VCluster
 from .presentation import headroom_text, quota_bars
@@ -100,15 +100,38 @@ def _visible_vcluster(request, pk):
 @login_required
 @vary_on_headers("HX-Request")
 def vcluster_detail(request, pk):
-    vcluster = _visible_vcluster(request, pk)
+    vclusters = (
+        VCluster.objects.for_user(request.user)
+        .select_related("team", "created_by", "placement__host_cluster")
+        .defer("kubeconfig", "placement__host_cluster__kubeconfig")
+    )
+    vcluster = get_object_or_404(vclusters, pk=pk)
+    can_write = access.can_write(request.user, vcluster.team)
     context = {
         "vcluster": vcluster,
         "steps": vcluster.steps.all(),
-        "can_write": access.can_write(request.user, vcluster.team),
+        "events": vcluster.events.all(),
+        "placement": placement_of(vcluster),
+        "can_write": can_write,
         "deletable": vcluster.phase in DELETABLE,
+        "retryable": can_write and vcluster.phase == Phase.FAILED,
         "kubeconfig_filename": kubeconfig_filename(vcluster),
     }
     return render(request, _fragment(request, "vclusters/detail.html", "live-status"), context)
+
+
+@login_required
+@require_POST
+def vcluster_retry(request, pk):
+    vcluster = _visible_vcluster(request, pk)
+    access.require_write(request.user, vcluster.team)
+    try:
+        services.retry_vcluster(Actor.from_request(request), vcluster)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Retrying {vcluster.name}: provisioning resumes at the step that failed.")
+    return redirect("vcluster-detail", pk=vcluster.pk)
 
 
 @login_required

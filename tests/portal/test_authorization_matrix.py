@@ -7,8 +7,8 @@ leaves no trace: the audit log (written by every service function) is unchanged.
 import pytest
 from django.test import Client
 
-from accounts.models import ApiToken, AuditEvent, Membership
-from tests.portal.conftest import PERSONAS, make_user, make_vcluster, token_for
+from accounts.models import ApiToken, AuditEvent, Membership, Team
+from tests.portal.conftest import PERSONAS, make_host, make_user, make_vcluster, token_for
 from vclusters.models import Phase
 
 pytestmark = pytest.mark.django_db
@@ -26,10 +26,14 @@ def objects(world):
     make_user("newbie")
     web = make_vcluster(world.alpha, "web")
     ready = make_vcluster(world.alpha, "ready", phase=Phase.READY, kubeconfig="apiVersion: v1\nkind: Config\n")
+    failed = make_vcluster(world.alpha, "failed", phase=Phase.FAILED, message="It broke.")
+    Team.objects.filter(pk=world.alpha.pk).update(max_vclusters=10)  # room for one more create
+    make_host("east", capacity_notes="the old one")
     owner_token = ApiToken.objects.get(pk=_token_id(world.owner))
     return {
         "web": web.pk,
         "ready": ready.pk,
+        "failed": failed.pk,
         "membership": Membership.objects.get(team=world.alpha, user=world.teammate).pk,
         "owner_token": owner_token.pk,
     }
@@ -60,6 +64,19 @@ API = [
     ("DELETE", "/api/v1/vclusters/{web}/", None, expect(401, 404, 403, 202, 202, 202)),
     ("GET", "/api/v1/vclusters/{web}/kubeconfig/", None, expect(401, 404, 403, 409, 409, 409)),
     ("GET", "/api/v1/vclusters/{ready}/kubeconfig/", None, expect(401, 404, 403, 200, 200, 200)),
+    ("POST", "/api/v1/vclusters/{failed}/retry/", None, expect(401, 404, 403, 202, 202, 202)),
+    ("POST", "/api/v1/vclusters/{web}/retry/", None, expect(401, 404, 403, 400, 400, 400)),  # Pending: not Failed
+    ("GET", "/api/v1/teams/alpha/policy/", None, expect(401, 404, 200, 200, 200, 200)),
+    ("PUT", "/api/v1/teams/alpha/policy/", {"pod_security": "restricted"}, expect(401, 404, 403, 403, 403, 200)),
+    ("PATCH", "/api/v1/teams/alpha/policy/", {"pod_security": "restricted"}, expect(401, 404, 403, 403, 403, 200)),
+    # Host clusters are platform infrastructure: 403 for everyone else, as for creating teams.
+    ("GET", "/api/v1/host-clusters/", None, expect(401, 403, 403, 403, 403, 200)),
+    ("POST", "/api/v1/host-clusters/", {"name": "west", "kubeconfig": "not: [a kubeconfig"},
+     expect(401, 403, 403, 403, 403, 400)),  # a registration that works needs a cluster: test_host_clusters.py
+    ("GET", "/api/v1/host-clusters/east/", None, expect(401, 403, 403, 403, 403, 200)),
+    ("GET", "/api/v1/host-clusters/nowhere/", None, expect(401, 403, 403, 403, 403, 404)),
+    ("PATCH", "/api/v1/host-clusters/east/", {"enabled": False, "teams": ["alpha"]}, expect(401, 403, 403, 403, 403, 200)),
+    ("DELETE", "/api/v1/host-clusters/east/", None, expect(401, 403, 403, 403, 403, 204)),
     ("GET", "/api/v1/tokens/", None, expect(401, 200, 200, 200, 200, 200)),
     ("POST", "/api/v1/tokens/", {"name": "laptop"}, expect(401, 201, 201, 201, 201, 201)),
     ("GET", "/api/v1/tokens/{owner_token}/", None, expect(401, 404, 404, 404, 200, 404)),
@@ -106,6 +123,7 @@ PAGES = [
     ("GET", "/vclusters/{ready}/kubeconfig/", None, expect(302, 404, 403, 200, 200, 200)),
     ("GET", "/vclusters/{web}/delete/", None, expect(302, 404, 403, 200, 200, 200)),
     ("POST", "/vclusters/{web}/delete/", {}, expect(302, 404, 403, 302, 302, 302)),
+    ("POST", "/vclusters/{failed}/retry/", {}, expect(302, 404, 403, 302, 302, 302)),
     ("GET", "/teams/", None, expect(302, 200, 200, 200, 200, 200)),
     ("POST", "/teams/", {"name": "Delta"}, expect(302, 403, 403, 403, 403, 302)),
     ("GET", "/teams/alpha/", None, expect(302, 404, 200, 200, 200, 200)),
@@ -114,6 +132,15 @@ PAGES = [
     ("POST", "/teams/alpha/members/", {"username": "newbie", "role": "member"}, expect(302, 404, 403, 403, 302, 302)),
     ("POST", "/teams/alpha/members/{membership}/role/", {"role": "viewer"}, expect(302, 404, 403, 403, 302, 302)),
     ("POST", REMOVE, {}, expect(302, 404, 403, 403, 302, 302)),
+    ("POST", "/teams/alpha/policy/", {"pod_security": "restricted"}, expect(302, 404, 403, 403, 403, 302)),
+    ("GET", "/host-clusters/", None, expect(302, 403, 403, 403, 403, 200)),
+    ("POST", "/host-clusters/", {"name": "west", "kubeconfig": "not: [a kubeconfig"}, expect(302, 403, 403, 403, 403, 400)),
+    ("GET", "/host-clusters/east/", None, expect(302, 403, 403, 403, 403, 200)),
+    ("GET", "/host-clusters/nowhere/", None, expect(302, 403, 403, 403, 403, 404)),
+    ("POST", "/host-clusters/east/", {"enabled": "on", "capacity_notes": "8 nodes", "teams": ["alpha"]},
+     expect(302, 403, 403, 403, 403, 302)),
+    ("POST", "/host-clusters/east/toggle/", {}, expect(302, 403, 403, 403, 403, 302)),
+    ("POST", "/host-clusters/east/delete/", {}, expect(302, 403, 403, 403, 403, 302)),
     ("GET", "/tokens/", None, expect(302, 200, 200, 200, 200, 200)),
     ("POST", "/tokens/", {"name": "laptop"}, expect(302, 200, 200, 200, 200, 200)),
     ("POST", "/tokens/{owner_token}/revoke/", {}, expect(302, 404, 404, 404, 302, 404)),

@@ -15,7 +15,14 @@ def test_it_serves_a_valid_openapi_3_schema(client):
         "/api/v1/teams/", "/api/v1/teams/{slug}/", "/api/v1/teams/{slug}/quota/", "/api/v1/teams/{team_slug}/members/",
         "/api/v1/teams/{team_slug}/members/{username}/", "/api/v1/vclusters/", "/api/v1/vclusters/{id}/",
         "/api/v1/vclusters/{id}/kubeconfig/", "/api/v1/tokens/", "/api/v1/tokens/{id}/", "/api/v1/audit-events/",
+        "/api/v1/vclusters/{id}/retry/", "/api/v1/teams/{slug}/policy/", "/api/v1/host-clusters/",
+        "/api/v1/host-clusters/{name}/",
     } <= paths
+    components = schema["components"]["schemas"]
+    assert "kubeconfig" not in components["HostCluster"]["properties"]
+    assert "kubeconfig" in components["HostClusterCreateRequest"]["properties"]
+    assert {"placement", "events", "receipt"} <= set(components["VClusterDetail"]["properties"])
+    assert not {"placement", "events", "receipt"} & set(components["VCluster"]["properties"])
     assert schema["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
 
 
