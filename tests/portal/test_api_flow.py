@@ -9,6 +9,8 @@ from vclusters.models import Phase, VCluster, VClusterStep
 
 pytestmark = pytest.mark.django_db
 
+NO_HOST = "No enabled host cluster is open to team Alpha; a platform admin must register or enable one."
+
 
 def test_it_runs_the_api_story(api, world, capsys):
     call_command("create_api_token", "staff", "--name", "ci")
@@ -48,16 +50,31 @@ def test_it_runs_the_api_story(api, world, capsys):
     assert outsider.delete(f"/api/v1/vclusters/{vcluster_id}/").status_code == 404
 
 
-def test_it_enqueues_provisioning_which_leaves_the_vcluster_pending(api, world, django_capture_on_commit_callbacks):
+def test_it_enqueues_provisioning_which_fails_fast_without_a_host_cluster(api, world, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = api("teammate").post("/api/v1/vclusters/", {"team": "alpha", "name": "dev"}, format="json")
     assert r.status_code == 201
+    assert r.json()["phase"] == "Pending"
     assert len(callbacks) == 1
     vcluster = VCluster.objects.get(name="dev")
-    assert vcluster.phase == Phase.PENDING
-    assert "not implemented" in vcluster.message
-    assert VClusterStep.objects.get(vcluster=vcluster).status == "Pending"
+    assert vcluster.phase == Phase.FAILED
+    assert vcluster.message == NO_HOST
+    assert VClusterStep.objects.get(vcluster=vcluster).status == "Failed"
     assert AuditEvent.objects.filter(action="vcluster.create", target_id=str(vcluster.pk)).exists()
+
+    detail = api("viewer").get(f"/api/v1/vclusters/{vcluster.pk}/").json()
+    assert (detail["phase"], detail["message"], detail["placement"], detail["receipt"]) == ("Failed", NO_HOST, None, None)
+    assert [(s["name"], s["status"], s["message"]) for s in detail["steps"]] == [("Host namespace", "Failed", NO_HOST)]
+    assert [(e["kind"], e["message"]) for e in detail["events"]] == [("failure", NO_HOST)]
+
+    # Retrying without a host cluster fails the same way, and says so again.
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api("teammate").post(f"/api/v1/vclusters/{vcluster.pk}/retry/")
+    assert r.status_code == 202
+    assert r.json()["phase"] == "Pending"
+    detail = api("teammate").get(f"/api/v1/vclusters/{vcluster.pk}/").json()
+    assert (detail["phase"], detail["message"]) == ("Failed", NO_HOST)
+    assert [e["kind"] for e in detail["events"]] == ["failure", "retry", "failure"]
 
 
 def test_it_deletes_a_never_provisioned_vcluster_through_teardown(api, world, django_capture_on_commit_callbacks):

@@ -1,5 +1,6 @@
 """A real browser (Debian's chromium through Playwright) against a live server:
-log in, create a vcluster through the form, see it listed with its phase."""
+log in, create a vcluster through the form, see it fail for want of a host cluster,
+retry it, and see it listed with its phase."""
 
 import shutil
 
@@ -58,10 +59,18 @@ def test_it_logs_in_creates_a_vcluster_and_lists_it(live_server, ada, page):
     page.get_by_label("Memory").fill("4Gi")
     page.get_by_role("button", name="Create vcluster").click()
     expect(page.get_by_role("heading", name="browser-made")).to_be_visible()
-    expect(page.locator("#live-status [data-phase]")).to_have_attribute("data-phase", "Pending")
+    # No host cluster is registered: provisioning fails at its first step, says why,
+    # and offers a retry, which fails the same way until a platform admin adds one.
+    expect(page.locator("#live-status [data-phase]")).to_have_attribute("data-phase", "Failed")
+    failure = page.get_by_role("alert").filter(has_text="No enabled host cluster is open to team Web team")
+    expect(failure).to_be_visible()
+    failure.get_by_role("button", name="Retry").click()
+    expect(page.get_by_text("Retrying browser-made")).to_be_visible()
+    expect(page.locator("#live-status [data-phase]")).to_have_attribute("data-phase", "Failed")
+    expect(page.locator("#events li")).to_have_count(3)
 
     page.get_by_role("link", name="Dashboard").click()
     row = page.get_by_role("row").filter(has_text="browser-made")
     expect(row).to_be_visible()
-    expect(row.locator("[data-phase]")).to_have_text("Pending")
+    expect(row.locator("[data-phase]")).to_have_text("Failed")
     expect(row).to_contain_text("4Gi")
