@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import ssl
 import tempfile
@@ -20,6 +21,8 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 import yaml
+
+logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -180,6 +183,7 @@ class Client:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = content_type
         response = self._pool.request(method, url, body=data, headers=headers, timeout=self._timeout)
+        logger.debug("%s %s → %s", method, path, response.status)
         return _decode(response)
 
     # Verbs ---------------------------------------------------------------
@@ -259,10 +263,14 @@ class Watch:
                 yield json.loads(line)
 
     def close(self) -> None:
-        try:
-            self._response.shutdown()
-        finally:
-            self._response.release_conn()
+        response = self._response
+        if response.connection is not None:  # still streaming: interrupt the blocking read
+            try:
+                response.shutdown()
+            except (ValueError, RuntimeError, OSError):  # released or closed meanwhile
+                pass
+            response.close()
+        response.release_conn()
 
     def __enter__(self) -> Watch:
         return self
