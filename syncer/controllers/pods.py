@@ -122,23 +122,30 @@ class PodController(Controller):
         if not sources:
             return None
         name = names.token_secret_name(hpod["metadata"]["name"])
+        issued = [self._issued.get(name, ("", 0))]
         secret = self.hsecrets.get(self.host_namespaced_key(name))
         if secret is not None:
-            issued = (names.recorded_uid(secret), float(secret["metadata"]["annotations"].get(ANN_REFRESH, 0)))
-        else:
-            issued = self._issued.get(name, ("", 0))
-        if issued[0] == vpod["metadata"]["uid"] and issued[1] > time.time():
-            return issued[1] - time.time()
+            issued.append((names.recorded_uid(secret), float(secret["metadata"]["annotations"].get(ANN_REFRESH, 0))))
+        now = time.time()
+        fresh = [at for uid, at in issued if uid == vpod["metadata"]["uid"] and at > now]
+        if fresh:
+            return max(fresh) - now
         data, refresh_at = self._issue(vpod, sources)
         body = self._token_secret(vpod, hpod, name, data, refresh_at)
-        try:
-            self.ctx.host.create(SECRETS, self.ctx.target.namespace, body)
-        except ApiError as exc:
-            if not exc.conflict:  # else: an older copy, or the previous pod's not yet collected
-                raise
+        if secret is not None or not self._created(SECRETS, body):
             self.ctx.host.patch(SECRETS, self.ctx.target.namespace, name, body)
         self._issued[name] = (vpod["metadata"]["uid"], refresh_at)
         return max(refresh_at - time.time(), 1)
+
+    def _created(self, resource, body: dict) -> bool:
+        """False if the name exists: written meanwhile, or the previous pod's, not yet collected."""
+        try:
+            self.ctx.host.create(resource, self.ctx.target.namespace, body)
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+            return False
+        return True
 
     def _issue(self, vpod: dict, sources: list[translate.TokenSource]) -> tuple[dict, float]:
         meta = vpod["metadata"]
