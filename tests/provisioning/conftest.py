@@ -5,7 +5,15 @@ starts, and no CNI enforces the NetworkPolicies. These tests prove what the API
 servers do (admission, quota, RBAC, authentication), not what a kubelet would.
 """
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import redis
+from django.db import connection
 
 from provisioning import hosts, pipeline
 from tests.portal.conftest import make_vcluster, world  # noqa: F401  (personas)
@@ -41,3 +49,58 @@ def provisioned(world, host, var_dir):  # noqa: F811
     for pk in created:
         VCluster.objects.filter(pk=pk).exclude(phase=Phase.DELETED).update(phase=Phase.DELETING)
         pipeline.teardown(pk)
+
+
+class CeleryWorker:
+    """A real `celery worker` process (with embedded beat) on the test database."""
+
+    def __init__(self, log_path: Path, env: dict[str, str]):
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, **extra_env: str) -> None:
+        argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-B", "--pool", "threads",
+                "--concurrency", "6", "--loglevel", "INFO",
+                "--schedule", str(self.log_path.with_suffix(".beat"))]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, cwd=ROOT, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no cleanup, no acknowledgement."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings, var_dir, tmp_path):
+    db = connection.settings_dict
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("the worker tests need PostgreSQL (DATABASE_URL), which `make test` provides")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "VCPORTAL_VAR_DIR": str(var_dir),
+        "VCPORTAL_RECONCILE_INTERVAL": "5",
+    }
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no task of an earlier test
+    worker = CeleryWorker(tmp_path / "worker.log", env)
+    yield worker
+    worker.stop()
+    for pk in VCluster.objects.exclude(phase=Phase.DELETED).values_list("pk", flat=True):
+        VCluster.objects.filter(pk=pk).update(phase=Phase.DELETING)
+        pipeline.teardown(pk)
+
+
+ROOT = Path(__file__).resolve().parents[2]
