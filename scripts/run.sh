@@ -43,17 +43,25 @@ stop() {
 trap stop INT TERM EXIT
 
 # --- Embedded host cluster (the localkube launcher): started here when the command exists. ---
-# A host cluster that was already running is left running on exit.
-if $py manage.py help hostcluster >/dev/null 2>&1 && ! $py manage.py hostcluster status >/dev/null 2>&1; then
-  if $py manage.py hostcluster start >/dev/null; then
-    hostcluster=true
+# A host cluster that was already running is left running on exit. `hostcluster start`
+# is idempotent and prints its admin kubeconfig's path, which is registered (again:
+# the API server's port may have moved) as the host cluster "local".
+if $py manage.py help hostcluster >/dev/null 2>&1; then
+  $py manage.py hostcluster status >/dev/null 2>&1 || hostcluster=true
+  if kubeconfig="$($py manage.py hostcluster start)"; then
+    $py manage.py register_hostcluster local --kubeconfig "$kubeconfig" >&2 \
+      || echo "run: could not register the host cluster (see above); new vclusters will fail until one is" >&2
   else
+    hostcluster=false
     echo "run: the host cluster did not start (see above); the portal runs without it" >&2
   fi
 fi
 # --- end of the host cluster's place ---
 
-.venv/bin/celery -A portal worker --loglevel INFO --concurrency 2 >"$var/celery.log" 2>&1 &
+# Provisioning tasks mostly wait on API servers and processes starting, so threads;
+# -B runs Celery beat inside the worker for the periodic reconcile (its schedule is
+# kept in the database by django-celery-beat).
+.venv/bin/celery -A portal worker -B --pool threads --concurrency 8 --loglevel INFO >"$var/celery.log" 2>&1 &
 pids+=($!)
 .venv/bin/gunicorn portal.wsgi:application --bind 127.0.0.1:8000 --workers 2 --threads 4 --graceful-timeout 5 \
   --access-logfile - >"$var/web.log" 2>&1 &
