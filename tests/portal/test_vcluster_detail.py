@@ -151,7 +151,7 @@ def test_a_removed_host_cluster_is_named_as_such(teammate, api, world):
 
 
 @pytest.mark.parametrize("seconds, text", [
-    (0.04, "0.0 s"), (2.46, "2.5 s"), (12.4, "12 s"), (60, "1 min"), (125, "2 min 5 s"), (3600, "1 h"), (3780, "1 h 3 min"),
+    (0.0441, "44 ms"), (0.9994, "999 ms"), (0.9996, "1.0 s"), (2.46, "2.5 s"), (12.4, "12 s"), (60, "1 min"), (125, "2 min 5 s"), (3600, "1 h"), (3780, "1 h 3 min"),
 ])
 def test_durations_read_naturally(seconds, text):
     assert seconds_text(seconds) == text

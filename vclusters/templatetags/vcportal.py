@@ -17,7 +17,7 @@ def ago(moment) -> str:
 
 @register.filter
 def duration(step) -> str:
-    """How long a finished step took: "0.4 s", "12 s", "2 min 5 s", "1 h 3 min"."""
+    """How long a finished step took: "44 ms", "2.5 s", "12 s", "2 min 5 s", "1 h 3 min"."""
     started, finished = getattr(step, "started_at", None), getattr(step, "finished_at", None)
     if started is None or finished is None:
         return ""
@@ -25,6 +25,8 @@ def duration(step) -> str:
 
 
 def seconds_text(seconds: float) -> str:
+    if round(seconds * 1000) < 1000:
+        return f"{round(seconds * 1000)} ms"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 60:
