@@ -132,13 +132,20 @@ class PodController(Controller):
             return max(fresh) - now
         data, refresh_at = self._issue(vpod, sources)
         body = self._token_secret(vpod, hpod, name, data, refresh_at)
-        if secret is not None or not self._created(SECRETS, body):
+        if secret is None and not self._created(SECRETS, body):
+            # Written meanwhile, or the previous pod's, not yet collected: ours to update
+            # only if it carries our marks.
+            secret = self.ctx.host.get_or_none(SECRETS, self.ctx.target.namespace, name)
+            if secret is not None and not names.is_ours(secret, self.ctx.vcluster):
+                self.ctx.recorder.warn(vpod, "Pod", "NameTaken", f"host Secret {name} is not managed by this vcluster")
+                return None
+        if secret is not None:
             self.ctx.host.patch(SECRETS, self.ctx.target.namespace, name, body)
         self._issued[name] = (vpod["metadata"]["uid"], refresh_at)
         return max(refresh_at - time.time(), 1)
 
     def _created(self, resource, body: dict) -> bool:
-        """False if the name exists: written meanwhile, or the previous pod's, not yet collected."""
+        """False if the name is taken."""
         try:
             self.ctx.host.create(resource, self.ctx.target.namespace, body)
         except ApiError as exc:
