@@ -137,10 +137,16 @@ def token_sources(pod: dict) -> list[TokenSource]:
         for source in (volume.get("projected") or {}).get("sources") or []:
             token = source.get("serviceAccountToken")
             if token is not None:
-                wanted = (token.get("audience") or None, int(token.get("expirationSeconds") or 3600))
+                wanted = _token_request(token)
                 if wanted not in seen:
                     seen[wanted] = TokenSource(f"token-{len(seen)}", *wanted)
     return list(seen.values())
+
+
+def _token_request(projection: dict) -> tuple[str | None, int]:
+    """(audience, expiration) of a serviceAccountToken projection; the API's default
+    expiration is an hour."""
+    return projection.get("audience") or None, int(projection.get("expirationSeconds") or 3600)
 
 
 def host_pod(pod: dict, target: Target, token_secret: str | None) -> dict:
@@ -185,7 +191,7 @@ def _mount_tokens_from_secret(spec: dict, tokens: list[TokenSource], secret: str
                 continue
             if secret is None:
                 raise ValueError("pod mounts service-account tokens but no token secret was given")
-            key = keys[(token.get("audience") or None, int(token.get("expirationSeconds") or 3600))]
+            key = keys[_token_request(token)]
             sources[i] = {"secret": {"name": secret, "items": [{"key": key, "path": token["path"]}]}}
 
 
