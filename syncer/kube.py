@@ -86,6 +86,21 @@ class KubeconfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class _Session:
+    server: str
+    headers: dict
+    pool: urllib3.PoolManager
+
+
+def _stamp(path: Path | None) -> tuple | None:
+    try:
+        stat = path.stat() if path else None
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size) if stat else None
+
+
+@dataclass(frozen=True)
 class Connection:
     server: str
     ssl_context: ssl.SSLContext
@@ -158,33 +173,66 @@ def _load_cert_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
 
 
 class Client:
-    """Thread-safe: urllib3 pools connections per thread as needed."""
+    """Thread-safe: urllib3 pools connections per thread as needed.
 
-    def __init__(self, connection: Connection, *, pool_size: int = 32, timeout: float = 30):
-        self.server = connection.server
-        self._headers = {"Accept": JSON, "User-Agent": "vcportal-syncer"}
-        if connection.token:
-            self._headers["Authorization"] = f"Bearer {connection.token}"
-        self._timeout = timeout
-        self._pool = urllib3.PoolManager(
-            num_pools=2, maxsize=pool_size, ssl_context=connection.ssl_context, retries=False
-        )
+    Made from a kubeconfig file, it reads the file again when a request is refused as
+    unauthorized or cannot connect and the file has changed since: rotated credentials
+    or a server that moved are picked up without a restart."""
+
+    def __init__(self, connection: Connection, *, pool_size: int = 32, timeout: float = 30,
+                 source: Path | None = None):
+        self._pool_size, self._timeout = pool_size, timeout
+        self._source, self._stamp = source, _stamp(source)
+        self._session = self._open(connection)
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str, **kwargs) -> Client:
-        return cls(load_kubeconfig(path), **kwargs)
+        return cls(load_kubeconfig(path), source=Path(path), **kwargs)
+
+    @property
+    def server(self) -> str:
+        return self._session.server
+
+    def _open(self, connection: Connection) -> _Session:
+        headers = {"Accept": JSON, "User-Agent": "vcportal-syncer"}
+        if connection.token:
+            headers["Authorization"] = f"Bearer {connection.token}"
+        pool = urllib3.PoolManager(num_pools=2, maxsize=self._pool_size, ssl_context=connection.ssl_context,
+                                   retries=False)
+        return _Session(connection.server, headers, pool)
+
+    def reload_if_changed(self) -> bool:
+        stamp = _stamp(self._source)
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._session, self._stamp = self._open(load_kubeconfig(self._source)), stamp
+        logger.info("%s changed; using it from now on", self._source)
+        return True
+
+    def _send(self, method: str, path: str, params: dict | None, extra_headers: dict | None = None, **kwargs):
+        query = f"?{urlencode(params)}" if params else ""
+        for first in (True, False):
+            session = self._session
+            headers = {**session.headers, **(extra_headers or {})}
+            try:
+                response = session.pool.request(method, session.server + path + query, headers=headers, **kwargs)
+            except urllib3.exceptions.HTTPError:
+                if first and self.reload_if_changed():
+                    continue
+                raise
+            if response.status == 401 and first and self.reload_if_changed():
+                response.release_conn()
+                continue
+            logger.debug("%s %s → %s", method, path, response.status)
+            return response
 
     def request(self, method: str, path: str, *, params: dict | None = None, body=None,
                 content_type: str = JSON) -> dict:
-        url = self.server + path + (f"?{urlencode(params)}" if params else "")
-        headers = dict(self._headers)
-        data = None
+        data, headers = None, {}
         if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = content_type
-        response = self._pool.request(method, url, body=data, headers=headers, timeout=self._timeout)
-        logger.debug("%s %s → %s", method, path, response.status)
-        return _decode(response)
+        return _decode(self._send(method, path, params, headers, body=data, timeout=self._timeout))
 
     # Verbs ---------------------------------------------------------------
     def get(self, resource: Resource, namespace: str | None, name: str) -> dict:
@@ -237,11 +285,8 @@ class Client:
         }
         if label_selector:
             params["labelSelector"] = label_selector
-        url = f"{self.server}{resource.path(namespace)}?{urlencode(params)}"
-        response = self._pool.request(
-            "GET", url, headers=self._headers, preload_content=False,
-            timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30),
-        )
+        response = self._send("GET", resource.path(namespace), params, preload_content=False,
+                              timeout=urllib3.Timeout(connect=10, read=timeout_seconds + 30))
         if response.status != 200:
             try:
                 _decode(response)

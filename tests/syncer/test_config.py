@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -115,3 +117,48 @@ def test_exec_credentials_are_refused_plainly(tmp_path):
     path = write(tmp_path / "kc", **kubeconfig({"exec": {"command": "aws"}}))
     with pytest.raises(kube.KubeconfigError, match="not supported"):
         kube.load_kubeconfig(path)
+
+
+class TokenCheckingServer(http.server.ThreadingHTTPServer):
+    """Answers 200 to the bearer token it expects, 401 to any other."""
+
+    def __init__(self, expected: str):
+        self.expected = expected
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(handler):
+                ok = handler.headers.get("Authorization") == f"Bearer {self.expected}"
+                body = b'{"kind": "Namespace"}' if ok else b'{"kind": "Status", "reason": "Unauthorized"}'
+                handler.send_response(200 if ok else 401)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def log_message(handler, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def http_kubeconfig(server: TokenCheckingServer, token: str) -> dict:
+    doc = kubeconfig({"token": token})
+    doc["clusters"][0]["cluster"] = {"server": f"http://127.0.0.1:{server.server_address[1]}"}
+    return doc
+
+
+def test_rotated_credentials_are_picked_up_from_the_kubeconfig_file(tmp_path):
+    server = TokenCheckingServer(expected="new")
+    try:
+        path = write(tmp_path / "kc", **http_kubeconfig(server, "old"))
+        api = kube.Client.from_kubeconfig(path)
+        with pytest.raises(kube.ApiError) as refused:
+            api.get(kube.Resource("Namespace", "namespaces", namespaced=False), None, "default")
+        assert refused.value.status == 401, "an unchanged file is not read again"
+
+        write(path, **http_kubeconfig(server, "new"))
+        assert api.get(kube.Resource("Namespace", "namespaces", namespaced=False), None, "default") == \
+            {"kind": "Namespace"}
+    finally:
+        server.shutdown()
