@@ -21,6 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from localkube import LocalCluster
 from syncer import names, rbac
 from tests.kube.helpers import eventually, new_namespace
 
@@ -90,6 +91,7 @@ class VCluster:
     syncer: SyncerProcess
     config_path: Path
     kubeconfig: Path  # the tenant's
+    cluster: LocalCluster  # the vcluster's control plane
 
     def host_name(self, name: str, namespace: str = "default") -> str:
         return names.host_name(name, namespace, self.name)
@@ -150,7 +152,7 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
         }))
         process = SyncerProcess(config_path, work / "syncer.log")
         vc = VCluster(name, Clients(cluster.api_client()), operator, namespace, process, config_path,
-                      cluster.admin_kubeconfig)
+                      cluster.admin_kubeconfig, cluster)
         made.append(vc)
         eventually(lambda: vc.tenant.core.read_namespaced_service_account("default", "default"),
                    what="the vcluster's default ServiceAccount")

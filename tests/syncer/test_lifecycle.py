@@ -10,7 +10,7 @@ from kubernetes import client
 from syncer import names
 from tests.kube.helpers import eventually
 
-from .conftest import REPO
+from .conftest import REPO, Clients
 from .test_configs import configmap, pod_using, secret
 from .test_pods import deployment
 from .test_services import service
@@ -61,6 +61,20 @@ def test_a_syncer_killed_with_sigkill_and_restarted_is_consistent_without_duplic
     vcluster.syncer.kill()
     vcluster.syncer.start()
     eventually(lambda: consistent(vcluster, expected=20), what="20 pods in step after a kill mid-burst")
+
+
+def test_the_syncer_carries_on_after_the_vclusters_api_server_restarts(vcluster):
+    tenant = vcluster.tenant
+    tenant.core.create_namespaced_pod("default", pod_using("before"))
+    eventually(lambda: consistent(vcluster, expected=1), what="the first pod in step")
+
+    vcluster.cluster.stop()
+    vcluster.cluster.start()  # may move the API server to another port, rewriting its kubeconfig
+    tenant = vcluster.tenant = Clients(vcluster.cluster.api_client())
+
+    tenant.core.create_namespaced_pod("default", pod_using("after"))
+    eventually(lambda: consistent(vcluster, expected=2), what="the pod created after the restart in step")
+    assert vcluster.syncer.proc.poll() is None, "the syncer rode out the outage"
 
 
 def test_deleting_a_virtual_namespace_removes_its_host_objects(vcluster):
