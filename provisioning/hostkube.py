@@ -100,12 +100,11 @@ class HostKube:
             )
         return len(pods)
 
-    def wait_namespace_gone(self, name: str, timeout: float, heartbeat=lambda: None) -> bool:
+    def wait_namespace_gone(self, name: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.exists("v1", "Namespace", name):
                 return True
-            heartbeat()
             time.sleep(0.2)
         return False
 

@@ -28,13 +28,16 @@ def check_kubeconfig(text: str) -> None:
         raise HostClusterError(f"cannot reach the host cluster: {exc}") from None
 
 
-def register(name: str, kubeconfig: str, *, enabled: bool = True) -> tuple[HostCluster, bool]:
+def register(name: str, kubeconfig: str, *, enabled: bool | None = None) -> tuple[HostCluster, bool]:
+    """Add a host cluster, or replace the kubeconfig of one; `enabled` None keeps an
+    existing host's state (a new one starts enabled)."""
     if slugify(name) != name:
         raise HostClusterError("name must be a slug: lowercase letters, digits and '-'")
     check_kubeconfig(kubeconfig)
-    return HostCluster.objects.update_or_create(
-        name=name, defaults={"kubeconfig": kubeconfig, "enabled": enabled}
-    )
+    defaults = {"kubeconfig": kubeconfig}
+    if enabled is not None:
+        defaults["enabled"] = enabled
+    return HostCluster.objects.update_or_create(name=name, defaults=defaults)
 
 
 class NoHostCluster(RuntimeError):

@@ -43,7 +43,6 @@ class Permanent(Exception):
 @dataclass
 class Context:
     vcluster: VCluster
-    heartbeat: Callable[[], None] = lambda: None
     changes: list[str] = field(default_factory=list)
 
     @property
@@ -167,7 +166,7 @@ def delete_namespace(ctx: Context) -> None:
         ctx.changes.append(f"{pods} pods, without grace period")
     if ctx.host.delete("v1", "Namespace", ns):
         ctx.changes.append(f"Namespace {ns} and everything in it")
-    if not ctx.host.wait_namespace_gone(ns, settings.VCPORTAL_NAMESPACE_DELETE_TIMEOUT, ctx.heartbeat):
+    if not ctx.host.wait_namespace_gone(ns, settings.VCPORTAL_NAMESPACE_DELETE_TIMEOUT):
         raise Transient(f"namespace {ns} is still terminating")
 
 
@@ -202,12 +201,12 @@ TEARDOWN = (
 
 
 # Running the steps ------------------------------------------------------------
-def provision(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) -> None:
+def provision(vcluster_id: int) -> None:
     """Bring a Pending or Provisioning vcluster to Ready, or mark it Failed."""
     if not _transition(vcluster_id, Phase.PENDING, Phase.PROVISIONING):
         if not VCluster.objects.filter(pk=vcluster_id, phase=Phase.PROVISIONING).exists():
             return
-    ctx = Context(_load(vcluster_id), heartbeat)
+    ctx = Context(_load(vcluster_id))
     try:
         for step in PROVISION:
             _run(ctx, step)
@@ -217,12 +216,12 @@ def provision(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) ->
     _transition(vcluster_id, Phase.PROVISIONING, Phase.READY, message="")
 
 
-def teardown(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) -> None:
+def teardown(vcluster_id: int) -> None:
     """Remove everything of a Deleting vcluster, check it is gone, mark it Deleted."""
     vc = _load(vcluster_id)
     if vc.phase != Phase.DELETING:
         return
-    ctx = Context(vc, heartbeat)
+    ctx = Context(vc)
     removed = []
     if Placement.objects.filter(vcluster=vc).exists():
         for step in TEARDOWN:
@@ -239,18 +238,17 @@ def teardown(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) -> 
     )
 
 
-def repair(vcluster_id: int, heartbeat: Callable[[], None] = lambda: None) -> list[str]:
+def repair(vcluster_id: int) -> list[str]:
     """Re-ensure every provisioning step of a Ready vcluster; record what drifted."""
     vc = _load(vcluster_id)
     if vc.phase != Phase.READY or not Placement.objects.filter(vcluster=vc).exists():
         return []
-    ctx = Context(vc, heartbeat)
+    ctx = Context(vc)
     for step in PROVISION:
         step.ensure(ctx)
-        heartbeat()
     if ctx.changes:
         VClusterEvent.objects.create(
-            vcluster=vc, kind=EventKind.REPAIR, message="Repaired drift: " + ", ".join(ctx.changes)
+            vcluster=vc, kind=EventKind.REPAIR, message="Brought back to the desired state: " + ", ".join(ctx.changes)
         )
     return ctx.changes
 
@@ -278,7 +276,6 @@ def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None
         if transient or permanent_is_transient:
             raise Transient(f"{step.name}: {describe(exc)}") from exc
         raise Permanent(f"{step.name}: {describe(exc)}") from exc
-    ctx.heartbeat()
     if not already_done:
         VClusterStep.objects.filter(pk=record.pk).update(
             status=StepStatus.SUCCEEDED, finished_at=timezone.now(),

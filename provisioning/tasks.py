@@ -1,14 +1,19 @@
 """Celery tasks: each takes a vcluster id, holds that vcluster's lock while it works,
 reconciles what is missing, and is safe to run twice or after a crash.
 
-The lock is a Redis lock with a TTL that the pipeline renews between and within
-steps, so a worker killed mid-step releases it by expiry and another worker (or
-the same one restarted) resumes. Transient errors retry with exponential backoff.
+Celery's own retry limit is off (max_retries=None): a task waiting for a busy lock
+retries as long as it takes, and transient errors give up after
+MAX_TRANSIENT_RETRIES by failing the vcluster with the last error.
+
+The lock is a Redis lock with a short TTL that a thread renews while the task runs,
+so a worker killed mid-step releases it by expiry and another worker (or the same
+one restarted) resumes. Transient errors retry with exponential backoff.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import contextmanager
 
 import redis
@@ -27,18 +32,36 @@ LOCK_BUSY_COUNTDOWN = 2
 
 @contextmanager
 def held_lock(name: str, ttl: float):
-    """A non-blocking Redis lock; yields the lock, or None if someone holds it."""
+    """A non-blocking Redis lock, renewed by a thread for as long as it is held, so
+    a long step (a control plane starting on a busy machine) keeps it, and a killed
+    process loses it within `ttl`. Yields the lock, or None if someone holds it."""
     lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"vcportal:{name}", timeout=ttl)
     if not lock.acquire(blocking=False):
         yield None
         return
+    done = threading.Event()
+    keeper = threading.Thread(target=_keep, args=(lock, ttl, done), daemon=True)
+    keeper.start()
     try:
         yield lock
     finally:
+        done.set()
+        keeper.join()
         try:
             lock.release()
         except redis.exceptions.LockError:
             logger.warning("lock %s expired while held; work is idempotent, so this is safe", name)
+
+
+def _keep(lock, ttl: float, done: threading.Event) -> None:
+    while not done.wait(ttl / 3):
+        try:
+            lock.reacquire()
+        except redis.exceptions.LockError:
+            logger.warning("lost lock %s; another worker may resume this work", lock.name)
+            return
+        except redis.exceptions.ConnectionError:
+            logger.warning("cannot renew lock %s: Redis unreachable", lock.name)
 
 
 def _backoff(retries: int) -> float:
@@ -48,36 +71,36 @@ def _backoff(retries: int) -> float:
 def _run_locked(task, vcluster_id: int, work) -> None:
     with held_lock(f"vcluster:{vcluster_id}", settings.VCPORTAL_VCLUSTER_LOCK_TTL) as lock:
         if lock is None:
-            raise task.retry(countdown=LOCK_BUSY_COUNTDOWN, max_retries=None)
+            raise task.retry(countdown=LOCK_BUSY_COUNTDOWN)
         try:
-            work(vcluster_id, heartbeat=lock.reacquire)
+            work(vcluster_id)
         except pipeline.Transient as exc:
             if task.request.retries >= MAX_TRANSIENT_RETRIES:
                 pipeline.give_up(vcluster_id, str(exc))
                 return
             logger.info("vcluster %s: transient error, retrying: %s", vcluster_id, exc)
-            raise task.retry(countdown=_backoff(task.request.retries), max_retries=None) from None
+            raise task.retry(countdown=_backoff(task.request.retries)) from None
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(bind=True, acks_late=True, max_retries=None)
 def provision_vcluster(self, vcluster_id: int) -> None:
     _run_locked(self, vcluster_id, pipeline.provision)
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(bind=True, acks_late=True, max_retries=None)
 def teardown_vcluster(self, vcluster_id: int) -> None:
     _run_locked(self, vcluster_id, pipeline.teardown)
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(bind=True, acks_late=True, max_retries=None)
 def repair_vcluster(self, vcluster_id: int) -> None:
     _run_locked(self, vcluster_id, _repair_or_log)
 
 
-def _repair_or_log(vcluster_id: int, heartbeat) -> None:
+def _repair_or_log(vcluster_id: int) -> None:
     """A repair that fails now is tried again at the next reconcile."""
     try:
-        pipeline.repair(vcluster_id, heartbeat)
+        pipeline.repair(vcluster_id)
     except Exception as exc:
         logger.warning("vcluster %s: repair failed: %s", vcluster_id, pipeline.describe(exc))
 

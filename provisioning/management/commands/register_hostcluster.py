@@ -14,7 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--kubeconfig", type=Path, required=True)
-        parser.add_argument("--disabled", action="store_true", help="Register it without placing vclusters on it.")
+        parser.add_argument("--disabled", action="store_true", help="Disable it: place no new vclusters on it. Without this flag an existing host keeps its state.")
 
     def handle(self, name, kubeconfig, disabled, **options):
         try:
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {kubeconfig}: {exc.strerror}") from None
         try:
-            host, created = hosts.register(name, text, enabled=not disabled)
+            host, created = hosts.register(name, text, enabled=False if disabled else None)
         except (hosts.HostClusterError, yaml.YAMLError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"{'registered' if created else 'updated'} host cluster {host.name}")
