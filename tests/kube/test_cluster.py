@@ -7,7 +7,11 @@ starts. These tests prove the control plane's behaviour, not a container runtime
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 import requests
 from kubernetes import client
@@ -217,3 +221,24 @@ def test_state_directory_and_secrets_are_private(host_cluster):
     assert (host_cluster.state_dir.stat().st_mode & 0o777) == 0o700
     for path in (host_cluster.pki_dir / "ca.key", host_cluster.pki_dir / "sa.key", host_cluster.admin_kubeconfig):
         assert (path.stat().st_mode & 0o777) == 0o600, path
+
+
+def test_a_control_plane_can_keep_its_data_in_postgresql(make_cluster):
+    """kine's PostgreSQL backend, on the server `make test` starts (DATABASE_URL)."""
+    url = os.environ.get("DATABASE_URL", "")
+    assert url.startswith("postgres"), "this test needs DATABASE_URL to name the PostgreSQL server"
+    parts = urlsplit(url)
+    database = f"kine_{uuid.uuid4().hex[:8]}"  # kine creates it: the role may create databases
+    cluster = make_cluster("on-pg", datastore=urlunsplit(parts._replace(path=f"/{database}", query="sslmode=disable")))
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="in-pg")))
+    assert not (cluster.state_dir / "kine" / "state.db").exists()
+
+    with psycopg.connect(urlunsplit(parts._replace(path=f"/{database}"))) as conn:
+        (stored,) = conn.execute(
+            "SELECT count(*) FROM kine WHERE name = '/registry/configmaps/default/in-pg'"
+        ).fetchone()
+    assert stored >= 1
+    cluster.stop()
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{database}"')
