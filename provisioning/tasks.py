@@ -35,7 +35,8 @@ def held_lock(name: str, ttl: float):
     """A non-blocking Redis lock, renewed by a thread for as long as it is held, so
     a long step (a control plane starting on a busy machine) keeps it, and a killed
     process loses it within `ttl`. Yields the lock, or None if someone holds it."""
-    lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"vcportal:{name}", timeout=ttl)
+    # Not thread-local: the keeper thread renews the token this thread acquired.
+    lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"vcportal:{name}", timeout=ttl, thread_local=False)
     if not lock.acquire(blocking=False):
         yield None
         return
