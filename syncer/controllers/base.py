@@ -17,6 +17,7 @@ from ..workqueue import WorkQueue
 logger = logging.getLogger(__name__)
 
 VIRTUAL_INDEX = "virtual"  # host informers: "<recorded kind>/<virtual namespace>/<name>"
+REFUSALS = (403, 422)  # forbidden (Pod Security, quota) or invalid on the host
 
 
 @dataclass
@@ -127,12 +128,20 @@ class Controller:
         return self.ctx.virtual.get_or_none(resource, namespace, name) is None
 
     def create_host(self, resource: Resource, desired: dict, virtual: dict, kind: str) -> dict | None:
-        """Create `desired`; None if the name is already taken (by a copy the cache does
-        not show yet: the informer will bring it; or by a stranger: an Event says so)."""
+        """Create `desired`, or return None: if the host refuses it (a Warning event on the
+        virtual object says why; tried again at the next resync, or with backoff when a
+        quota is exhausted), or if the name is taken (by a copy the cache does not show
+        yet, which the informer will bring; or by a stranger, which an event reports)."""
         meta = desired["metadata"]
         try:
             return self.ctx.host.create(resource, meta["namespace"], desired)
         except ApiError as exc:
+            if exc.status in REFUSALS:
+                self.ctx.recorder.warn(virtual, kind, "HostRefused",
+                                       f"the host cluster refused the {kind}: {exc.message}")
+                if "exceeded quota" in exc.message:
+                    raise
+                return None
             if exc.status != 409:
                 raise
         existing = self.ctx.host.get_or_none(resource, meta["namespace"], meta["name"])

@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 ANN_REFRESH = names.PREFIX + "token-refresh-at"
 # Tokens are renewed at this fraction of their lifetime, as the kubelet does.
 REFRESH_AT = 0.8
-REFUSALS = (403, 422)
 
 
 class PodController(Controller):
@@ -91,18 +90,7 @@ class PodController(Controller):
         host_name = self.ctx.target.name(vpod["metadata"]["name"], namespace)
         tokens = translate.token_sources(vpod)
         desired = translate.host_pod(vpod, self.ctx.target, names.token_secret_name(host_name) if tokens else None)
-        try:
-            created = self.create_host(PODS, desired, vpod, "Pod")
-        except ApiError as exc:
-            if exc.status not in REFUSALS:
-                raise
-            self.ctx.recorder.warn(vpod, "Pod", "HostRefused", f"the host cluster refused the pod: {exc.message}")
-            if "exceeded quota" in exc.message:
-                raise  # retried with backoff: quota frees up as other pods end
-            return None
-        if created is not None:
-            logger.debug("created host pod %s", host_name)
-        return created
+        return self.create_host(PODS, desired, vpod, "Pod")
 
     def _missing(self, namespace: str, refs: translate.Refs) -> list[str]:
         missing = []

@@ -64,11 +64,13 @@ class ServiceController(Controller):
             wish = {**desired, "spec": {**desired["spec"], "clusterIPs": _ips(service),
                                         "clusterIP": service["spec"]["clusterIP"]}}
             try:
-                return self.create_host(SERVICES, wish, service, KIND)
+                return self.ctx.host.create(SERVICES, self.ctx.target.namespace, wish)
             except ApiError as exc:
-                if exc.status != 422:  # 422: the IP is taken on the host (or outside its range)
+                # 422: the IP is taken on the host (or outside its range). Whatever else stands
+                # in the way (refused, name taken) shows again, and is handled, just below.
+                if exc.status not in (403, 409, 422):
                     raise
-                logger.info("host cannot give %s the vcluster's IP: %s", key_of(service), exc.message)
+                logger.info("host did not create %s with the vcluster's IP: %s", key_of(service), exc.message)
         return self.create_host(SERVICES, desired, service, KIND)
 
     def _update(self, desired: dict, current: dict) -> bool:

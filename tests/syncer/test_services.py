@@ -95,3 +95,24 @@ def test_a_deleted_virtual_service_is_deleted_on_the_host(vcluster):
     eventually(lambda: not vcluster.host_objects()["services"], what="the host service gone")
     with pytest.raises(ApiException):
         vcluster.operator.core.read_namespaced_service(vcluster.host_name("web"), vcluster.host_namespace)
+
+
+def test_a_service_the_host_refuses_gets_an_event_saying_why(vcluster, operator):
+    operator.core.create_namespaced_resource_quota(vcluster.host_namespace, client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="no-node-ports"),
+        spec=client.V1ResourceQuotaSpec(hard={"services.nodeports": "0"})))
+    eventually(lambda: operator.core.read_namespaced_resource_quota("no-node-ports", vcluster.host_namespace)
+               .status.hard, what="the quota in force")
+    exposed = service("exposed", {"app": "web"})
+    exposed.spec.type = "NodePort"
+
+    vcluster.tenant.core.create_namespaced_service("default", exposed)
+
+    def refusal():
+        events = vcluster.tenant.core.list_namespaced_event("default", field_selector="involvedObject.name=exposed")
+        return [e for e in events.items if e.reason == "HostRefused"]
+
+    event = eventually(refusal, what="an event on the refused service")[0]
+    assert event.type == "Warning" and "exceeded quota" in event.message
+    assert event.involved_object.kind == "Service"
+    assert not vcluster.host_objects()["services"]
