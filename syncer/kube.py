@@ -14,6 +14,7 @@ import logging
 import os
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +215,7 @@ class Client:
         for first in (True, False):
             session = self._session
             headers = {**session.headers, **(extra_headers or {})}
+            started = time.monotonic()
             try:
                 response = session.pool.request(method, session.server + path + query, headers=headers, **kwargs)
             except urllib3.exceptions.HTTPError:
@@ -223,7 +225,7 @@ class Client:
             if response.status == 401 and first and self.reload_if_changed():
                 response.release_conn()
                 continue
-            logger.debug("%s %s → %s", method, path, response.status)
+            logger.debug("%s %s → %s in %.0f ms", method, path, response.status, (time.monotonic() - started) * 1000)
             return response
 
     def request(self, method: str, path: str, *, params: dict | None = None, body=None,

@@ -479,9 +479,13 @@ NODE_STATUS_FIELDS = ("capacity", "allocatable", "conditions", "addresses", "nod
 
 
 def virtual_node(host_node: dict, vcluster: str) -> dict:
-    """A host node as the tenant sees it: labels and status; no taints, no pod CIDR."""
+    """A host node as the tenant sees it: labels and status; no taints, no pod CIDR. The
+    host's heartbeat times are left out: they change all the time and mean nothing in
+    the vcluster, where the syncer's Lease says the node is alive."""
     meta = host_node["metadata"]
-    status = host_node.get("status") or {}
+    status = {k: copy.deepcopy(v) for k, v in (host_node.get("status") or {}).items() if k in NODE_STATUS_FIELDS}
+    for condition in status.get("conditions") or []:
+        condition["lastHeartbeatTime"] = None  # as the API serves an unset time
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -490,7 +494,7 @@ def virtual_node(host_node: dict, vcluster: str) -> dict:
             "labels": {**names.without_reserved(meta.get("labels")), LABEL_MANAGED_BY: vcluster},
         },
         "spec": {},
-        "status": {k: copy.deepcopy(status[k]) for k in NODE_STATUS_FIELDS if k in status},
+        "status": status,
     }
 
 

@@ -308,15 +308,17 @@ def test_a_claim_binds_on_the_host_by_class_and_size_only():
 def test_a_virtual_node_mirrors_the_host_node_without_its_taints():
     host_node = {"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}, "uid": "h"},
                  "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "podCIDR": "10.244.1.0/24"},
-                 "status": {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"},
-                            "conditions": [{"type": "Ready", "status": "True"}], "images": ["big"]}}
+                 "status": {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"}, "images": ["big"],
+                            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "t1"}]}}
     node = translate.virtual_node(host_node, "vc")
     assert node["metadata"] == {"name": "n1", "labels": {"kubernetes.io/hostname": "n1",
                                                           names.LABEL_MANAGED_BY: "vc"}}
     assert node["spec"] == {}
     assert node["status"] == {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"},
-                              "conditions": [{"type": "Ready", "status": "True"}]}
+                              "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": None}]}
     assert not translate.node_status_differs(node, node)
+    host_node["status"]["conditions"][0]["lastHeartbeatTime"] = "t2"
+    assert not translate.node_status_differs(translate.virtual_node(host_node, "vc"), node), "heartbeats alone"
 
 
 def test_a_host_event_is_told_about_the_virtual_object_in_virtual_names():
