@@ -132,8 +132,10 @@ class LocalCluster:
         )
         config.ports = ports.allocate(config.components)
         self._write_pki(config)
-        self._write_private(self.config_path, json.dumps(asdict(config), indent=2).encode())
         self._write_kubeconfigs(config)
+        # Written last: its presence means init finished. A process killed halfway
+        # leaves no cluster.json, and the next init starts over.
+        self._save(config)
         return config
 
     def start(self, timeout: float = 90) -> None:
@@ -186,9 +188,15 @@ class LocalCluster:
     ) -> pki.KeyPair:
         """Write a kubeconfig with a fresh client certificate for `user` in `groups`;
         returns that certificate."""
+        return self._write_kubeconfig(self.config, path, user, groups, server)
+
+    def _write_kubeconfig(
+        self, config: ClusterConfig, path: Path, user: str, groups: tuple[str, ...] = (),
+        server: str | None = None,
+    ) -> pki.KeyPair:
         cert = pki.issue(self._ca(), user, organizations=groups, client=True)
-        ca_pem = self.ca_cert_path.read_bytes()
-        content = kubeconfig.render(self.config.name, server or self.server, ca_pem, cert, user)
+        server = server or f"https://127.0.0.1:{config.ports['kube-apiserver']}"
+        content = kubeconfig.render(config.name, server, self.ca_cert_path.read_bytes(), cert, user)
         self._write_private(path, content.encode())
         return cert
 
@@ -230,19 +238,19 @@ class LocalCluster:
             self._write_private(self.pki_dir / name, content)
 
     def _write_kubeconfigs(self, config: ClusterConfig) -> None:
-        admin = self.write_kubeconfig(self.admin_kubeconfig, ADMIN_USER, ("system:masters",))
+        admin = self._write_kubeconfig(config, self.admin_kubeconfig, ADMIN_USER, ("system:masters",))
         # The same identity as files, for the readiness probe.
         self._write_private(self.pki_dir / "admin.crt", admin.cert_pem)
         self._write_private(self.pki_dir / "admin.key", admin.key_pem)
-        self.write_kubeconfig(
-            self.state_dir / "kube-controller-manager.kubeconfig", "system:kube-controller-manager"
+        self._write_kubeconfig(
+            config, self.state_dir / "kube-controller-manager.kubeconfig", "system:kube-controller-manager"
         )
         if config.is_host:
-            self.write_kubeconfig(
-                self.state_dir / "kube-scheduler.kubeconfig", "system:kube-scheduler"
+            self._write_kubeconfig(
+                config, self.state_dir / "kube-scheduler.kubeconfig", "system:kube-scheduler"
             )
             # kwok updates every node and pod status, as many kubelets would together.
-            self.write_kubeconfig(self.state_dir / "kwok.kubeconfig", "kwok", ("system:masters",))
+            self._write_kubeconfig(config, self.state_dir / "kwok.kubeconfig", "kwok", ("system:masters",))
             (self.state_dir / "kwok.yaml").write_bytes(
                 (self.bin_dir / "kwok-stages.yaml").read_bytes()
             )
@@ -297,10 +305,13 @@ class LocalCluster:
         if not taken:
             return config
         config.ports.update(ports.allocate(taken))
-        self._write_private(self.config_path, json.dumps(asdict(config), indent=2).encode())
         if "kube-apiserver" in taken:
             self._write_kubeconfigs(config)
+        self._save(config)
         return config
+
+    def _save(self, config: ClusterConfig) -> None:
+        self._write_private(self.config_path, json.dumps(asdict(config), indent=2).encode())
 
 
 def go_runtime_env() -> dict[str, str]:

@@ -53,3 +53,24 @@ def test_ports_are_distinct_free_and_skip_components_that_do_not_listen():
     assert set(allocated) == {"kine", "kube-apiserver", "kube-scheduler"}
     assert len(set(allocated.values())) == 3
     assert all(ports.is_free(p) for p in allocated.values())
+
+
+def test_an_interrupted_init_is_done_again(tmp_path, monkeypatch):
+    """cluster.json is written last: a process killed during init leaves none, and the
+    next init writes everything again instead of trusting half a state directory."""
+    from localkube import LocalCluster
+
+    cluster = LocalCluster(tmp_path / "c")
+
+    def killed(config):
+        raise SystemExit("killed while writing kubeconfigs")
+
+    monkeypatch.setattr(cluster, "_write_kubeconfigs", killed)
+    with pytest.raises(SystemExit):
+        cluster.init(name="c")
+    assert not cluster.config_path.exists()
+
+    monkeypatch.undo()
+    cluster.init(name="c")
+    assert (cluster.pki_dir / "admin.crt").exists()
+    assert cluster.admin_kubeconfig.exists()
