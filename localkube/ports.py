@@ -29,7 +29,10 @@ def allocate(components: Iterable[str]) -> dict[str, int]:
 
 
 def is_free(port: int) -> bool:
+    """True if a server could listen on `port` now. Go servers set SO_REUSEADDR, so
+    a port whose last connections linger in TIME_WAIT after a stop is free to them."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

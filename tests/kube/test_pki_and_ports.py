@@ -74,3 +74,19 @@ def test_an_interrupted_init_is_done_again(tmp_path, monkeypatch):
     cluster.init(name="c")
     assert (cluster.pki_dir / "admin.crt").exists()
     assert cluster.admin_kubeconfig.exists()
+
+
+def test_a_port_in_time_wait_after_a_stop_counts_as_free():
+    import socket
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+    client.close()
+    server.close()
+    assert ports.is_free(port)
