@@ -24,6 +24,7 @@ from pathlib import Path
 import requests
 
 from . import binaries, kubeconfig, pki, ports
+from .files import write_private
 from .processes import ProcessDir
 
 
@@ -197,7 +198,7 @@ class LocalCluster:
         cert = pki.issue(self._ca(), user, organizations=groups, client=True)
         server = server or f"https://127.0.0.1:{config.ports['kube-apiserver']}"
         content = kubeconfig.render(config.name, server, self.ca_cert_path.read_bytes(), cert, user)
-        self._write_private(path, content.encode())
+        write_private(path, content.encode())
         return cert
 
     # Internals ------------------------------------------------------------
@@ -205,13 +206,6 @@ class LocalCluster:
         return pki.KeyPair(
             (self.pki_dir / "ca.crt").read_bytes(), (self.pki_dir / "ca.key").read_bytes()
         )
-
-    def _write_private(self, path: Path, content: bytes) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.replace(tmp, path)
 
     def _write_pki(self, config: ClusterConfig) -> None:
         ca = pki.new_ca(f"vcportal-{config.name}-ca")
@@ -235,13 +229,13 @@ class LocalCluster:
             pair = pki.issue(ca, component, server_names=sans)
             files[f"{component}.crt"], files[f"{component}.key"] = pair.cert_pem, pair.key_pem
         for name, content in files.items():
-            self._write_private(self.pki_dir / name, content)
+            write_private(self.pki_dir / name, content)
 
     def _write_kubeconfigs(self, config: ClusterConfig) -> None:
         admin = self._write_kubeconfig(config, self.admin_kubeconfig, ADMIN_USER, ("system:masters",))
         # The same identity as files, for the readiness probe.
-        self._write_private(self.pki_dir / "admin.crt", admin.cert_pem)
-        self._write_private(self.pki_dir / "admin.key", admin.key_pem)
+        write_private(self.pki_dir / "admin.crt", admin.cert_pem)
+        write_private(self.pki_dir / "admin.key", admin.key_pem)
         self._write_kubeconfig(
             config, self.state_dir / "kube-controller-manager.kubeconfig", "system:kube-controller-manager"
         )
@@ -311,7 +305,7 @@ class LocalCluster:
         return config
 
     def _save(self, config: ClusterConfig) -> None:
-        self._write_private(self.config_path, json.dumps(asdict(config), indent=2).encode())
+        write_private(self.config_path, json.dumps(asdict(config), indent=2).encode())
 
 
 def go_runtime_env() -> dict[str, str]:

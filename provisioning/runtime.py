@@ -8,7 +8,6 @@ host namespace would implement the same methods and nothing else would change.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from django.conf import settings
 
 from localkube import ClusterError, LocalCluster
 from localkube.binaries import kube_version
+from localkube.files import write_private
 from localkube.processes import ProcessDir, process_alive
 from syncer.config import SyncerConfig, vcluster_config_path
 
@@ -111,14 +111,14 @@ class LocalProcessRuntime:
         if processes.pid("syncer") is not None and config_path.exists():
             return False
         base = self._dir(vc)
-        _write_private(base / "host.kubeconfig", host_kubeconfig())
+        write_private(base / "host.kubeconfig", host_kubeconfig())
         cluster = self._cluster(vc)
         cluster.write_kubeconfig(base / "virtual.kubeconfig", "vcportal-syncer", ("system:masters",))
         config = SyncerConfig(
             vcluster=_syncer_name(vc), virtual_kubeconfig=base / "virtual.kubeconfig",
             host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
         )
-        _write_private(config_path, config.dump())
+        write_private(config_path, config.dump())
         manage = Path(settings.BASE_DIR) / "manage.py"
         processes.spawn("syncer", [sys.executable, str(manage), "syncer", "--config", str(config_path)])
         return True
@@ -147,13 +147,6 @@ class LocalProcessRuntime:
 def _syncer_name(vc: VClusterRef) -> str:
     """The syncer's suffix for host object names: short and unique per vcluster."""
     return f"vc{vc.id}"
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 def get_runtime(name: str = "local") -> ControlPlaneRuntime:
