@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import yaml
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -131,11 +132,21 @@ def ensure_syncer(ctx: Context) -> None:
 
 
 def ensure_kubeconfig(ctx: Context) -> None:
+    """Issue the admin kubeconfig, or issue it again if it no longer names the API
+    server's address (a restarted control plane whose port was taken meanwhile)."""
     vc = ctx.vcluster
-    if not vc.kubeconfig:
-        vc.kubeconfig = ctx.runtime.admin_kubeconfig(ctx.ref)
-        VCluster.objects.filter(pk=vc.pk).update(kubeconfig=vc.kubeconfig)
-        ctx.changes.append("admin kubeconfig issued")
+    if vc.kubeconfig and _server_of(vc.kubeconfig) == ctx.runtime.server(ctx.ref):
+        return
+    vc.kubeconfig = ctx.runtime.admin_kubeconfig(ctx.ref)
+    VCluster.objects.filter(pk=vc.pk).update(kubeconfig=vc.kubeconfig)
+    ctx.changes.append("admin kubeconfig issued")
+
+
+def _server_of(kubeconfig: str) -> str | None:
+    try:
+        return yaml.safe_load(kubeconfig)["clusters"][0]["cluster"]["server"]
+    except (yaml.YAMLError, KeyError, IndexError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,11 @@ class ControlPlaneRuntime(Protocol):
 
     def control_plane_running(self, vc: VClusterRef) -> bool: ...
 
+    def server(self, vc: VClusterRef) -> str:
+        """The vcluster API server's URL as tenants reach it."""
+
     def admin_kubeconfig(self, vc: VClusterRef) -> str:
-        """A kubeconfig with cluster-admin rights, naming the externally reachable server."""
+        """A kubeconfig with cluster-admin rights, naming server(vc)."""
 
     def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str]) -> bool:
         """Start the syncer unless it runs, with host credentials from
@@ -95,11 +98,13 @@ class LocalProcessRuntime:
         cluster = self._cluster(vc)
         return cluster.config_path.exists() and all(s.running for s in cluster.status()) and cluster.is_ready()
 
+    def server(self, vc: VClusterRef) -> str:
+        port = self._cluster(vc).config.ports["kube-apiserver"]
+        return f"https://{settings.VCPORTAL_VCLUSTER_HOST}:{port}"
+
     def admin_kubeconfig(self, vc: VClusterRef) -> str:
-        cluster = self._cluster(vc)
-        server = f"https://{settings.VCPORTAL_VCLUSTER_HOST}:{cluster.config.ports['kube-apiserver']}"
         path = self._dir(vc) / "admin.kubeconfig.tmp"
-        cluster.write_kubeconfig(path, ADMIN_USER, ("system:masters",), server=server)
+        self._cluster(vc).write_kubeconfig(path, ADMIN_USER, ("system:masters",), server=self.server(vc))
         try:
             return path.read_text()
         finally:

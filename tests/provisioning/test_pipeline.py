@@ -194,3 +194,14 @@ def test_no_enabled_host_fails_the_vcluster_with_what_to_do(provisioned, host):
     assert vcluster.phase == Phase.FAILED
     assert "No enabled host cluster is open to team" in vcluster.message
     assert vcluster.steps.get(name="Host namespace").status == StepStatus.FAILED
+
+
+def test_repair_reissues_a_kubeconfig_that_names_a_stale_server(provisioned):
+    vcluster = provisioned("moved")
+    server = yaml.safe_load(vcluster.kubeconfig)["clusters"][0]["cluster"]["server"]
+    stale = vcluster.kubeconfig.replace(server, "https://127.0.0.1:1")
+    type(vcluster).objects.filter(pk=vcluster.pk).update(kubeconfig=stale)
+
+    assert "admin kubeconfig issued" in pipeline.repair(vcluster.pk)
+    vcluster.refresh_from_db()
+    assert yaml.safe_load(vcluster.kubeconfig)["clusters"][0]["cluster"]["server"] == server
