@@ -1,6 +1,7 @@
 """The provisioning pipeline, run in-process against the real host cluster."""
 
 import base64
+import json
 import os
 import signal
 
@@ -163,6 +164,15 @@ def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, host_clust
     ns = vcluster.placement.host_namespace
     core = client.CoreV1Api(host_cluster.api_client())
     eventually(lambda: len(core.list_namespaced_pod(ns).items) == 2, what="synced host pods")
+
+    def running_inside():
+        pods = json.loads(kubectl(path, "get", "pods", "-o", "json").stdout)["items"]
+        return len(pods) == 2 and all(
+            p["status"].get("phase") == "Running" and p["spec"].get("nodeName", "").startswith("kwok-node-")
+            for p in pods
+        )
+
+    eventually(running_inside, what="the Deployment's pods Running, with their node, inside the vcluster")
     pids = _control_plane(var_dir, vcluster).pids()
 
     type(vcluster).objects.filter(pk=vcluster.pk).update(phase=Phase.DELETING)
