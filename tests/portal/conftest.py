@@ -8,10 +8,12 @@ Personas, all in the team "alpha" unless said otherwise:
   staff     platform admin (is_staff), member of no team
 """
 
+import threading
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection, connections
 from rest_framework.test import APIClient
 
 from accounts.audit import Actor
@@ -111,3 +113,34 @@ def api(world):
 
     return client
 
+
+
+def post_in_parallel(token: str, paths_and_bodies: list[tuple[str, dict | None]]) -> list:
+    """POST each (path, body) from its own thread, all released at once by a barrier,
+    each with its own database connection; returns the responses in order. Callers
+    run on PostgreSQL (see require_postgresql): SQLite serialises writers anyway."""
+    start = threading.Barrier(len(paths_and_bodies))
+    responses = [None] * len(paths_and_bodies)
+
+    def post(i, path, body):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            start.wait()
+            responses[i] = client.post(path, body, format="json")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post, args=(i, *pb)) for i, pb in enumerate(paths_and_bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return responses
+
+
+def require_postgresql() -> None:
+    """Concurrency guarantees are claimed for PostgreSQL, which `make test` runs: fail,
+    never skip, when the suite is pointed elsewhere."""
+    if connection.vendor != "postgresql":
+        pytest.fail("this test needs PostgreSQL (DATABASE_URL), which `make test` provides")

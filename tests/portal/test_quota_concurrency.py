@@ -1,14 +1,10 @@
 """20 parallel creates against a limit of 3 yield exactly 3 vclusters: the quota
 check runs under a row lock on the team (SELECT … FOR UPDATE) on PostgreSQL."""
 
-import threading
-
 import pytest
-from django.db import connection, connections
-from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role, Team
-from tests.portal.conftest import make_user, token_for
+from tests.portal.conftest import make_user, post_in_parallel, require_postgresql, token_for
 from vclusters.models import VCluster
 
 PARALLEL = 20
@@ -18,31 +14,15 @@ LIMIT = 3
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_never_overshoots_the_quota_under_parallel_creates(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("the row-lock guarantee is tested on PostgreSQL (set DATABASE_URL)")
+    require_postgresql()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     team = Team.objects.create(name="Race", slug="race", max_vclusters=LIMIT, cpu_millicores=100_000)
     user = make_user("racer")
     Membership.objects.create(team=team, user=user, role=Role.MEMBER)
-    token = token_for(user)
-    start = threading.Barrier(PARALLEL)
-    results = [None] * PARALLEL
-
-    def create(i):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        try:
-            start.wait()
-            response = client.post("/api/v1/vclusters/", {"team": "race", "name": f"vc-{i}", "cpu": "1"}, format="json")
-            results[i] = (response.status_code, response.json())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=create, args=(i,)) for i in range(PARALLEL)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    responses = post_in_parallel(
+        token_for(user), [("/api/v1/vclusters/", {"team": "race", "name": f"vc-{i}", "cpu": "1"}) for i in range(PARALLEL)]
+    )
+    results = [(r.status_code, r.json()) for r in responses]
 
     statuses = [status for status, _ in results]
     assert statuses.count(201) == LIMIT, results

@@ -3,20 +3,17 @@ Failed vcluster is retried and only once however many ask at the same moment; th
 steps that succeeded stay, the failed one starts over; recorded as an event and in
 the audit log; provisioning is enqueued once the transaction commits."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from accounts.audit import Actor
 from accounts.models import AuditEvent, Membership, Role, Team
 from provisioning import tasks
 from provisioning.models import EventKind, VClusterEvent
-from tests.portal.conftest import make_user, make_vcluster, token_for
+from tests.portal.conftest import make_user, make_vcluster, post_in_parallel, require_postgresql, token_for
 from vclusters import services
 from vclusters.models import Phase, StepStatus, VCluster, VClusterStep
 
@@ -115,8 +112,7 @@ def test_viewers_cannot_retry(world):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_parallel_retries_retry_once(settings, monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("the compare-and-set under concurrency is tested on PostgreSQL (set DATABASE_URL)")
+    require_postgresql()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     enqueued = []
     monkeypatch.setattr(tasks.provision_vcluster, "delay", enqueued.append)
@@ -124,25 +120,9 @@ def test_parallel_retries_retry_once(settings, monkeypatch):
     user = make_user("racer")
     Membership.objects.create(team=team, user=user, role=Role.MEMBER)
     vcluster = make_vcluster(team, "web", phase=Phase.FAILED, message="boom")
-    token = token_for(user)
     parallel = 10
-    start = threading.Barrier(parallel)
-    statuses = [None] * parallel
-
-    def retry(i):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        try:
-            start.wait()
-            statuses[i] = client.post(f"/api/v1/vclusters/{vcluster.pk}/retry/").status_code
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=retry, args=(i,)) for i in range(parallel)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    responses = post_in_parallel(token_for(user), [(f"/api/v1/vclusters/{vcluster.pk}/retry/", None)] * parallel)
+    statuses = [r.status_code for r in responses]
     assert sorted(statuses) == [202] + [400] * (parallel - 1)
     assert enqueued == [vcluster.pk]
     assert VClusterEvent.objects.filter(vcluster=vcluster, kind=EventKind.RETRY).count() == 1
