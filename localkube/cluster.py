@@ -24,13 +24,11 @@ from pathlib import Path
 import requests
 
 from . import binaries, kubeconfig, pki, ports
+from .components import SERVICE_IP, command_line, probe
 from .files import write_private
 from .processes import ProcessDir
 
 
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
-POD_CIDR = "10.244.0.0/16"
 ADMIN_USER = "vcportal-admin"
 CONTROL_PLANE = ("kine", "kube-apiserver", "kube-controller-manager")
 HOST_EXTRAS = ("kube-scheduler", "kwok")
@@ -250,14 +248,10 @@ class LocalCluster:
             )
 
     def _spawn(self, component: str, config: ClusterConfig) -> None:
-        from .components import command_line
-
         argv = [str(self.bin_dir / component), *command_line(component, self, config)]
         self.processes.spawn(component, argv, env=go_runtime_env())
 
     def _wait_ready(self, component: str, config: ClusterConfig, deadline: float) -> None:
-        from .components import probe
-
         while True:
             if self.processes.exited(component):
                 raise ClusterError(self._failure(component, "exited during start-up"))

@@ -15,6 +15,9 @@ from . import ports
 if TYPE_CHECKING:
     from .cluster import ClusterConfig, LocalCluster
 
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+POD_CIDR = "10.244.0.0/16"
 HEALTH_PATHS = "/healthz,/readyz,/livez"
 SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
 
@@ -38,8 +41,6 @@ def _kine(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
 
 
 def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    from .cluster import SERVICE_CIDR
-
     pki = cluster.pki_dir
     return [
         f"--etcd-servers=http://127.0.0.1:{config.ports['kine']}",
@@ -109,8 +110,6 @@ def _scheduler(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
 
 
 def _kwok(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    from .cluster import POD_CIDR
-
     return [
         f"--kubeconfig={cluster.state_dir / 'kwok.kubeconfig'}",
         f"--config={cluster.state_dir / 'kwok.yaml'}",

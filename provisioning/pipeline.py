@@ -8,6 +8,7 @@ recorded on the vcluster (VClusterStep) for the UI and the API to show live.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -313,8 +314,6 @@ def _record_error(record: VClusterStep, exc: BaseException, transient: bool) -> 
 def describe(exc: BaseException) -> str:
     """A one-line, secret-free description of an error for users."""
     if isinstance(exc, ApiException):
-        import json
-
         try:
             message = json.loads(exc.body or "{}").get("message") or exc.reason
         except ValueError:
