@@ -8,8 +8,11 @@ cd "$root"
 export VCPORTAL_KUBE_BIN_DIR="$(tools/kube/build.sh | tail -n 1)"
 scripts/services.sh install redis postgres chromium compose
 scripts/services.sh redis
-export DATABASE_URL="$(scripts/services.sh postgres | tail -n 1)"
-export REDIS_URL="redis://127.0.0.1:${VCPORTAL_REDIS_PORT:-6390}/1"
+# Two runs side by side (e.g. from two git worktrees) need their own database and
+# Redis database: set VCPORTAL_TEST_DB (a database name) and VCPORTAL_TEST_REDIS_DB.
+database_url="$(scripts/services.sh postgres | tail -n 1)"
+export DATABASE_URL="${database_url%/*}/${VCPORTAL_TEST_DB:-vcportal}"
+export REDIS_URL="redis://127.0.0.1:${VCPORTAL_REDIS_PORT:-6390}/${VCPORTAL_TEST_REDIS_DB:-1}"
 export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-test-only-secret-key}"
 # A fixed, test-only Fernet key: encrypted fields in test databases only.
 export FIELD_ENCRYPTION_KEYS="${FIELD_ENCRYPTION_KEYS:-dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=}"
