@@ -1,0 +1,86 @@
+"""What a host cluster lets its tenants ask of it, beyond what every tenant may.
+
+A platform admin sets this per host cluster (provisioning's HostCluster); provisioning
+writes it into each syncer's config, and the syncer enforces it when it translates a
+virtual object for the host. Everything not listed is stripped or refused: the empty
+policy is the safe default.
+
+    policy:
+      csi_drivers: [secrets-store.csi.k8s.io]     # inline CSI volumes allowed, by driver name
+      tolerations:                                 # tolerations a tenant pod may carry
+        - {key: dedicated, operator: Equal, value: tenants, effect: NoSchedule}
+      node_label_keys: [topology.kubernetes.io/zone]  # host node labels pods may select on
+      runtime_classes: [gvisor]                    # runtimeClassName values allowed
+      external_name_services: false                # Services of type ExternalName
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+TOLERATION_KEYS = ("key", "operator", "value", "effect")
+
+
+class PolicyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    csi_drivers: tuple[str, ...] = ()
+    tolerations: tuple[tuple[tuple[str, str], ...], ...] = ()
+    node_label_keys: tuple[str, ...] = ()
+    runtime_classes: tuple[str, ...] = ()
+    external_name_services: bool = False
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> TenantPolicy:
+        values = values or {}
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise PolicyError(f"unknown policy keys: {', '.join(sorted(unknown))}")
+        return cls(
+            csi_drivers=_strings(values, "csi_drivers"),
+            tolerations=tuple(_toleration(t) for t in values.get("tolerations") or ()),
+            node_label_keys=_strings(values, "node_label_keys"),
+            runtime_classes=_strings(values, "runtime_classes"),
+            external_name_services=_boolean(values, "external_name_services"),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "csi_drivers": list(self.csi_drivers),
+            "tolerations": [dict(t) for t in self.tolerations],
+            "node_label_keys": list(self.node_label_keys),
+            "runtime_classes": list(self.runtime_classes),
+            "external_name_services": self.external_name_services,
+        }
+
+    def allows_toleration(self, toleration: dict) -> bool:
+        """True if `toleration` is one the policy lists (all four fields equal; a
+        missing operator is Equal, as the API server defaults it)."""
+        return _toleration(toleration) in self.tolerations
+
+
+def _strings(values: dict, name: str) -> tuple[str, ...]:
+    items = values.get(name) or ()
+    if isinstance(items, str) or not all(isinstance(i, str) and i for i in items):
+        raise PolicyError(f"{name} must be a list of non-empty strings")
+    return tuple(sorted(set(items)))
+
+
+def _boolean(values: dict, name: str) -> bool:
+    value = values.get(name, False)
+    if not isinstance(value, bool):
+        raise PolicyError(f"{name} must be true or false")
+    return value
+
+
+def _toleration(toleration) -> tuple[tuple[str, str], ...]:
+    if not isinstance(toleration, dict) or set(toleration) - set(TOLERATION_KEYS):
+        raise PolicyError(f"a toleration is a mapping of {', '.join(TOLERATION_KEYS)}; got {toleration!r}")
+    normal = {"operator": "Equal", **{k: v for k, v in toleration.items() if v not in (None, "")}}
+    if not all(isinstance(v, str) for v in normal.values()):
+        raise PolicyError(f"toleration fields are strings; got {toleration!r}")
+    return tuple((k, normal[k]) for k in TOLERATION_KEYS if k in normal)
