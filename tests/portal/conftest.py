@@ -26,6 +26,11 @@ PASSWORD = "correct horse battery staple"
 PERSONAS = ["anonymous", "outsider", "viewer", "teammate", "owner", "staff"]
 
 
+def expect(anonymous, outsider, viewer, member, team_admin, staff) -> dict:
+    """What each persona gets, in PERSONAS order."""
+    return dict(zip(PERSONAS, [anonymous, outsider, viewer, member, team_admin, staff]))
+
+
 def pytest_configure(config):
     # Tests serve static files through the finders; there is no collectstatic output.
     config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")

@@ -8,17 +8,13 @@ import pytest
 from django.test import Client
 
 from accounts.models import ApiToken, AuditEvent, Membership, Team
-from tests.portal.conftest import PERSONAS, make_host, make_user, make_vcluster, token_for
+from tests.portal.conftest import PERSONAS, expect, make_host, make_user, make_vcluster, token_for
 from vclusters.models import Phase
 
 pytestmark = pytest.mark.django_db
 
 A, O, V, M, T, S = PERSONAS  # anonymous, outsider, viewer, teammate (member), owner (team admin), staff
 QUOTA = {"max_vclusters": 10, "cpu": "20", "memory": "40Gi", "storage": "1Ti", "pods": 1000}
-
-
-def expect(anonymous, outsider, viewer, member, team_admin, staff):
-    return dict(zip(PERSONAS, [anonymous, outsider, viewer, member, team_admin, staff]))
 
 
 @pytest.fixture
@@ -193,3 +189,31 @@ def test_it_keeps_a_team_admin(api, world):
     assert r.status_code == 400
     assert "role" in r.json()["errors"]
     assert Membership.objects.get(team=world.alpha, user=world.owner).role == "admin"
+
+
+# What a page offers follows the rule that guards it: a link or button shows exactly
+# for the personas the matrix above lets through.
+OFFERS = [
+    ("/", 'href="/audit/"', expect(None, True, False, False, True, True)),
+    ("/", 'href="/host-clusters/"', expect(None, False, False, False, False, True)),
+    ("/teams/alpha/", 'href="/teams/alpha/quota/"', expect(None, None, False, False, False, True)),
+    ("/teams/alpha/", 'action="/teams/alpha/policy/"', expect(None, None, False, False, False, True)),
+    ("/teams/alpha/", 'action="/teams/alpha/members/"', expect(None, None, False, False, True, True)),
+    ("/vclusters/{failed}/", 'action="/vclusters/{failed}/retry/"', expect(None, None, False, True, True, True)),
+    ("/vclusters/{failed}/", 'href="/vclusters/{failed}/delete/"', expect(None, None, False, True, True, True)),
+    ("/vclusters/{ready}/", 'href="/vclusters/{ready}/kubeconfig/"', expect(None, None, False, True, True, True)),
+]
+
+
+@pytest.mark.parametrize("path, marker, offered", OFFERS, ids=[f"{p} {m}" for p, m, _ in OFFERS])
+def test_pages_offer_what_the_rules_allow(world, objects, path, marker, offered):
+    shown = {}
+    for persona, expected in offered.items():
+        if expected is None:  # anonymous is sent to log in; the outsider gets 404
+            continue
+        client = Client()
+        client.force_login(world.users[persona])
+        response = client.get(path.format(**objects))
+        assert response.status_code == 200
+        shown[persona] = marker.format(**objects) in response.content.decode()
+    assert shown == {p: e for p, e in offered.items() if e is not None}
