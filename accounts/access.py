@@ -1,40 +1,157 @@
-"""Who may do what inside a team they can see. Visibility itself is decided by the
-for_user() querysets; these checks turn a visible object into 403 for read-only users."""
+"""Who may do what: the one place access is decided, for pages, API, services and
+templates alike (NetBox's RestrictedQuerySet is the model).
+
+A team role grants capabilities on the objects of that team:
+
+    capability  viewer  member  team admin
+    VIEW          ✓       ✓        ✓
+    WRITE                 ✓        ✓
+    MANAGE                         ✓
+    PLATFORM    no team role grants it: platform admins only
+    OWN         the object's owner only, whoever they are (API tokens)
+
+Platform admins (is_staff) hold every capability but OWN on every team. Roles are
+defined here, with what they grant; accounts.models uses them for Membership.
+
+Each model's queryset is a RestrictedQuerySet that declares which capability each
+action needs (`actions`) and how to reach the team that grants it (`team_lookup`,
+or `owner_lookup` for OWN). Those two facts answer every question:
+
+    Model.objects.restrict(user, action)  the rows the user may act on
+    allowed(user, action, target)         may the user act on this object, or (target
+                                          a model) on any object of it at all
+    require(user, action, target)         the same, raising PermissionDenied (403)
+                                          with the reason (denial())
+
+Views look an object up through restrict(user, "view"), so another team's object
+answers 404 like a missing one, then require() the action, so a visible object the
+role may not change answers 403.
+"""
+
+from enum import Enum
 
 from django.core.exceptions import PermissionDenied
+from django.db import models
 
-from .models import Membership, Role, WRITE_ROLES
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Team admin"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+class Capability(Enum):
+    VIEW = "view"
+    WRITE = "write"
+    MANAGE = "manage"
+    PLATFORM = "platform"
+    OWN = "own"
+
+
+VIEW, WRITE, MANAGE, PLATFORM, OWN = Capability
+
+ROLES_WITH = {
+    VIEW: frozenset({Role.ADMIN, Role.MEMBER, Role.VIEWER}),
+    WRITE: frozenset({Role.ADMIN, Role.MEMBER}),
+    MANAGE: frozenset({Role.ADMIN}),
+    PLATFORM: frozenset(),
+}
+
+DENIED = {
+    VIEW: "You are not a member of this team.",
+    WRITE: "Your role in this team is read-only.",
+    MANAGE: "Only team admins and platform admins may do this.",
+    PLATFORM: "Only platform admins may do this.",
+    OWN: "This belongs to someone else.",
+}
+
+
+class RestrictedQuerySet(models.QuerySet):
+    """A queryset whose model declares its access rules; subclasses set:
+
+    actions       {action: Capability}
+    team_lookup   path from the model to the Team granting the capability
+                  ("" for Team itself; None for platform objects)
+    owner_lookup  path to the owning user, for OWN actions
+    """
+
+    actions: dict[str, Capability] = {}
+    team_lookup: str | None = None
+    owner_lookup: str | None = None
+
+    def capability(self, action: str) -> Capability:
+        try:
+            return self.actions[action]
+        except KeyError:
+            raise ValueError(f"{self.model.__name__} has no action {action!r}") from None
+
+    def restrict(self, user, action: str = "view"):
+        """The rows `user` may do `action` on."""
+        needed = self.capability(action)
+        if not user.is_authenticated:
+            return self.none()
+        if needed is OWN:
+            return self.filter(**{self.owner_lookup: user})
+        if user.is_staff:
+            return self
+        if needed is PLATFORM or self.team_lookup is None:
+            return self.none()
+        # One filter() call: the user and the role must match the same membership row.
+        prefix = f"{self.team_lookup}__" if self.team_lookup else ""
+        return self.filter(**{f"{prefix}memberships__user": user, f"{prefix}memberships__role__in": ROLES_WITH[needed]})
+
+
+def _rules(target) -> RestrictedQuerySet:
+    model = target if isinstance(target, type) else type(target)
+    return model._default_manager.none()
+
+
+def allowed(user, action: str, target) -> bool:
+    """May `user` do `action` on `target`: an object, or a model (then: on any of its
+    objects at all, e.g. whether to show the audit log)."""
+    rules = _rules(target)
+    needed = rules.capability(action)
+    if not user.is_authenticated:
+        return False
+    if needed is OWN:
+        return isinstance(target, type) or _follow(target, rules.owner_lookup) == user
+    if user.is_staff:
+        return True
+    if needed is PLATFORM or rules.team_lookup is None:
+        return False
+    if isinstance(target, type):
+        return user.memberships.filter(role__in=ROLES_WITH[needed]).exists()
+    team = _follow(target, rules.team_lookup)
+    return team is not None and role_in(user, team) in ROLES_WITH[needed]
+
+
+def denial(user, action: str, target) -> str | None:
+    """Why `user` may not do `action` on `target`, or None if they may."""
+    return None if allowed(user, action, target) else DENIED[_rules(target).capability(action)]
+
+
+def require(user, action: str, target) -> None:
+    """PermissionDenied (403) unless allowed(user, action, target)."""
+    reason = denial(user, action, target)
+    if reason:
+        raise PermissionDenied(reason)
+
+
+def _follow(obj, lookup: str):
+    for name in lookup.split("__") if lookup else []:
+        obj = getattr(obj, name)
+        if obj is None:
+            return None
+    return obj
+
 
 _UNSET = object()
 
 
 def role_in(user, team) -> str | None:
-    """The user's role in team (None if not a member). Uses the my_role annotation
-    from Team.objects.for_user() when present, to avoid a query per row."""
+    """The user's role in team (None if not a member). Uses the my_role annotation of
+    Team.objects.restrict() when present, to avoid a query per row."""
     role = getattr(team, "my_role", _UNSET)
     if role is _UNSET:
-        role = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
+        role = user.memberships.filter(team=team).values_list("role", flat=True).first()
     return role
-
-
-def can_write(user, team) -> bool:
-    return user.is_authenticated and (user.is_staff or role_in(user, team) in WRITE_ROLES)
-
-
-def can_manage(user, team) -> bool:
-    return user.is_authenticated and (user.is_staff or role_in(user, team) == Role.ADMIN)
-
-
-def require_write(user, team) -> None:
-    if not can_write(user, team):
-        raise PermissionDenied("Your role in this team is read-only.")
-
-
-def require_manage(user, team) -> None:
-    if not can_manage(user, team):
-        raise PermissionDenied("Only team admins and platform admins may do this.")
-
-
-def require_platform_admin(user) -> None:
-    if not (user.is_authenticated and user.is_staff):
-        raise PermissionDenied("Only platform admins may do this.")

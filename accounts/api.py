@@ -1,15 +1,11 @@
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from vclusters import resources
-from vclusters.services import headroom, usage
-
-from . import services
+from . import access, resources, services
 from .audit import Actor
 from .models import ApiToken, AuditEvent, Membership, Role, Team
 
@@ -66,8 +62,8 @@ def as_text(values: dict[str, int]) -> dict[str, str | int]:
 
 
 def quota_payload(team: Team) -> dict:
-    used = usage(team)
-    return {**as_text(team.quota()), "usage": as_text(used), "headroom": as_text(headroom(team, used))}
+    used = team.usage()
+    return {**as_text(team.quota()), "usage": as_text(used), "headroom": as_text(team.headroom(used))}
 
 
 class TeamDetailSerializer(TeamSerializer):
@@ -104,7 +100,17 @@ def validated(serializer_class, request, **kwargs) -> dict:
 
 
 def visible_team(request, slug: str) -> Team:
-    return get_object_or_404(Team.objects.for_user(request.user), slug=slug)
+    return get_object_or_404(Team.objects.restrict(request.user, "view"), slug=slug)
+
+
+class MayViewModel(permissions.BasePermission):
+    """403 on every call unless the user may view some object of the view's model at
+    all (access.allowed on the model): e.g. host clusters for anyone but platform
+    admins, the audit log for anyone but team and platform admins."""
+
+    def has_permission(self, request, view):
+        self.message = access.denial(request.user, "view", view.queryset.model)
+        return self.message is None
 
 
 @extend_schema_view(
@@ -116,7 +122,7 @@ class TeamViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = TeamSerializer
 
     def get_queryset(self):
-        return Team.objects.for_user(self.request.user)
+        return Team.objects.restrict(self.request.user, "view")
 
     def get_serializer_class(self):
         return TeamDetailSerializer if self.action == "retrieve" else TeamSerializer
@@ -209,7 +215,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     queryset = ApiToken.objects.none()  # for the schema; get_queryset() decides
 
     def get_queryset(self):
-        return ApiToken.objects.filter(user=self.request.user)
+        return ApiToken.objects.restrict(self.request.user, "view")
 
     @extend_schema(summary="Create an API token (the response is the only time it is shown)",
                    request=TokenSerializer, responses={201: NewTokenSerializer})
@@ -243,24 +249,15 @@ class AuditEventFilter(filters.FilterSet):
         fields = ["team", "action", "actor"]
 
 
-def audit_events_for(user):
-    """Platform admins see every event; team admins those of the teams they administer."""
-    if user.is_staff:
-        return AuditEvent.objects.all()
-    teams = Team.objects.filter(memberships__user=user, memberships__role=Role.ADMIN)
-    if not teams.exists():
-        raise PermissionDenied("The audit log is for platform admins and team admins.")
-    return AuditEvent.objects.filter(team__in=teams)
-
-
 @extend_schema_view(
     list=extend_schema(summary="Audit events (platform admins: all; team admins: their teams)"),
     retrieve=extend_schema(summary="One audit event"),
 )
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AuditEventSerializer
-    queryset = AuditEvent.objects.none()  # for the schema; get_queryset() decides
+    queryset = AuditEvent.objects.none()  # for the schema and MayViewModel; get_queryset() decides
+    permission_classes = [MayViewModel]
     filterset_class = AuditEventFilter
 
     def get_queryset(self):
-        return audit_events_for(self.request.user).select_related("team")
+        return AuditEvent.objects.restrict(self.request.user, "view").select_related("team")

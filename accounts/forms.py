@@ -1,6 +1,6 @@
 from django import forms
 
-from vclusters import resources
+from . import resources
 
 from .models import Role
 

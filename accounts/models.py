@@ -5,16 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import OuterRef, Subquery
 
-from vclusters import resources
-
-
-class Role(models.TextChoices):
-    ADMIN = "admin", "Team admin"
-    MEMBER = "member", "Member"
-    VIEWER = "viewer", "Viewer"
-
-
-WRITE_ROLES = {Role.ADMIN, Role.MEMBER}
+from . import extensions, resources
+from .access import MANAGE, OWN, PLATFORM, VIEW, WRITE, RestrictedQuerySet, Role
 
 
 def my_role_subquery(user):
@@ -23,13 +15,21 @@ def my_role_subquery(user):
     return Subquery(memberships.values("role")[:1])
 
 
-class TeamQuerySet(models.QuerySet):
-    def for_user(self, user):
-        """The only way pages and the API decide which teams a user can see."""
-        if not user.is_authenticated:
-            return self.none()
-        teams = self.annotate(my_role=my_role_subquery(user))
-        return teams if user.is_staff else teams.filter(memberships__user=user)
+class TeamQuerySet(RestrictedQuerySet):
+    team_lookup = ""
+    actions = {
+        "view": VIEW,  # the team, its quota, members and vclusters
+        "create_vcluster": WRITE,
+        "manage": MANAGE,  # add members, change roles, remove members
+        "add": PLATFORM,  # create teams
+        "change": PLATFORM,  # quota and pod security
+    }
+
+    def restrict(self, user, action="view"):
+        """Annotated with my_role, the user's role in each team (None for platform
+        admins outside it), so pages check roles without a query per row."""
+        teams = super().restrict(user, action)
+        return teams.annotate(my_role=my_role_subquery(user)) if user.is_authenticated else teams
 
 
 class Team(models.Model):
@@ -57,6 +57,15 @@ class Team(models.Model):
         limits = {r.field: getattr(self, r.field) for r in resources.RESOURCES}
         return {"max_vclusters": self.max_vclusters, **limits}
 
+    def usage(self) -> dict[str, int]:
+        """What the team's vclusters hold now, keyed like quota()."""
+        return extensions.usage_by_team([self.pk])[self.pk]
+
+    def headroom(self, used: dict[str, int] | None = None) -> dict[str, int]:
+        """What is left of the quota for new vclusters, keyed like quota()."""
+        used = self.usage() if used is None else used
+        return {field: max(limit - used[field], 0) for field, limit in self.quota().items()}
+
 
 class Membership(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
@@ -79,7 +88,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(RestrictedQuerySet):
+    owner_lookup = "user"
+    actions = {"view": OWN, "delete": OWN}  # your own tokens only, platform admins included
+
     def active(self):
         return self.filter(revoked_at__isnull=True, user__is_active=True)
 
@@ -109,6 +121,11 @@ class ApiToken(models.Model):
         return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+class AuditEventQuerySet(RestrictedQuerySet):
+    team_lookup = "team"
+    actions = {"view": MANAGE}  # team admins: their teams' events; platform admins: all
+
+
 class AuditEvent(models.Model):
     """Who did what, when, from which address. Written by the service functions in
     the same transaction as the change it records."""
@@ -124,6 +141,8 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True)
     target_name = models.CharField(max_length=200, blank=True)
     data = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

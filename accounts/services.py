@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from portal.errors import invalid
-from vclusters import quantities, resources
+from . import quantities, resources
 
 from . import access
 from .audit import Actor, record
@@ -18,7 +18,7 @@ TOKEN_TOUCH_INTERVAL = 60  # seconds; last_used_at is precise to this, to spare 
 
 
 def create_team(actor: Actor, *, name: str, slug: str = "") -> Team:
-    access.require_platform_admin(actor.user)
+    access.require(actor.user, "add", Team)
     name = (name or "").strip()
     slug = (slug or "").strip() or slugify(name)
     errors = {}
@@ -72,7 +72,7 @@ def _parse_max_vclusters(value) -> int:
 
 
 def update_quota(actor: Actor, team: Team, raw: dict, *, partial: bool = False) -> Team:
-    access.require_platform_admin(actor.user)
+    access.require(actor.user, "change", team)
     values = parse_quota(raw, partial=partial)
     with transaction.atomic():
         locked = Team.objects.select_for_update().get(pk=team.pk)
@@ -91,7 +91,7 @@ def _parse_role(role) -> Role:
 
 
 def add_member(actor: Actor, team: Team, *, username: str, role: str) -> Membership:
-    access.require_manage(actor.user, team)
+    access.require(actor.user, "manage", team)
     role = _parse_role(role)
     user = get_user_model().objects.filter(username=username, is_active=True).first() if username else None
     if user is None:
@@ -112,7 +112,7 @@ def _require_another_admin(membership: Membership) -> None:
 
 
 def change_role(actor: Actor, membership: Membership, *, role: str) -> Membership:
-    access.require_manage(actor.user, membership.team)
+    access.require(actor.user, "manage", membership.team)
     role = _parse_role(role)
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -127,7 +127,7 @@ def change_role(actor: Actor, membership: Membership, *, role: str) -> Membershi
 
 
 def remove_member(actor: Actor, membership: Membership) -> None:
-    access.require_manage(actor.user, membership.team)
+    access.require(actor.user, "manage", membership.team)
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         _require_another_admin(membership)
@@ -149,8 +149,9 @@ def create_token(actor: Actor, *, name: str) -> tuple[ApiToken, str]:
 
 
 def revoke_token(actor: Actor, api_token: ApiToken) -> ApiToken:
+    access.require(actor.user, "delete", api_token)
     with transaction.atomic():
-        updated = ApiToken.objects.filter(pk=api_token.pk, user=actor.user, revoked_at__isnull=True).update(
+        updated = ApiToken.objects.filter(pk=api_token.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
         )
         if updated:

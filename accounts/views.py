@@ -5,20 +5,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.views import add_service_errors, paginate, query_without_page
-from provisioning.models import PodSecurity
-from provisioning.services import pod_security_of
-from vclusters.presentation import quota_bars
-from vclusters.services import usage_by_team
 
-from . import access, services
-from .api import audit_events_for, quota_payload
+from . import access, extensions, services
+from .api import quota_payload, visible_team
 from .audit import Actor
 from .forms import MemberForm, QuotaForm, RoleForm, TeamForm, TokenForm
-from .models import ApiToken, Membership, Team
-
-
-def _visible_team(request, slug):
-    return get_object_or_404(Team.objects.for_user(request.user), slug=slug)
+from .models import ApiToken, AuditEvent, Membership, Team
+from .presentation import quota_bars
 
 
 @login_required
@@ -27,7 +20,7 @@ def team_list(request):
     form = TeamForm(request.POST or None)
     status = 200
     if request.method == "POST":
-        access.require_platform_admin(request.user)
+        access.require(request.user, "add", Team)
         if form.is_valid():
             try:
                 team = services.create_team(Actor.from_request(request), **form.cleaned_data)
@@ -37,30 +30,31 @@ def team_list(request):
                 messages.success(request, f"Team {team.name} created. Set its quota and add a team admin.")
                 return redirect("team-detail", slug=team.slug)
         status = 400
-    teams = list(Team.objects.for_user(request.user))
-    used = usage_by_team([t.pk for t in teams])
-    rows = [(team, quota_bars(team, used[team.pk])) for team in teams]
-    return render(request, "accounts/team_list.html", {"rows": rows, "form": form}, status=status)
+    teams = list(Team.objects.restrict(request.user, "view"))
+    used = extensions.usage_by_team([t.pk for t in teams])
+    rows = [(team, quota_bars(team, used[team.pk]), access.allowed(request.user, "change", team)) for team in teams]
+    context = {"rows": rows, "form": form, "can_add": access.allowed(request.user, "add", Team)}
+    return render(request, "accounts/team_list.html", context, status=status)
 
 
 @login_required
 def team_detail(request, slug):
-    team = _visible_team(request, slug)
+    team = visible_team(request, slug)
     context = {
         "team": team,
         "memberships": team.memberships.select_related("user"),
-        "bars": quota_bars(team, usage_by_team([team.pk])[team.pk]),
-        "can_manage": access.can_manage(request.user, team),
+        "bars": quota_bars(team, team.usage()),
+        "can_manage": access.allowed(request.user, "manage", team),
+        "can_change": access.allowed(request.user, "change", team),
         "member_form": MemberForm(),
         "role_choices": RoleForm.base_fields["role"].choices,
-        "pod_security": pod_security_of(team),
-        "pod_security_choices": PodSecurity.choices,
+        "sections": extensions.team_sections(request, team),
     }
     return render(request, "accounts/team_detail.html", context)
 
 
 def _membership(request, slug, pk) -> Membership:
-    team = _visible_team(request, slug)
+    team = visible_team(request, slug)
     return get_object_or_404(team.memberships.select_related("user", "team"), pk=pk)
 
 
@@ -71,8 +65,8 @@ def _flash_errors(request, exc: ValidationError) -> None:
 @login_required
 @require_POST
 def member_add(request, slug):
-    team = _visible_team(request, slug)
-    access.require_manage(request.user, team)
+    team = visible_team(request, slug)
+    access.require(request.user, "manage", team)
     form = MemberForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give a username and a role.")
@@ -91,7 +85,7 @@ def member_add(request, slug):
 def member_role(request, slug, pk):
     membership = _membership(request, slug, pk)
     form = RoleForm(request.POST)
-    access.require_manage(request.user, membership.team)
+    access.require(request.user, "manage", membership.team)
     try:
         if not form.is_valid():
             raise ValidationError({"role": ["Choose a role."]})
@@ -119,8 +113,8 @@ def member_remove(request, slug, pk):
 @login_required
 @require_http_methods(["GET", "POST"])
 def quota_edit(request, slug):
-    team = _visible_team(request, slug)
-    access.require_platform_admin(request.user)
+    team = visible_team(request, slug)
+    access.require(request.user, "change", team)
     current = quota_payload(team)
     form = QuotaForm(request.POST or None, initial=current)
     status = 200
@@ -153,14 +147,14 @@ def tokens(request):
         except ValidationError as exc:
             add_service_errors(form, exc)
             status = 400
-    context = {"form": form, "new_token": new_token, "tokens": ApiToken.objects.filter(user=request.user)}
+    context = {"form": form, "new_token": new_token, "tokens": ApiToken.objects.restrict(request.user, "view")}
     return render(request, "accounts/tokens.html", context, status=status)
 
 
 @login_required
 @require_POST
 def token_revoke(request, pk):
-    api_token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=pk)
+    api_token = get_object_or_404(ApiToken.objects.restrict(request.user, "delete"), pk=pk)
     services.revoke_token(Actor.from_request(request), api_token)
     messages.success(request, f"Token {api_token.name} revoked.")
     return redirect("tokens")
@@ -168,11 +162,12 @@ def token_revoke(request, pk):
 
 @login_required
 def audit_log(request):
-    events = audit_events_for(request.user)
+    access.require(request.user, "view", AuditEvent)
+    events = AuditEvent.objects.restrict(request.user, "view")
     team = request.GET.get("team")
     if team:
         events = events.filter(team__slug=team)
     page = paginate(request, events.select_related("team"), 50)
-    teams = Team.objects.for_user(request.user).values_list("slug", "name")
+    teams = Team.objects.restrict(request.user, "view").values_list("slug", "name")
     return render(request, "accounts/audit_log.html", {"page": page, "teams": teams, "team": team,
                                                         "query": query_without_page(request)})

@@ -9,8 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from vclusters import resources as _resources
-from vclusters.quantities import QuantityError
+from accounts import resources as _resources
+from accounts.quantities import QuantityError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,6 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "accounts.context_processors.navigation",
             ],
         },
     },

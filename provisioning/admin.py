@@ -1,20 +1,8 @@
 from django.contrib import admin
 
-from .models import HostCluster, Placement, TeamPolicy, VClusterEvent
+from portal.admin import ReadOnly
 
-
-class ReadOnly(admin.ModelAdmin):
-    """For looking only: changes go through the portal's service functions, which check
-    kubeconfigs and audit every change."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from .models import HostCluster, Placement, TeamPolicy
 
 
 @admin.register(HostCluster)
@@ -32,9 +20,3 @@ class PlacementAdmin(ReadOnly):
 @admin.register(TeamPolicy)
 class TeamPolicyAdmin(ReadOnly):
     list_display = ["team", "pod_security"]
-
-
-@admin.register(VClusterEvent)
-class VClusterEventAdmin(ReadOnly):
-    list_display = ["created_at", "vcluster", "kind", "message"]
-    list_filter = ["kind"]

@@ -1,31 +1,22 @@
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import access
-from accounts.api import validated, visible_team
+from accounts.api import MayViewModel, validated, visible_team
 from accounts.audit import Actor
 
 from . import services
 from .models import HostCluster, PodSecurity
 
 
-class IsPlatformAdmin(permissions.BasePermission):
-    """Host clusters are platform infrastructure: other users get 403 on every call,
-    as for the other platform-admin-only endpoints (creating teams, editing quotas)."""
-
-    message = "Only platform admins may do this."
-
-    def has_permission(self, request, view):
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
-
-
 def host_clusters_for(user):
-    """Every host cluster, with its load, for platform admins; PermissionDenied otherwise.
-    The kubeconfig is deferred: lists never decrypt it."""
-    access.require_platform_admin(user)
-    return HostCluster.objects.with_load().defer("kubeconfig").prefetch_related("teams").order_by("name")
+    """The host clusters the user may see (PermissionDenied if none: they are platform
+    infrastructure), with their load. The kubeconfig is deferred: lists never decrypt it."""
+    access.require(user, "view", HostCluster)
+    hosts = HostCluster.objects.restrict(user, "view")
+    return hosts.with_load().defer("kubeconfig").prefetch_related("teams").order_by("name")
 
 
 class HostClusterSerializer(serializers.ModelSerializer):
@@ -81,7 +72,9 @@ class HostClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
                          viewsets.GenericViewSet):
     serializer_class = HostClusterSerializer
     queryset = HostCluster.objects.none()  # for the schema; get_queryset() decides
-    permission_classes = [IsPlatformAdmin]
+    # Other users get 403 on every call, as for the other platform-admin-only
+    # endpoints (creating teams, editing quotas).
+    permission_classes = [MayViewModel]
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
@@ -131,7 +124,7 @@ class TeamPolicyView(APIView):
                    responses=TeamPolicySerializer)
     def put(self, request, slug):
         team = visible_team(request, slug)
-        access.require_platform_admin(request.user)
+        access.require(request.user, "change", team)
         data = validated(TeamPolicySerializer, request)
         policy = services.set_pod_security(Actor.from_request(request), team, data["pod_security"])
         return Response({"pod_security": policy.pod_security})

@@ -7,4 +7,9 @@ class ProvisioningConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the worker start-up reconcile)
+        from accounts import extensions
+
+        from . import signals  # noqa: F401  (connects the receivers of vclusters' signals and of worker start-up)
+        from .views import team_policy_section
+
+        extensions.add_team_section("provisioning/team_policy_section.html", team_policy_section)

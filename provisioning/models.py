@@ -1,15 +1,20 @@
-"""Where vclusters run: host clusters, each vcluster's placement on one, and the
-events provisioning and the reconciler record about a vcluster."""
+"""Where vclusters run: host clusters, each vcluster's placement on one, and each
+team's provisioning policy. (A vcluster's steps and events are vclusters' models:
+vclusters writes them too.)"""
 
 from django.db import models
 from django.db.models import Count, Q
 
+from accounts.access import PLATFORM, RestrictedQuerySet
 from accounts.models import Team
 from portal.fields import EncryptedTextField
 from vclusters.models import COUNTS_AGAINST_QUOTA, VCluster
 
 
-class HostClusterQuerySet(models.QuerySet):
+class HostClusterQuerySet(RestrictedQuerySet):
+    # Platform infrastructure: no team role sees or changes host clusters.
+    actions = {"view": PLATFORM, "add": PLATFORM, "change": PLATFORM, "delete": PLATFORM}
+
     def with_load(self):
         """Annotated with `load`: how many live vclusters are placed on each."""
         live = Q(placements__vcluster__phase__in=COUNTS_AGAINST_QUOTA)
@@ -68,24 +73,3 @@ class Placement(models.Model):
 
     def __str__(self):
         return f"{self.vcluster} on {self.host_cluster}/{self.host_namespace}"
-
-
-class EventKind(models.TextChoices):
-    REPAIR = "repair", "Repair"
-    RETRY = "retry", "Retry"
-    FAILURE = "failure", "Failure"
-
-
-class VClusterEvent(models.Model):
-    """Something that happened to a vcluster outside its steps, such as a repair."""
-
-    vcluster = models.ForeignKey(VCluster, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=10, choices=EventKind.choices)
-    message = models.TextField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self):
-        return f"{self.vcluster}: {self.kind}: {self.message}"

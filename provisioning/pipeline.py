@@ -22,11 +22,11 @@ from django.utils import timezone
 from kubernetes.client.rest import ApiException
 
 from syncer.rbac import token_kubeconfig
-from vclusters.models import Phase, StepStatus, VCluster, VClusterStep
+from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
 
 from . import hosts, manifests
 from .hostkube import HostKube, is_transient
-from .models import EventKind, Placement, PodSecurity, TeamPolicy, VClusterEvent
+from .models import Placement, PodSecurity, TeamPolicy
 from .runtime import RuntimeFailure, VClusterRef, get_runtime
 
 logger = logging.getLogger(__name__)

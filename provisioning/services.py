@@ -123,7 +123,7 @@ def _as_text(host: HostCluster, teams: list[Team] | None = None) -> dict:
 def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capacity_notes="", teams=()) -> HostCluster:
     """Add a host cluster once its kubeconfig reaches the cluster. Every bad field is
     reported at once; nothing is written unless all are good."""
-    access.require_platform_admin(actor.user)
+    access.require(actor.user, "add", HostCluster)
     team_list, team_errors = _parse_teams(teams)
     _raise({
         "name": _name_errors(name),
@@ -150,7 +150,7 @@ UPDATABLE = {"enabled", "capacity_notes", "teams", "kubeconfig"}
 def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostCluster:
     """Change any of enabled, capacity_notes, teams (slugs) and kubeconfig (checked by
     connecting, like at registration). The name is the host cluster's identity and stays."""
-    access.require_platform_admin(actor.user)
+    access.require(actor.user, "change", host)
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
@@ -197,7 +197,7 @@ def live_placements(host: HostCluster):
 def delete_host_cluster(actor: Actor, host: HostCluster) -> None:
     """Forget a host cluster that no live vcluster is placed on. Placements of Deleted
     vclusters (with their teardown receipts) stay and no longer name a host cluster."""
-    access.require_platform_admin(actor.user)
+    access.require(actor.user, "delete", host)
     with transaction.atomic():
         # The row lock makes a concurrent placement on this host wait, then fail.
         locked = HostCluster.objects.select_for_update().get(pk=host.pk)
@@ -221,7 +221,7 @@ def pod_security_of(team: Team) -> str:
 def set_pod_security(actor: Actor, team: Team, pod_security) -> TeamPolicy:
     """The Pod Security level enforced on the host namespaces of the team's vclusters:
     new ones at once, existing ones at the reconciler's next pass."""
-    access.require_platform_admin(actor.user)
+    access.require(actor.user, "change", team)
     if pod_security not in PodSecurity.values:
         raise invalid("pod_security", f"Must be one of: {', '.join(PodSecurity.values)}.")
     with transaction.atomic():

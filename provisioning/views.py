@@ -13,6 +13,7 @@ from portal.views import add_service_errors
 from . import services
 from .api import host_clusters_for
 from .forms import HostClusterEditForm, HostClusterForm, PodSecurityForm
+from .models import HostCluster, PodSecurity
 
 
 def _host(request, name):
@@ -22,7 +23,7 @@ def _host(request, name):
 @login_required
 @require_http_methods(["GET", "POST"])
 def host_cluster_list(request):
-    access.require_platform_admin(request.user)
+    access.require(request.user, "view", HostCluster)
     form = HostClusterForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -95,8 +96,8 @@ def host_cluster_delete(request, name):
 @login_required
 @require_POST
 def team_policy(request, slug):
-    team = get_object_or_404(Team.objects.for_user(request.user), slug=slug)
-    access.require_platform_admin(request.user)
+    team = get_object_or_404(Team.objects.restrict(request.user, "view"), slug=slug)
+    access.require(request.user, "change", team)
     form = PodSecurityForm(request.POST)
     try:
         if not form.is_valid():
@@ -107,3 +108,12 @@ def team_policy(request, slug):
     else:
         messages.success(request, f"Pod security of {team.name} is now {form.cleaned_data['pod_security']}.")
     return redirect("team-detail", slug=slug)
+
+
+def team_policy_section(request, team) -> dict:
+    """The pod security section of a team's page (accounts.extensions)."""
+    return {
+        "pod_security": services.pod_security_of(team),
+        "choices": PodSecurity.choices,
+        "can_change": access.allowed(request.user, "change", team),
+    }

@@ -1,6 +1,8 @@
 from django.contrib import admin
 
-from .models import VCluster, VClusterStep
+from portal.admin import ReadOnly
+
+from .models import VCluster, VClusterEvent, VClusterStep
 
 
 class StepInline(admin.TabularInline):
@@ -17,3 +19,9 @@ class VClusterAdmin(admin.ModelAdmin):
     # Changes go through the portal's service functions, which audit them.
     readonly_fields = [f.name for f in VCluster._meta.fields if f.name != "kubeconfig"]
     inlines = [StepInline]
+
+
+@admin.register(VClusterEvent)
+class VClusterEventAdmin(ReadOnly):
+    list_display = ["created_at", "vcluster", "kind", "message"]
+    list_filter = ["kind"]

@@ -7,15 +7,15 @@ from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from accounts import resources
 from accounts.api import validated
 from accounts.audit import Actor
 from accounts.models import Team
 from portal.api import YAMLRenderer
 from portal.errors import invalid
-from provisioning.models import VClusterEvent
 
-from . import resources, services
-from .models import Phase, VCluster, VClusterStep
+from . import services
+from .models import Phase, VCluster, VClusterEvent, VClusterStep
 
 
 SHOWN_FIELDS = [f.name for f in VCluster._meta.concrete_fields if f.name != "kubeconfig"]
@@ -137,7 +137,7 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_class = VClusterFilter
 
     def get_queryset(self):
-        vclusters = VCluster.objects.for_user(self.request.user).select_related("team", "created_by")
+        vclusters = VCluster.objects.restrict(self.request.user, "view").select_related("team", "created_by")
         if self.action != "kubeconfig":
             # Only what the serializers show: no secrets decrypted, no password hashes loaded.
             vclusters = vclusters.only(*SHOWN_FIELDS, "team__slug", "team__name", "created_by__username")
@@ -156,7 +156,7 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                    responses={201: VClusterDetailSerializer})
     def create(self, request):
         data = dict(validated(VClusterCreateSerializer, request))
-        team = Team.objects.for_user(request.user).filter(slug=data.pop("team")).first()
+        team = Team.objects.restrict(request.user, "view").filter(slug=data.pop("team")).first()
         if team is None:
             raise invalid("team", "No such team among yours.")
         vcluster = services.create_vcluster(Actor.from_request(request), team, **data)

@@ -5,10 +5,10 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from accounts import resources
+from accounts.access import VIEW, WRITE, RestrictedQuerySet
 from accounts.models import Team
 from portal.fields import EncryptedTextField
-
-from . import resources
 
 NAME_MAX_LENGTH = 40
 NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -43,12 +43,15 @@ BADGE = {
 }
 
 
-class VClusterQuerySet(models.QuerySet):
-    def for_user(self, user):
-        """The only way pages and the API decide which vclusters a user can see."""
-        if not user.is_authenticated:
-            return self.none()
-        return self if user.is_staff else self.filter(team__memberships__user=user)
+class VClusterQuerySet(RestrictedQuerySet):
+    team_lookup = "team"
+    actions = {
+        "view": VIEW,  # the vcluster, its steps, events and placement
+        "change": WRITE,  # retry
+        "delete": WRITE,
+        # A kubeconfig is admin access to the vcluster: never for viewers.
+        "download_kubeconfig": WRITE,
+    }
 
     def counting_against_quota(self):
         return self.filter(phase__in=COUNTS_AGAINST_QUOTA)
@@ -120,3 +123,25 @@ class VClusterStep(models.Model):
 
     def __str__(self):
         return f"{self.vcluster}: {self.name} ({self.status})"
+
+
+class EventKind(models.TextChoices):
+    REPAIR = "repair", "Repair"
+    RETRY = "retry", "Retry"
+    FAILURE = "failure", "Failure"
+
+
+class VClusterEvent(models.Model):
+    """Something that happened to a vcluster outside its steps: a retry (written by
+    vclusters), a repair or a failure (written by provisioning)."""
+
+    vcluster = models.ForeignKey(VCluster, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=EventKind.choices)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.vcluster}: {self.kind}: {self.message}"

@@ -1,37 +1,22 @@
 """Every change to vclusters goes through here, for pages and API alike: validated,
 authorised, quota-checked under a team row lock, audited in the same transaction,
-with Celery work enqueued only once the transaction has committed."""
-
-import logging
+with provisioning asked for work (vclusters.signals) only once the transaction has committed."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from accounts import access
+from accounts import access, resources
 from accounts.audit import Actor, record
 from accounts.models import Team
 from portal.errors import NotReady, QuotaExceeded, invalid
-from provisioning import tasks
-from provisioning.models import EventKind, VClusterEvent
 
-from . import resources
-from .models import DELETABLE, NAME_MAX_LENGTH, Phase, StepStatus, VCluster, VClusterStep, validate_name
-
-logger = logging.getLogger(__name__)
-
-
-def usage(team: Team) -> dict[str, int]:
-    """What the team's vclusters hold now, keyed like Team.quota()."""
-    return usage_by_team([team.pk])[team.pk]
-
-
-def headroom(team: Team, used: dict[str, int] | None = None) -> dict[str, int]:
-    used = usage(team) if used is None else used
-    return {field: max(limit - used[field], 0) for field, limit in team.quota().items()}
+from .models import (
+    DELETABLE, NAME_MAX_LENGTH, EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep, validate_name,
+)
+from .signals import provision_requested, send_on_commit, teardown_requested
 
 
 def default_spec() -> dict[str, str | int]:
@@ -64,7 +49,7 @@ def _validate_spec(name, raw: dict) -> dict:
 
 
 def _check_quota(team: Team, fields: dict) -> None:
-    used = usage(team)
+    used = usage_by_team([team.pk])[team.pk]
     if used["max_vclusters"] >= team.max_vclusters:
         raise QuotaExceeded(
             {"team": [f"Quota max_vclusters exhausted: {team} has {used['max_vclusters']} of {team.max_vclusters} vclusters."]}
@@ -83,7 +68,7 @@ def _check_quota(team: Team, fields: dict) -> None:
 
 def create_vcluster(actor: Actor, team: Team, *, name: str, **raw) -> VCluster:
     """raw: optional kubernetes_version, cpu, memory, storage, pods in Kubernetes notation."""
-    access.require_write(actor.user, team)
+    access.require(actor.user, "create_vcluster", team)
     unknown = set(raw) - {"kubernetes_version", *resources.BY_NAME}
     if unknown:
         raise ValidationError({field: ["Unknown field."] for field in sorted(unknown)})
@@ -101,12 +86,12 @@ def create_vcluster(actor: Actor, team: Team, *, name: str, **raw) -> VCluster:
             raise invalid("name", f"{team} already has a vcluster named \"{fields['name']}\".") from None
         record(actor, "vcluster.create", team=team, target=vcluster, **vcluster.requested(),
                kubernetes_version=vcluster.kubernetes_version)
-        _enqueue_on_commit(tasks.provision_vcluster, vcluster.pk)
+        send_on_commit(provision_requested, vcluster.pk)
     return vcluster
 
 
 def delete_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
-    access.require_write(actor.user, vcluster.team)
+    access.require(actor.user, "delete", vcluster)
     with transaction.atomic():
         changed = VCluster.objects.filter(pk=vcluster.pk, phase__in=DELETABLE).update(
             phase=Phase.DELETING, updated_at=timezone.now()
@@ -114,7 +99,7 @@ def delete_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
         if not changed:
             raise invalid("phase", f"{vcluster} is already {vcluster.phase.lower()}.")
         record(actor, "vcluster.delete", team=vcluster.team, target=vcluster, phase_before=vcluster.phase)
-        _enqueue_on_commit(tasks.teardown_vcluster, vcluster.pk)
+        send_on_commit(teardown_requested, vcluster.pk)
     vcluster.refresh_from_db()
     return vcluster
 
@@ -124,7 +109,7 @@ def retry_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
     pipeline checks them again and redoes only what is missing); the step that failed
     (or was left Running when the task gave up after repeated transient errors) is
     reset to Pending, so it shows as running again with its own times."""
-    access.require_write(actor.user, vcluster.team)
+    access.require(actor.user, "change", vcluster)
     with transaction.atomic():
         failure = VCluster.objects.select_for_update().filter(pk=vcluster.pk).values_list("message", flat=True).first()
         changed = VCluster.objects.filter(pk=vcluster.pk, phase=Phase.FAILED).update(
@@ -139,14 +124,14 @@ def retry_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
         VClusterEvent.objects.create(vcluster=vcluster, kind=EventKind.RETRY,
                                      message=f"Retried by {actor.user.get_username()} after: {failure or 'no message'}")
         record(actor, "vcluster.retry", team=vcluster.team, target=vcluster, failure=failure or "")
-        _enqueue_on_commit(tasks.provision_vcluster, vcluster.pk)
+        send_on_commit(provision_requested, vcluster.pk)
     vcluster.refresh_from_db()
     return vcluster
 
 
 def download_kubeconfig(actor: Actor, vcluster: VCluster) -> str:
     """The vcluster's kubeconfig, audited. Raises NotReady before the vcluster is Ready."""
-    access.require_write(actor.user, vcluster.team)
+    access.require(actor.user, "download_kubeconfig", vcluster)
     if vcluster.phase != Phase.READY or not vcluster.kubeconfig:
         raise NotReady(f"{vcluster} is {vcluster.phase}; its kubeconfig exists once it is Ready.")
     with transaction.atomic():
@@ -154,19 +139,9 @@ def download_kubeconfig(actor: Actor, vcluster: VCluster) -> str:
     return vcluster.kubeconfig
 
 
-def _enqueue_on_commit(task, vcluster_id: int) -> None:
-    def send():
-        try:
-            task.delay(vcluster_id)
-        except OperationalError:
-            # The row is committed and stays in its phase; a later reconcile picks it up.
-            logger.exception("could not enqueue %s for vcluster %s (is the broker up?)", task.name, vcluster_id)
-
-    transaction.on_commit(send)
-
-
 def usage_by_team(team_ids) -> dict[int, dict[str, int]]:
-    """usage() for many teams in one query."""
+    """What each team's vclusters request now, keyed like Team.quota(), in one query.
+    Provided to accounts (extensions.provide_usage) for Team.usage() and team pages."""
     rows = (
         VCluster.objects.filter(team_id__in=list(team_ids)).counting_against_quota().values("team_id")
         .annotate(max_vclusters=Count("id"), **{r.field: Sum(r.field) for r in resources.RESOURCES})

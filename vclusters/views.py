@@ -10,7 +10,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts import access
 from accounts.audit import Actor
-from accounts.models import Team, WRITE_ROLES
+from accounts.models import Team
+from accounts.presentation import headroom_text, quota_bars
 from portal.errors import NotReady
 from portal.views import add_service_errors, paginate, query_without_page
 
@@ -18,7 +19,6 @@ from . import services
 from .api import VClusterFilter, kubeconfig_filename, placement_of
 from .forms import VClusterForm
 from .models import DELETABLE, IN_PROGRESS, Phase, VCluster
-from .presentation import headroom_text, quota_bars
 
 DASHBOARD_PAGE_SIZE = 25
 
@@ -31,12 +31,13 @@ def _fragment(request, template: str, fragment: str) -> str:
 @login_required
 @vary_on_headers("HX-Request")
 def dashboard(request):
-    vclusters = VCluster.objects.for_user(request.user).select_related("team").defer("kubeconfig")
+    vclusters = VCluster.objects.restrict(request.user, "view").select_related("team").defer("kubeconfig")
     if not request.GET.get("phase"):
         vclusters = vclusters.exclude(phase=Phase.DELETED)
     filterset = VClusterFilter(request.GET, queryset=vclusters)
     page = paginate(request, filterset.qs if filterset.is_valid() else vclusters.none(), DASHBOARD_PAGE_SIZE)
-    teams = list(Team.objects.for_user(request.user).filter(memberships__user=request.user))
+    visible_teams = Team.objects.restrict(request.user, "view")
+    teams = list(visible_teams.filter(memberships__user=request.user))  # the user's own, even for platform admins
     used = services.usage_by_team([t.pk for t in teams])
     context = {
         "page": page,
@@ -44,28 +45,23 @@ def dashboard(request):
         "query": query_without_page(request),
         "polling": any(v.phase in IN_PROGRESS for v in page),
         "team_cards": [(team, quota_bars(team, used[team.pk])) for team in teams],
-        "team_choices": Team.objects.for_user(request.user).values_list("slug", "name"),
+        "team_choices": visible_teams.values_list("slug", "name"),
         "phases": Phase.choices,
     }
     return render(request, _fragment(request, "vclusters/dashboard.html", "vcluster-table"), context)
 
 
-def _writable_teams(user):
-    teams = Team.objects.for_user(user)
-    return teams if user.is_staff else teams.filter(memberships__user=user, memberships__role__in=WRITE_ROLES)
-
-
 def _headroom_context(team):
     if team is None:
         return {"headroom_team": None}
-    return {"headroom_team": team, "headroom": headroom_text(services.headroom(team))}
+    return {"headroom_team": team, "headroom": headroom_text(team.headroom())}
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 def vcluster_create(request):
-    teams = list(_writable_teams(request.user))
+    teams = list(Team.objects.restrict(request.user, "create_vcluster"))
     if not teams:
         raise PermissionDenied("You have no team in which you may create vclusters.")
     form = VClusterForm(request.POST or None, teams=teams, initial={"team": request.GET.get("team")})
@@ -89,32 +85,32 @@ def vcluster_create(request):
 
 @login_required
 def headroom(request):
-    team = _writable_teams(request.user).filter(slug=request.GET.get("team")).first()
+    team = Team.objects.restrict(request.user, "create_vcluster").filter(slug=request.GET.get("team")).first()
     return render(request, "vclusters/create.html#headroom", _headroom_context(team))
 
 
 def _visible_vcluster(request, pk):
-    return get_object_or_404(VCluster.objects.for_user(request.user).select_related("team", "created_by"), pk=pk)
+    vclusters = VCluster.objects.restrict(request.user, "view").select_related("team", "created_by")
+    return get_object_or_404(vclusters, pk=pk)
 
 
 @login_required
 @vary_on_headers("HX-Request")
 def vcluster_detail(request, pk):
     vclusters = (
-        VCluster.objects.for_user(request.user)
+        VCluster.objects.restrict(request.user, "view")
         .select_related("team", "created_by", "placement__host_cluster")
         .defer("kubeconfig", "placement__host_cluster__kubeconfig")
     )
     vcluster = get_object_or_404(vclusters, pk=pk)
-    can_write = access.can_write(request.user, vcluster.team)
     context = {
         "vcluster": vcluster,
         "steps": vcluster.steps.all(),
         "events": vcluster.events.all(),
         "placement": placement_of(vcluster),
-        "can_write": can_write,
-        "deletable": vcluster.phase in DELETABLE,
-        "retryable": can_write and vcluster.phase == Phase.FAILED,
+        "deletable": vcluster.phase in DELETABLE and access.allowed(request.user, "delete", vcluster),
+        "retryable": vcluster.phase == Phase.FAILED and access.allowed(request.user, "change", vcluster),
+        "downloadable": vcluster.phase == Phase.READY and access.allowed(request.user, "download_kubeconfig", vcluster),
         "kubeconfig_filename": kubeconfig_filename(vcluster),
     }
     return render(request, _fragment(request, "vclusters/detail.html", "live-status"), context)
@@ -124,7 +120,7 @@ def vcluster_detail(request, pk):
 @require_POST
 def vcluster_retry(request, pk):
     vcluster = _visible_vcluster(request, pk)
-    access.require_write(request.user, vcluster.team)
+    access.require(request.user, "change", vcluster)
     try:
         services.retry_vcluster(Actor.from_request(request), vcluster)
     except ValidationError as exc:
@@ -150,7 +146,7 @@ def vcluster_kubeconfig(request, pk):
 @require_http_methods(["GET", "POST"])
 def vcluster_delete(request, pk):
     vcluster = _visible_vcluster(request, pk)
-    access.require_write(request.user, vcluster.team)
+    access.require(request.user, "delete", vcluster)
     if request.method == "POST":
         try:
             services.delete_vcluster(Actor.from_request(request), vcluster)

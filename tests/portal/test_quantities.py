@@ -2,8 +2,8 @@ from decimal import Decimal
 
 import pytest
 
-from vclusters import quantities as q
-from vclusters import resources
+from accounts import quantities as q
+from accounts import resources
 
 BIG = 2**62
 

@@ -12,10 +12,9 @@ from django.utils import timezone
 from accounts.audit import Actor
 from accounts.models import AuditEvent, Membership, Role, Team
 from provisioning import tasks
-from provisioning.models import EventKind, VClusterEvent
 from tests.portal.conftest import make_user, make_vcluster, post_in_parallel, require_postgresql, token_for
 from vclusters import services
-from vclusters.models import Phase, StepStatus, VCluster, VClusterStep
+from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,10 @@ import pytest
 
 from accounts.audit import Actor
 from provisioning import tasks
-from provisioning.models import EventKind, Placement, VClusterEvent
+from provisioning.models import Placement
 from tests.portal.conftest import make_host, make_vcluster
 from vclusters import services
-from vclusters.models import Phase, StepStatus, VCluster, VClusterStep
+from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from provisioning.models import EventKind, Placement, VClusterEvent
+from provisioning.models import Placement
 from tests.portal.conftest import make_host, make_vcluster
-from vclusters.models import Phase, StepStatus, VClusterStep
+from vclusters.models import EventKind, Phase, StepStatus, VClusterEvent, VClusterStep
 from vclusters.templatetags.vcportal import seconds_text
 
 pytestmark = pytest.mark.django_db

@@ -17,9 +17,8 @@ from localkube.processes import process_alive
 from localkube.testing import kubectl
 from provisioning import manifests, pipeline
 from provisioning.hostkube import HostKube
-from provisioning.models import EventKind
 from tests.kube.helpers import eventually, pod
-from vclusters.models import Phase, StepStatus
+from vclusters.models import EventKind, Phase, StepStatus
 
 pytestmark = [
     pytest.mark.django_db,

@@ -1,0 +1,80 @@
+"""Apps depend one way: accounts ← vclusters ← provisioning.
+
+Two checks, since either alone can be fooled: every accounts and vclusters module is
+imported in a fresh process whose INSTALLED_APPS stop at that layer, and no higher
+app's module may be loaded afterwards; and every import statement in their source,
+including one inside a function that the first check would never run, is read."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What each app must not import: the apps above it, the standalone processes
+# (syncer, localkube: only provisioning drives them) and the project's URL map
+# (which imports every app).
+FORBIDDEN = {
+    "accounts": {"vclusters", "provisioning", "syncer", "localkube", "portal.urls"},
+    "vclusters": {"provisioning", "syncer", "localkube", "portal.urls"},
+}
+
+IMPORT_EVERY_MODULE = """
+import importlib, pkgutil, sys
+import portal.settings
+portal.settings.INSTALLED_APPS = [a for a in portal.settings.INSTALLED_APPS if a not in {above!r}]
+import django
+django.setup()
+import {app}
+for module in pkgutil.walk_packages({app}.__path__, "{app}."):
+    importlib.import_module(module.name)
+loaded = sorted(name for name in sys.modules if any(name == f or name.startswith(f + ".") for f in {forbidden!r}))
+print("\\n".join(loaded))
+"""
+
+
+def _imports(path: Path):
+    """(line, module) for every absolute import in the file, at any depth."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.lineno, node.module
+            # `from portal import urls` names the module in the alias.
+            yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+
+
+def _is_forbidden(module: str, forbidden: set[str]) -> bool:
+    return any(module == f or module.startswith(f + ".") for f in forbidden)
+
+
+@pytest.mark.parametrize("app", sorted(FORBIDDEN))
+def test_importing_an_app_loads_nothing_above_it(app):
+    above = sorted(a for a in FORBIDDEN[app] if "." not in a)
+    code = IMPORT_EVERY_MODULE.format(app=app, above=above, forbidden=sorted(FORBIDDEN[app]))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [], f"importing {app} loaded: {result.stdout}"
+
+
+@pytest.mark.parametrize("app", sorted(FORBIDDEN))
+def test_no_source_line_imports_upwards(app):
+    offending = [
+        f"{path.relative_to(ROOT)}:{line}: {module}"
+        for path in sorted((ROOT / app).rglob("*.py"))
+        for line, module in _imports(path)
+        if _is_forbidden(module, FORBIDDEN[app])
+    ]
+    assert offending == []
+
+
+def test_the_static_check_sees_imports_inside_functions(tmp_path):
+    source = tmp_path / "sneaky.py"
+    source.write_text("def f():\n    from provisioning import tasks\n    import syncer.rbac\n")
+    found = [module for _, module in _imports(source) if _is_forbidden(module, FORBIDDEN["vclusters"])]
+    assert found == ["provisioning", "provisioning.tasks", "syncer.rbac"]
