@@ -32,6 +32,7 @@ from enum import Enum
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.db.models import OuterRef, Subquery
 
 
 class Role(models.TextChoices):
@@ -86,19 +87,25 @@ class RestrictedQuerySet(models.QuerySet):
             raise ValueError(f"{self.model.__name__} has no action {action!r}") from None
 
     def restrict(self, user, action: str = "view"):
-        """The rows `user` may do `action` on."""
+        """The rows `user` may do `action` on. Rows of a team carry `my_role`, the
+        user's role in it (None for platform admins outside it), so further checks
+        on them (allowed(), a page showing the role) need no query per row."""
         needed = self.capability(action)
         if not user.is_authenticated:
             return self.none()
         if needed is OWN:
             return self.filter(**{self.owner_lookup: user})
+        if self.team_lookup is None:
+            return self if user.is_staff else self.none()
+        my_role = user.memberships.filter(team=OuterRef(self.team_lookup or "pk")).values("role")[:1]
+        rows = self.annotate(my_role=Subquery(my_role))
         if user.is_staff:
-            return self
-        if needed is PLATFORM or self.team_lookup is None:
-            return self.none()
+            return rows
+        if needed is PLATFORM:
+            return rows.none()
         # One filter() call: the user and the role must match the same membership row.
         prefix = f"{self.team_lookup}__" if self.team_lookup else ""
-        return self.filter(**{f"{prefix}memberships__user": user, f"{prefix}memberships__role__in": ROLES_WITH[needed]})
+        return rows.filter(**{f"{prefix}memberships__user": user, f"{prefix}memberships__role__in": ROLES_WITH[needed]})
 
 
 def _rules(target) -> RestrictedQuerySet:
@@ -121,8 +128,7 @@ def allowed(user, action: str, target) -> bool:
         return False
     if isinstance(target, type):
         return user.memberships.filter(role__in=ROLES_WITH[needed]).exists()
-    team = _follow(target, rules.team_lookup)
-    return team is not None and role_in(user, team) in ROLES_WITH[needed]
+    return _role(user, target, rules.team_lookup) in ROLES_WITH[needed]
 
 
 def denial(user, action: str, target) -> str | None:
@@ -148,10 +154,11 @@ def _follow(obj, lookup: str):
 _UNSET = object()
 
 
-def role_in(user, team) -> str | None:
-    """The user's role in team (None if not a member). Uses the my_role annotation of
-    Team.objects.restrict() when present, to avoid a query per row."""
-    role = getattr(team, "my_role", _UNSET)
+def _role(user, obj, team_lookup: str) -> str | None:
+    """The user's role in the team of obj (None if not a member): the my_role that
+    restrict() annotated when obj came from it, otherwise one query."""
+    role = getattr(obj, "my_role", _UNSET)
     if role is _UNSET:
-        role = user.memberships.filter(team=team).values_list("role", flat=True).first()
+        team = _follow(obj, team_lookup)
+        role = None if team is None else user.memberships.filter(team=team).values_list("role", flat=True).first()
     return role

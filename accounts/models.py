@@ -3,16 +3,9 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models import OuterRef, Subquery
 
 from . import extensions, resources
 from .access import MANAGE, OWN, PLATFORM, VIEW, WRITE, RestrictedQuerySet, Role
-
-
-def my_role_subquery(user):
-    """The acting user's role in each team, as an annotation."""
-    memberships = Membership.objects.filter(team=OuterRef("pk"), user=user)
-    return Subquery(memberships.values("role")[:1])
 
 
 class TeamQuerySet(RestrictedQuerySet):
@@ -24,12 +17,6 @@ class TeamQuerySet(RestrictedQuerySet):
         "add": PLATFORM,  # create teams
         "change": PLATFORM,  # quota and pod security
     }
-
-    def restrict(self, user, action="view"):
-        """Annotated with my_role, the user's role in each team (None for platform
-        admins outside it), so pages check roles without a query per row."""
-        teams = super().restrict(user, action)
-        return teams.annotate(my_role=my_role_subquery(user)) if user.is_authenticated else teams
 
 
 class Team(models.Model):

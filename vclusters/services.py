@@ -14,7 +14,8 @@ from accounts.models import Team
 from portal.errors import NotReady, QuotaExceeded, invalid
 
 from .models import (
-    DELETABLE, NAME_MAX_LENGTH, EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep, validate_name,
+    DELETABLE, NAME_MAX_LENGTH, EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep,
+    validate_name,
 )
 from .signals import provision_requested, send_on_commit, teardown_requested
 

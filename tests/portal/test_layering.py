@@ -57,7 +57,8 @@ def test_importing_an_app_loads_nothing_above_it(app):
     above = sorted(a for a in FORBIDDEN[app] if "." not in a)
     code = IMPORT_EVERY_MODULE.format(app=app, above=above, forbidden=sorted(FORBIDDEN[app]))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [], f"importing {app} loaded: {result.stdout}"
 
