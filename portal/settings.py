@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "accounts",
     "vclusters",
     "provisioning",
+    "gitops",
     "syncer",
 ]
 
@@ -230,8 +231,16 @@ VCPORTAL_RECONCILE_INTERVAL = _int("VCPORTAL_RECONCILE_INTERVAL", default=30)
 # Test-only fault injection: seconds each provisioning step sleeps after its effect
 # and before its record (tests/provisioning/test_crash_safety.py). Keep 0.
 VCPORTAL_FAULT_PAUSE_AFTER_STEP = env.float("VCPORTAL_FAULT_PAUSE_AFTER_STEP", default=0.0)
+# GitOps: the host cluster whose VirtualCluster objects the controller serves (empty:
+# none), and the seconds between its passes.
+VCPORTAL_GITOPS_CLUSTER = env.str("VCPORTAL_GITOPS_CLUSTER", default="local")
+VCPORTAL_GITOPS_INTERVAL = _int("VCPORTAL_GITOPS_INTERVAL", default=5)
+if not VCPORTAL_GITOPS_INTERVAL:
+    raise ImproperlyConfigured("VCPORTAL_GITOPS_INTERVAL must be at least 1 (seconds)")
 CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
+    "gitops-reconcile": {"task": "gitops.tasks.reconcile_virtual_clusters", "schedule": VCPORTAL_GITOPS_INTERVAL,
+                         "options": {"expires": VCPORTAL_GITOPS_INTERVAL}},
 }
 
 LOGGING = {
