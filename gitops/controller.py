@@ -68,7 +68,8 @@ def reconcile(cluster_name: str) -> None:
         try:
             object_pass.run(teams.get(object_pass.namespace), bindings.pop(object_pass.uid, None))
         except Exception as exc:  # one object's trouble must not stop the others
-            log = logger.info if is_transient(exc) else logger.exception
+            expected = is_transient(exc) or getattr(exc, "status", None) == 404  # busy, or deleted meanwhile
+            log = logger.info if expected else logger.exception
             log("gitops: %s/%s: %s (tried again next pass)", object_pass.namespace, object_pass.name, pipeline.describe(exc))
     for binding in bindings.values():
         _object_gone(binding)

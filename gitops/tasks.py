@@ -9,12 +9,18 @@ vcluster's own start (seconds) and a GitOps tool's sync interval (minutes), that
 is small.
 """
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
+from provisioning.hostkube import is_transient
+from provisioning.pipeline import describe
 from provisioning.tasks import held_lock
 
 from . import controller
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -24,5 +30,13 @@ def reconcile_virtual_clusters() -> None:
         return
     # A pass still running (a slow API) makes the next ones return at once.
     with held_lock(f"gitops:{cluster}", settings.VCPORTAL_VCLUSTER_LOCK_TTL) as lock:
-        if lock is not None:
+        if lock is None:
+            return
+        try:
             controller.reconcile(cluster)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # A stopped or busy management cluster: one line per pass, not a traceback.
+            logger.warning("gitops: management cluster %s unreachable, trying again next pass: %s",
+                           cluster, describe(exc))
