@@ -117,3 +117,30 @@ def test_quota_retry_ready_immutable_fields_and_a_portal_side_delete(management,
     reconcile(settings)
     assert management.get("demo", ns) is None
     assert not VirtualClusterBinding.objects.exists()
+
+
+def test_a_foreign_secret_is_left_alone_and_an_owner_gone_by_hand_is_torn_down(management, settings, world):
+    reconcile(settings)
+    ns = management.namespace(team="alpha")
+    management.kubectl("create", "secret", "generic", "other-kubeconfig", "-n", ns, "--from-literal=config=mine")
+    management.apply("other", ns)
+
+    reconcile(settings)  # created, and Ready once provisioning ran at commit
+    reconcile(settings)
+    ready = management.conditions("other", ns)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "SecretConflict")
+    secret = management.kube.core.read_namespaced_secret("other-kubeconfig", ns)
+    assert base64.b64decode(secret.data["config"]) == b"mine" and not secret.metadata.owner_references
+
+    # Someone strips the finalizer and deletes the object: the portal still tears down.
+    vcluster = VCluster.objects.get(team=world.alpha, name="other")
+    management.kubectl("patch", f"{crd.PLURAL}.{crd.GROUP}", "other", "-n", ns, "--type=merge",
+                       "-p", '{"metadata":{"finalizers":null}}')
+    management.kubectl("delete", f"{crd.PLURAL}.{crd.GROUP}", "other", "-n", ns)
+    reconcile(settings)
+    vcluster.refresh_from_db()
+    assert vcluster.phase == Phase.DELETED
+    assert AuditEvent.objects.get(action="vcluster.delete").actor_username == f"gitops:{ns}/other"
+    reconcile(settings)
+    assert not VirtualClusterBinding.objects.exists()
+    assert management.kube.exists("v1", "Secret", "other-kubeconfig", ns)
