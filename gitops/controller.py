@@ -70,7 +70,8 @@ def reconcile(cluster_name: str) -> None:
         except Exception as exc:  # one object's trouble must not stop the others
             expected = is_transient(exc) or getattr(exc, "status", None) == 404  # busy, or deleted meanwhile
             log = logger.info if expected else logger.exception
-            log("gitops: %s/%s: %s (tried again next pass)", object_pass.namespace, object_pass.name, pipeline.describe(exc))
+            log("gitops: %s/%s: %s (tried again next pass)",
+                object_pass.namespace, object_pass.name, pipeline.describe(exc))
     for binding in bindings.values():
         _object_gone(binding)
 

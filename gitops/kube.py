@@ -85,7 +85,10 @@ class ManagementCluster:
         with it); returns the Secret's name."""
         meta = obj["metadata"]
         name = secret_name(meta["name"])
-        self._check_ours(obj, name)
+        data = {SECRET_KEY: base64.b64encode(kubeconfig.encode()).decode()}
+        existing = self._ours(obj, name)
+        if existing is not None and existing.data == data:
+            return name  # the usual pass: one read, no write
         self.kube.apply({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -97,26 +100,30 @@ class ManagementCluster:
                                      "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
             },
             "type": "Opaque",
-            "data": {SECRET_KEY: base64.b64encode(kubeconfig.encode()).decode()},
+            "data": data,
         })
         return name
 
     def delete_kubeconfig(self, obj: dict) -> None:
         name = secret_name(obj["metadata"]["name"])
         try:
-            self._check_ours(obj, name)
+            if self._ours(obj, name) is None:
+                return
         except SecretConflict:
             return
         self.kube.delete("v1", "Secret", name, obj["metadata"]["namespace"])
 
-    def _check_ours(self, obj: dict, name: str) -> None:
+    def _ours(self, obj: dict, name: str):
+        """The Secret `name` next to obj if obj owns it, None if there is none; raises
+        SecretConflict if someone else's Secret has that name."""
         meta = obj["metadata"]
         try:
             secret = self.kube.core.read_namespaced_secret(name, meta["namespace"], _request_timeout=REQUEST_TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
-                return
+                return None
             raise
         if not any(ref.uid == meta["uid"] for ref in secret.metadata.owner_references or []):
             raise SecretConflict(f"Secret {name} exists in {meta['namespace']} and does not belong to this "
                                  "VirtualCluster; the kubeconfig is not written over it.")
+        return secret
