@@ -1,4 +1,4 @@
-"""Apps depend one way: accounts ← vclusters ← provisioning.
+"""Apps depend one way: accounts ← vclusters ← provisioning ← the apps on top (gitops, gateway).
 
 Two checks, since either alone can be fooled: every accounts and vclusters module is
 imported in a fresh process whose INSTALLED_APPS stop at that layer, and no higher
@@ -15,13 +15,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# What each app must not import: the apps above it, the standalone processes
-# (syncer, localkube: only provisioning drives them) and the project's URL map
-# (which imports every app).
-FORBIDDEN = {
-    "accounts": {"vclusters", "provisioning", "syncer", "localkube", "portal.urls"},
-    "vclusters": {"provisioning", "syncer", "localkube", "portal.urls"},
-}
+# The apps from the bottom up; the last ones are peers on top and import neither each other.
+LAYERS = ["accounts", "vclusters", "provisioning", "gitops"]
+# Only provisioning drives the standalone processes (syncer, localkube); the project's
+# URL map imports every app.
+STANDALONE = {"syncer", "localkube"}
+
+
+def _forbidden_for(app: str) -> set[str]:
+    above = set(LAYERS[LAYERS.index(app) + 1:])
+    below_provisioning = LAYERS.index(app) < LAYERS.index("provisioning")
+    return above | (STANDALONE if below_provisioning else set()) | {"portal.urls"}
+
+
+# What each app must not import.
+FORBIDDEN = {app: _forbidden_for(app) for app in LAYERS[:-1]}
 
 IMPORT_EVERY_MODULE = """
 import importlib, pkgutil, sys
