@@ -25,7 +25,8 @@ binaries=("${k8s_commands[@]}" kine kwok)
 usual_time() {
   case $1 in
     kube-apiserver) echo "~5 min" ;;
-    kube-controller-manager) echo "~3 min" ;;
+    kube-controller-manager) echo "~4 min" ;;
+    kine) echo "~2 min" ;;  # with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
 }
