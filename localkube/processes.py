@@ -81,6 +81,17 @@ class ProcessDir:
             return pid
         return None
 
+    def argv(self, name: str) -> list[str] | None:
+        """The command line `name` runs with, if it runs."""
+        pid = self.pid(name)
+        if pid is None:
+            return None
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return [arg.decode() for arg in raw.rstrip(b"\0").split(b"\0")]
+
     def exited(self, name: str) -> bool:
         """True if `name` is not running; reaps it if it was our child."""
         proc = self._children.get(name)
