@@ -139,14 +139,19 @@ class LocalCluster:
 
     def start(self, timeout: float = 90) -> None:
         """Start whatever is not running and return once the cluster is ready.
-        Idempotent: running components are left alone."""
+        Idempotent: running components are left alone, unless their command line is
+        not the one this code gives them (started by an older version, e.g. kine on
+        TCP before its socket); those are restarted."""
         if not self.config_path.exists():
             self.init()
         config = self._reclaim_ports(self.config)
         deadline = time.monotonic() + timeout
         for component in config.components:
+            argv = self._argv(component, config)
+            if self.processes.argv(component) not in (None, argv):
+                self.processes.stop(component)
             if self.processes.pid(component) is None:
-                self._spawn(component, config)
+                self.processes.spawn(component, argv, env=go_runtime_env())
             self._wait_ready(component, config, deadline)
         if config.nodes:
             self._ensure_nodes(config.nodes, deadline)
@@ -247,9 +252,8 @@ class LocalCluster:
                 (self.bin_dir / "kwok-stages.yaml").read_bytes()
             )
 
-    def _spawn(self, component: str, config: ClusterConfig) -> None:
-        argv = [str(self.bin_dir / component), *command_line(component, self, config)]
-        self.processes.spawn(component, argv, env=go_runtime_env())
+    def _argv(self, component: str, config: ClusterConfig) -> list[str]:
+        return [str(self.bin_dir / component), *command_line(component, self, config)]
 
     def _wait_ready(self, component: str, config: ClusterConfig, deadline: float) -> None:
         while True:

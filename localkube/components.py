@@ -1,7 +1,13 @@
 """Command lines and readiness probes of each component of a local cluster.
 
-Every listener is bound to 127.0.0.1 on a port from cluster.json: no default port
-(2379, 8080, 10257, 10259) is left to chance, so many clusters run side by side.
+Every TCP listener is bound to 127.0.0.1 on a port from cluster.json: no default port
+(8080, 10257, 10259) is left to chance, so many clusters run side by side.
+
+kine, which serves the etcd API without authentication, listens on no TCP port: only
+on a unix socket inside the state directory (mode 0700), so only the cluster's owner
+reaches the datastore; on 127.0.0.1 any local user could read every Secret. The
+socket path is relative, as every component runs in the state directory and a
+socket's path may be at most 107 bytes long, which a deep state directory exceeds.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Serv
 POD_CIDR = "10.244.0.0/16"
 HEALTH_PATHS = "/healthz,/readyz,/livez"
 SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
+KINE_SOCKET = "kine/kine.sock"  # relative to the state directory
 
 
 def kine_endpoint(cluster: LocalCluster, config: ClusterConfig) -> str:
@@ -34,7 +41,7 @@ def command_line(component: str, cluster: LocalCluster, config: ClusterConfig) -
 
 def _kine(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
     return [
-        f"--listen-address=127.0.0.1:{config.ports['kine']}",
+        f"--listen-address=unix://{KINE_SOCKET}",
         "--metrics-bind-address=0",
         f"--endpoint={kine_endpoint(cluster, config)}",
     ]
@@ -43,7 +50,7 @@ def _kine(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
 def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
     pki = cluster.pki_dir
     return [
-        f"--etcd-servers=http://127.0.0.1:{config.ports['kine']}",
+        f"--etcd-servers=unix://{KINE_SOCKET}",
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
         f"--secure-port={config.ports['kube-apiserver']}",
@@ -129,11 +136,11 @@ _BUILDERS = {
 
 
 def probe(component: str, cluster: LocalCluster, config: ClusterConfig) -> bool:
-    """True once the component serves: kine accepts connections, the API server answers
-    /readyz, the controller manager and scheduler /healthz. kwok serves nothing; its
-    work shows as Ready nodes, which LocalCluster.start waits for."""
+    """True once the component serves: kine accepts connections on its socket, the API
+    server answers /readyz, the controller manager and scheduler /healthz. kwok serves
+    nothing; its work shows as Ready nodes, which LocalCluster.start waits for."""
     if component == "kine":
-        return ports.accepts(config.ports["kine"])
+        return ports.accepts_unix(cluster.state_dir / KINE_SOCKET)
     if component == "kube-apiserver":
         return cluster.is_ready()
     if component == "kwok":

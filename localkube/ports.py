@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 
-# Components that listen on nothing when given no port.
-NO_LISTENER = {"kwok"}
+# Components without a TCP listener: kwok serves nothing, kine a unix socket.
+NO_LISTENER = {"kwok", "kine"}
 
 
 def allocate(components: Iterable[str]) -> dict[str, int]:
@@ -44,3 +46,19 @@ def accepts(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def accepts_unix(path: Path) -> bool:
+    """True once a server listens on the unix socket `path`. Connects through
+    /proc/self/fd/N/<name>, a short path whatever the length of `path`: the kernel
+    takes at most 107 bytes for a socket's path."""
+    try:
+        dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(f"/proc/self/fd/{dir_fd}/{path.name}") == 0
+    finally:
+        os.close(dir_fd)

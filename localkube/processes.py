@@ -4,6 +4,11 @@ Each runs in its own session (so a signal to its group reaches its children), wi
 given working directory, its output appended to a log file. A pid file records the
 pid and the executable; a later Python process finds the process again and checks
 through /proc that the pid still belongs to it, not to a reused number.
+
+A child does not inherit our environment: the portal's holds DJANGO_SECRET_KEY,
+FIELD_ENCRYPTION_KEYS and DATABASE_URL, which no Kubernetes component or syncer needs.
+It gets the few variables any program expects (child_environment) plus what the
+caller passes explicitly.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+# Passed on to every child: where programs are, the user's home, locale and time zone,
+# and the temporary directory when one is set.
+INHERITED = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+
+
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child: the INHERITED and LC_* variables we have, then `extra`."""
+    base = {
+        name: value for name, value in os.environ.items()
+        if name in INHERITED or name.startswith("LC_")
+    }
+    return {**base, **(extra or {})}
 
 
 class ProcessDir:
@@ -44,7 +62,7 @@ class ProcessDir:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, **(env or {})},
+                env=child_environment(env),
             )
         self._children[name] = proc
         exe = os.path.realpath(argv[0])
@@ -62,6 +80,17 @@ class ProcessDir:
         if process_alive(pid) and _identity(pid) == (exe, str(self.cwd)):
             return pid
         return None
+
+    def argv(self, name: str) -> list[str] | None:
+        """The command line `name` runs with, if it runs."""
+        pid = self.pid(name)
+        if pid is None:
+            return None
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return [arg.decode() for arg in raw.rstrip(b"\0").split(b"\0")]
 
     def exited(self, name: str) -> bool:
         """True if `name` is not running; reaps it if it was our child."""

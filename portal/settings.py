@@ -16,9 +16,31 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
+# State that belongs to this machine: the SQLite database, local clusters' state
+# directories. Created with mode 0700 by the scripts that use it.
+VAR_DIR = Path(env.str("VCPORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+
+# `make run` generates its secrets and starts a private Redis, and keeps them in these
+# files under VAR_DIR (mode 0600). A variable that is unset falls back to its file, so
+# every manage.py command works in a second terminal with no variable set. Production
+# (the image's VAR_DIR holds no such files) still fails fast without the variables.
+MAKE_RUN_FILES = {
+    "DJANGO_SECRET_KEY": "secret-key",
+    "FIELD_ENCRYPTION_KEYS": "fernet-key",
+    "REDIS_URL": "redis-url",
+}
+
+
+def _env_or_make_run_file(name: str) -> str:
+    value = env.str(name, default="")
+    if value or name not in MAKE_RUN_FILES:
+        return value
+    path = VAR_DIR / MAKE_RUN_FILES[name]
+    return path.read_text().strip() if path.is_file() else ""
+
 
 def _required(name: str) -> str:
-    value = env.str(name, default="")
+    value = _env_or_make_run_file(name)
     if not value:
         raise ImproperlyConfigured(f"{name} must be set (see README.md, Configuration)")
     return value
@@ -44,10 +66,6 @@ def _int(name: str, default: int) -> int:
 SECRET_KEY = _required("DJANGO_SECRET_KEY")
 DEBUG = _bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-
-# State that belongs to this machine: the SQLite database, local clusters' state
-# directories. Created with mode 0700 by the scripts that use it.
-VAR_DIR = Path(env.str("VCPORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -139,7 +157,7 @@ VCPORTAL_TRUST_X_FORWARDED_FOR = BEHIND_PROXY
 def _fernet_keys() -> list[str]:
     from cryptography.fernet import Fernet
 
-    keys = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+    keys = [key.strip() for key in _env_or_make_run_file("FIELD_ENCRYPTION_KEYS").split(",") if key.strip()]
     if not keys:
         raise ImproperlyConfigured(
             "FIELD_ENCRYPTION_KEYS must be set: a comma-separated list of Fernet keys, "
@@ -201,7 +219,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_URL = _env_or_make_run_file("REDIS_URL") or "redis://127.0.0.1:6379/0"
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: vcportal on http://127.0.0.1:8000 with the embedded defaults (SQLite,
-# a private redis-server), a Celery worker, and the embedded host cluster once it
-# exists. Ctrl-C stops everything this script started.
+# a private redis-server), a Celery worker, and the embedded host cluster. On a fresh
+# machine it first builds the Kubernetes binaries (once, about 12 minutes on 2 cores).
+# Ctrl-C stops everything this script started.
+#   scripts/run.sh            all of it
+#   scripts/run.sh prepare    only the var directory (secrets, database, admin) and exit
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,20 +15,36 @@ var="$VCPORTAL_VAR_DIR"
 mkdir -p "$var" && chmod 700 "$var"
 
 # Secrets generated once and kept under var/ (0600), so restarts keep sessions,
-# encrypted fields and the admin password working.
-keep_secret() {  # keep_secret FILE COMMAND...: print FILE's content, creating it first if missing
+# encrypted fields and the admin password working. They are not exported: settings
+# read these files when the variables are unset (portal/settings.py, MAKE_RUN_FILES),
+# so every manage.py command finds them too, in any terminal.
+keep_secret() {  # keep_secret FILE COMMAND...: write COMMAND's output to FILE unless it has content
   local file="$var/$1"; shift
   if [ ! -s "$file" ]; then (umask 077 && "$@" >"$file"); fi
-  cat "$file"
 }
-export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(keep_secret secret-key $py -c 'import secrets; print(secrets.token_urlsafe(50))')}"
-export FIELD_ENCRYPTION_KEYS="${FIELD_ENCRYPTION_KEYS:-$(keep_secret fernet-key $py -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}"
+keep_secret secret-key $py -c 'import secrets; print(secrets.token_urlsafe(50))'
+keep_secret fernet-key $py -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'
 export VCPORTAL_REDIS_PORT="${VCPORTAL_REDIS_PORT:-6390}"
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$VCPORTAL_REDIS_PORT/0}"
+(umask 077 && echo "redis://127.0.0.1:$VCPORTAL_REDIS_PORT/0" >"$var/redis-url")
 
 $py manage.py migrate --noinput >/dev/null
-$py manage.py collectstatic --noinput >/dev/null
 credentials="$($py manage.py seed_demo)"
+if [ "${1:-}" = prepare ]; then echo "$credentials"; exit 0; fi
+
+# What provisioning needs built, before anything starts: on a fresh machine each build
+# prints a line per piece with its usual time; once built, each takes a moment.
+build_missing() {
+  # The Kubernetes binaries; build.sh's last line is their directory.
+  VCPORTAL_KUBE_BIN_DIR="${VCPORTAL_KUBE_BIN_DIR:-$(tools/kube/build.sh | tail -n 1)}" || return
+  export VCPORTAL_KUBE_BIN_DIR
+  # Images (`make images`) are built here too, once they exist.
+}
+if ! build_missing; then
+  echo "run: a build failed (see above); without it no vcluster can start" >&2
+  exit 1
+fi
+
+$py manage.py collectstatic --noinput >/dev/null
 own_redis=true
 if command -v redis-cli >/dev/null && redis-cli -p "$VCPORTAL_REDIS_PORT" ping >/dev/null 2>&1; then own_redis=false; fi
 scripts/services.sh redis

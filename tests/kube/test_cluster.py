@@ -19,6 +19,7 @@ from kubernetes.client.rest import ApiException
 
 from localkube import ClusterError, LocalCluster
 from localkube.binaries import kube_version
+from localkube.components import command_line
 from localkube.processes import process_alive
 from localkube.testing import kubectl
 
@@ -200,6 +201,25 @@ def test_kubectl_and_version_endpoint_report_the_built_release(host_cluster):
     assert versions["serverVersion"]["gitVersion"] == kube_version()
     assert versions["clientVersion"]["gitVersion"] == kube_version()
     assert kubectl(host_cluster.admin_kubeconfig, "get", "--raw", "/readyz").stdout == "ok"
+
+
+def test_a_component_running_with_another_command_line_is_restarted(make_cluster):
+    """What runs must be what this code starts: a component started by an older
+    version (e.g. kine on TCP before its socket) is replaced by the next start()."""
+    cluster = make_cluster("upgraded")
+    component = "kube-controller-manager"
+    cluster.processes.stop(component)
+    older = [str(cluster.bin_dir / component), *command_line(component, cluster, cluster.config), "--v=1"]
+    cluster.processes.spawn(component, older)
+    before = cluster.pids()
+
+    cluster.start()
+    after = cluster.pids()
+    assert after[component] != before[component] and not process_alive(before[component])
+    assert "--v=1" not in cluster.processes.argv(component)
+    assert {c: p for c, p in after.items() if c != component} == {
+        c: p for c, p in before.items() if c != component
+    }
 
 
 @pytest.mark.kube

@@ -49,8 +49,8 @@ def test_keys_are_p256():
 
 
 def test_ports_are_distinct_free_and_skip_components_that_do_not_listen():
-    allocated = ports.allocate(["kine", "kube-apiserver", "kwok", "kube-scheduler"])
-    assert set(allocated) == {"kine", "kube-apiserver", "kube-scheduler"}
+    allocated = ports.allocate(["kine", "kube-apiserver", "kwok", "kube-controller-manager", "kube-scheduler"])
+    assert set(allocated) == {"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
     assert len(set(allocated.values())) == 3
     assert all(ports.is_free(p) for p in allocated.values())
 

@@ -17,10 +17,31 @@ parallel="${VCPORTAL_GO_BUILD_P:-2}"
 
 log() { echo "kube: $*" >&2; }
 
+k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+binaries=("${k8s_commands[@]}" kine kwok)
+
+# Cold-build times on 2 cores, for the progress lines of a first `make run`. The
+# first binary also compiles most of the code the others share.
+usual_time() {
+  case $1 in
+    kube-apiserver) echo "~5 min" ;;
+    kube-controller-manager) echo "~4 min" ;;
+    kine) echo "~2 min" ;;  # with cgo: the C SQLite
+    *) echo "~1 min" ;;
+  esac
+}
+to_build=0
+for name in "${binaries[@]}"; do [ -x "$bin/$name" ] || to_build=$((to_build + 1)); done
+if [ "$to_build" -gt 0 ]; then
+  log "$to_build of ${#binaries[@]} binaries to build into $bin (about 12 minutes cold on 2 cores; once)"
+fi
+built=0
+
 build() { # build NAME MODULE_DIR PACKAGE CGO LDFLAGS
   local name=$1 dir=$2 pkg=$3 cgo=$4 ldflags=$5
   if [ -x "$bin/$name" ]; then return; fi
-  log "building $name ($pkg)"
+  built=$((built + 1))
+  log "building $name ($built/$to_build, usually $(usual_time "$name"))…"
   local start=$SECONDS
   (cd "$here/$dir" && CGO_ENABLED=$cgo go build -p "$parallel" -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg")
   mv "$bin/$name.tmp" "$bin/$name"
@@ -38,7 +59,7 @@ kube_ldflags() {
 }
 
 ldf="$(kube_ldflags)"
-for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for c in "${k8s_commands[@]}"; do
   build "$c" k8s "k8s.io/kubernetes/cmd/$c" 0 "$ldf"
 done
 # kine with cgo uses the C SQLite driver, as upstream ships it; without a C compiler
