@@ -66,6 +66,16 @@ class Placement(models.Model):
     receipt = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        constraints = [
+            # One host namespace, one vcluster: until its teardown is finished (the
+            # receipt is written), no other placement may name it.
+            models.UniqueConstraint(
+                fields=["host_cluster", "host_namespace"], condition=Q(receipt__isnull=True),
+                name="one_live_placement_per_host_namespace",
+            ),
+        ]
+
     def __str__(self):
         return f"{self.vcluster} on {self.host_cluster}/{self.host_namespace}"
 

@@ -182,7 +182,7 @@ def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, host_clust
     assert vcluster.phase == Phase.DELETED and vcluster.kubeconfig == ""
     host = HostKube(host_cluster.admin_kubeconfig.read_text())
     assert not host.exists("v1", "Namespace", ns)
-    assert host.find_labelled(manifests.selector(vcluster.pk)) == []
+    assert host.find_labelled(f"{manifests.VCLUSTER_LABEL}={vcluster.pk}") == []
     assert not any(process_alive(pid) for pid in pids.values())
     assert not (var_dir / "vclusters" / str(vcluster.pk)).exists()
     receipt = vcluster.placement.receipt
