@@ -6,6 +6,7 @@ from django.db.models import Count, Q
 
 from accounts.models import Team
 from portal.fields import EncryptedTextField
+from syncer.policy import TenantPolicy
 from vclusters.models import COUNTS_AGAINST_QUOTA, VCluster
 
 
@@ -26,6 +27,9 @@ class HostCluster(models.Model):
     capacity_notes = models.TextField(blank=True)
     # Teams that may use this host cluster; none means every team.
     teams = models.ManyToManyField(Team, blank=True, related_name="host_clusters")
+    # What tenants may ask of this host beyond the safe default (syncer.policy);
+    # validated by provisioning.services before it is saved.
+    tenant_policy = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HostClusterQuerySet.as_manager()
@@ -35,6 +39,9 @@ class HostCluster(models.Model):
 
     def __str__(self):
         return self.name
+
+    def policy(self) -> TenantPolicy:
+        return TenantPolicy.from_dict(self.tenant_policy)
 
 
 class PodSecurity(models.TextChoices):

@@ -190,14 +190,6 @@ def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, host_clust
     assert "kube-apiserver" in receipt["steps"][0]["done"]
 
 
-def test_registering_again_replaces_the_kubeconfig_but_keeps_a_host_disabled(host, host_cluster):
-    from provisioning import hosts
-
-    type(host).objects.filter(pk=host.pk).update(enabled=False)
-    again, created = hosts.register(host.name, host_cluster.admin_kubeconfig.read_text())
-    assert not created and not again.enabled
-
-
 def test_no_enabled_host_fails_the_vcluster_with_what_to_do(provisioned, host):
     type(host).objects.filter(pk=host.pk).update(enabled=False)
     vcluster = provisioned("nowhere")
