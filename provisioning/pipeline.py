@@ -356,13 +356,23 @@ def _transition(vcluster_id: int, expected: Phase, new: Phase, **fields) -> bool
     )
 
 
-def _fail(vcluster_id: int, message: str) -> None:
+def _fail(vcluster_id: int, message: str, expected: Phase = Phase.PROVISIONING, new: Phase = Phase.FAILED) -> None:
     with transaction.atomic():
-        if _transition(vcluster_id, Phase.PROVISIONING, Phase.FAILED, message=message):
+        if _transition(vcluster_id, expected, new, message=message):
             VClusterEvent.objects.create(vcluster_id=vcluster_id, kind=EventKind.FAILURE, message=message)
+            VClusterStep.objects.filter(vcluster_id=vcluster_id, status=StepStatus.RUNNING).update(
+                status=StepStatus.FAILED, finished_at=timezone.now()
+            )
     logger.warning("vcluster %s failed: %s", vcluster_id, message)
 
 
+# What a vcluster becomes when its task gives up: a phase the reconciler leaves alone.
+GIVEN_UP = {Phase.PROVISIONING: Phase.FAILED, Phase.DELETING: Phase.DELETE_FAILED}
+
+
 def give_up(vcluster_id: int, message: str) -> None:
-    """Too many transient errors in a row: fail, so a person looks at it."""
-    _fail(vcluster_id, f"Gave up after repeated errors: {message}")
+    """Too many transient errors in a row: stop, so a person looks at it. Provisioning
+    becomes Failed and teardown DeleteFailed, each with an event; Retry resumes either."""
+    phase = VCluster.objects.filter(pk=vcluster_id).values_list("phase", flat=True).first()
+    if phase in GIVEN_UP:
+        _fail(vcluster_id, f"Gave up after repeated errors: {message}", phase, GIVEN_UP[phase])

@@ -19,7 +19,7 @@ from provisioning import tasks
 from provisioning.models import EventKind, VClusterEvent
 
 from . import resources
-from .models import DELETABLE, NAME_MAX_LENGTH, Phase, StepStatus, VCluster, VClusterStep, validate_name
+from .models import DELETABLE, NAME_MAX_LENGTH, RETRY_TO, Phase, StepStatus, VCluster, VClusterStep, validate_name
 
 logger = logging.getLogger(__name__)
 
@@ -120,26 +120,27 @@ def delete_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
 
 
 def retry_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
-    """Send a Failed vcluster back to provisioning. Succeeded steps stay Succeeded (the
+    """Send a Failed vcluster back to provisioning, or a DeleteFailed one back to
+    teardown. Succeeded steps stay Succeeded (the
     pipeline checks them again and redoes only what is missing); the step that failed
     (or was left Running when the task gave up after repeated transient errors) is
     reset to Pending, so it shows as running again with its own times."""
     access.require_write(actor.user, vcluster.team)
     with transaction.atomic():
-        failure = VCluster.objects.select_for_update().filter(pk=vcluster.pk).values_list("message", flat=True).first()
-        changed = VCluster.objects.filter(pk=vcluster.pk, phase=Phase.FAILED).update(
-            phase=Phase.PENDING, message="", updated_at=timezone.now()
+        phase, failure = (
+            VCluster.objects.select_for_update().filter(pk=vcluster.pk).values_list("phase", "message").first()
         )
-        if not changed:
-            vcluster.refresh_from_db(fields=["phase"])
-            raise invalid("phase", f"Only a Failed vcluster can be retried; {vcluster} is {vcluster.phase}.")
+        if phase not in RETRY_TO:
+            raise invalid("phase", f"Only a Failed or DeleteFailed vcluster can be retried; {vcluster} is {phase}.")
+        VCluster.objects.filter(pk=vcluster.pk).update(phase=RETRY_TO[phase], message="", updated_at=timezone.now())
         VClusterStep.objects.filter(vcluster=vcluster, status__in=[StepStatus.FAILED, StepStatus.RUNNING]).update(
             status=StepStatus.PENDING, started_at=None, finished_at=None, message=""
         )
         VClusterEvent.objects.create(vcluster=vcluster, kind=EventKind.RETRY,
                                      message=f"Retried by {actor.user.get_username()} after: {failure or 'no message'}")
         record(actor, "vcluster.retry", team=vcluster.team, target=vcluster, failure=failure or "")
-        _enqueue_on_commit(tasks.provision_vcluster, vcluster.pk)
+        task = tasks.teardown_vcluster if phase == Phase.DELETE_FAILED else tasks.provision_vcluster
+        _enqueue_on_commit(task, vcluster.pk)
     vcluster.refresh_from_db()
     return vcluster
 

@@ -17,7 +17,7 @@ from portal.views import add_service_errors, paginate, query_without_page
 from . import services
 from .api import VClusterFilter, kubeconfig_filename, placement_of
 from .forms import VClusterForm
-from .models import DELETABLE, IN_PROGRESS, Phase, VCluster
+from .models import DELETABLE, IN_PROGRESS, RETRY_TO, Phase, VCluster
 from .presentation import headroom_text, quota_bars
 
 DASHBOARD_PAGE_SIZE = 25
@@ -114,7 +114,7 @@ def vcluster_detail(request, pk):
         "placement": placement_of(vcluster),
         "can_write": can_write,
         "deletable": vcluster.phase in DELETABLE,
-        "retryable": can_write and vcluster.phase == Phase.FAILED,
+        "retryable": can_write and vcluster.phase in RETRY_TO,
         "kubeconfig_filename": kubeconfig_filename(vcluster),
     }
     return render(request, _fragment(request, "vclusters/detail.html", "live-status"), context)
@@ -130,7 +130,7 @@ def vcluster_retry(request, pk):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"Retrying {vcluster.name}: provisioning resumes at the step that failed.")
+        messages.success(request, f"Retrying {vcluster.name}: it resumes at the step that failed.")
     return redirect("vcluster-detail", pk=vcluster.pk)
 
 
