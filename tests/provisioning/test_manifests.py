@@ -50,7 +50,7 @@ def test_the_node_reader_role_shared_by_every_vcluster_is_anyones_to_apply():
 
 
 def test_namespace_enforces_the_pod_security_level_and_carries_ownership():
-    ns = manifests.namespace("vc-alpha-dev", LABELS, "restricted")
+    ns = manifests.namespace("vc-7-alpha-dev", LABELS, "restricted")
     labels = ns["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["vcportal.io/vcluster-id"] == "7"
@@ -95,10 +95,10 @@ def test_network_policies_admit_only_the_namespace_and_dns():
 
 
 def test_syncer_may_write_only_in_its_namespace():
-    objects = manifests.syncer_identity("vc-alpha-dev", LABELS)
+    objects = manifests.syncer_identity("vc-7-alpha-dev", LABELS)
     kinds = {o["kind"]: o for o in objects}
     assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
-    assert kinds["Role"]["metadata"]["namespace"] == "vc-alpha-dev"
+    assert kinds["Role"]["metadata"]["namespace"] == "vc-7-alpha-dev"
     cluster_verbs = {v for rule in kinds["ClusterRole"]["rules"] for v in rule["verbs"]}
     assert cluster_verbs <= {"get", "list", "watch"}
     assert kinds["ClusterRoleBinding"]["metadata"]["labels"]["vcportal.io/vcluster-id"] == "7"
