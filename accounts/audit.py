@@ -19,6 +19,15 @@ class Actor:
     def from_request(cls, request) -> "Actor":
         return cls(request.user, client_ip(request))
 
+    @property
+    def is_system(self) -> bool:
+        return self.user is None
+
+
+# The portal itself, acting for the operator who runs a management command on its
+# machine: audited with no user (as Zulip's commands pass acting_user=None).
+SYSTEM = Actor(user=None)
+
 
 def client_ip(request) -> str | None:
     if settings.VCPORTAL_TRUST_X_FORWARDED_FOR:

@@ -140,10 +140,10 @@ def vcluster_rss(vcluster_id: int) -> float:
 def setup_world() -> str:
     from django.contrib.auth import get_user_model
 
-    from accounts.audit import Actor
+    from accounts.audit import SYSTEM, Actor
     from accounts.models import Membership, Role, Team
     from accounts.services import create_token
-    from provisioning import hosts
+    from provisioning import services
 
     user = get_user_model().objects.create_user("bench", is_staff=True)
     team = Team.objects.create(name="Bench", slug="bench", max_vclusters=100, cpu_millicores=10**6,
@@ -152,7 +152,7 @@ def setup_world() -> str:
     host = LocalCluster(STATE / "host")
     host.init(name="bench-host", nodes=2)
     host.start()
-    hosts.register("bench-host", host.admin_kubeconfig.read_text())
+    services.register_host_cluster(SYSTEM, name="bench-host", kubeconfig=host.admin_kubeconfig.read_text())
     return create_token(Actor(user), name="bench")[1], host
 
 

@@ -4,6 +4,7 @@ Every variable is documented in README.md (Configuration). A missing required
 value or a malformed one stops the process with ImproperlyConfigured.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -242,6 +243,14 @@ VCPORTAL_VCLUSTER_HOST = env.str("VCPORTAL_VCLUSTER_HOST", default="127.0.0.1")
 VCPORTAL_VCLUSTER_SANS = [VCPORTAL_VCLUSTER_HOST, *env.list("VCPORTAL_VCLUSTER_EXTRA_SANS", default=[])]
 VCPORTAL_CONTROL_PLANE_START_TIMEOUT = _int("VCPORTAL_CONTROL_PLANE_START_TIMEOUT", default=90)
 VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", default=60)
+# This portal's name on the host clusters it uses, as a label value: give each portal
+# sharing a host cluster its own, so none takes over another's objects.
+VCPORTAL_INSTALLATION = env.str("VCPORTAL_INSTALLATION", default="vcportal")
+if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", VCPORTAL_INSTALLATION):
+    raise ImproperlyConfigured("VCPORTAL_INSTALLATION must be a Kubernetes label value (at most 63 characters)")
+# Transient errors in a row before a task gives up: provisioning fails, teardown
+# becomes DeleteFailed; either waits for Retry.
+VCPORTAL_MAX_TRANSIENT_RETRIES = _int("VCPORTAL_MAX_TRANSIENT_RETRIES", default=12)
 # Seconds a worker holds a vcluster's lock without renewing it; a killed worker's
 # work is resumed by another after at most this long.
 VCPORTAL_VCLUSTER_LOCK_TTL = _int("VCPORTAL_VCLUSTER_LOCK_TTL", default=20)

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,16 +19,43 @@ def host_clusters_for(user):
     return hosts.with_load().defer("kubeconfig").prefetch_related("teams").order_by("name")
 
 
+class TolerationSerializer(serializers.Serializer):
+    key = serializers.CharField(required=False)
+    operator = serializers.ChoiceField(choices=["Equal", "Exists"], required=False, help_text="Equal when missing.")
+    value = serializers.CharField(required=False)
+    effect = serializers.CharField(required=False)
+
+
+class TenantPolicySchema(serializers.Serializer):
+    """The shape of a tenant policy, for the schema (syncer.policy checks the values)."""
+
+    csi_drivers = serializers.ListField(child=serializers.CharField(), required=False,
+                                        help_text="CSI drivers tenants may use in inline volumes.")
+    tolerations = TolerationSerializer(many=True, required=False,
+                                       help_text="Tolerations tenant pods may carry, matched on all fields.")
+    node_label_keys = serializers.ListField(child=serializers.CharField(), required=False,
+                                            help_text="Host node labels tenant pods may select on.")
+    runtime_classes = serializers.ListField(child=serializers.CharField(), required=False,
+                                            help_text="runtimeClassName values tenant pods may name.")
+    external_name_services = serializers.BooleanField(required=False, help_text="Allow Services of type ExternalName.")
+
+
+@extend_schema_field(TenantPolicySchema)
+class TenantPolicyField(serializers.JSONField):
+    """Any JSON here; the service checks it and answers 400 on `tenant_policy`."""
+
+
 class HostClusterSerializer(serializers.ModelSerializer):
     teams = serializers.SlugRelatedField(
         slug_field="slug", many=True, read_only=True,
         help_text="Slugs of the teams whose vclusters may be placed here; empty: every team.",
     )
     load = serializers.IntegerField(read_only=True, help_text="Live vclusters (all but Deleted) placed here.")
+    tenant_policy = TenantPolicyField(read_only=True, help_text="What tenants may ask of this host; {} allows nothing extra.")
 
     class Meta:
         model = HostCluster
-        fields = ["name", "enabled", "capacity_notes", "teams", "load", "created_at"]
+        fields = ["name", "enabled", "capacity_notes", "teams", "tenant_policy", "load", "created_at"]
 
 
 class HostClusterWriteSerializer(serializers.Serializer):
@@ -45,6 +72,8 @@ class HostClusterWriteSerializer(serializers.Serializer):
         child=serializers.CharField(), required=False, default=list,
         help_text="Team slugs that may use this host cluster; empty or missing: every team.",
     )
+    tenant_policy = TenantPolicyField(required=False, default=dict,
+                                      help_text="What tenants may ask of this host; {} (the default) allows nothing extra.")
 
 
 class HostClusterCreateSerializer(HostClusterWriteSerializer):
@@ -60,6 +89,7 @@ class HostClusterUpdateSerializer(HostClusterWriteSerializer):
     capacity_notes = serializers.CharField(required=False, allow_blank=True)
     teams = serializers.ListField(child=serializers.CharField(), required=False,
                                   help_text="Replaces the list; [] opens the host cluster to every team.")
+    tenant_policy = TenantPolicyField(required=False, help_text="Replaces the policy; {} allows nothing extra.")
 
 
 @extend_schema_view(
@@ -92,7 +122,7 @@ class HostClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         host = services.register_host_cluster(Actor.from_request(request), **data)
         return self._shown(host, status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Change a host cluster: enabled, notes, teams, kubeconfig (platform admins)",
+    @extend_schema(summary="Change a host cluster: enabled, notes, teams, tenant policy, kubeconfig (platform admins)",
                    request=HostClusterUpdateSerializer, responses=HostClusterSerializer)
     def partial_update(self, request, name=None):
         data = validated(HostClusterUpdateSerializer, request)

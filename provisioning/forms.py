@@ -1,9 +1,17 @@
+import yaml
 from django import forms
 
 from accounts.models import Team
 
 from .models import PodSecurity
 
+TENANT_POLICY_EXAMPLE = (
+    "csi_drivers: [secrets-store.csi.k8s.io]\n"
+    "tolerations:\n- {key: dedicated, operator: Equal, value: tenants, effect: NoSchedule}\n"
+    "node_label_keys: [topology.kubernetes.io/zone]\n"
+    "runtime_classes: [gvisor]\n"
+    "external_name_services: false"
+)
 KUBECONFIG_HELP = (
     "An admin kubeconfig with inline credentials, e.g. from "
     "`kubectl config view --raw --flatten --minify`. The portal connects to the cluster to check it. "
@@ -17,6 +25,26 @@ class SecretTextarea(forms.Textarea):
 
     def get_context(self, name, value, attrs):
         return super().get_context(name, None, attrs)
+
+
+class TenantPolicyField(forms.CharField):
+    """A tenant policy written as YAML (or JSON, which is YAML); its keys and values are
+    checked by the service, with the rest of the host cluster."""
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            return yaml.safe_dump(value, sort_keys=False) if value else ""
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        try:
+            parsed = yaml.safe_load(text) if text.strip() else {}
+        except yaml.YAMLError:
+            raise forms.ValidationError("Not valid YAML.") from None
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError("Write a mapping of policy keys, or leave it empty.")
+        return parsed
 
 
 class HostClusterForm(forms.Form):
@@ -41,6 +69,13 @@ class HostClusterForm(forms.Form):
     enabled = forms.BooleanField(
         required=False, initial=True, help_text="New vclusters are placed only on enabled host clusters."
     )
+    tenant_policy = TenantPolicyField(
+        label="Tenant policy", required=False,
+        widget=forms.Textarea(attrs={"rows": 7, "spellcheck": "false", "class": "mono",
+                                     "placeholder": TENANT_POLICY_EXAMPLE}),
+        help_text="What tenants may ask of this host beyond the safe default (YAML; empty allows nothing extra): "
+        "csi_drivers, tolerations, node_label_keys, runtime_classes, external_name_services.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -58,7 +93,7 @@ class HostClusterEditForm(HostClusterForm):
         kubeconfig.required = False
         kubeconfig.label = "Replace kubeconfig"
         kubeconfig.help_text = "Leave empty to keep the current one. " + KUBECONFIG_HELP
-        self.order_fields(["enabled", "capacity_notes", "teams", "kubeconfig"])
+        self.order_fields(["enabled", "capacity_notes", "teams", "tenant_policy", "kubeconfig"])
 
     def changes(self) -> dict:
         data = dict(self.cleaned_data)

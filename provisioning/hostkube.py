@@ -2,7 +2,9 @@
 
 Objects are written with server-side apply under our field manager and with
 force, so applying the desired state both creates what is missing and puts back
-what someone changed by hand; `apply` says whether it had to.
+what someone changed by hand; `apply` says whether it had to. Force would also take
+over an object of the same name that is not ours, so `apply` first reads the object
+and refuses one without the ownership marks it is about to write.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
+from .manifests import ownership_conflict
+
 FIELD_MANAGER = "vcportal"
 TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
 REQUEST_TIMEOUT = 10
@@ -26,6 +30,10 @@ REQUEST_TIMEOUT = 10
 
 class HostUnreachable(RuntimeError):
     pass
+
+
+class NotOurs(RuntimeError):
+    """An object provisioning would write carries another owner's marks, or none."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -60,25 +68,34 @@ class HostKube:
         return self.dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
 
     def apply(self, manifest: dict) -> bool:
-        """Server-side apply `manifest`; True if that created or changed the object."""
+        """Server-side apply `manifest`; True if that created or changed the object.
+        Raises NotOurs, changing nothing, if the object exists without our marks."""
         resource = self._resource(manifest)
         meta = manifest["metadata"]
-        before = self._resource_version(resource, meta["name"], meta.get("namespace"))
+        current = self._get(resource, meta["name"], meta.get("namespace"))
+        if current is not None:
+            _refuse_unless_ours(manifest["kind"], meta, current.metadata.labels)
+        before = current.metadata.resourceVersion if current is not None else None
         after = self.dynamic.server_side_apply(
             resource, body=manifest, namespace=meta.get("namespace"),
             field_manager=FIELD_MANAGER, force_conflicts=True, _request_timeout=REQUEST_TIMEOUT,
         )
         return after.metadata.resourceVersion != before
 
-    def _resource_version(self, resource, name: str, namespace: str | None) -> str | None:
+    def _get(self, resource, name: str, namespace: str | None):
         try:
-            return resource.get(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT).metadata.resourceVersion
+            return resource.get(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT)
         except NotFoundError:
             return None
 
-    def exists(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+    def labels_of(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        """The object's labels, or None if there is no such object."""
         resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
-        return self._resource_version(resource, name, namespace) is not None
+        current = self._get(resource, name, namespace)
+        return None if current is None else dict(current.metadata.labels or {})
+
+    def exists(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        return self.labels_of(api_version, kind, name, namespace) is not None
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
         """Delete if present; True if there was something to delete."""
@@ -129,3 +146,10 @@ class HostKube:
                 ns = item.metadata.namespace
                 found.append(f"{resource.kind} {ns + '/' if ns else ''}{item.metadata.name}")
         return sorted(set(found))
+
+
+def _refuse_unless_ours(kind: str, meta: dict, labels) -> None:
+    conflict = ownership_conflict(dict(labels or {}), meta.get("labels") or {})
+    if conflict:
+        where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+        raise NotOurs(f"{kind} {where}{meta['name']} already exists and {conflict}; refusing to take it over")

@@ -1,10 +1,10 @@
-"""Registering host clusters and choosing one for a new vcluster."""
+"""Checking a host cluster's kubeconfig and choosing a host cluster for a new vcluster.
+Registering one is provisioning.services' job (audited, with its safety checks)."""
 
 from __future__ import annotations
 
 import yaml
 from django.db.models import Q
-from django.utils.text import slugify
 
 from .hostkube import HostKube, HostUnreachable
 from .models import HostCluster
@@ -26,18 +26,6 @@ def check_kubeconfig(text: str) -> None:
         HostKube(text).version()
     except HostUnreachable as exc:
         raise HostClusterError(f"cannot reach the host cluster: {exc}") from None
-
-
-def register(name: str, kubeconfig: str, *, enabled: bool | None = None) -> tuple[HostCluster, bool]:
-    """Add a host cluster, or replace the kubeconfig of one; `enabled` None keeps an
-    existing host's state (a new one starts enabled)."""
-    if slugify(name) != name:
-        raise HostClusterError("name must be a slug: lowercase letters, digits and '-'")
-    check_kubeconfig(kubeconfig)
-    defaults = {"kubeconfig": kubeconfig}
-    if enabled is not None:
-        defaults["enabled"] = enabled
-    return HostCluster.objects.update_or_create(name=name, defaults=defaults)
 
 
 class NoHostCluster(RuntimeError):

@@ -1,40 +1,69 @@
-"""The host objects of one vcluster, as plain manifests: pure functions, unit tested."""
+"""The host objects of one vcluster, as plain manifests: pure functions, unit tested.
+
+Every object carries ownership marks: managed-by vcportal, the vcluster's database id,
+and the portal installation's name (so two portals can share a host cluster).
+Provisioning writes with server-side apply and force, which would take over any object
+of the same name, so it first checks that an existing object already carries the
+marks it is about to write (`ownership_conflict`) and refuses otherwise.
+"""
 
 from __future__ import annotations
-
-import hashlib
 
 from syncer.rbac import NODE_READER, host_rules
 
 MAX_NAME = 63
-MANAGED_BY = {"app.kubernetes.io/managed-by": "vcportal"}
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = {MANAGED_BY_LABEL: "vcportal"}
 VCLUSTER_LABEL = "vcportal.io/vcluster-id"
+INSTALLATION_LABEL = "vcportal.io/installation"
 TEAM_LABEL = "vcportal.io/team"
+OWNERSHIP_LABELS = (MANAGED_BY_LABEL, VCLUSTER_LABEL, INSTALLATION_LABEL)
 SYNCER = "vcportal-syncer"
 # Addresses tenant pods may not reach: private ranges, link-local (cloud metadata),
 # shared address space and loopback.
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8"]
 # Per-container defaults where a pod names none; the quota requires them.
-CONTAINER_DEFAULTS = {"cpu": "500m", "memory": "512Mi"}
-CONTAINER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+CONTAINER_DEFAULTS = {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "512Mi"}
+CONTAINER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
+# Node-local disk (emptyDir, logs, writable layers) the quota allows per pod, on average.
+EPHEMERAL_STORAGE_PER_POD = 2**30
 
 
-def host_namespace_name(team_slug: str, vcluster_name: str) -> str:
-    """`vc-<team>-<vcluster>`; when that is too long for a label, cut and suffixed with
-    a hash of the whole so two long names never meet."""
-    name = f"vc-{team_slug}-{vcluster_name}"
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[:MAX_NAME - 11].rstrip('-')}-{digest}"
+def host_namespace_name(vcluster_id: int, team_slug: str, vcluster_name: str) -> str:
+    """`vc-<id>-<team>-<vcluster>`. The vcluster's database id makes the name unique by
+    construction: it is all digits and ends at the first '-', so no choice of team or
+    vcluster names can produce another vcluster's prefix. The team and vcluster names
+    are only there for people to read, so a name too long for a label is simply cut."""
+    return f"vc-{vcluster_id}-{team_slug}-{vcluster_name}"[:MAX_NAME].rstrip("-")
 
 
-def labels(vcluster_id: int, team_slug: str) -> dict[str, str]:
-    return {**MANAGED_BY, VCLUSTER_LABEL: str(vcluster_id), TEAM_LABEL: team_slug}
+def labels(vcluster_id: int, team_slug: str, installation: str) -> dict[str, str]:
+    return {**MANAGED_BY, VCLUSTER_LABEL: str(vcluster_id), INSTALLATION_LABEL: installation, TEAM_LABEL: team_slug}
 
 
-def selector(vcluster_id: int) -> str:
-    return f"{VCLUSTER_LABEL}={vcluster_id}"
+def ownership_conflict(existing: dict[str, str], wanted: dict[str, str]) -> str | None:
+    """Why an object labelled `existing` is not ours to overwrite or delete, given the
+    labels `wanted` we would write; None if it is ours. Only the ownership marks count.
+    Objects of no single vcluster (the node-reader ClusterRole, the same read-only
+    rules for every vcluster and every portal) are everyone's to apply. An object
+    without an installation mark was written before the mark existed and is judged by
+    the others."""
+    if VCLUSTER_LABEL not in wanted:
+        return None
+    for key in OWNERSHIP_LABELS:
+        if existing.get(key) == wanted[key]:
+            continue
+        if key == INSTALLATION_LABEL and key not in existing:
+            continue
+        if key not in existing:
+            return f"has no {key} label, so it is not vcportal's"
+        return f"has {key}={existing[key]}, not {wanted[key]}"
+    return None
+
+
+def selector(vcluster_id: int, installation: str) -> str:
+    """Everything this portal wrote for the vcluster (not another portal's vcluster with the same id)."""
+    return f"{VCLUSTER_LABEL}={vcluster_id},{INSTALLATION_LABEL}={installation}"
 
 
 def _meta(name: str, namespace: str | None, owner_labels: dict) -> dict:
@@ -49,14 +78,35 @@ def namespace(name: str, owner_labels: dict, pod_security: str) -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None, {**owner_labels, **psa})}
 
 
+def object_counts(pods: int) -> dict[str, str]:
+    """How many API objects of each kind the host namespace may hold, from the pods the
+    vcluster may run: each Service takes a ClusterIP from the host's range, and every
+    object takes room in the host's datastore. Services, their Endpoints and PVCs: one
+    per pod, at least 10; ConfigMaps and Secrets: 3 per pod plus 10 (a pod's own
+    service-account token Secret, what it mounts, and kube-root-ca.crt)."""
+    per_pod = str(max(pods, 10))
+    config = str(3 * pods + 10)
+    return {
+        "count/services": per_pod,
+        "count/endpoints": per_pod,
+        "count/persistentvolumeclaims": per_pod,
+        "count/configmaps": config,
+        "count/secrets": config,
+    }
+
+
 def resource_quota(ns: str, owner_labels: dict, *, cpu_millicores: int, memory_bytes: int, storage_bytes: int, pods: int) -> dict:
+    ephemeral = str(pods * EPHEMERAL_STORAGE_PER_POD)
     hard = {
         "requests.cpu": f"{cpu_millicores}m",
         "limits.cpu": f"{cpu_millicores}m",
         "requests.memory": str(memory_bytes),
         "limits.memory": str(memory_bytes),
         "requests.storage": str(storage_bytes),
+        "requests.ephemeral-storage": ephemeral,
+        "limits.ephemeral-storage": ephemeral,
         "pods": str(pods),
+        **object_counts(pods),
         "services.nodeports": "0",
         "services.loadbalancers": "0",
     }

@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from accounts.access import PLATFORM, RestrictedQuerySet
 from accounts.models import Team
 from portal.fields import EncryptedTextField
+from syncer.policy import TenantPolicy
 from vclusters.models import COUNTS_AGAINST_QUOTA, VCluster
 
 
@@ -31,6 +32,9 @@ class HostCluster(models.Model):
     capacity_notes = models.TextField(blank=True)
     # Teams that may use this host cluster; none means every team.
     teams = models.ManyToManyField(Team, blank=True, related_name="host_clusters")
+    # What tenants may ask of this host beyond the safe default (syncer.policy);
+    # validated by provisioning.services before it is saved.
+    tenant_policy = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HostClusterQuerySet.as_manager()
@@ -40,6 +44,9 @@ class HostCluster(models.Model):
 
     def __str__(self):
         return self.name
+
+    def policy(self) -> TenantPolicy:
+        return TenantPolicy.from_dict(self.tenant_policy)
 
 
 class PodSecurity(models.TextChoices):
@@ -70,6 +77,16 @@ class Placement(models.Model):
     # What teardown removed and checked; shown on the vcluster page once Deleted.
     receipt = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One host namespace, one vcluster: until its teardown is finished (the
+            # receipt is written), no other placement may name it.
+            models.UniqueConstraint(
+                fields=["host_cluster", "host_namespace"], condition=Q(receipt__isnull=True),
+                name="one_live_placement_per_host_namespace",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.vcluster} on {self.host_cluster}/{self.host_namespace}"

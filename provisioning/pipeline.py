@@ -17,7 +17,7 @@ from functools import cached_property
 
 import yaml
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kubernetes.client.rest import ApiException
 
@@ -66,7 +66,12 @@ class Context:
 
     @property
     def labels(self) -> dict[str, str]:
-        return manifests.labels(self.vcluster.pk, self.vcluster.team.slug)
+        return manifests.labels(self.vcluster.pk, self.vcluster.team.slug, settings.VCPORTAL_INSTALLATION)
+
+    def ownership_conflict(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> str | None:
+        """Why the host object is not this vcluster's to delete; None if it is ours or gone."""
+        existing = self.host.labels_of(api_version, kind, name, namespace)
+        return None if existing is None else manifests.ownership_conflict(existing, self.labels)
 
     def apply(self, manifest: dict) -> None:
         if self.host.apply(manifest):
@@ -90,9 +95,12 @@ def _ensure_placement(vc: VCluster) -> None:
         host = hosts.choose_for(vc.team)
     except hosts.NoHostCluster as exc:
         raise Permanent(str(exc)) from None
-    Placement.objects.create(
-        vcluster=vc, host_cluster=host, host_namespace=manifests.host_namespace_name(vc.team.slug, vc.name)
-    )
+    namespace = manifests.host_namespace_name(vc.pk, vc.team.slug, vc.name)
+    try:
+        with transaction.atomic():
+            Placement.objects.create(vcluster=vc, host_cluster=host, host_namespace=namespace)
+    except IntegrityError:
+        raise Permanent(f"host namespace {namespace} on {host} is already placed for another vcluster") from None
     vc.refresh_from_db()
 
 
@@ -173,7 +181,12 @@ def stop_runtime(ctx: Context) -> None:
 
 
 def delete_namespace(ctx: Context) -> None:
+    """Delete the host namespace, unless it is not this vcluster's (provisioning
+    refused to adopt it): then it and everything in it stays as it is."""
     ns = ctx.placement.host_namespace
+    if conflict := ctx.ownership_conflict("v1", "Namespace", ns):
+        ctx.changes.append(f"nothing: Namespace {ns} {conflict}, so it was left alone")
+        return
     if ctx.host.exists("v1", "Namespace", ns) and (pods := ctx.host.delete_pods_now(ns)):
         ctx.changes.append(f"{pods} pods, without grace period")
     if ctx.host.delete("v1", "Namespace", ns):
@@ -184,7 +197,11 @@ def delete_namespace(ctx: Context) -> None:
 
 def delete_cluster_scoped(ctx: Context) -> None:
     name = manifests.node_reader_binding_name(ctx.placement.host_namespace)
-    if ctx.host.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", name):
+    rbac = "rbac.authorization.k8s.io/v1"
+    if conflict := ctx.ownership_conflict(rbac, "ClusterRoleBinding", name):
+        ctx.changes.append(f"nothing: ClusterRoleBinding {name} {conflict}, so it was left alone")
+        return
+    if ctx.host.delete(rbac, "ClusterRoleBinding", name):
         ctx.changes.append(f"ClusterRoleBinding {name}")
 
 
@@ -194,11 +211,12 @@ def remove_credentials(ctx: Context) -> None:
 
 
 def verify_gone(ctx: Context) -> None:
-    leftovers = ctx.host.find_labelled(manifests.selector(ctx.vcluster.pk))
+    selector = manifests.selector(ctx.vcluster.pk, settings.VCPORTAL_INSTALLATION)
+    leftovers = ctx.host.find_labelled(selector)
     if leftovers:
         raise Transient(f"still on the host: {', '.join(leftovers[:10])}")
     ctx.changes.append(
-        f"no object labelled {manifests.selector(ctx.vcluster.pk)} in any namespace or cluster-wide; "
+        f"no object labelled {selector} in any namespace or cluster-wide; "
         "no process of the vcluster runs; its state directory is gone"
     )
 
@@ -338,13 +356,23 @@ def _transition(vcluster_id: int, expected: Phase, new: Phase, **fields) -> bool
     )
 
 
-def _fail(vcluster_id: int, message: str) -> None:
+def _fail(vcluster_id: int, message: str, expected: Phase = Phase.PROVISIONING, new: Phase = Phase.FAILED) -> None:
     with transaction.atomic():
-        if _transition(vcluster_id, Phase.PROVISIONING, Phase.FAILED, message=message):
+        if _transition(vcluster_id, expected, new, message=message):
             VClusterEvent.objects.create(vcluster_id=vcluster_id, kind=EventKind.FAILURE, message=message)
+            VClusterStep.objects.filter(vcluster_id=vcluster_id, status=StepStatus.RUNNING).update(
+                status=StepStatus.FAILED, finished_at=timezone.now()
+            )
     logger.warning("vcluster %s failed: %s", vcluster_id, message)
 
 
+# What a vcluster becomes when its task gives up: a phase the reconciler leaves alone.
+GIVEN_UP = {Phase.PROVISIONING: Phase.FAILED, Phase.DELETING: Phase.DELETE_FAILED}
+
+
 def give_up(vcluster_id: int, message: str) -> None:
-    """Too many transient errors in a row: fail, so a person looks at it."""
-    _fail(vcluster_id, f"Gave up after repeated errors: {message}")
+    """Too many transient errors in a row: stop, so a person looks at it. Provisioning
+    becomes Failed and teardown DeleteFailed, each with an event; Retry resumes either."""
+    phase = VCluster.objects.filter(pk=vcluster_id).values_list("phase", flat=True).first()
+    if phase in GIVEN_UP:
+        _fail(vcluster_id, f"Gave up after repeated errors: {message}", phase, GIVEN_UP[phase])

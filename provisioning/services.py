@@ -1,6 +1,7 @@
 """Every change to host clusters and team provisioning policies goes through here, for
-pages and API alike: authorised (platform admins only), validated before anything is
-written, and audited in the same transaction.
+pages, API and management commands alike: authorised (platform admins, or the system
+actor of a command run on the portal's machine), validated before anything is written,
+and audited in the same transaction.
 
 A host cluster's kubeconfig is admin access to that cluster: it is checked by
 connecting to the cluster, stored encrypted, and never logged, audited or returned.
@@ -20,6 +21,7 @@ from accounts import access
 from accounts.audit import Actor, record
 from accounts.models import Team
 from portal.errors import invalid
+from syncer.policy import PolicyError, TenantPolicy
 from vclusters.models import COUNTS_AGAINST_QUOTA
 
 from . import hosts
@@ -35,6 +37,7 @@ KUBECONFIG_MAX_LENGTH = 64 * 1024
 # credentials inline (`kubectl config view --raw --flatten --minify` gives one).
 UNSAFE_CLUSTER_KEYS = {"certificate-authority"}
 UNSAFE_USER_KEYS = {"client-certificate", "client-key", "tokenFile", "token-file", "exec", "auth-provider"}
+
 
 
 # Validation -------------------------------------------------------------------
@@ -65,6 +68,19 @@ def _parse_teams(slugs) -> tuple[list[Team], list[str]]:
     if unknown:
         return [], [f"No team with the slug {', '.join(repr(s) for s in unknown)}."]
     return teams, []
+
+
+def _parse_policy(value) -> tuple[dict, list[str]]:
+    """A tenant policy in its stored form (what it allows beyond the default, lists
+    sorted; {} allows nothing extra), or why it is bad."""
+    if not isinstance(value, dict):
+        return {}, ["Give an object (mapping) of policy keys; {} is the safe default."]
+    try:
+        return {key: allowed for key, allowed in TenantPolicy.from_dict(value).to_dict().items() if allowed}, []
+    except PolicyError as exc:
+        return {}, [str(exc)]
+    except TypeError:  # e.g. a number where a list belongs
+        return {}, ["csi_drivers, tolerations, node_label_keys and runtime_classes must be lists."]
 
 
 def _unsafe_keys(doc: dict) -> list[str]:
@@ -116,41 +132,58 @@ def _raise(errors: dict) -> None:
 def _as_text(host: HostCluster, teams: list[Team] | None = None) -> dict:
     """What the audit log keeps of a host cluster: everything but its kubeconfig."""
     teams = host.teams.all() if teams is None else teams
-    return {"enabled": host.enabled, "capacity_notes": host.capacity_notes, "teams": sorted(t.slug for t in teams)}
+    return {"enabled": host.enabled, "capacity_notes": host.capacity_notes, "teams": sorted(t.slug for t in teams),
+            "tenant_policy": host.tenant_policy}
 
 
 # Host clusters ----------------------------------------------------------------
-def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capacity_notes="", teams=()) -> HostCluster:
+def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capacity_notes="", teams=(),
+                          tenant_policy=None) -> HostCluster:
     """Add a host cluster once its kubeconfig reaches the cluster. Every bad field is
     reported at once; nothing is written unless all are good."""
-    access.require(actor.user, "add", HostCluster)
+    access.require_of(actor, "add", HostCluster)
     team_list, team_errors = _parse_teams(teams)
+    policy, policy_errors = _parse_policy({} if tenant_policy is None else tenant_policy)
     _raise({
         "name": _name_errors(name),
         "capacity_notes": _notes_errors(capacity_notes),
         "teams": team_errors,
+        "tenant_policy": policy_errors,
         "kubeconfig": _kubeconfig_errors(kubeconfig),
     })
     try:
         with transaction.atomic():
             host = HostCluster.objects.create(
-                name=name, kubeconfig=kubeconfig, enabled=bool(enabled), capacity_notes=capacity_notes
+                name=name, kubeconfig=kubeconfig, enabled=bool(enabled), capacity_notes=capacity_notes,
+                tenant_policy=policy,
             )
             host.teams.set(team_list)
             record(actor, "host_cluster.create", target=host, **_as_text(host, team_list))
     except IntegrityError:  # a concurrent registration took the name
         raise invalid("name", f"A host cluster named \"{name}\" already exists.") from None
-    logger.info("host cluster %s registered by %s", name, actor.user)
+    logger.info("host cluster %s registered by %s", name, actor.user or "the system")
     return host
 
 
-UPDATABLE = {"enabled", "capacity_notes", "teams", "kubeconfig"}
+def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=None) -> tuple[HostCluster, bool]:
+    """Register a host cluster, or replace the kubeconfig of one with that name (what
+    `manage.py register_hostcluster` does). `enabled` None keeps an existing host's
+    state; a new one starts enabled. Returns the host cluster and whether it is new."""
+    host = HostCluster.objects.filter(name=name).first()
+    if host is None:
+        return register_host_cluster(actor, name=name, kubeconfig=kubeconfig, enabled=enabled is not False), True
+    changes = {"kubeconfig": kubeconfig} if enabled is None else {"kubeconfig": kubeconfig, "enabled": enabled}
+    return update_host_cluster(actor, host, **changes), False
+
+
+UPDATABLE = {"enabled", "capacity_notes", "teams", "tenant_policy", "kubeconfig"}
 
 
 def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostCluster:
-    """Change any of enabled, capacity_notes, teams (slugs) and kubeconfig (checked by
-    connecting, like at registration). The name is the host cluster's identity and stays."""
-    access.require(actor.user, "change", host)
+    """Change any of enabled, capacity_notes, teams (slugs), tenant_policy and kubeconfig
+    (checked by connecting, like at registration). The name is the host cluster's
+    identity and stays."""
+    access.require_of(actor, "change", host)
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
@@ -159,6 +192,8 @@ def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostClust
         errors["capacity_notes"] = _notes_errors(changes["capacity_notes"])
     if "teams" in changes:
         changes["teams"], errors["teams"] = _parse_teams(changes["teams"])
+    if "tenant_policy" in changes:
+        changes["tenant_policy"], errors["tenant_policy"] = _parse_policy(changes["tenant_policy"])
     if "kubeconfig" in changes:
         errors["kubeconfig"] = _kubeconfig_errors(changes["kubeconfig"])
     _raise(errors)
@@ -172,6 +207,9 @@ def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostClust
         if "capacity_notes" in changes:
             locked.capacity_notes = changes["capacity_notes"]
             fields.append("capacity_notes")
+        if "tenant_policy" in changes:
+            locked.tenant_policy = changes["tenant_policy"]
+            fields.append("tenant_policy")
         if "kubeconfig" in changes:
             locked.kubeconfig = changes["kubeconfig"]
             fields.append("kubeconfig")
@@ -197,7 +235,7 @@ def live_placements(host: HostCluster):
 def delete_host_cluster(actor: Actor, host: HostCluster) -> None:
     """Forget a host cluster that no live vcluster is placed on. Placements of Deleted
     vclusters (with their teardown receipts) stay and no longer name a host cluster."""
-    access.require(actor.user, "delete", host)
+    access.require_of(actor, "delete", host)
     with transaction.atomic():
         # The row lock makes a concurrent placement on this host wait, then fail.
         locked = HostCluster.objects.select_for_update().get(pk=host.pk)
@@ -221,7 +259,7 @@ def pod_security_of(team: Team) -> str:
 def set_pod_security(actor: Actor, team: Team, pod_security) -> TeamPolicy:
     """The Pod Security level enforced on the host namespaces of the team's vclusters:
     new ones at once, existing ones at the reconciler's next pass."""
-    access.require(actor.user, "change", team)
+    access.require_of(actor, "change", team)
     if pod_security not in PodSecurity.values:
         raise invalid("pod_security", f"Must be one of: {', '.join(PodSecurity.values)}.")
     with transaction.atomic():

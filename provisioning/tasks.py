@@ -3,7 +3,8 @@ reconciles what is missing, and is safe to run twice or after a crash.
 
 Celery's own retry limit is off (max_retries=None): a task waiting for a busy lock
 retries as long as it takes, and transient errors give up after
-MAX_TRANSIENT_RETRIES by failing the vcluster with the last error.
+VCPORTAL_MAX_TRANSIENT_RETRIES with the last error: provisioning becomes Failed,
+teardown DeleteFailed, and the reconciler leaves both alone until Retry.
 
 The lock is a Redis lock with a short TTL that a thread renews while the task runs,
 so a worker killed mid-step releases it by expiry and another worker (or the same
@@ -26,7 +27,6 @@ from . import pipeline
 
 logger = logging.getLogger(__name__)
 
-MAX_TRANSIENT_RETRIES = 12
 LOCK_BUSY_COUNTDOWN = 2
 
 
@@ -76,7 +76,7 @@ def _run_locked(task, vcluster_id: int, work) -> None:
         try:
             work(vcluster_id)
         except pipeline.Transient as exc:
-            if task.request.retries >= MAX_TRANSIENT_RETRIES:
+            if task.request.retries >= settings.VCPORTAL_MAX_TRANSIENT_RETRIES:
                 pipeline.give_up(vcluster_id, str(exc))
                 return
             logger.info("vcluster %s: transient error, retrying: %s", vcluster_id, exc)

@@ -45,7 +45,7 @@ def host_cluster_list(request):
 def host_cluster_edit(request, name):
     host = _host(request, name)
     initial = {"enabled": host.enabled, "capacity_notes": host.capacity_notes,
-               "teams": [t.slug for t in host.teams.all()]}
+               "teams": [t.slug for t in host.teams.all()], "tenant_policy": host.tenant_policy}
     form = HostClusterEditForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":

@@ -169,7 +169,8 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         vcluster = services.delete_vcluster(Actor.from_request(request), self.get_object())
         return Response(VClusterDetailSerializer(vcluster).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Retry a Failed vcluster (members, team admins): provisioning resumes at the failed step",
+    @extend_schema(summary="Retry a Failed or DeleteFailed vcluster (members, team admins): provisioning or "
+                   "teardown resumes at the failed step",
                    request=None, responses={202: VClusterDetailSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):

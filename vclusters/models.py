@@ -26,13 +26,17 @@ class Phase(models.TextChoices):
     FAILED = "Failed"
     DELETING = "Deleting"
     DELETED = "Deleted"
+    # Teardown gave up after repeated errors; waits for Retry (the reconciler leaves it).
+    DELETE_FAILED = "DeleteFailed", "Teardown failed"
 
 
 # Work is still going on: pages keep polling these.
 IN_PROGRESS = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.DELETING})
 # Everything but Deleted holds (or may soon hold) resources, so counts against quota.
 COUNTS_AGAINST_QUOTA = frozenset(Phase) - {Phase.DELETED}
-DELETABLE = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.READY, Phase.FAILED})
+DELETABLE = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.READY, Phase.FAILED, Phase.DELETE_FAILED})
+# Retry resumes provisioning of a Failed vcluster and teardown of a DeleteFailed one.
+RETRY_TO = {Phase.FAILED: Phase.PENDING, Phase.DELETE_FAILED: Phase.DELETING}
 BADGE = {
     Phase.PENDING: "neutral",
     Phase.PROVISIONING: "info",
@@ -40,6 +44,7 @@ BADGE = {
     Phase.FAILED: "danger",
     Phase.DELETING: "warning",
     Phase.DELETED: "muted",
+    Phase.DELETE_FAILED: "danger",
 }
 
 

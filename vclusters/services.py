@@ -14,7 +14,7 @@ from accounts.models import Team
 from portal.errors import NotReady, QuotaExceeded, invalid
 
 from .models import (
-    DELETABLE, NAME_MAX_LENGTH, EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep,
+    DELETABLE, NAME_MAX_LENGTH, RETRY_TO, EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep,
     validate_name,
 )
 from .signals import provision_requested, send_on_commit, teardown_requested
@@ -106,26 +106,27 @@ def delete_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
 
 
 def retry_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
-    """Send a Failed vcluster back to provisioning. Succeeded steps stay Succeeded (the
+    """Send a Failed vcluster back to provisioning, or a DeleteFailed one back to
+    teardown. Succeeded steps stay Succeeded (the
     pipeline checks them again and redoes only what is missing); the step that failed
     (or was left Running when the task gave up after repeated transient errors) is
     reset to Pending, so it shows as running again with its own times."""
     access.require(actor.user, "change", vcluster)
     with transaction.atomic():
-        failure = VCluster.objects.select_for_update().filter(pk=vcluster.pk).values_list("message", flat=True).first()
-        changed = VCluster.objects.filter(pk=vcluster.pk, phase=Phase.FAILED).update(
-            phase=Phase.PENDING, message="", updated_at=timezone.now()
+        phase, failure = (
+            VCluster.objects.select_for_update().filter(pk=vcluster.pk).values_list("phase", "message").first()
         )
-        if not changed:
-            vcluster.refresh_from_db(fields=["phase"])
-            raise invalid("phase", f"Only a Failed vcluster can be retried; {vcluster} is {vcluster.phase}.")
+        if phase not in RETRY_TO:
+            raise invalid("phase", f"Only a Failed or DeleteFailed vcluster can be retried; {vcluster} is {phase}.")
+        VCluster.objects.filter(pk=vcluster.pk).update(phase=RETRY_TO[phase], message="", updated_at=timezone.now())
         VClusterStep.objects.filter(vcluster=vcluster, status__in=[StepStatus.FAILED, StepStatus.RUNNING]).update(
             status=StepStatus.PENDING, started_at=None, finished_at=None, message=""
         )
         VClusterEvent.objects.create(vcluster=vcluster, kind=EventKind.RETRY,
                                      message=f"Retried by {actor.user.get_username()} after: {failure or 'no message'}")
         record(actor, "vcluster.retry", team=vcluster.team, target=vcluster, failure=failure or "")
-        send_on_commit(provision_requested, vcluster.pk)
+        signal = teardown_requested if phase == Phase.DELETE_FAILED else provision_requested
+        send_on_commit(signal, vcluster.pk)
     vcluster.refresh_from_db()
     return vcluster
 

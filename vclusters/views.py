@@ -18,7 +18,7 @@ from portal.views import add_service_errors, paginate, query_without_page
 from . import services
 from .api import VClusterFilter, kubeconfig_filename, placement_of
 from .forms import VClusterForm
-from .models import DELETABLE, IN_PROGRESS, Phase, VCluster
+from .models import DELETABLE, IN_PROGRESS, RETRY_TO, Phase, VCluster
 
 DASHBOARD_PAGE_SIZE = 25
 
@@ -109,7 +109,7 @@ def vcluster_detail(request, pk):
         "events": vcluster.events.all(),
         "placement": placement_of(vcluster),
         "deletable": vcluster.phase in DELETABLE and access.allowed(request.user, "delete", vcluster),
-        "retryable": vcluster.phase == Phase.FAILED and access.allowed(request.user, "change", vcluster),
+        "retryable": vcluster.phase in RETRY_TO and access.allowed(request.user, "change", vcluster),
         "downloadable": vcluster.phase == Phase.READY and access.allowed(request.user, "download_kubeconfig", vcluster),
         "kubeconfig_filename": kubeconfig_filename(vcluster),
     }
@@ -126,7 +126,7 @@ def vcluster_retry(request, pk):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"Retrying {vcluster.name}: provisioning resumes at the step that failed.")
+        messages.success(request, f"Retrying {vcluster.name}: it resumes at the step that failed.")
     return redirect("vcluster-detail", pk=vcluster.pk)
 
 

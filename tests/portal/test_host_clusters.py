@@ -59,7 +59,7 @@ def test_it_lists_host_clusters_with_their_live_load_and_never_the_kubeconfig(st
     body = staff.get("/api/v1/host-clusters/").json()
     assert body["count"] == 2
     first, second = body["results"]
-    assert set(first) == {"name", "enabled", "capacity_notes", "teams", "load", "created_at"}
+    assert set(first) == {"name", "enabled", "capacity_notes", "teams", "tenant_policy", "load", "created_at"}
     assert (first["name"], first["enabled"], first["capacity_notes"], first["teams"], first["load"]) == (
         "east", True, "8 nodes", [], 2)
     assert (second["name"], second["enabled"], sorted(second["teams"]), second["load"]) == (
@@ -108,6 +108,7 @@ UNSAFE = [
     ({"teams": "alpha"}, "teams", "list"),
     ({"capacity_notes": "x" * 2001}, "capacity_notes", "2000"),
     ({"enabled": "perhaps"}, "enabled", "boolean"),
+    ({"tenant_policy": {"runtime_classes": [""]}}, "tenant_policy", "non-empty strings"),
     ({"kubeconfig": ""}, "kubeconfig", "blank"),
     ({"kubeconfig": "not: [yaml"}, "kubeconfig", "not valid YAML"),
     ({"kubeconfig": "apiVersion: v1\nkind: Config\n"}, "kubeconfig", "needs clusters, users and a current-context"),
@@ -162,8 +163,9 @@ def test_it_changes_enabled_notes_and_teams_and_audits_without_the_kubeconfig(st
     assert (r.json()["enabled"], r.json()["capacity_notes"], r.json()["teams"]) == (False, "draining", ["beta"])
     event = AuditEvent.objects.get(action="host_cluster.update")
     assert (event.actor, event.target_name, event.team) == (world.staff, "east", None)
-    assert event.data == {"before": {"enabled": True, "capacity_notes": "", "teams": []},
-                          "after": {"enabled": False, "capacity_notes": "draining", "teams": ["beta"]}}
+    assert event.data == {"before": {"enabled": True, "capacity_notes": "", "teams": [], "tenant_policy": {}},
+                          "after": {"enabled": False, "capacity_notes": "draining", "teams": ["beta"],
+                                    "tenant_policy": {}}}
     r = staff.patch("/api/v1/host-clusters/east/", {"teams": []}, format="json")
     assert r.json()["teams"] == []
 
@@ -186,6 +188,69 @@ def test_it_refuses_bad_changes_and_keeps_everything(staff, world, body, field):
     assert counts() == before
     host = HostCluster.objects.get(pk=host.pk)
     assert (host.capacity_notes, host.kubeconfig, host.enabled) == ("kept", "apiVersion: v1\n# the stored one\n", True)
+
+
+POLICY = {
+    "csi_drivers": ["secrets-store.csi.k8s.io"],
+    "tolerations": [{"key": "dedicated", "value": "tenants", "effect": "NoSchedule"}],
+    "node_label_keys": ["topology.kubernetes.io/zone"],
+    "runtime_classes": ["gvisor"],
+    "external_name_services": True,
+}
+STORED_POLICY = {**POLICY, "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "tenants",
+                                             "effect": "NoSchedule"}]}
+
+
+def test_it_sets_a_tenant_policy_stored_in_its_checked_form_and_audited(staff, world):
+    make_host("east")
+    r = staff.patch("/api/v1/host-clusters/east/", {"tenant_policy": POLICY}, format="json")
+    assert r.status_code == 200, r.json()
+    assert r.json()["tenant_policy"] == STORED_POLICY
+    host = HostCluster.objects.get(name="east")
+    assert host.policy().allows_toleration({"key": "dedicated", "value": "tenants", "effect": "NoSchedule"})
+    assert host.policy().external_name_services
+    event = AuditEvent.objects.get(action="host_cluster.update")
+    assert (event.data["before"]["tenant_policy"], event.data["after"]["tenant_policy"]) == ({}, STORED_POLICY)
+    r = staff.patch("/api/v1/host-clusters/east/", {"tenant_policy": {"csi_drivers": [], "runtime_classes": ["b", "a"]}},
+                    format="json")
+    assert r.json()["tenant_policy"] == {"runtime_classes": ["a", "b"]}
+    r = staff.patch("/api/v1/host-clusters/east/", {"tenant_policy": {}}, format="json")
+    assert r.json()["tenant_policy"] == {}
+    assert HostCluster.objects.get(name="east").policy() == type(host.policy())()
+
+
+@pytest.mark.parametrize("policy, message", [
+    ("everything", "Give an object"),
+    (["csi_drivers"], "Give an object"),
+    ({"csi_drivers": ["x"], "hostPath": True}, "unknown policy keys: hostPath"),
+    ({"csi_drivers": "secrets-store.csi.k8s.io"}, "csi_drivers must be a list of non-empty strings"),
+    ({"runtime_classes": 5}, "must be lists"),
+    ({"tolerations": [{"key": "a", "tolerationSeconds": 5}]}, "a toleration is a mapping of"),
+    ({"tolerations": [{"key": "a", "value": 1}]}, "toleration fields are strings"),
+    ({"external_name_services": "yes"}, "external_name_services must be true or false"),
+])
+def test_it_refuses_a_bad_tenant_policy_and_keeps_the_old_one(staff, world, policy, message):
+    make_host("east", tenant_policy=STORED_POLICY)
+    before = counts()
+    r = staff.patch("/api/v1/host-clusters/east/", {"tenant_policy": policy, "capacity_notes": "x"}, format="json")
+    assert r.status_code == 400, r.json()
+    assert message in " ".join(r.json()["errors"]["tenant_policy"])
+    assert counts() == before
+    assert HostCluster.objects.get(name="east").tenant_policy == STORED_POLICY
+
+
+def test_the_edit_page_sets_the_tenant_policy_as_yaml(staff_page, world):
+    make_host("east", tenant_policy=STORED_POLICY)
+    page = staff_page.get("/host-clusters/east/").content.decode()
+    assert "secrets-store.csi.k8s.io" in page and "Tenant policy" in page
+    r = staff_page.post("/host-clusters/east/", {"tenant_policy": "runtime_classes: [kata]\n", "kubeconfig": ""})
+    assert r.status_code == 302
+    assert HostCluster.objects.get(name="east").policy().runtime_classes == ("kata",)
+    for text, message in (("runtime_classes: [kata", b"Not valid YAML."), ("- a list", b"Write a mapping"),
+                          ("hostPath: true", b"unknown policy keys: hostPath")):
+        r = staff_page.post("/host-clusters/east/", {"tenant_policy": text, "kubeconfig": ""})
+        assert r.status_code == 400 and message in r.content
+    assert HostCluster.objects.get(name="east").policy().runtime_classes == ("kata",)
 
 
 def test_the_name_cannot_be_changed(world):
@@ -221,7 +286,8 @@ def test_it_removes_a_host_cluster_and_keeps_deleted_vclusters_receipts(staff, w
     assert staff.delete("/api/v1/host-clusters/east/").status_code == 204
     assert not HostCluster.objects.exists()
     event = AuditEvent.objects.get(action="host_cluster.delete")
-    assert (event.target_name, event.data) == ("east", {"enabled": True, "capacity_notes": "", "teams": []})
+    assert (event.target_name, event.data) == ("east", {"enabled": True, "capacity_notes": "", "teams": [],
+                                                     "tenant_policy": {}})
     placement = Placement.objects.get(vcluster=gone)
     assert (placement.host_cluster, placement.host_namespace, placement.receipt) == (None, "vc-alpha-gone", receipt)
 
@@ -294,7 +360,7 @@ def test_it_registers_a_reachable_cluster_and_keeps_its_kubeconfig_secret(staff,
         stored = cursor.fetchone()[0]
     assert "client-key-data" not in stored and "BEGIN" not in stored
     event = AuditEvent.objects.get(action="host_cluster.create")
-    assert event.data == {"enabled": True, "capacity_notes": "kwok", "teams": ["alpha"]}
+    assert event.data == {"enabled": True, "capacity_notes": "kwok", "teams": ["alpha"], "tenant_policy": {}}
     assert hosts.choose_for(world.alpha) == host
 
     # Replacing it with one that does not answer keeps the old one.

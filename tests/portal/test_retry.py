@@ -81,7 +81,7 @@ def test_it_retries_only_failed_vclusters_and_writes_nothing_otherwise(api, worl
     before = (AuditEvent.objects.count(), VClusterEvent.objects.count())
     r = teammate.post(f"/api/v1/vclusters/{vcluster.pk}/retry/")
     assert r.status_code == 400
-    assert r.json()["errors"]["phase"] == [f"Only a Failed vcluster can be retried; web is {phase}."]
+    assert r.json()["errors"]["phase"] == [f"Only a Failed or DeleteFailed vcluster can be retried; web is {phase}."]
     assert (AuditEvent.objects.count(), VClusterEvent.objects.count()) == before
     vcluster.refresh_from_db()
     assert (vcluster.phase, vcluster.message) == (phase, "as it was")
@@ -143,4 +143,4 @@ def test_the_page_offers_retry_next_to_the_failure_to_those_who_may(world, djang
     assert "Retrying web" in page and ">Retry</button>" not in page
     assert 'data-phase="Pending"' in page and 'hx-trigger="every 2s"' in page
     r = member.post(f"/vclusters/{vcluster.pk}/retry/", follow=True)  # no longer Failed
-    assert "Only a Failed vcluster can be retried" in r.content.decode()
+    assert "Only a Failed or DeleteFailed vcluster can be retried" in r.content.decode()

@@ -15,7 +15,8 @@ import pytest
 import redis
 from django.db import connection
 
-from provisioning import hosts, pipeline
+from accounts.audit import SYSTEM
+from provisioning import pipeline, services
 from tests.portal.conftest import make_vcluster, world  # noqa: F401  (personas)
 from vclusters.models import Phase, VCluster
 
@@ -28,8 +29,7 @@ def var_dir(settings, tmp_path):
 
 @pytest.fixture
 def host(db, host_cluster):
-    host, _ = hosts.register("test-host", host_cluster.admin_kubeconfig.read_text())
-    return host
+    return services.register_host_cluster(SYSTEM, name="test-host", kubeconfig=host_cluster.admin_kubeconfig.read_text())
 
 
 @pytest.fixture
@@ -83,14 +83,19 @@ class CeleryWorker:
                 self.kill()
 
 
-@pytest.fixture
-def celery_worker(transactional_db, settings, var_dir, tmp_path):
+def portal_database_url() -> str:
+    """The test database, for processes of ours started by a test (committed data only)."""
     db = connection.settings_dict
     if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.fail("the worker tests need PostgreSQL (DATABASE_URL), which `make test` provides")
+        pytest.fail("tests that start portal processes need PostgreSQL (DATABASE_URL), which `make test` provides")
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker(transactional_db, settings, var_dir, tmp_path):
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": portal_database_url(),
         "VCPORTAL_VAR_DIR": str(var_dir),
         "VCPORTAL_RECONCILE_INTERVAL": "5",
     }

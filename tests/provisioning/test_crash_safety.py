@@ -59,7 +59,7 @@ def test_a_worker_killed_during_a_step_resumes_to_ready(step, world, host, celer
     assert [s.status for s in vcluster.steps.all()] == [StepStatus.SUCCEEDED] * len(pipeline.PROVISION)
 
     host_kube = HostKube(host_cluster.admin_kubeconfig.read_text())
-    owned = host_kube.find_labelled(manifests.selector(vcluster.pk))
+    owned = host_kube.find_labelled(f"{manifests.VCLUSTER_LABEL}={vcluster.pk}")
     assert len(owned) == len(set(owned))
     assert sum(1 for o in owned if o.startswith("Namespace ")) == 1
     counts = processes_under(var_dir / "vclusters" / str(vcluster.pk))

@@ -68,7 +68,7 @@ def test_create_use_and_delete_a_vcluster_through_the_api(world, host, celery_wo
     assert "w1" in kubectl(path, "get", "widgets", "-n", "team-ns", "-o", "name").stdout
 
     # The host holds only the vcluster's namespace: none of what the tenant made.
-    host_ns = "vc-alpha-e2e"
+    host_ns = f"vc-{vcluster_id}-alpha-e2e"
     assert {n.metadata.name for n in host_kube.core.list_namespace().items} - namespaces_before == {host_ns}
     assert not host_kube.exists("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.demo.example")
     assert not host_kube.exists("rbac.authorization.k8s.io/v1", "ClusterRole", "widget-reader")
@@ -83,7 +83,7 @@ def test_create_use_and_delete_a_vcluster_through_the_api(world, host, celery_wo
     assert body["receipt"]["steps"][-1]["step"] == "Verify nothing remains"
 
     assert {n.metadata.name for n in host_kube.core.list_namespace().items} == namespaces_before
-    assert host_kube.find_labelled(manifests.selector(vcluster_id)) == []
+    assert host_kube.find_labelled(f"{manifests.VCLUSTER_LABEL}={vcluster_id}") == []
     assert not any(process_alive(pid) for pid in pids)
     assert not state_dir.exists()
     assert api.get(f"/api/v1/vclusters/{vcluster_id}/kubeconfig/").status_code == 409

@@ -2,31 +2,60 @@
 
 import re
 
+import pytest
+
 from provisioning import manifests
 
-LABELS = manifests.labels(7, "alpha")
+LABELS = manifests.labels(7, "alpha", "portal-a")
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 
 
-def test_namespace_name_is_team_and_vcluster():
-    assert manifests.host_namespace_name("alpha", "dev") == "vc-alpha-dev"
+def test_namespace_name_is_the_vcluster_id_then_team_and_vcluster():
+    assert manifests.host_namespace_name(7, "alpha", "dev") == "vc-7-alpha-dev"
 
 
-def test_long_namespace_names_are_cut_with_a_stable_hash_and_stay_distinct():
+def test_names_that_collided_as_team_and_vcluster_no_longer_meet():
+    """`data` + `science-prod` and `data-science` + `prod` both gave vc-data-science-prod."""
+    assert manifests.host_namespace_name(1, "data", "science-prod") != manifests.host_namespace_name(
+        2, "data-science", "prod"
+    )
+    # Nor can any team/vcluster name produce another id's prefix: the id ends at the first '-'.
+    assert manifests.host_namespace_name(1, "2-x", "y") != manifests.host_namespace_name(12, "x", "y")
+
+
+def test_long_namespace_names_are_cut_and_stay_distinct_by_id():
     team = "t" * 50
-    one = manifests.host_namespace_name(team, "a" * 40)
-    two = manifests.host_namespace_name(team, "a" * 39 + "b")
+    one = manifests.host_namespace_name(10**12, team, "a" * 40)
+    two = manifests.host_namespace_name(10**12 + 1, team, "a" * 40)
     assert len(one) <= 63 and len(two) <= 63
     assert one != two
-    assert one == manifests.host_namespace_name(team, "a" * 40)
-    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", one)
+    assert re.fullmatch(DNS_LABEL, one) and re.fullmatch(DNS_LABEL, manifests.host_namespace_name(5, "a" * 53, "b"))
+
+
+@pytest.mark.parametrize(("existing", "conflict"), [
+    (LABELS, None),
+    ({**LABELS, "something": "else"}, None),
+    ({k: v for k, v in LABELS.items() if k != manifests.INSTALLATION_LABEL}, None),  # written before the mark
+    ({**LABELS, manifests.VCLUSTER_LABEL: "8"}, "has vcportal.io/vcluster-id=8, not 7"),
+    ({**LABELS, manifests.INSTALLATION_LABEL: "portal-b"}, "has vcportal.io/installation=portal-b, not portal-a"),
+    ({}, "has no app.kubernetes.io/managed-by label, so it is not vcportal's"),
+    ({"kubernetes.io/metadata.name": "theirs"}, "has no app.kubernetes.io/managed-by label, so it is not vcportal's"),
+])
+def test_an_object_is_ours_only_with_our_marks(existing, conflict):
+    assert manifests.ownership_conflict(existing, LABELS) == conflict
+
+
+def test_the_node_reader_role_shared_by_every_vcluster_is_anyones_to_apply():
+    assert manifests.ownership_conflict({}, manifests.MANAGED_BY) is None
 
 
 def test_namespace_enforces_the_pod_security_level_and_carries_ownership():
-    ns = manifests.namespace("vc-alpha-dev", LABELS, "restricted")
+    ns = manifests.namespace("vc-7-alpha-dev", LABELS, "restricted")
     labels = ns["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["vcportal.io/vcluster-id"] == "7"
     assert labels["app.kubernetes.io/managed-by"] == "vcportal"
+    assert labels["vcportal.io/installation"] == "portal-a"
 
 
 def test_quota_is_the_requested_resources():
@@ -38,7 +67,23 @@ def test_quota_is_the_requested_resources():
     assert hard["requests.memory"] == str(2**31)
     assert hard["requests.storage"] == str(10 * 2**30)
     assert hard["pods"] == "20"
-    assert hard["services.nodeports"] == "0"
+    assert hard["services.nodeports"] == hard["services.loadbalancers"] == "0"
+    assert hard["requests.ephemeral-storage"] == hard["limits.ephemeral-storage"] == str(20 * 2**30)
+
+
+def test_quota_counts_objects_from_the_pod_count():
+    counts = manifests.object_counts(20)
+    assert counts == {
+        "count/services": "20", "count/endpoints": "20", "count/persistentvolumeclaims": "20",
+        "count/configmaps": "70", "count/secrets": "70",
+    }
+    assert manifests.object_counts(1)["count/services"] == "10"
+
+
+def test_containers_without_an_ephemeral_storage_request_get_defaults():
+    limits = manifests.limit_range("ns", LABELS)["spec"]["limits"][0]
+    assert limits["defaultRequest"]["ephemeral-storage"] == "64Mi"
+    assert limits["default"]["ephemeral-storage"] == "512Mi"
 
 
 def test_network_policies_admit_only_the_namespace_and_dns():
@@ -50,10 +95,10 @@ def test_network_policies_admit_only_the_namespace_and_dns():
 
 
 def test_syncer_may_write_only_in_its_namespace():
-    objects = manifests.syncer_identity("vc-alpha-dev", LABELS)
+    objects = manifests.syncer_identity("vc-7-alpha-dev", LABELS)
     kinds = {o["kind"]: o for o in objects}
     assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
-    assert kinds["Role"]["metadata"]["namespace"] == "vc-alpha-dev"
+    assert kinds["Role"]["metadata"]["namespace"] == "vc-7-alpha-dev"
     cluster_verbs = {v for rule in kinds["ClusterRole"]["rules"] for v in rule["verbs"]}
     assert cluster_verbs <= {"get", "list", "watch"}
     assert kinds["ClusterRoleBinding"]["metadata"]["labels"]["vcportal.io/vcluster-id"] == "7"

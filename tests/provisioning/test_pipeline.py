@@ -181,20 +181,12 @@ def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, host_clust
     assert vcluster.phase == Phase.DELETED and vcluster.kubeconfig == ""
     host = HostKube(host_cluster.admin_kubeconfig.read_text())
     assert not host.exists("v1", "Namespace", ns)
-    assert host.find_labelled(manifests.selector(vcluster.pk)) == []
+    assert host.find_labelled(f"{manifests.VCLUSTER_LABEL}={vcluster.pk}") == []
     assert not any(process_alive(pid) for pid in pids.values())
     assert not (var_dir / "vclusters" / str(vcluster.pk)).exists()
     receipt = vcluster.placement.receipt
     assert [s["step"] for s in receipt["steps"]] == [s.name for s in pipeline.TEARDOWN]
     assert "kube-apiserver" in receipt["steps"][0]["done"]
-
-
-def test_registering_again_replaces_the_kubeconfig_but_keeps_a_host_disabled(host, host_cluster):
-    from provisioning import hosts
-
-    type(host).objects.filter(pk=host.pk).update(enabled=False)
-    again, created = hosts.register(host.name, host_cluster.admin_kubeconfig.read_text())
-    assert not created and not again.enabled
 
 
 def test_no_enabled_host_fails_the_vcluster_with_what_to_do(provisioned, host):

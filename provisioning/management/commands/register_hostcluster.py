@@ -1,11 +1,15 @@
-"""`python manage.py register_hostcluster NAME --kubeconfig FILE`: add or update a host cluster."""
+"""`python manage.py register_hostcluster NAME --kubeconfig FILE`: add or update a host
+cluster through the same audited service as the pages and the API, as the system actor:
+the kubeconfig gets the same checks (no file references, exec or auth-provider plugins;
+the cluster must answer)."""
 
 from pathlib import Path
 
-import yaml
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from provisioning import hosts
+from accounts.audit import SYSTEM
+from provisioning import services
 
 
 class Command(BaseCommand):
@@ -22,7 +26,9 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {kubeconfig}: {exc.strerror}") from None
         try:
-            host, created = hosts.register(name, text, enabled=False if disabled else None)
-        except (hosts.HostClusterError, yaml.YAMLError) as exc:
-            raise CommandError(str(exc)) from None
+            host, created = services.register_or_replace_kubeconfig(
+                SYSTEM, name=name, kubeconfig=text, enabled=False if disabled else None
+            )
+        except ValidationError as exc:
+            raise CommandError("; ".join(f"{field}: {' '.join(m)}" for field, m in exc.message_dict.items())) from None
         self.stdout.write(f"{'registered' if created else 'updated'} host cluster {host.name}")

@@ -1,0 +1,58 @@
+"""`manage.py register_hostcluster` (what `make run` uses) goes through the audited
+service as the system actor: same kubeconfig checks as the API, an audit row each time."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+from accounts.models import AuditEvent
+from provisioning.models import HostCluster
+from tests.portal.conftest import UNREACHABLE_KUBECONFIG
+from tests.provisioning.conftest import ROOT, portal_database_url
+
+
+def _manage(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": portal_database_url()}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_refuses_a_kubeconfig_that_runs_a_command_and_writes_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    doc = yaml.safe_load(UNREACHABLE_KUBECONFIG)
+    doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "touch",
+                                        "args": [str(marker)]}}
+    path = tmp_path / "exec.kubeconfig"
+    path.write_text(yaml.safe_dump(doc))
+
+    result = _manage("register_hostcluster", "east", "--kubeconfig", str(path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "CommandError: kubeconfig: kubeconfig refers to files or commands on the portal's machine (exec); "
+        "embed the credentials instead, e.g. with `kubectl config view --raw --flatten --minify`."
+    )
+    assert not marker.exists()
+    assert (HostCluster.objects.count(), AuditEvent.objects.count()) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_it_registers_and_updates_through_the_audited_service(host_cluster, tmp_path, capsys):
+    path = tmp_path / "admin.kubeconfig"
+    path.write_text(host_cluster.admin_kubeconfig.read_text())
+
+    call_command("register_hostcluster", "local", "--kubeconfig", str(path))
+    call_command("register_hostcluster", "local", "--kubeconfig", str(path), "--disabled")
+    call_command("register_hostcluster", "local", "--kubeconfig", str(path))  # keeps it disabled
+
+    assert capsys.readouterr().out.splitlines() == [
+        "registered host cluster local", "updated host cluster local", "updated host cluster local"]
+    assert not HostCluster.objects.get(name="local").enabled
+    events = list(AuditEvent.objects.order_by("id").values_list("action", "actor", "actor_username", "data"))
+    assert [e[:3] for e in events] == [("host_cluster.create", None, "")] + [("host_cluster.update", None, "")] * 2
+    assert events[1][3]["kubeconfig_replaced"] and events[1][3]["after"]["enabled"] is False
+    assert "kubeconfig" not in events[0][3]
