@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from vclusters import resources
 from vclusters.services import headroom, usage
@@ -225,7 +226,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
 
 class AuditEventSerializer(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_username")
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent
@@ -264,3 +265,16 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return audit_events_for(self.request.user).select_related("team")
+
+
+class MeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    is_platform_admin = serializers.BooleanField()
+
+
+class MeView(APIView):
+    """Who the token or session belongs to (what `vcp whoami` shows)."""
+
+    @extend_schema(summary="Who you are", responses=MeSerializer)
+    def get(self, request):
+        return Response({"username": request.user.get_username(), "is_platform_admin": request.user.is_staff})
