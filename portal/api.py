@@ -81,7 +81,8 @@ def exception_handler(exc, context):
     elif isinstance(exc, ParseError):
         response.data = _error_body(str(exc.detail), exc.detail.code, {"body": [str(exc.detail)]})
     else:
-        detail = getattr(exc, "detail", "")
+        # DRF's handler has turned Django's Http404 and PermissionDenied into its own.
+        detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
         code = getattr(detail, "code", "error")
         response.data = _error_body(str(detail), code, {})
     return response
