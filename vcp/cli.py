@@ -58,7 +58,7 @@ NameArgument = Annotated[str, typer.Argument(metavar="NAME", help="The vcluster'
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="vcp")
     except VcpError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(error.exit_code)
