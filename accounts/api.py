@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from . import access, resources, services
 from .audit import Actor
@@ -231,7 +232,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
 
 class AuditEventSerializer(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_username")
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent
@@ -261,3 +262,16 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return AuditEvent.objects.restrict(self.request.user, "view").select_related("team")
+
+
+class MeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    is_platform_admin = serializers.BooleanField()
+
+
+class MeView(APIView):
+    """Who the token or session belongs to (what `vcp whoami` shows)."""
+
+    @extend_schema(summary="Who you are", responses=MeSerializer)
+    def get(self, request):
+        return Response({"username": request.user.get_username(), "is_platform_admin": request.user.is_staff})

@@ -1,5 +1,6 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.throttling import AnonRateThrottle
 
 from .services import authenticate_token
 
@@ -14,18 +15,39 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not parts or parts[0].lower() != self.keyword.lower().encode():
             return None
         if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header; use `Bearer <token>`.")
+            raise _refusal(request, "Malformed Authorization header; use `Bearer <token>`.")
         try:
             token = parts[1].decode()
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid token.") from None
+            raise _refusal(request, "Invalid token.") from None
         api_token = authenticate_token(token)
         if api_token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise _refusal(request, "Invalid or revoked token.")
         return api_token.user, api_token
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class FailedTokenThrottle(AnonRateThrottle):
+    """A wrong token counts against its client address's anonymous rate.
+
+    DRF checks throttles only after authentication succeeds, so without this a client
+    could try tokens without limit. Shares AnonRateThrottle's cache key: wrong tokens
+    and anonymous requests from one address spend one budget; valid tokens spend none.
+    """
+
+    def get_cache_key(self, request, view):
+        # Not AnonRateThrottle's: that asks request.user, which is being authenticated.
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def _refusal(request, message: str) -> exceptions.APIException:
+    """401 with the message, or 429 once the client address has failed too often."""
+    failures = FailedTokenThrottle()
+    if failures.allow_request(request, None):
+        return exceptions.AuthenticationFailed(message)
+    return exceptions.Throttled(failures.wait())
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

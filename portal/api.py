@@ -6,6 +6,8 @@ Every error body has the same shape:
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -31,6 +33,20 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        """As DRF's, but a page_size that is not a positive number is refused, not ignored."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+            raise ValidationError({self.page_size_query_param: ["Must be a whole number from 1."]})
+        return super().get_page_size(request)
+
+
+def not_found(request, exception):
+    """Django's 404 for URLs no route matches: the API's error shape under /api/."""
+    if not request.path.startswith("/api/"):
+        return page_not_found(request, exception)
+    return JsonResponse(_error_body("Not found.", "not_found", {}), status=status.HTTP_404_NOT_FOUND)
 
 
 def _error_body(message: str, code: str, errors: dict) -> dict:
@@ -65,7 +81,8 @@ def exception_handler(exc, context):
     elif isinstance(exc, ParseError):
         response.data = _error_body(str(exc.detail), exc.detail.code, {"body": [str(exc.detail)]})
     else:
-        detail = getattr(exc, "detail", "")
+        # DRF's handler has turned Django's Http404 and PermissionDenied into its own.
+        detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
         code = getattr(detail, "code", "error")
         response.data = _error_body(str(detail), code, {})
     return response

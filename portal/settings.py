@@ -5,6 +5,7 @@ value or a malformed one stops the process with ImproperlyConfigured.
 """
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -64,6 +65,18 @@ def _int(name: str, default: int) -> int:
     return int(value)
 
 
+_RATE_PERIODS = {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
+
+
+def _rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as `60/min`, checked here rather than at the first request."""
+    value = env.str(name, default=default).strip()
+    count, _, period = value.partition("/")
+    if not count.isdigit() or period not in _RATE_PERIODS:
+        raise ImproperlyConfigured(f"{name}={value!r}: use <number>/<s|min|hour|day>, e.g. 60/min")
+    return value
+
+
 SECRET_KEY = _required("DJANGO_SECRET_KEY")
 DEBUG = _bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
@@ -82,6 +95,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "axes",
     "localkube",
     "accounts",
     "vclusters",
@@ -100,6 +114,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -137,6 +153,20 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# django-axes watches every password login (form and Django admin) and refuses one
+# (username, client address) pair after too many failures for the cool-off time.
+# API tokens never pass through it, so a locked-out user's tokens keep working.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _int("VCPORTAL_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=_int("VCPORTAL_LOGIN_COOLOFF", default=15 * 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -204,6 +234,19 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    # Per client address for anonymous requests and failed bearer tokens (see
+    # accounts.authentication), per user for everyone else; kept in CACHES.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": _rate("VCPORTAL_API_THROTTLE_ANON", default="60/min"),
+        "user": _rate("VCPORTAL_API_THROTTLE_USER", default="1200/min"),
+    },
+    # The client address is the last X-Forwarded-For entry behind our proxy, else the
+    # peer: a client cannot dodge its throttle by sending the header itself.
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "vcportal API",
@@ -218,9 +261,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.openapi.document_errors"],
 }
 
 REDIS_URL = _env_or_make_run_file("REDIS_URL") or "redis://127.0.0.1:6379/0"
+# Shared by every web process, so API throttles hold across gunicorn workers.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "vcportal-cache",
+    },
+}
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

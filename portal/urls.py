@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import AuditEventViewSet, MemberViewSet, TeamViewSet, TokenViewSet
+from accounts.api import AuditEventViewSet, MemberViewSet, MeView, TeamViewSet, TokenViewSet
 from provisioning.api import HostClusterViewSet, TeamPolicyView
 from vclusters.api import VClusterViewSet
 
@@ -23,6 +23,7 @@ api_v1 = [
     path("teams/<slug:team_slug>/members/", members, name="member-list"),
     path("teams/<slug:team_slug>/members/<str:username>/", member, name="member-detail"),
     path("teams/<slug:slug>/policy/", TeamPolicyView.as_view(), name="team-policy"),
+    path("me/", MeView.as_view(), name="me"),
 ]
 
 urlpatterns = [
@@ -34,3 +35,4 @@ urlpatterns = [
     path("", include("vclusters.urls")),
     path("", include("provisioning.urls")),
 ]
+handler404 = "portal.api.not_found"

@@ -41,6 +41,7 @@ def _token_id(user):
 
 
 API = [
+    ("GET", "/api/v1/me/", None, expect(401, 200, 200, 200, 200, 200)),
     ("GET", "/api/v1/teams/", None, expect(401, 200, 200, 200, 200, 200)),
     ("POST", "/api/v1/teams/", {"name": "Delta"}, expect(401, 403, 403, 403, 403, 201)),
     ("GET", "/api/v1/teams/alpha/", None, expect(401, 404, 200, 200, 200, 200)),

@@ -1,0 +1,129 @@
+"""vcp's pure parts: where the config lives, how it is written, how kubeconfigs merge."""
+
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vcp import config, kubeconfig
+from vcp.api import exit_code_for
+from vcp.errors import AUTH, NOT_FOUND, OTHER, QUOTA, USAGE, VcpError
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_it_finds_the_config_by_vcp_config_then_xdg_then_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert config.config_path({"VCP_CONFIG": "/x/c.yaml", "XDG_CONFIG_HOME": "/xdg"}) == Path("/x/c.yaml")
+    assert config.config_path({"XDG_CONFIG_HOME": "/xdg"}) == Path("/xdg/vcp/config.yaml")
+    assert config.config_path({}) == tmp_path / ".config" / "vcp" / "config.yaml"
+
+
+def test_it_writes_the_config_0600_in_a_0700_directory_and_reads_it_back(tmp_path):
+    path = tmp_path / "vcp" / "config.yaml"
+    config.save(path, config.Config(url="http://portal", token="secret"))
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    assert config.load(path) == config.Config(url="http://portal", token="secret")
+    assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]  # no temporary file left
+
+
+def test_it_makes_an_existing_directory_private_too(tmp_path):
+    (tmp_path / "vcp").mkdir(mode=0o755)
+    config.save(tmp_path / "vcp" / "config.yaml", config.Config(url="http://portal", token="secret"))
+    assert mode(tmp_path / "vcp") == 0o700
+
+
+def test_it_says_how_to_log_in_when_there_is_no_config(tmp_path):
+    with pytest.raises(VcpError, match="vcp login") as error:
+        config.load(tmp_path / "missing.yaml")
+    assert error.value.exit_code == AUTH
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "url: http://portal\n", "{: bad"])
+def test_it_refuses_a_config_that_is_not_one(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(VcpError, match=str(path)):
+        config.load(path)
+
+
+def test_logout_removes_the_config_once(tmp_path):
+    path = tmp_path / "config.yaml"
+    config.save(path, config.Config(url="http://portal", token="secret"))
+    assert config.remove(path) is True and not path.exists()
+    assert config.remove(path) is False
+
+
+PORTAL_KUBECONFIG = {
+    "apiVersion": "v1", "kind": "Config",
+    "clusters": [{"name": "alpha-web", "cluster": {"server": "https://127.0.0.1:7443", "certificate-authority-data": "Q0E="}}],
+    "users": [{"name": "admin", "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"}}],
+    "contexts": [{"name": "admin@alpha-web", "context": {"cluster": "alpha-web", "user": "admin", "namespace": "default"}}],
+    "current-context": "admin@alpha-web",
+}
+OTHER_KUBECONFIG = {
+    "apiVersion": "v1", "kind": "Config", "preferences": {"colors": True},
+    "clusters": [{"name": "prod", "cluster": {"server": "https://prod.example:6443"}}],
+    "users": [{"name": "me", "user": {"token": "t"}}],
+    "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "me"}}],
+    "current-context": "prod",
+}
+
+
+def test_it_names_contexts_so_two_vclusters_never_share_one():
+    assert kubeconfig.context_name("data", "science-prod") != kubeconfig.context_name("data-science", "prod")
+
+
+def test_it_renames_the_portal_kubeconfig_to_one_name_and_keeps_its_credentials():
+    result = kubeconfig.renamed(PORTAL_KUBECONFIG, "vcp_alpha_web")
+    assert [c["name"] for c in result["clusters"]] == [u["name"] for u in result["users"]] == ["vcp_alpha_web"]
+    assert result["contexts"] == [{"name": "vcp_alpha_web", "context": {"cluster": "vcp_alpha_web",
+                                                                        "user": "vcp_alpha_web", "namespace": "default"}}]
+    assert result["clusters"][0]["cluster"] == PORTAL_KUBECONFIG["clusters"][0]["cluster"]
+    assert result["users"][0]["user"] == PORTAL_KUBECONFIG["users"][0]["user"]
+    assert result["current-context"] == "vcp_alpha_web"
+
+
+def test_it_merges_without_clobbering_other_contexts_and_switches():
+    addition = kubeconfig.renamed(PORTAL_KUBECONFIG, "vcp_alpha_web")
+    result = kubeconfig.merged(OTHER_KUBECONFIG, addition)
+    assert [c["name"] for c in result["contexts"]] == ["prod", "vcp_alpha_web"]
+    assert [c["name"] for c in result["clusters"]] == ["prod", "vcp_alpha_web"]
+    assert result["users"][0] == OTHER_KUBECONFIG["users"][0]
+    assert result["preferences"] == {"colors": True} and result["current-context"] == "vcp_alpha_web"
+    assert OTHER_KUBECONFIG["current-context"] == "prod"  # the input is not changed
+
+
+def test_it_replaces_its_own_entries_when_connecting_again():
+    first = kubeconfig.merged(OTHER_KUBECONFIG, kubeconfig.renamed(PORTAL_KUBECONFIG, "vcp_alpha_web"))
+    moved = {**PORTAL_KUBECONFIG, "clusters": [{"name": "alpha-web", "cluster": {"server": "https://127.0.0.1:9999"}}]}
+    again = kubeconfig.merged(first, kubeconfig.renamed(moved, "vcp_alpha_web"))
+    assert [c["name"] for c in again["clusters"]] == ["prod", "vcp_alpha_web"]
+    assert again["clusters"][1]["cluster"]["server"] == "https://127.0.0.1:9999"
+
+
+def test_it_starts_a_kubeconfig_when_there_is_none(tmp_path):
+    path = tmp_path / "kube" / "config"
+    assert kubeconfig.read(path) is None
+    kubeconfig.write(path, kubeconfig.merged(None, kubeconfig.renamed(PORTAL_KUBECONFIG, "vcp_alpha_web")))
+    assert mode(path) == 0o600
+    written = yaml.safe_load(path.read_text())
+    assert written["kind"] == "Config" and written["current-context"] == "vcp_alpha_web"
+
+
+def test_it_uses_the_first_kubeconfig_kubectl_reads(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert kubeconfig.default_path({"KUBECONFIG": "/a/one:/b/two"}) == Path("/a/one")
+    assert kubeconfig.default_path({}) == tmp_path / ".kube" / "config"
+
+
+@pytest.mark.parametrize("status, code, exit_code", [
+    (400, "invalid", USAGE), (400, "quota_exceeded", QUOTA), (401, "not_authenticated", AUTH),
+    (403, "permission_denied", AUTH), (404, "not_found", NOT_FOUND), (409, "not_ready", OTHER),
+    (429, "throttled", OTHER), (500, "error", OTHER),
+])
+def test_it_maps_api_errors_to_documented_exit_codes(status, code, exit_code):
+    assert exit_code_for(status, code) == exit_code

@@ -1,0 +1,67 @@
+"""A vcluster's life through `vcp` only: a live portal, a real Celery worker, the host
+cluster, and the kubectl binary reading the kubeconfig vcp wrote."""
+
+import json
+import os
+import stat
+
+import pytest
+import yaml
+
+from localkube.binaries import bin_dir
+from tests.provisioning.conftest import celery_worker, host, var_dir  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ELSEWHERE = {  # a context of the user's own, which vcp must keep
+    "apiVersion": "v1", "kind": "Config",
+    "clusters": [{"name": "prod", "cluster": {"server": "https://prod.invalid:6443"}}],
+    "users": [{"name": "me", "user": {"token": "t"}}],
+    "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "me"}}],
+    "current-context": "prod",
+}
+
+
+def test_create_wait_list_connect_and_delete_with_vcp(logged_in, host, celery_worker, host_cluster):  # noqa: F811
+    celery_worker.start()
+    vcp = logged_in("teammate")
+    vcp.env["PATH"] = f"{bin_dir()}{os.pathsep}{vcp.env['PATH']}"  # the built kubectl
+
+    created = vcp("create", "vcluster", "demo", "--wait", "--cpu", "2").stdout
+    lines = created.splitlines()
+    assert lines[0] == "vcluster demo created in team alpha: Pending"
+    assert [line.split("  ")[0] for line in lines[1:-1]] == [  # each step once it has finished, with its time
+        "✓ Host namespace", "✓ Quota and limit range", "✓ Network policies", "✓ Syncer identity",
+        "✓ Control plane", "✓ Syncer", "✓ Kubeconfig"]
+    assert lines[-1].startswith("Ready in ")
+
+    listed = json.loads(vcp("list", "vclusters", "-o", "json").stdout)
+    assert [(v["name"], v["phase"], v["cpu"]) for v in listed] == [("demo", "Ready", "2")]
+    assert yaml.safe_load(vcp("list", "vclusters", "-o", "yaml").stdout) == listed
+    assert vcp("list", "vclusters").stdout.splitlines()[1].split()[:3] == ["demo", "alpha", "Ready"]
+
+    kubeconfig = vcp.home / ".kube" / "config"
+    kubeconfig.parent.mkdir()
+    kubeconfig.write_text(yaml.safe_dump(ELSEWHERE))
+    assert "Switched to context vcp_alpha_demo" in vcp("connect", "demo").stdout
+    merged = yaml.safe_load(kubeconfig.read_text())
+    assert [c["name"] for c in merged["contexts"]] == ["prod", "vcp_alpha_demo"]
+    assert merged["current-context"] == "vcp_alpha_demo" and stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    namespaces = vcp.kubectl("get", "ns", "-o", "name")
+    assert "namespace/kube-system" in namespaces and "namespace/default" in namespaces
+
+    # One command in the vcluster through a temporary kubeconfig, not the user's.
+    assert "namespace/tenant-ns created" in vcp("connect", "demo", "--", "kubectl", "create", "ns", "tenant-ns").stdout
+    assert "tenant-ns" in vcp("connect", "demo", "--", "kubectl", "get", "ns", "-o", "name").stdout
+    assert vcp("connect", "demo", "--", "kubectl", "get", "pod", "nope", code=1).stderr.startswith("Error from server")
+    printed = yaml.safe_load(vcp("connect", "demo", "--print").stdout)
+    assert printed["current-context"] == "vcp_alpha_demo" and yaml.safe_load(kubeconfig.read_text()) == merged
+
+    deleted = vcp("delete", "vcluster", "demo", "--wait").stdout.splitlines()
+    assert deleted[0] == "vcluster demo in team alpha: Deleting"
+    assert [line.split("  ")[0] for line in deleted[1:-1]] == [  # teardown's steps, not provisioning's again
+        "✓ Stop syncer and control plane", "✓ Delete host namespace", "✓ Remove cluster-wide objects",
+        "✓ Remove credentials", "✓ Verify nothing remains"]
+    assert deleted[-1].startswith("Deleted in ")
+    assert vcp("list", "vclusters").stdout.splitlines() == ["NAME  TEAM  PHASE  VERSION  CPU  MEMORY  STORAGE  PODS  CREATED"]
+    assert vcp("get", "vcluster", "demo", code=4).stderr == "error: No vcluster 'demo' among yours.\n"

@@ -1,0 +1,3 @@
+from vcp.cli import main
+
+main()

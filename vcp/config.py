@@ -1,0 +1,67 @@
+"""Where vcp keeps the portal's URL and the user's API token.
+
+`$VCP_CONFIG`, else `$XDG_CONFIG_HOME/vcp/config.yaml`, else `~/.config/vcp/config.yaml`.
+The token is a credential: the file is written 0600 inside a 0700 directory, through a
+temporary file renamed into place, so it is never readable by others, even briefly.
+"""
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import AUTH, VcpError
+
+
+@dataclass(frozen=True)
+class Config:
+    url: str
+    token: str
+
+
+def config_path(environ=os.environ) -> Path:
+    if environ.get("VCP_CONFIG"):
+        return Path(environ["VCP_CONFIG"])
+    base = Path(environ["XDG_CONFIG_HOME"]) if environ.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    return base / "vcp" / "config.yaml"
+
+
+def load(path: Path) -> Config:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise VcpError("Not logged in: run `vcp login URL`.", AUTH) from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise VcpError(f"Cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token"), str):
+        raise VcpError(f"{path} is not a vcp config (url and token); run `vcp login URL` again.")
+    return Config(url=data["url"], token=data["token"])
+
+
+def save(path: Path, config: Config) -> None:
+    write_private(path, yaml.safe_dump({"url": config.url, "token": config.token}))
+    path.parent.chmod(0o700)  # the directory is vcp's own, even if something else made it
+
+
+def remove(path: Path) -> bool:
+    """Forget the login; False if there was none."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600, creating its directory with mode 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp makes it 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
