@@ -10,7 +10,7 @@ from syncer import names
 from syncer.kinds import configmaps, endpoints, events, nodes, pvcs, secrets, services
 from syncer.kinds.pods import translate as pods
 from syncer.policy import TenantPolicy
-from syncer.translate import Target
+from syncer.translate import Refused, Target
 
 TARGET = Target(vcluster="vc", namespace="host-ns")
 ACCESS_VOLUME = {  # what the ServiceAccount admission plugin adds to every pod
@@ -253,6 +253,15 @@ def test_a_service_selects_only_its_own_namespaces_pods_on_the_host():
     assert host["spec"]["selector"] == {"app": "web", names.LABEL_MANAGED_BY: "vc", names.LABEL_NAMESPACE: "shop"}
     assert "externalIPs" not in host["spec"] and "clusterIP" not in host["spec"]
     assert host["spec"]["ports"] == [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]
+
+
+def test_an_external_name_service_is_refused_unless_the_host_allows_it():
+    external = virtual_service(type="ExternalName", externalName="metadata.google.internal", clusterIP=None,
+                               clusterIPs=None, selector=None)
+    with pytest.raises(Refused, match="ExternalName"):
+        services.host_service(external, TARGET)
+    allowing = Target("vc", "host-ns", policy=TenantPolicy(external_name_services=True))
+    assert services.host_service(external, allowing)["spec"]["externalName"] == "metadata.google.internal"
 
 
 def test_headless_and_selectorless_services_stay_so():
