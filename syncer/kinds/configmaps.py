@@ -8,9 +8,8 @@ needs them or the virtual object is gone. Everything else in the vcluster stays 
 from __future__ import annotations
 
 from ..controller import HostSync
-from ..informer import key_of
 from ..kind import VIRTUAL, Kind, Watch
-from ..kube import CONFIGMAPS, PODS
+from ..kube import CONFIGMAPS, PODS, Resource
 from ..translate import Target, host_object, marks_patch
 from .pods import REF_INDEXES
 from .pods.translate import pod_refs
@@ -47,13 +46,17 @@ def content_differs(desired: dict, actual: dict) -> bool:
     return any(desired.get(k) != actual.get(k) for k in ("data", "binaryData", "type", "immutable"))
 
 
-def referenced_by_pods(ctx, old: dict | None, new: dict | None, kind: str) -> list[str]:
-    """What a pod added or deleted refers to (a running pod's references never change)."""
-    if old is not None and new is not None:
-        return []
-    pod = new or old
-    namespace = pod["metadata"]["namespace"]
-    return [f"{namespace}/{name}" for name in pod_refs(pod).of(kind)]
+def pod_referenced(name: str, resource: Resource, controller: type[PodReferenced]) -> Kind:
+    """A kind copied while pods refer to it: it hears about pods added and deleted (a
+    running pod's references never change)."""
+    def referenced(ctx, old: dict | None, new: dict | None) -> list[str]:
+        if old is not None and new is not None:
+            return []
+        pod = new or old
+        namespace = pod["metadata"]["namespace"]
+        return [f"{namespace}/{ref}" for ref in pod_refs(pod).of(name)]
+
+    return Kind(name=name, resource=resource, controller=controller, watches=(Watch(VIRTUAL, PODS, referenced),))
 
 
 def host_configmap(configmap: dict, target: Target) -> dict:
@@ -65,9 +68,4 @@ class ConfigMapSync(PodReferenced):
         return host_configmap(virtual, self.ctx.target)
 
 
-KIND = Kind(
-    name="ConfigMap",
-    resource=CONFIGMAPS,
-    controller=ConfigMapSync,
-    watches=(Watch(VIRTUAL, PODS, lambda ctx, old, new: referenced_by_pods(ctx, old, new, "ConfigMap")),),
-)
+KIND = pod_referenced("ConfigMap", CONFIGMAPS, ConfigMapSync)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ..kind import VIRTUAL, Kind, Watch
-from ..kube import PODS, SECRETS
+from ..kube import SECRETS
 from ..translate import Target, host_object
-from .configmaps import PodReferenced, referenced_by_pods
+from .configmaps import PodReferenced, pod_referenced
 
 
 def host_secret(secret: dict, target: Target) -> dict:
@@ -23,9 +22,4 @@ class SecretSync(PodReferenced):
         return host_secret(virtual, self.ctx.target)
 
 
-KIND = Kind(
-    name="Secret",
-    resource=SECRETS,
-    controller=SecretSync,
-    watches=(Watch(VIRTUAL, PODS, lambda ctx, old, new: referenced_by_pods(ctx, old, new, "Secret")),),
-)
+KIND = pod_referenced("Secret", SECRETS, SecretSync)

@@ -7,10 +7,10 @@ when it appears.
 
 from __future__ import annotations
 
+from ... import names
 from ...informer import key_of
 from ...kind import VIRTUAL, Index, Kind, Watch
 from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS
-from ... import names
 from .controller import PodController
 from .translate import CONFIGMAP, PVC, SECRET, pod_refs
 
