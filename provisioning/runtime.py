@@ -121,9 +121,9 @@ class LocalProcessRuntime:
         stored = _stored_config(config_path)
         desired = self._syncer_config(vc, policy, stored.health_address if stored else None)
         if processes.pid("syncer") is not None:
-            if desired == stored:
+            if desired == stored and stored.health_address:
                 return False
-            processes.stop("syncer")  # its config changed (the host's tenant policy)
+            processes.stop("syncer")  # its config changed (the host's tenant policy), or it predates /readyz
         base = self._dir(vc)
         write_private(base / "host.kubeconfig", host_kubeconfig())
         self._cluster(vc).write_kubeconfig(base / "virtual.kubeconfig", "vcportal-syncer", ("system:masters",))
