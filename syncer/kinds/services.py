@@ -4,7 +4,9 @@ The host always allocates the ClusterIP (a tenant must not pick an address on th
 host); then the virtual Service is recreated with the host's IP (a ClusterIP cannot be
 changed in place), as the reference implementation does: the tenant sees a new uid and
 the IP that really routes. If that IP is taken inside the vcluster, a Warning event
-says so and the syncer tries again later. ExternalName Services are refused unless the
+says so and the syncer tries again later. Deleting a Service makes the vcluster's
+endpoints controller delete its Endpoints, which for a selector-less Service the tenant
+wrote by hand: the syncer puts them back. ExternalName Services are refused unless the
 host cluster's policy allows them; externalIPs are dropped (they would let a tenant
 claim addresses on the host's nodes); node ports are the host's to allocate.
 """
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 
 from .. import names
 from ..controller import HostSync
 from ..informer import key_of
 from ..kind import Kind
-from ..kube import SERVICES, ApiError
+from ..kube import ENDPOINTS, SERVICES, ApiError
 from ..names import LABEL_MANAGED_BY, LABEL_NAMESPACE
 from ..translate import Refused, Target, host_object, marks_patch
 
@@ -26,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 NOT_SYNCED = {"default/kubernetes"}  # the vcluster's own API server
 RETRY_CONFLICT = 30
+# How long after recreating a selector-less Service its hand-written Endpoints are put
+# back if the vcluster's endpoints controller deletes them (it does so once, soon).
+RESTORE_ENDPOINTS_FOR = 30
 SERVICE_FIELDS = (
     "type", "ports", "selector", "sessionAffinity", "sessionAffinityConfig", "publishNotReadyAddresses",
     "externalName", "externalTrafficPolicy", "internalTrafficPolicy", "ipFamilyPolicy", "ipFamilies",
@@ -70,7 +76,17 @@ def recreated_service(service: dict, cluster_ips: list[str]) -> dict:
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
 
 
+def restored_endpoints(endpoints: dict) -> dict:
+    """Hand-written Endpoints as the tenant wrote them, to create again."""
+    meta = {k: v for k, v in endpoints["metadata"].items() if k in ("name", "namespace", "labels", "annotations")}
+    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta, "subsets": endpoints.get("subsets") or []}
+
+
 class ServiceSync(HostSync):
+    def __init__(self, ctx, kind, workers: int = 2):
+        super().__init__(ctx, kind, workers)
+        self._endpoints_to_restore: dict[str, tuple[dict, float]] = {}  # key → (Endpoints, until)
+
     def keys(self):
         return super().keys() - NOT_SYNCED
 
@@ -106,7 +122,7 @@ class ServiceSync(HostSync):
         if _has_cluster_ip(service) and _ips(current) != _ips(service):
             return self._take_host_ip(service, current)
         self._report(service, current)
-        return None
+        return self._restore_endpoints(service)
 
     def _take_host_ip(self, service: dict, current: dict) -> float | None:
         """Recreate the virtual Service with the host copy's ClusterIPs."""
@@ -119,8 +135,9 @@ class ServiceSync(HostSync):
                                    f"the host gave this service {', '.join(wanted)}, which "
                                    f"{other['namespace']}/{other['name']} holds in the vcluster")
             return RETRY_CONFLICT
-        meta = service["metadata"]
-        logger.info("recreating virtual service %s with the host's IP %s", key_of(service), wanted)
+        meta, key = service["metadata"], key_of(service)
+        written = None if service["spec"].get("selector") else self.ctx.vinf[ENDPOINTS].get(key)
+        logger.info("recreating virtual service %s with the host's IP %s", key, wanted)
         self.ctx.virtual.delete(SERVICES, meta["namespace"], meta["name"], uid=meta["uid"])
         try:
             recreated = self.ctx.virtual.create(SERVICES, meta["namespace"], recreated_service(service, wanted))
@@ -130,7 +147,22 @@ class ServiceSync(HostSync):
             raise
         self.ctx.host.patch(SERVICES, self.ctx.target.namespace, current["metadata"]["name"],
                             {"metadata": {"annotations": {names.ANN_UID: recreated["metadata"]["uid"]}}})
+        if written is not None:
+            self._endpoints_to_restore[key] = (written, time.monotonic() + RESTORE_ENDPOINTS_FOR)
+            return 1
         return None
+
+    def _restore_endpoints(self, service: dict) -> float | None:
+        key = key_of(service)
+        written, until = self._endpoints_to_restore.get(key, (None, 0))
+        if written is None or time.monotonic() > until:
+            self._endpoints_to_restore.pop(key, None)
+            return None
+        meta = written["metadata"]
+        if self.ctx.virtual.get_or_none(ENDPOINTS, meta["namespace"], meta["name"]) is None:
+            logger.info("putting back the hand-written endpoints of %s", key)
+            self.ctx.virtual.create(ENDPOINTS, meta["namespace"], restored_endpoints(written))
+        return 1
 
     def _report(self, service: dict, current: dict) -> None:
         want = (current.get("status") or {}).get("loadBalancer") or {}

@@ -23,9 +23,11 @@ import yaml
 from kubernetes import client
 
 from localkube import LocalCluster
+from localkube.ports import allocate
 from provisioning import manifests
 from provisioning.hostkube import HostKube
 from syncer import names, rbac
+from syncer.health import probe
 from tests.kube.helpers import eventually, new_namespace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,17 +50,16 @@ class Clients:
 class SyncerProcess:
     def __init__(self, config: Path, log: Path):
         self.config, self.log = config, log
+        self.health = yaml.safe_load(config.read_text())["health_address"]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "manage.py", "syncer", "--config", str(self.config), "--log-level", "DEBUG"],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        eventually(lambda: "is running" in self.log.read_text()[offset:] or self._died(), timeout=60,
-                   what="the syncer to start")
+        eventually(lambda: probe(self.health) == 200 or self._died(), timeout=60, what="the syncer ready")
         assert self.proc.poll() is None, f"the syncer exited:\n{self.tail()}"
 
     def _died(self) -> bool:
@@ -154,6 +155,7 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
             "virtual_kubeconfig": str(cluster.admin_kubeconfig),
             "host_kubeconfig": str(host_kubeconfig),
             "host_namespace": namespace,
+            "health_address": f"127.0.0.1:{allocate(['syncer'])['syncer']}",
             **config,
         }))
         process = SyncerProcess(config_path, work / "syncer.log")

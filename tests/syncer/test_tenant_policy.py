@@ -37,6 +37,10 @@ def refused(vcluster, name: str, *words: str):
     return event
 
 
+def host_cluster_ip(vcluster, name: str) -> str:
+    return vcluster.operator.core.read_namespaced_service(vcluster.host_name(name), vcluster.host_namespace).spec.cluster_ip
+
+
 def host_pod_of(vcluster, name: str):
     return [p for p in vcluster.host_pods() if p.metadata.annotations[names.ANN_NAME] == name]
 
@@ -112,6 +116,8 @@ def test_tolerations_are_stripped_and_host_node_selectors_and_runtime_classes_re
     tenant.create_namespaced_pod("default", pod("affine", affinity={"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]}}}))
+    client.NodeV1Api(vcluster.tenant.api).create_runtime_class(client.V1RuntimeClass(
+        metadata=client.V1ObjectMeta(name="privileged-vm"), handler="kata"))
     tenant.create_namespaced_pod("default", pod("runtime", runtimeClassName="privileged-vm"))
 
     host = eventually(lambda: host_pod_of(vcluster, "tolerant"), what="the tolerant pod on the host")[0]
@@ -126,7 +132,9 @@ def test_a_virtual_node_shows_no_host_machine_identifiers(make_vcluster, operato
     vcluster = make_vcluster(policy={"node_label_keys": ["kubernetes.io/hostname"]})
     node_name = f"kwok-ident-{uuid.uuid4().hex[:6]}"
     identity = {"machineID": "f00dfeedf00dfeedf00dfeedf00dfeed", "systemUUID": "5c3c5d8c-host-uuid",
-                "bootID": "b007b007-host-boot"}
+                "bootID": "b007b007-host-boot", "architecture": "amd64", "operatingSystem": "linux",
+                "osImage": "", "kernelVersion": "", "kubeletVersion": "fake", "kubeProxyVersion": "",
+                "containerRuntimeVersion": ""}
     capacity = {"cpu": "4", "memory": "8Gi", "pods": "110"}
     operator.core.create_node({
         "apiVersion": "v1", "kind": "Node",
@@ -161,6 +169,8 @@ def test_hand_written_endpoints_reach_the_host_only_for_the_vclusters_own_pods(v
         host_api_ip = operator.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
 
         tenant.create_namespaced_service("default", service("sneaky"))
+        eventually(lambda: host_cluster_ip(vcluster, "sneaky") == tenant.read_namespaced_service(
+            "sneaky", "default").spec.cluster_ip, what="the service recreated with the host's IP")
         tenant.create_namespaced_endpoints("default", {"metadata": {"name": "sneaky"}, "subsets": [{
             "addresses": [{"ip": own_ip}, {"ip": neighbour_ip}, {"ip": host_api_ip},
                           {"ip": neighbour_ip, "targetRef": {"kind": "Pod", "name": "neighbour",
@@ -193,9 +203,7 @@ def test_a_service_with_a_chosen_cluster_ip_gets_the_one_the_host_allocates(vclu
     vcluster.tenant.core.create_namespaced_service("default", service("picked", {"app": "x"}, cluster_ip=chosen))
 
     def aligned():
-        virtual = vcluster.tenant.core.read_namespaced_service("picked", "default")
-        host = operator.core.read_namespaced_service(vcluster.host_name("picked"), vcluster.host_namespace)
-        return virtual.spec.cluster_ip == host.spec.cluster_ip and host
+        ip = host_cluster_ip(vcluster, "picked")
+        return vcluster.tenant.core.read_namespaced_service("picked", "default").spec.cluster_ip == ip and ip
 
-    host = eventually(aligned, what="the virtual service with the host's ClusterIP")
-    assert host.spec.cluster_ip != chosen
+    assert eventually(aligned, what="the virtual service with the host's ClusterIP") != chosen

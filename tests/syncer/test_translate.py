@@ -287,6 +287,14 @@ def test_a_recreated_service_keeps_the_tenants_spec_with_the_hosts_ip():
     assert "uid" not in recreated["metadata"] and recreated["metadata"]["labels"] == {"tier": "front"}
 
 
+def test_hand_written_endpoints_are_put_back_as_the_tenant_wrote_them():
+    written = {"metadata": {"name": "ext", "namespace": "shop", "uid": "e-1", "resourceVersion": "7",
+                            "labels": {"a": "b"}}, "subsets": [{"addresses": [{"ip": "10.244.0.5"}]}]}
+    assert services.restored_endpoints(written) == {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext", "namespace": "shop", "labels": {"a": "b"}},
+        "subsets": [{"addresses": [{"ip": "10.244.0.5"}]}]}
+
+
 def test_endpoints_point_at_host_pods_and_only_at_this_vclusters_pods():
     written = {"metadata": {"name": "ext", "namespace": "shop", "uid": "e-1"}, "subsets": [
         {"addresses": [{"ip": "10.244.0.5", "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}},
