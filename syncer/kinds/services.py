@@ -136,7 +136,9 @@ class ServiceSync(HostSync):
                                    f"{other['namespace']}/{other['name']} holds in the vcluster")
             return RETRY_CONFLICT
         meta, key = service["metadata"], key_of(service)
-        written = None if service["spec"].get("selector") else self.ctx.vinf[ENDPOINTS].get(key)
+        # From the server: the cache may not show Endpoints written just after the Service.
+        written = None if service["spec"].get("selector") else \
+            self.ctx.virtual.get_or_none(ENDPOINTS, meta["namespace"], meta["name"])
         logger.info("recreating virtual service %s with the host's IP %s", key, wanted)
         self.ctx.virtual.delete(SERVICES, meta["namespace"], meta["name"], uid=meta["uid"])
         try:

@@ -50,11 +50,14 @@ def test_a_service_without_selector_gets_the_tenants_endpoints_on_the_host(vclus
     ips = eventually(lambda: len(ips := [p.status.pod_ip for p in tenant.list_namespaced_pod("default").items
                                          if p.status.pod_ip]) == 2 and ips, what="2 pod IPs")
     tenant.create_namespaced_service("default", service("external"))
+    host_name = vcluster.host_name("external")
+    eventually(lambda: tenant.read_namespaced_service("external", "default").spec.cluster_ip ==
+               operator.read_namespaced_service(host_name, vcluster.host_namespace).spec.cluster_ip,
+               what="the service with the host's ClusterIP")
     tenant.create_namespaced_endpoints("default", client.V1Endpoints(
         metadata=client.V1ObjectMeta(name="external"),
         subsets=[client.V1EndpointSubset(addresses=[client.V1EndpointAddress(ip=ips[0])],
                                          ports=[client.CoreV1EndpointPort(port=8080)])]))
-    host_name = vcluster.host_name("external")
 
     eventually(lambda: endpoint_ips(operator.read_namespaced_endpoints(host_name, vcluster.host_namespace))
                == {ips[0]}, what="the endpoints on the host")
