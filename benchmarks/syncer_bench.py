@@ -39,6 +39,8 @@ import yaml  # noqa: E402
 from kubernetes import client  # noqa: E402
 
 from localkube import LocalCluster  # noqa: E402
+from provisioning import manifests  # noqa: E402
+from provisioning.hostkube import HostKube  # noqa: E402
 from syncer import names, rbac  # noqa: E402
 from syncer.informer import Informer  # noqa: E402
 from syncer.kube import PODS, Client  # noqa: E402
@@ -154,11 +156,13 @@ def raw_rate(hclient: Client, count: int, threads: int, admin: client.CoreV1Api)
 def start_syncer(work: Path, host: LocalCluster, vc: LocalCluster, workers: int) -> subprocess.Popen:
     admin = host.api_client()
     client.CoreV1Api(admin).create_namespace({"metadata": {"name": HOST_NAMESPACE}})
-    rbac.grant(admin, HOST_NAMESPACE, "syncer")
+    host_kube = HostKube(host.admin_kubeconfig.read_text())
+    for manifest in manifests.syncer_identity(HOST_NAMESPACE, {"vcportal.io/benchmark": "syncer"}):
+        host_kube.apply(manifest)  # the RBAC production grants
     host_kubeconfig = work / "host.kubeconfig"
     host_kubeconfig.touch(mode=0o600)
     host_kubeconfig.write_text(rbac.token_kubeconfig(admin, host.server, host.ca_cert_path.read_bytes(),
-                                                     HOST_NAMESPACE, "syncer"))
+                                                     HOST_NAMESPACE, manifests.SYNCER))
     config = work / "syncer.yaml"
     config.write_text(yaml.safe_dump({"vcluster": VCLUSTER, "virtual_kubeconfig": str(vc.admin_kubeconfig),
                                       "host_kubeconfig": str(host_kubeconfig), "host_namespace": HOST_NAMESPACE,

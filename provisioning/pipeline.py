@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kubernetes.client.rest import ApiException
 
+from syncer.policy import TenantPolicy
 from syncer.rbac import token_kubeconfig
 from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
 
@@ -136,8 +137,18 @@ def ensure_syncer(ctx: Context) -> None:
             manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
         )
 
-    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig):
+    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, TenantPolicy()):
         ctx.changes.append("syncer started")
+    _wait_syncer_ready(ctx, settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
+
+
+def _wait_syncer_ready(ctx: Context, timeout: float) -> None:
+    """Done when the syncer has listed both clusters and syncs, not when it is spawned."""
+    deadline = time.monotonic() + timeout
+    while not ctx.runtime.syncer_running(ctx.ref):
+        if time.monotonic() > deadline:
+            raise Transient(f"the syncer is not ready after {timeout}s")
+        time.sleep(0.2)
 
 
 def ensure_kubeconfig(ctx: Context) -> None:

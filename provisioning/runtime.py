@@ -8,10 +8,11 @@ host namespace would implement the same methods and nothing else would change.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -19,11 +20,13 @@ from django.conf import settings
 
 from localkube import ClusterError, LocalCluster
 from localkube.binaries import kube_version
+from localkube.cluster import ADMIN_USER
 from localkube.files import write_private
+from localkube.ports import allocate
 from localkube.processes import ProcessDir, process_alive
-from syncer.config import SyncerConfig, vcluster_config_path
-
-ADMIN_USER = "vcluster-admin"
+from syncer.config import ConfigError, SyncerConfig, load, vcluster_config_path
+from syncer.health import probe
+from syncer.policy import TenantPolicy
 
 
 class RuntimeFailure(RuntimeError):
@@ -52,11 +55,12 @@ class ControlPlaneRuntime(Protocol):
     def admin_kubeconfig(self, vc: VClusterRef) -> str:
         """A kubeconfig with cluster-admin rights, naming server(vc)."""
 
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str]) -> bool:
-        """Start the syncer unless it runs, with host credentials from
-        `host_kubeconfig()`; True if it had to be started."""
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
+        """Start the syncer unless it runs with this `policy`, with host credentials from
+        `host_kubeconfig()`; True if it had to be (re)started."""
 
-    def syncer_running(self, vc: VClusterRef) -> bool: ...
+    def syncer_running(self, vc: VClusterRef) -> bool:
+        """True once the syncer is ready: it has listed both clusters and syncs."""
 
     def destroy(self, vc: VClusterRef) -> list[str]:
         """Stop everything and remove all state; returns what was removed."""
@@ -110,26 +114,38 @@ class LocalProcessRuntime:
         finally:
             path.unlink()
 
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str]) -> bool:
-        processes = self._processes(vc)
-        config_path = vcluster_config_path(vc.id)
-        if processes.pid("syncer") is not None and config_path.exists():
-            return False
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
+        """The syncer runs as `python -m syncer`, without Django, with an environment of
+        only what it needs (spawn()'s minimal base and PYTHONPATH): no portal secrets."""
+        processes, config_path = self._processes(vc), vcluster_config_path(vc.id)
+        stored = _stored_config(config_path)
+        desired = self._syncer_config(vc, policy, stored.health_address if stored else None)
+        if processes.pid("syncer") is not None:
+            if desired == stored and stored.health_address:
+                return False
+            processes.stop("syncer")  # its config changed (the host's tenant policy), or it predates /readyz
         base = self._dir(vc)
         write_private(base / "host.kubeconfig", host_kubeconfig())
-        cluster = self._cluster(vc)
-        cluster.write_kubeconfig(base / "virtual.kubeconfig", "vcportal-syncer", ("system:masters",))
-        config = SyncerConfig(
-            vcluster=_syncer_name(vc), virtual_kubeconfig=base / "virtual.kubeconfig",
-            host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
-        )
-        write_private(config_path, config.dump())
-        manage = Path(settings.BASE_DIR) / "manage.py"
-        processes.spawn("syncer", [sys.executable, str(manage), "syncer", "--config", str(config_path)])
+        self._cluster(vc).write_kubeconfig(base / "virtual.kubeconfig", "vcportal-syncer", ("system:masters",))
+        health = allocate(["syncer"])["syncer"]
+        write_private(config_path, dataclasses.replace(desired, health_address=f"127.0.0.1:{health}").dump())
+        processes.spawn("syncer", [sys.executable, "-m", "syncer", "--config", str(config_path)],
+                        env={"PYTHONPATH": str(settings.BASE_DIR)})
         return True
 
+    def _syncer_config(self, vc: VClusterRef, policy: TenantPolicy, health_address: str | None) -> SyncerConfig:
+        base = self._dir(vc)
+        return SyncerConfig(
+            vcluster=_syncer_name(vc), virtual_kubeconfig=base / "virtual.kubeconfig",
+            host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
+            health_address=health_address, policy=TenantPolicy.from_dict(policy.to_dict()),  # as stored
+        )
+
     def syncer_running(self, vc: VClusterRef) -> bool:
-        return self._processes(vc).pid("syncer") is not None
+        config = _stored_config(vcluster_config_path(vc.id))
+        if self._processes(vc).pid("syncer") is None or config is None or not config.health_address:
+            return False
+        return probe(config.health_address) == 200
 
     def destroy(self, vc: VClusterRef) -> list[str]:
         processes, cluster = self._processes(vc), self._cluster(vc)
@@ -147,6 +163,13 @@ class LocalProcessRuntime:
             shutil.rmtree(self._dir(vc))
             removed.append(f"state directory {self._dir(vc)}")
         return removed
+
+
+def _stored_config(path: Path) -> SyncerConfig | None:
+    try:
+        return load(path)
+    except ConfigError:  # none yet, or unreadable: written afresh
+        return None
 
 
 def _syncer_name(vc: VClusterRef) -> str:

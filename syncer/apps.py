@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
 
-class SyncerConfig(AppConfig):
+class SyncerAppConfig(AppConfig):
     name = "syncer"
     verbose_name = "vcluster syncer"

@@ -9,6 +9,9 @@
     api_endpoint: 10.96.12.34:443        # the vcluster API as host pods reach it (optional)
     dns_ip: 10.96.12.35                  # the vcluster's DNS as host pods reach it (optional)
     workers: 8                           # pod workers (optional)
+    health_address: 127.0.0.1:8081       # serves /healthz and /readyz (optional)
+    policy:                              # what the host lets tenants ask of it (optional; see syncer.policy)
+      csi_drivers: [secrets-store.csi.k8s.io]
 
 Relative paths are relative to the file.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from .policy import PolicyError, TenantPolicy
 from .translate import Target
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
@@ -44,6 +48,8 @@ class SyncerConfig:
     api_endpoint: str | None = None
     dns_ip: str | None = None
     workers: int = 8
+    health_address: str | None = None
+    policy: TenantPolicy = field(default_factory=TenantPolicy)
     # The file this was read from, if any.
     path: Path | None = field(default=None, compare=False)
 
@@ -58,16 +64,19 @@ class SyncerConfig:
             raise ConfigError("resync_period and workers must be positive")
         self.virtual_kubeconfig = Path(self.virtual_kubeconfig)
         self.host_kubeconfig = Path(self.host_kubeconfig)
-        if self.api_endpoint:
-            self.api_address()
+        if isinstance(self.policy, dict):
+            try:
+                self.policy = TenantPolicy.from_dict(self.policy)
+            except PolicyError as exc:
+                raise ConfigError(f"policy: {exc}") from None
+        self.api_address()
+        self.health_listen_address()
 
     def api_address(self) -> tuple[str, int] | None:
-        if not self.api_endpoint:
-            return None
-        host, _, port = self.api_endpoint.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"api_endpoint must be IP:PORT, got {self.api_endpoint!r}")
-        return host, int(port)
+        return _address("api_endpoint", self.api_endpoint)
+
+    def health_listen_address(self) -> tuple[str, int] | None:
+        return _address("health_address", self.health_address)
 
     def target(self) -> Target:
         return Target(
@@ -76,12 +85,30 @@ class SyncerConfig:
             service_account=self.host_service_account,
             api_endpoint=self.api_address(),
             dns_ip=self.dns_ip,
+            policy=self.policy,
         )
 
     def dump(self) -> str:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "path"}
-        values = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
+        values = {k: _plain(v) for k, v in values.items() if v is not None}
         return yaml.safe_dump(values, sort_keys=False)
+
+
+def _plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, TenantPolicy):
+        return value.to_dict()
+    return value
+
+
+def _address(name: str, value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{name} must be IP:PORT, got {value!r}")
+    return host, int(port)
 
 
 def load(path: Path | str) -> SyncerConfig:

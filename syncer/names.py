@@ -4,7 +4,9 @@ A virtual object NAME in NAMESPACE of vcluster VC becomes `NAME-x-NAMESPACE-x-VC
 host namespace. When that is longer than 63 characters (the DNS-1123 label limit that
 Services need; every kind uses it so one rule covers all), or when a part could blur
 into the `-x-` separators (`a-x` + `b` and `a` + `x-b` would both give `a-x-x-b-x-VC`),
-it is cut and ends with a stable hash of the three parts instead.
+it is cut and ends with a stable hash of the three parts instead: 64 bits of SHA-256,
+so that no tenant can choose a head and search for a name that collides with another
+object's (40 bits, as before, could be forced in about 2^40 tries).
 
 The way back is never parsed out of a host name: every host object carries annotations
 naming its virtual object, and labels saying which vcluster owns it.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 MAX_NAME = 63
-HASH_LEN = 10
+HASH_LEN = 16  # hex digits: 64 bits
 
 PREFIX = "vcportal.io/"
 LABEL_MANAGED_BY = PREFIX + "managed-by"

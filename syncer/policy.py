@@ -59,8 +59,9 @@ class TenantPolicy:
 
     def allows_toleration(self, toleration: dict) -> bool:
         """True if `toleration` is one the policy lists (all four fields equal; a
-        missing operator is Equal, as the API server defaults it)."""
-        return _toleration(toleration) in self.tolerations
+        missing operator is Equal, as the API server defaults it). How long a NoExecute
+        toleration lasts is the tenant's to choose."""
+        return _toleration({k: toleration.get(k) for k in TOLERATION_KEYS}) in self.tolerations
 
 
 def _strings(values: dict, name: str) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
-"""The host permissions the syncer needs, for provisioning to grant (and tests to use).
+"""The host permissions the syncer needs, derived from the registry of kinds, for
+provisioning to grant (provisioning.manifests.syncer_identity).
 
-A Role in the host namespace covers exactly the kinds the syncer writes there, plus
-reading events. Pod status is never written on the host. A ClusterRole lets it read
-Nodes, to mirror those that run tenant pods.
+A Role in the host namespace covers exactly the namespaced kinds the syncer watches
+there, with the verbs each kind declares (the kinds it writes: no status subresources,
+no update, no wildcard; events: read). A ClusterRole covers the cluster-scoped kinds it
+reads (Nodes, to mirror those that run tenant pods).
 """
 
 from __future__ import annotations
@@ -11,48 +13,35 @@ import base64
 
 import yaml
 
-WRITE = ["get", "list", "watch", "create", "patch", "delete"]
-READ = ["get", "list", "watch"]
+from .kinds import REGISTRY
+
 NODE_READER = "vcportal-syncer-node-reader"
-RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 def host_rules() -> dict[str, list[dict]]:
     """{"role": rules for a Role in the host namespace, "node_reader": rules for a ClusterRole}."""
+    on_host = [kind for kind in REGISTRY if kind.host_objects]
     return {
-        "role": [
-            {
-                "apiGroups": [""],
-                "resources": ["pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims"],
-                "verbs": WRITE,
-            },
-            {"apiGroups": [""], "resources": ["events"], "verbs": READ},
-        ],
-        "node_reader": [{"apiGroups": [""], "resources": ["nodes"], "verbs": READ}],
+        "role": _rules(kind for kind in on_host if kind.resource.namespaced),
+        "node_reader": _rules(kind for kind in on_host if not kind.resource.namespaced),
     }
 
 
-def grant(api_client, namespace: str, account: str) -> None:
-    """Create on the host (as its admin, through a `kubernetes` ApiClient) the
-    ServiceAccount `account` in `namespace`, bound to a Role with host_rules()["role"]
-    there and to the shared node-reader ClusterRole."""
-    from kubernetes import client
-
-    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-    meta = {"name": account, "namespace": namespace}
-    subject = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
-    _create(lambda: rbac.create_cluster_role({"metadata": {"name": NODE_READER}, "rules": host_rules()["node_reader"]}))
-    core.create_namespaced_service_account(namespace, {"metadata": meta})
-    rbac.create_namespaced_role(namespace, {"metadata": meta, "rules": host_rules()["role"]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": meta, "subjects": subject, "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": account}})
-    rbac.create_cluster_role_binding({
-        "metadata": {"name": node_binding_name(namespace, account)}, "subjects": subject,
-        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": NODE_READER}})
+def _rules(kinds) -> list[dict]:
+    """One rule per API group and set of verbs, in registry order."""
+    rules: dict[tuple, dict] = {}
+    for kind in kinds:
+        group = _api_group(kind.resource.prefix)
+        rule = rules.setdefault((group, kind.host_verbs),
+                                {"apiGroups": [group], "resources": [], "verbs": list(kind.host_verbs)})
+        rule["resources"].append(kind.resource.plural)
+    return list(rules.values())
 
 
-def node_binding_name(namespace: str, account: str) -> str:
-    return f"{namespace}-{account}"
+def _api_group(prefix: str) -> str:
+    """"/api/v1" → "" (core); "/apis/GROUP/VERSION" → GROUP."""
+    parts = prefix.strip("/").split("/")
+    return "" if parts[0] == "api" else parts[1]
 
 
 def token_kubeconfig(api_client, server: str, ca_pem: bytes, namespace: str, account: str,
@@ -72,12 +61,3 @@ def token_kubeconfig(api_client, server: str, ca_pem: bytes, namespace: str, acc
         "current-context": "host",
     })
 
-
-def _create(call) -> None:
-    from kubernetes.client.rest import ApiException
-
-    try:
-        call()
-    except ApiException as exc:
-        if exc.status != 409:
-            raise

@@ -2,8 +2,9 @@
 
 Personas: the *tenant* uses the vcluster with its admin kubeconfig, as a team would
 through a downloaded kubeconfig; the *operator* is the host cluster's admin. The syncer
-runs as its own process (`manage.py syncer --config`) with a host token that can only
-touch its host namespace (see syncer.rbac), as provisioning will run it.
+runs as its own process (`manage.py syncer --config`) with a host token of the
+ServiceAccount, Role and bindings production creates (provisioning.manifests.
+syncer_identity, applied by server-side apply), so the tests exercise that RBAC.
 
 Pods "run" on kwok's fake nodes: kwok marks them Running with an IP, but no container
 starts, so these tests prove what reaches the API servers, not what a process would see.
@@ -22,10 +23,15 @@ import yaml
 from kubernetes import client
 
 from localkube import LocalCluster
+from localkube.ports import allocate
+from provisioning import manifests
+from provisioning.hostkube import HostKube
 from syncer import names, rbac
+from syncer.health import probe
 from tests.kube.helpers import eventually, new_namespace
 
 REPO = Path(__file__).resolve().parents[2]
+TEST_LABELS = {"vcportal.io/test": "syncer"}
 
 
 @dataclass
@@ -44,17 +50,16 @@ class Clients:
 class SyncerProcess:
     def __init__(self, config: Path, log: Path):
         self.config, self.log = config, log
+        self.health = yaml.safe_load(config.read_text())["health_address"]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "manage.py", "syncer", "--config", str(self.config), "--log-level", "DEBUG"],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        eventually(lambda: "is running" in self.log.read_text()[offset:] or self._died(), timeout=60,
-                   what="the syncer to start")
+        eventually(lambda: probe(self.health) == 200 or self._died(), timeout=60, what="the syncer ready")
         assert self.proc.poll() is None, f"the syncer exited:\n{self.tail()}"
 
     def _died(self) -> bool:
@@ -130,6 +135,7 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
     """Factory: a vcluster named `name` synced into a host namespace (a fresh one unless
     given). Everything is stopped and the host namespaces deleted at the end."""
     made: list[VCluster] = []
+    host_kube = HostKube(host_cluster.admin_kubeconfig.read_text())
 
     def factory(name: str = "vc", host_namespace: str | None = None, host_labels: dict | None = None,
                 **config) -> VCluster:
@@ -138,16 +144,18 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
         work = tmp_path_factory.mktemp(f"syncer-{name}")
         host_kubeconfig = work / "host.kubeconfig"
         host_kubeconfig.touch(mode=0o600)
-        account = f"syncer-{name}"
-        rbac.grant(operator.api, namespace, account)
+        for manifest in manifests.syncer_identity(namespace, TEST_LABELS):
+            host_kube.apply(manifest)
         host_kubeconfig.write_text(rbac.token_kubeconfig(operator.api, host_cluster.server,
-                                                         host_cluster.ca_cert_path.read_bytes(), namespace, account))
+                                                         host_cluster.ca_cert_path.read_bytes(), namespace,
+                                                         manifests.SYNCER))
         config_path = work / "syncer.yaml"
         config_path.write_text(yaml.safe_dump({
             "vcluster": name,
             "virtual_kubeconfig": str(cluster.admin_kubeconfig),
             "host_kubeconfig": str(host_kubeconfig),
             "host_namespace": namespace,
+            "health_address": f"127.0.0.1:{allocate(['syncer'])['syncer']}",
             **config,
         }))
         process = SyncerProcess(config_path, work / "syncer.log")
@@ -163,9 +171,9 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
     for vc in made:
         vc.syncer.stop()
         print(f"--- syncer log of {vc.name} ---\n{vc.syncer.tail()}")
-    for vc in made:
-        operator.rbac.delete_cluster_role_binding(rbac.node_binding_name(vc.host_namespace, f"syncer-{vc.name}"))
     for namespace in {vc.host_namespace for vc in made}:
+        host_kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
+                         manifests.node_reader_binding_name(namespace))
         operator.core.delete_namespace(namespace)
 
 

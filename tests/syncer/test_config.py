@@ -12,7 +12,10 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from syncer import config, kube, rbac
+from localkube.ports import allocate
+from syncer import config, kube
+from syncer.health import probe
+from tests.kube.helpers import eventually
 
 from .conftest import REPO
 
@@ -48,6 +51,7 @@ def test_json_is_accepted_too(tmp_path):
     ({"host_namespace": ""}, "host_namespace must be a DNS label"),
     ({"resync_period": 0}, "must be positive"),
     ({"api_endpoint": "10.0.0.1"}, "IP:PORT"),
+    ({"health_address": "8081"}, "health_address must be IP:PORT"),
     ({"colour": "blue"}, "unknown keys colour"),
 ])
 def test_a_bad_config_is_refused_with_the_reason(tmp_path, change, complaint):
@@ -86,17 +90,6 @@ def test_python_m_syncer_exits_2_on_a_bad_config(tmp_path):
     done = subprocess.run([sys.executable, "-m", "syncer", "--config", str(tmp_path / "missing.yaml")],
                           cwd=REPO, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "cannot read syncer config" in done.stderr
-
-
-def test_the_host_role_is_limited_to_the_kinds_the_syncer_writes_and_nodes_are_read_only():
-    rules = rbac.host_rules()
-    granted = {(r, v) for rule in rules["role"] for r in rule["resources"] for v in rule["verbs"]}
-    written = {"pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims"}
-    assert {r for r, v in granted if v == "create"} == written
-    assert {v for r, v in granted if r == "events"} == {"get", "list", "watch"}
-    assert not {r for r, _ in granted} - written - {"events"}, "no other resource, no subresource"
-    assert all("*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"] for rule in rules["role"])
-    assert rules["node_reader"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
 
 
 def kubeconfig(user: dict) -> dict:
@@ -162,3 +155,29 @@ def test_rotated_credentials_are_picked_up_from_the_kubeconfig_file(tmp_path):
             {"kind": "Namespace"}
     finally:
         server.shutdown()
+
+
+def test_a_syncer_that_cannot_list_its_clusters_is_alive_but_not_ready(tmp_path):
+    unreachable = kubeconfig({"token": "t"})
+    unreachable["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    write(tmp_path / "kc", **unreachable)
+    port = allocate(["health"])["health"]
+    path = write(tmp_path / "syncer.yaml", vcluster="vc", virtual_kubeconfig="kc", host_kubeconfig="kc",
+                 host_namespace="ns", health_address=f"127.0.0.1:{port}")
+    proc = subprocess.Popen([sys.executable, "-m", "syncer", "--config", str(path)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: probe(f"127.0.0.1:{port}", "/healthz") == 200, what="the health listener")
+        assert probe(f"127.0.0.1:{port}", "/readyz") == 503
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_policy_in_the_config_is_read_and_a_bad_one_refused(tmp_path):
+    loaded = config.load(write(tmp_path / "s.yaml", **VALID, policy={"csi_drivers": ["b", "a"]}))
+    assert loaded.policy.csi_drivers == ("a", "b")
+    assert loaded.target().policy == loaded.policy
+    assert config.load(write(tmp_path / "again.yaml", **yaml.safe_load(loaded.dump()))).policy == loaded.policy
+    with pytest.raises(config.ConfigError, match="policy: unknown policy keys: hostPath"):
+        config.load(write(tmp_path / "bad.yaml", **VALID, policy={"hostPath": True}))

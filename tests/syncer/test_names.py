@@ -24,7 +24,7 @@ def test_longer_names_are_cut_to_63_with_a_stable_hash_of_the_whole():
     assert len(long) <= 63
     assert long == names.host_name("a" * 200, "n" * 63, "v" * 40)
     assert long != names.host_name("a" * 199, "n" * 63, "v" * 40)
-    assert re.search(r"-[0-9a-f]{10}\Z", long)
+    assert re.search(r"-[0-9a-f]{16}\Z", long)
 
 
 def test_a_service_name_stays_a_dns_1035_label_at_any_length():
@@ -48,7 +48,7 @@ def test_parts_that_could_blur_into_the_separators_get_distinct_hashed_names():
                ("a", "x", "x-vc"), ("a-x", "x", "vc"), ("a-x-b" + "c" * 60, "d", "vc"), ("a", "b" + "c" * 50 + "-x-d", "vc")]
     host_names = [names.host_name(*t) for t in triples]
     assert len(set(host_names)) == len(triples)
-    assert all(re.search(r"-[0-9a-f]{10}\Z", n) for n in host_names)
+    assert all(re.search(r"-[0-9a-f]{16}\Z", n) for n in host_names)
 
 
 def test_readable_names_split_back_into_their_parts_one_way_only():
@@ -60,7 +60,7 @@ def test_readable_names_split_back_into_their_parts_one_way_only():
 def test_the_token_secret_name_has_a_shape_no_synced_object_can_take():
     for pod in ("web-x-default-x-vc", "p" * 63):
         token = names.token_secret_name(pod)
-        assert len(token) <= 63 and re.search(r"-token-[0-9a-f]{10}\Z", token)
+        assert len(token) <= 63 and re.search(r"-token-[0-9a-f]{16}\Z", token)
         assert not token.endswith("-x-vc")
 
 

@@ -46,20 +46,26 @@ def test_a_service_selects_the_host_pods_and_lists_their_ips_on_both_sides(vclus
 
 def test_a_service_without_selector_gets_the_tenants_endpoints_on_the_host(vcluster):
     tenant, operator = vcluster.tenant.core, vcluster.operator.core
+    vcluster.tenant.apps.create_namespaced_deployment("default", deployment("backend", 2))
+    ips = eventually(lambda: len(ips := [p.status.pod_ip for p in tenant.list_namespaced_pod("default").items
+                                         if p.status.pod_ip]) == 2 and ips, what="2 pod IPs")
     tenant.create_namespaced_service("default", service("external"))
+    host_name = vcluster.host_name("external")
+    eventually(lambda: tenant.read_namespaced_service("external", "default").spec.cluster_ip ==
+               operator.read_namespaced_service(host_name, vcluster.host_namespace).spec.cluster_ip,
+               what="the service with the host's ClusterIP")
     tenant.create_namespaced_endpoints("default", client.V1Endpoints(
         metadata=client.V1ObjectMeta(name="external"),
-        subsets=[client.V1EndpointSubset(addresses=[client.V1EndpointAddress(ip="192.0.2.10")],
+        subsets=[client.V1EndpointSubset(addresses=[client.V1EndpointAddress(ip=ips[0])],
                                          ports=[client.CoreV1EndpointPort(port=8080)])]))
-    host_name = vcluster.host_name("external")
 
     eventually(lambda: endpoint_ips(operator.read_namespaced_endpoints(host_name, vcluster.host_namespace))
-               == {"192.0.2.10"}, what="the endpoints on the host")
+               == {ips[0]}, what="the endpoints on the host")
 
     tenant.patch_namespaced_endpoints("external", "default", {"subsets": [
-        {"addresses": [{"ip": "192.0.2.11"}], "ports": [{"port": 8080}]}]})
+        {"addresses": [{"ip": ips[1]}], "ports": [{"port": 8080}]}]})
     eventually(lambda: endpoint_ips(operator.read_namespaced_endpoints(host_name, vcluster.host_namespace))
-               == {"192.0.2.11"}, what="the changed endpoints on the host")
+               == {ips[1]}, what="the changed endpoints on the host")
 
     tenant.delete_namespaced_service("external", "default")
     eventually(lambda: not vcluster.host_objects()["endpoints"] and not vcluster.host_objects()["services"],

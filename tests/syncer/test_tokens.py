@@ -10,9 +10,9 @@ import base64
 import time
 from datetime import datetime, timezone
 
-from syncer import names
-from syncer.controllers.base import Context
-from syncer.controllers.pods import ANN_REFRESH, PodController
+from syncer import kinds, names
+from syncer.controller import SyncContext
+from syncer.kinds.pods.controller import ANN_REFRESH, PodController
 from syncer.kube import PODS, SECRETS
 from syncer.translate import Target
 
@@ -46,9 +46,9 @@ class Calls:
 
 def controller(lifetime: float) -> tuple[PodController, Calls, Store]:
     calls, secrets = Calls(lifetime), Store()
-    ctx = Context(Target("vc", "host-ns"), calls, calls, {PODS: Store()},
-                  {PODS: Store(), SECRETS: secrets}, recorder=None)
-    return PodController(ctx, configmaps=None, secrets=None, claims=None, nodes=None), calls, secrets
+    ctx = SyncContext(Target("vc", "host-ns"), calls, calls, {PODS: Store()},
+                      {PODS: Store(), SECRETS: secrets}, recorder=None)
+    return PodController(ctx, kinds.pods.KIND), calls, secrets
 
 
 HOST_POD = {"metadata": {"name": "web-1-x-shop-x-vc", "uid": "host-uid"}}

@@ -6,8 +6,11 @@ import copy
 
 import pytest
 
-from syncer import names, translate
-from syncer.translate import Target
+from syncer import names
+from syncer.kinds import configmaps, endpoints, events, nodes, pvcs, secrets, services
+from syncer.kinds.pods import translate as pods
+from syncer.policy import TenantPolicy
+from syncer.translate import Refused, Target
 
 TARGET = Target(vcluster="vc", namespace="host-ns")
 ACCESS_VOLUME = {  # what the ServiceAccount admission plugin adds to every pod
@@ -41,7 +44,7 @@ def virtual_pod(**spec) -> dict:
 
 
 def test_a_pod_lands_in_the_host_namespace_under_its_host_name_with_our_marks():
-    host = translate.host_pod(virtual_pod(), TARGET, "tok")
+    host = pods.host_pod(virtual_pod(), TARGET, "tok")
     meta = host["metadata"]
     assert (meta["name"], meta["namespace"]) == ("web-1-x-shop-x-vc", "host-ns")
     assert meta["labels"] == {"app": "web", names.LABEL_MANAGED_BY: "vc", names.LABEL_NAMESPACE: "shop"}
@@ -54,7 +57,7 @@ def test_a_pod_lands_in_the_host_namespace_under_its_host_name_with_our_marks():
 
 
 def test_the_host_pod_runs_as_the_host_account_without_a_host_token_or_tenant_priorities():
-    spec = translate.host_pod(virtual_pod(), TARGET, "tok")["spec"]
+    spec = pods.host_pod(virtual_pod(), TARGET, "tok")["spec"]
     assert spec["serviceAccountName"] == "default" and "serviceAccount" not in spec
     assert spec["automountServiceAccountToken"] is False
     assert spec["enableServiceLinks"] is False
@@ -63,7 +66,7 @@ def test_the_host_pod_runs_as_the_host_account_without_a_host_token_or_tenant_pr
 
 
 def test_the_service_account_token_comes_from_the_token_secret_and_the_rest_is_renamed():
-    sources = translate.host_pod(virtual_pod(), TARGET, "tok")["spec"]["volumes"][0]["projected"]["sources"]
+    sources = pods.host_pod(virtual_pod(), TARGET, "tok")["spec"]["volumes"][0]["projected"]["sources"]
     assert sources[0] == {"secret": {"name": "tok", "items": [{"key": "token-0", "path": "token"}]}}
     assert sources[1]["configMap"]["name"] == "kube-root-ca.crt-x-shop-x-vc"
     assert sources[2]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"] == \
@@ -75,19 +78,19 @@ def test_distinct_token_requests_get_distinct_keys():
         {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "vault-token"}},
         {"serviceAccountToken": {"expirationSeconds": 3607, "path": "again"}}]}}
     pod = virtual_pod(volumes=[copy.deepcopy(ACCESS_VOLUME), extra])
-    assert translate.token_sources(pod) == [translate.TokenSource("token-0", None, 3607),
-                                            translate.TokenSource("token-1", "vault", 600)]
-    host = translate.host_pod(pod, TARGET, "tok")
+    assert pods.token_sources(pod) == [pods.TokenSource("token-0", None, 3607),
+                                            pods.TokenSource("token-1", "vault", 600)]
+    host = pods.host_pod(pod, TARGET, "tok")
     items = [s["secret"]["items"][0] for s in host["spec"]["volumes"][1]["projected"]["sources"]]
     assert items == [{"key": "token-1", "path": "vault-token"}, {"key": "token-0", "path": "again"}]
 
 
 def test_a_pod_with_tokens_needs_a_token_secret():
     with pytest.raises(ValueError):
-        translate.host_pod(virtual_pod(), TARGET, None)
+        pods.host_pod(virtual_pod(), TARGET, None)
     no_token = virtual_pod(volumes=[], automountServiceAccountToken=False)
-    assert translate.token_sources(no_token) == []
-    assert translate.host_pod(no_token, TARGET, None)["spec"]["volumes"] == []
+    assert pods.token_sources(no_token) == []
+    assert pods.host_pod(no_token, TARGET, None)["spec"]["volumes"] == []
 
 
 def test_every_reference_to_a_configmap_secret_or_claim_is_renamed_and_collected():
@@ -103,12 +106,12 @@ def test_every_reference_to_a_configmap_secret_or_claim_is_renamed_and_collected
             {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k", "optional": True}}}],
             "envFrom": [{"secretRef": {"name": "fromsec", "optional": True}}]}])
 
-    refs = translate.pod_refs(pod)
+    refs = pods.pod_refs(pod)
     assert refs.configmaps == {"cfg": True, "initcfg": True}
     assert refs.secrets == {"sec": False, "psec": True, "pull": False, "envsec": True, "fromsec": False}
     assert refs.pvcs == {"data": True}
 
-    spec = translate.host_pod(pod, TARGET, None)["spec"]
+    spec = pods.host_pod(pod, TARGET, None)["spec"]
     assert spec["volumes"][0]["configMap"]["name"] == "cfg-x-shop-x-vc"
     assert spec["volumes"][1]["secret"]["secretName"] == "sec-x-shop-x-vc"
     assert spec["volumes"][2]["persistentVolumeClaim"]["claimName"] == "data-x-shop-x-vc"
@@ -127,7 +130,7 @@ def test_downward_api_fields_read_the_virtual_identity():
         {"name": n, "valueFrom": {"fieldRef": {"fieldPath": f}}}
         for n, f in (("NAME", "metadata.name"), ("NS", "metadata.namespace"), ("UID", "metadata.uid"),
                      ("SA", "spec.serviceAccountName"), ("NODE", "spec.nodeName"), ("IP", "status.podIP"))]}])
-    env = translate.host_pod(pod, TARGET, "tok")["spec"]["containers"][0]["env"]
+    env = pods.host_pod(pod, TARGET, "tok")["spec"]["containers"][0]["env"]
     paths = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in env}
     assert paths == {"NAME": f"metadata.annotations['{names.ANN_NAME}']",
                      "NS": f"metadata.annotations['{names.ANN_NAMESPACE}']",
@@ -146,7 +149,7 @@ def test_pod_affinity_and_spread_are_scoped_to_the_virtual_namespaces():
                       {"weight": 1, "podAffinityTerm": no_selector}]}},
         topologySpreadConstraints=[{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
                                     "labelSelector": {"matchLabels": {"app": "web"}}}])
-    spec = translate.host_pod(pod, TARGET, "tok")["spec"]
+    spec = pods.host_pod(pod, TARGET, "tok")["spec"]
     required = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert required[0]["labelSelector"]["matchExpressions"] == [
         {"key": names.LABEL_MANAGED_BY, "operator": "In", "values": ["vc"]},
@@ -159,25 +162,28 @@ def test_pod_affinity_and_spread_are_scoped_to_the_virtual_namespaces():
     assert {e["key"] for e in spread["matchExpressions"]} == {names.LABEL_MANAGED_BY, names.LABEL_NAMESPACE}
 
 
-def test_a_node_the_tenant_names_is_asked_of_the_host_scheduler():
-    spec = translate.host_pod(virtual_pod(nodeName="kwok-node-1"), TARGET, "tok")["spec"]
+def test_a_node_the_tenant_names_is_asked_of_the_host_scheduler_only_where_the_policy_lets_pods_choose():
+    spec = pods.host_pod(virtual_pod(nodeName="kwok-node-1"), TARGET, "tok")["spec"]
+    assert "nodeName" not in spec and "nodeSelector" not in spec
+    choosing = Target("vc", "host-ns", policy=TenantPolicy(node_label_keys=("kubernetes.io/hostname",)))
+    spec = pods.host_pod(virtual_pod(nodeName="kwok-node-1"), choosing, "tok")["spec"]
     assert "nodeName" not in spec
     assert spec["nodeSelector"] == {"kubernetes.io/hostname": "kwok-node-1"}
 
 
 def test_hostname_and_subdomain_keep_the_virtual_identity():
-    spec = translate.host_pod(virtual_pod(subdomain="db"), TARGET, "tok")["spec"]
+    spec = pods.host_pod(virtual_pod(subdomain="db"), TARGET, "tok")["spec"]
     assert spec["hostname"] == "web-1"
     assert spec["subdomain"] == "db-x-shop-x-vc"
     dotted = virtual_pod()
     dotted["metadata"]["name"] = "web.1"
-    assert "hostname" not in translate.host_pod(dotted, TARGET, "tok")["spec"]
+    assert "hostname" not in pods.host_pod(dotted, TARGET, "tok")["spec"]
 
 
 def test_with_an_api_endpoint_kubernetes_default_points_at_the_vcluster():
     target = Target(vcluster="vc", namespace="host-ns", api_endpoint=("10.96.5.5", 443), dns_ip="10.96.5.6")
-    spec = translate.host_pod(virtual_pod(), target, "tok")["spec"]
-    assert spec["hostAliases"] == [{"ip": "10.96.5.5", "hostnames": list(translate.KUBERNETES_NAMES)}]
+    spec = pods.host_pod(virtual_pod(), target, "tok")["spec"]
+    assert spec["hostAliases"] == [{"ip": "10.96.5.5", "hostnames": list(pods.KUBERNETES_NAMES)}]
     env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
     assert env["KUBERNETES_SERVICE_HOST"] == "10.96.5.5" and env["KUBERNETES_SERVICE_PORT"] == "443"
     assert spec["dnsPolicy"] == "None"
@@ -186,22 +192,24 @@ def test_with_an_api_endpoint_kubernetes_default_points_at_the_vcluster():
 
 
 def test_without_an_api_endpoint_nothing_points_anywhere():
-    spec = translate.host_pod(virtual_pod(), TARGET, "tok")["spec"]
+    spec = pods.host_pod(virtual_pod(), TARGET, "tok")["spec"]
     assert "hostAliases" not in spec and "dnsConfig" not in spec
     assert "env" not in spec["containers"][0]
 
 
 def test_only_what_may_change_on_a_running_pod_is_patched():
+    target = Target("vc", "host-ns", policy=TenantPolicy.from_dict({"tolerations": [{"key": "gpu",
+                                                                                 "operator": "Exists"}]}))
     vpod = virtual_pod()
-    actual = translate.host_pod(vpod, TARGET, "tok")
-    assert translate.pod_patch(translate.host_pod(vpod, TARGET, "tok"), actual) is None
+    actual = pods.host_pod(vpod, target, "tok")
+    assert pods.pod_patch(pods.host_pod(vpod, target, "tok"), actual) is None
 
     actual["metadata"]["annotations"]["host.example/added"] = "by a host component"
     vpod["metadata"]["labels"] = {"app": "web", "tier": "front"}
     vpod["metadata"]["annotations"] = {}
     vpod["spec"]["containers"][0]["image"] = "app:2"
     vpod["spec"]["tolerations"] = [{"key": "gpu", "operator": "Exists"}]
-    patch = translate.pod_patch(translate.host_pod(vpod, TARGET, "tok"), actual)
+    patch = pods.pod_patch(pods.host_pod(vpod, target, "tok"), actual)
 
     assert patch["metadata"]["labels"] == {"tier": "front"}
     assert patch["metadata"]["annotations"]["team"] is None, "a key the tenant removed is removed"
@@ -216,20 +224,20 @@ def test_host_status_is_copied_back_except_the_qos_class_and_nominated_node():
                    "containerStatuses": [{"name": "app", "ready": True}], "qosClass": "Guaranteed",
                    "nominatedNodeName": "kwok-node-0"}
     virtual_status = {"phase": "Pending", "qosClass": "BestEffort", "message": "old"}
-    patch = translate.pod_status_patch(host_status, virtual_status)
+    patch = pods.pod_status_patch(host_status, virtual_status)
     assert patch == {"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
                      "hostIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}],
                      "containerStatuses": [{"name": "app", "ready": True}], "message": None}
     applied = {**virtual_status, **{k: v for k, v in patch.items() if v is not None}}
     del applied["message"]
-    assert translate.pod_status_patch(host_status, applied) is None
+    assert pods.pod_status_patch(host_status, applied) is None
 
 
 def test_a_pod_counts_as_scheduled_only_once_it_carried_host_status():
-    assert not translate.was_scheduled(virtual_pod())
+    assert not pods.was_scheduled(virtual_pod())
     scheduled = virtual_pod()
     scheduled["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
-    assert translate.was_scheduled(scheduled)
+    assert pods.was_scheduled(scheduled)
 
 
 def virtual_service(**spec) -> dict:
@@ -240,58 +248,79 @@ def virtual_service(**spec) -> dict:
 
 
 def test_a_service_selects_only_its_own_namespaces_pods_on_the_host():
-    host = translate.host_service(virtual_service(), TARGET)
+    host = services.host_service(virtual_service(), TARGET)
     assert host["metadata"]["name"] == "web-x-shop-x-vc"
     assert host["spec"]["selector"] == {"app": "web", names.LABEL_MANAGED_BY: "vc", names.LABEL_NAMESPACE: "shop"}
     assert "externalIPs" not in host["spec"] and "clusterIP" not in host["spec"]
     assert host["spec"]["ports"] == [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]
 
 
+def test_an_external_name_service_is_refused_unless_the_host_allows_it():
+    external = virtual_service(type="ExternalName", externalName="metadata.google.internal", clusterIP=None,
+                               clusterIPs=None, selector=None)
+    with pytest.raises(Refused, match="ExternalName"):
+        services.host_service(external, TARGET)
+    allowing = Target("vc", "host-ns", policy=TenantPolicy(external_name_services=True))
+    assert services.host_service(external, allowing)["spec"]["externalName"] == "metadata.google.internal"
+
+
 def test_headless_and_selectorless_services_stay_so():
-    host = translate.host_service(virtual_service(clusterIP="None", clusterIPs=["None"], selector=None), TARGET)
+    host = services.host_service(virtual_service(clusterIP="None", clusterIPs=["None"], selector=None), TARGET)
     assert host["spec"]["clusterIP"] == "None"
     assert host["spec"].get("selector") is None
 
 
 def test_a_service_is_patched_only_for_copied_fields_and_keeps_host_node_ports():
-    desired = translate.host_service(virtual_service(type="NodePort"), TARGET)
+    desired = services.host_service(virtual_service(type="NodePort"), TARGET)
     actual = copy.deepcopy(desired)
     actual["spec"]["ports"][0]["nodePort"] = 31999
     actual["spec"]["clusterIP"] = "10.96.9.9"
-    assert translate.service_spec_patch(desired, actual) is None
+    assert services.service_spec_patch(desired, actual) is None
     desired["spec"]["ports"][0]["port"] = 81
-    assert translate.service_spec_patch(desired, actual) == {"ports": desired["spec"]["ports"]}
+    assert services.service_spec_patch(desired, actual) == {"ports": desired["spec"]["ports"]}
 
 
 def test_a_recreated_service_keeps_the_tenants_spec_with_the_hosts_ip():
-    recreated = translate.recreated_service(virtual_service(), ["10.96.7.7"])
+    recreated = services.recreated_service(virtual_service(), ["10.96.7.7"])
     assert recreated["spec"]["clusterIP"] == "10.96.7.7" and recreated["spec"]["clusterIPs"] == ["10.96.7.7"]
     assert recreated["spec"]["selector"] == {"app": "web"}
     assert "uid" not in recreated["metadata"] and recreated["metadata"]["labels"] == {"tier": "front"}
 
 
-def test_endpoints_point_at_host_pods():
-    endpoints = {"metadata": {"name": "ext", "namespace": "shop", "uid": "e-1"}, "subsets": [{
-        "addresses": [{"ip": "10.244.0.5", "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}},
-                      {"ip": "192.0.2.1", "targetRef": {"kind": "Pod", "name": "x", "namespace": "elsewhere"}}],
-        "ports": [{"port": 80}]}]}
-    host = translate.host_endpoints(endpoints, TARGET)
-    addresses = host["subsets"][0]["addresses"]
-    assert addresses[0]["targetRef"] == {"kind": "Pod", "namespace": "host-ns", "name": "web-1-x-shop-x-vc"}
-    assert "targetRef" not in addresses[1]
+def test_hand_written_endpoints_are_put_back_as_the_tenant_wrote_them():
+    written = {"metadata": {"name": "ext", "namespace": "shop", "uid": "e-1", "resourceVersion": "7",
+                            "labels": {"a": "b"}}, "subsets": [{"addresses": [{"ip": "10.244.0.5"}]}]}
+    assert services.restored_endpoints(written) == {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "ext", "namespace": "shop", "labels": {"a": "b"}},
+        "subsets": [{"addresses": [{"ip": "10.244.0.5"}]}]}
+
+
+def test_endpoints_point_at_host_pods_and_only_at_this_vclusters_pods():
+    written = {"metadata": {"name": "ext", "namespace": "shop", "uid": "e-1"}, "subsets": [
+        {"addresses": [{"ip": "10.244.0.5", "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "shop"}},
+                       {"ip": "10.244.0.6", "targetRef": {"kind": "Pod", "name": "x", "namespace": "elsewhere"}},
+                       {"ip": "10.96.0.1"}],
+         "notReadyAddresses": [{"ip": "192.0.2.1"}],
+         "ports": [{"port": 80}]},
+        {"addresses": [{"ip": "169.254.169.254"}], "ports": [{"port": 80}]}]}
+    host, dropped = endpoints.host_endpoints(written, TARGET, pod_ips={"10.244.0.5", "10.244.0.6"})
+    assert host["subsets"] == [{"addresses": [
+        {"ip": "10.244.0.5", "targetRef": {"kind": "Pod", "namespace": "host-ns", "name": "web-1-x-shop-x-vc"}},
+        {"ip": "10.244.0.6"}], "ports": [{"port": 80}]}]
+    assert sorted(dropped) == ["10.96.0.1", "169.254.169.254", "192.0.2.1"]
     assert host["metadata"]["name"] == "ext-x-shop-x-vc"
 
 
 def test_secrets_and_configmaps_copy_their_content_and_a_token_secret_becomes_opaque():
     secret = {"metadata": {"name": "s", "namespace": "shop", "uid": "u"}, "type": "kubernetes.io/service-account-token",
               "data": {"token": "eA=="}}
-    host = translate.host_secret(secret, TARGET)
+    host = secrets.host_secret(secret, TARGET)
     assert host["type"] == "Opaque" and host["data"] == {"token": "eA=="}
     configmap = {"metadata": {"name": "c", "namespace": "shop", "uid": "u"}, "data": {"a": "1"}, "immutable": True}
-    host = translate.host_configmap(configmap, TARGET)
+    host = configmaps.host_configmap(configmap, TARGET)
     assert (host["data"], host["immutable"]) == ({"a": "1"}, True)
-    assert translate.content_differs(host, {**host, "data": {"a": "2"}})
-    assert not translate.content_differs(host, copy.deepcopy(host))
+    assert configmaps.content_differs(host, {**host, "data": {"a": "2"}})
+    assert not configmaps.content_differs(host, copy.deepcopy(host))
 
 
 def test_a_claim_binds_on_the_host_by_class_and_size_only():
@@ -299,26 +328,33 @@ def test_a_claim_binds_on_the_host_by_class_and_size_only():
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": "fast",
         "volumeName": "pv-virtual", "selector": {"matchLabels": {"a": "b"}},
         "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed"}}}
-    spec = translate.host_pvc(claim, TARGET)["spec"]
+    spec = pvcs.host_pvc(claim, TARGET)["spec"]
     assert spec == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
                     "storageClassName": "fast",
                     "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed-x-shop-x-vc"}}
 
 
-def test_a_virtual_node_mirrors_the_host_node_without_its_taints():
+def test_a_virtual_node_mirrors_the_host_node_without_its_taints_or_machine_identifiers():
+    info = {"machineID": "m-1", "systemUUID": "u-1", "bootID": "b-1", "kubeletVersion": "v1.33.0",
+            "architecture": "amd64"}
     host_node = {"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}, "uid": "h"},
-                 "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "podCIDR": "10.244.1.0/24"},
+                 "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "podCIDR": "10.244.1.0/24",
+                          "providerID": "aws:///eu-west-1a/i-0abc"},
                  "status": {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"}, "images": ["big"],
-                            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "t1"}]}}
-    node = translate.virtual_node(host_node, "vc")
+                            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "t1"}],
+                            "nodeInfo": info}}
+    node = nodes.virtual_node(host_node, "vc")
     assert node["metadata"] == {"name": "n1", "labels": {"kubernetes.io/hostname": "n1",
                                                           names.LABEL_MANAGED_BY: "vc"}}
     assert node["spec"] == {}
     assert node["status"] == {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"},
-                              "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": None}]}
-    assert not translate.node_status_differs(node, node)
+                              "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": None}],
+                              "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "",
+                                           "kubeletVersion": "v1.33.0", "architecture": "amd64"}}
+    assert info["machineID"] == "m-1", "the host node is left alone"
+    assert not nodes.node_status_differs(node, node)
     host_node["status"]["conditions"][0]["lastHeartbeatTime"] = "t2"
-    assert not translate.node_status_differs(translate.virtual_node(host_node, "vc"), node), "heartbeats alone"
+    assert not nodes.node_status_differs(nodes.virtual_node(host_node, "vc"), node), "heartbeats alone"
 
 
 def test_a_host_event_is_told_about_the_virtual_object_in_virtual_names():
@@ -326,10 +362,10 @@ def test_a_host_event_is_told_about_the_virtual_object_in_virtual_names():
              "message": "Successfully assigned host-ns/web-1-x-shop-x-vc to kwok-node-0", "type": "Normal",
              "count": 1, "firstTimestamp": "t0", "lastTimestamp": "t1", "source": {"component": "default-scheduler"},
              "involvedObject": {"kind": "Pod", "name": "web-1-x-shop-x-vc", "namespace": "host-ns"}}
-    virtual = translate.virtual_event(event, "Pod", virtual_pod(), "web-1-x-shop-x-vc", "host-ns")
+    virtual = events.virtual_event(event, "Pod", virtual_pod(), "web-1-x-shop-x-vc", "host-ns")
     assert virtual["message"] == "Successfully assigned shop/web-1 to kwok-node-0"
     assert virtual["metadata"]["namespace"] == "shop"
     assert virtual["involvedObject"] == {"apiVersion": "v1", "kind": "Pod", "name": "web-1", "namespace": "shop",
                                          "uid": "uid-1"}
-    assert virtual["metadata"]["name"] == translate.virtual_event(event, "Pod", virtual_pod(), "x", "y")[
+    assert virtual["metadata"]["name"] == events.virtual_event(event, "Pod", virtual_pod(), "x", "y")[
         "metadata"]["name"], "the same host event always maps to the same virtual event"

@@ -1,20 +1,26 @@
-"""Virtual Nodes: one per host node that runs a pod of this vcluster, gone when unused.
+"""Nodes, host → vcluster: one virtual Node per host node that runs a pod of this
+vcluster, gone when unused.
 
-A virtual Node carries the host node's labels and status. Nothing in the vcluster
-heartbeats for it, so the syncer renews its Lease in kube-node-lease, as a kubelet
-would: otherwise the vcluster's node lifecycle controller would mark it unreachable
-and evict its pods.
+A virtual Node carries the host node's labels and status, without what identifies the
+host machine (machine ID, system UUID, boot ID) or only concerns the host (taints, pod
+CIDR, provider ID, images). Nothing in the vcluster heartbeats for it, so the syncer
+renews its Lease in kube-node-lease, as a kubelet would: otherwise the vcluster's node
+lifecycle controller would mark it unreachable and evict its pods.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from datetime import datetime, timezone
 
-from .. import translate
+from .. import names
+from ..controller import Controller
+from ..kind import ALL, HOST, OURS, READ, VIRTUAL, Index, Kind, Watch, changed_key
 from ..kube import LEASES, NODES, PODS, ApiError
-from .base import Context, Controller
+from ..names import LABEL_MANAGED_BY
+from ..translate import labels_differ
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +30,41 @@ RENEW_EVERY = 10
 # A node left without pods waits this long before it goes, so that a pod being
 # replaced does not make it flap.
 UNUSED_GRACE = 5
+NODE_INDEX = "node"  # on the virtual pod informer: the node a pod is bound to
+NODE_STATUS_FIELDS = ("capacity", "allocatable", "conditions", "addresses", "nodeInfo")
+HOST_IDENTIFIERS = ("machineID", "systemUUID", "bootID")
 
 
-class NodeController(Controller):
-    name = "nodes"
+def virtual_node(host_node: dict, vcluster: str) -> dict:
+    """A host node as the tenant sees it: labels and status; no taints, no pod CIDR, no
+    machine identifiers. The host's heartbeat times are left out: they change all the
+    time and mean nothing in the vcluster, where the syncer's Lease says the node is alive."""
+    meta = host_node["metadata"]
+    status = {k: copy.deepcopy(v) for k, v in (host_node.get("status") or {}).items() if k in NODE_STATUS_FIELDS}
+    for condition in status.get("conditions") or []:
+        condition["lastHeartbeatTime"] = None  # as the API serves an unset time
+    for identifier in HOST_IDENTIFIERS:
+        (status.get("nodeInfo") or {})[identifier] = ""  # required fields: empty, not absent
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": meta["name"],
+            "labels": {**names.without_reserved(meta.get("labels")), LABEL_MANAGED_BY: vcluster},
+        },
+        "spec": {},
+        "status": status,
+    }
 
-    def __init__(self, ctx: Context, workers: int = 1):
-        super().__init__(ctx, workers)
+
+def node_status_differs(desired: dict, actual: dict) -> bool:
+    have = actual.get("status") or {}
+    return any(desired["status"].get(k) != have.get(k) for k in NODE_STATUS_FIELDS)
+
+
+class NodeSync(Controller):
+    def __init__(self, ctx, kind, workers: int = 2):
+        super().__init__(ctx, kind, workers)
         self.virtual = ctx.vinf[NODES]
         self.hosts = ctx.hinf[NODES]
         self.pods = ctx.vinf[PODS]
@@ -39,7 +73,7 @@ class NodeController(Controller):
         self._renewed: dict[str, float] = {}
 
     def keys(self):
-        return {*self.virtual.keys(), *self.pods.index_values("node")}
+        return {*self.virtual.keys(), *self.pods.index_values(NODE_INDEX)}
 
     def ensure(self, name: str) -> None:
         """Make sure the virtual Node exists before a pod is bound to it."""
@@ -50,7 +84,7 @@ class NodeController(Controller):
     def reconcile(self, name: str) -> float | None:
         vnode = self.virtual.get(name)
         hnode = self.hosts.get(name)
-        if hnode is None or not self.pods.by_index("node", name):
+        if hnode is None or not self.pods.by_index(NODE_INDEX, name):
             return self._retire(name, vnode)
         self._unused_since.pop(name, None)
         if vnode is None:
@@ -66,18 +100,18 @@ class NodeController(Controller):
         if hnode is None:
             return None
         try:
-            return self.ctx.virtual.create(NODES, None, translate.virtual_node(hnode, self.ctx.vcluster))
+            return self.ctx.virtual.create(NODES, None, virtual_node(hnode, self.ctx.vcluster))
         except ApiError as exc:
             if not exc.conflict:
                 raise
             return self.ctx.virtual.get(NODES, None, name)
 
     def _update(self, hnode: dict, vnode: dict) -> None:
-        desired = translate.virtual_node(hnode, self.ctx.vcluster)
-        if translate.labels_differ(desired, vnode):
+        desired = virtual_node(hnode, self.ctx.vcluster)
+        if labels_differ(desired, vnode):
             self.ctx.virtual.patch(NODES, None, vnode["metadata"]["name"],
                                    {"metadata": {"labels": desired["metadata"]["labels"]}})
-        if translate.node_status_differs(desired, vnode):
+        if node_status_differs(desired, vnode):
             self.ctx.virtual.patch(NODES, None, vnode["metadata"]["name"], {"status": desired["status"]}, sub="status")
 
     def _retire(self, name: str, vnode: dict | None) -> float | None:
@@ -111,3 +145,25 @@ class NodeController(Controller):
                 "metadata": {"name": name, "namespace": LEASE_NAMESPACE, "ownerReferences": [owner]},
                 "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now},
             })
+
+
+def _node_of(pod: dict | None) -> str | None:
+    return (pod or {}).get("spec", {}).get("nodeName") or None
+
+
+def _nodes_of_pod(ctx, old: dict | None, new: dict | None) -> set[str]:
+    return {_node_of(old), _node_of(new)} - {None}
+
+
+KIND = Kind(
+    name="Node",
+    resource=NODES,
+    controller=NodeSync,
+    to_host=False,
+    virtual_objects=OURS,
+    host_objects=ALL,
+    host_verbs=READ,
+    watches=(Watch(VIRTUAL, NODES, changed_key), Watch(HOST, NODES, changed_key), Watch(VIRTUAL, PODS, _nodes_of_pod)),
+    indexes=(Index(VIRTUAL, PODS, NODE_INDEX, lambda pod: [n] if (n := _node_of(pod)) else []),),
+    workers=1,
+)

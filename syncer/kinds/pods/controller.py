@@ -3,7 +3,8 @@
 Life of a pod, by what the reconcile of its key finds:
 - a virtual pod and no host pod → copy what it needs (configmaps, secrets, claims),
   create the host pod, then its token Secret; or wait, with an Event, for a missing
-  secret or configmap; or report, with an Event, why the host refused it;
+  secret or configmap; or report, with an Event, why the host (or the host cluster's
+  tenant policy) refused it;
 - both → push down what may change (labels, annotations, images), bind the virtual pod
   to the host pod's node once scheduled, and copy the status back;
 - a virtual pod that once ran, and no host pod → someone deleted the host pod: delete
@@ -20,47 +21,47 @@ import logging
 import time
 from datetime import datetime
 
-from .. import names, translate
-from ..kube import CONFIGMAPS, PODS, PVCS, SECRETS, SERVICEACCOUNTS, ApiError
-from .base import Context, Controller
+from ... import names
+from ...controller import Controller
+from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS, SERVICEACCOUNTS, ApiError
+from ...translate import Refused
+from . import translate
 
 logger = logging.getLogger(__name__)
 
 ANN_REFRESH = names.PREFIX + "token-refresh-at"
 # Tokens are renewed at this fraction of their lifetime, as the kubelet does.
 REFRESH_AT = 0.8
+DEPENDENCIES = ((CONFIGMAPS, translate.CONFIGMAP, "configmap"), (SECRETS, translate.SECRET, "secret"),
+                (PVCS, translate.PVC, "persistentvolumeclaim"))
 
 
 class PodController(Controller):
-    name = "pods"
-
-    def __init__(self, ctx: Context, *, configmaps, secrets, claims, nodes, workers: int = 8):
-        super().__init__(ctx, workers)
+    def __init__(self, ctx, kind, workers: int = 2):
+        super().__init__(ctx, kind, workers)
         self.vpods = ctx.vinf[PODS]
         self.hpods = ctx.hinf[PODS]
         self.hsecrets = ctx.hinf[SECRETS]
-        self.deps = {CONFIGMAPS: configmaps, SECRETS: secrets, PVCS: claims}
-        self.nodes = nodes
         # Token Secrets written, by name: (virtual pod uid, refresh time). The informer
         # may not show a Secret just written; this saves issuing its tokens twice.
         self._issued: dict[str, tuple[str, float]] = {}
 
     def keys(self):
-        return {*self.vpods.keys(), *_recorded(self.hpods.index_values("virtual"), "Pod")}
+        return {*self.vpods.keys(), *self.recorded_keys()}
 
     def reconcile(self, key: str) -> float | None:
         vpod = self.vpods.get(key)
-        copies = self.host_copies(PODS, "Pod", key)
+        copies = self.host_copies(key)
         if vpod is None:
-            self.delete_all(PODS, copies)
+            self.delete_all(copies)
             namespace, name = key.split("/", 1)
             self._issued.pop(names.token_secret_name(self.ctx.target.name(name, namespace)), None)
             return None
-        hpod = self.pick(PODS, copies, self.ctx.target.name(vpod["metadata"]["name"], vpod["metadata"]["namespace"]))
+        hpod = self.pick(copies, self.ctx.target.name(vpod["metadata"]["name"], vpod["metadata"]["namespace"]))
         if vpod["metadata"].get("deletionTimestamp"):
             return self._finish_deletion(vpod, hpod)
         if hpod is not None and names.recorded_uid(hpod) != vpod["metadata"]["uid"]:
-            self.delete_host(PODS, hpod, grace_seconds=0)  # left by an earlier pod of that name
+            self.delete_host(hpod, grace_seconds=0)  # left by an earlier pod of that name
             return None
         if hpod is None:
             if translate.was_scheduled(vpod):
@@ -77,27 +78,31 @@ class PodController(Controller):
     # Creating ----------------------------------------------------------------
     def _create(self, vpod: dict) -> dict | None:
         namespace = vpod["metadata"]["namespace"]
+        try:
+            desired = self._desired(vpod, self.ctx.target.name(vpod["metadata"]["name"], namespace))
+        except Refused as refusal:
+            self.refuse(vpod, str(refusal))
+            return None
         refs = translate.pod_refs(vpod)
         missing = self._missing(namespace, refs)
         if missing:
             self.ctx.recorder.warn(vpod, "Pod", "WaitingForReferences",
                                    f"the pod waits for {', '.join(missing)}: not found")
             return None
-        for resource, wanted in ((CONFIGMAPS, refs.configmaps), (SECRETS, refs.secrets), (PVCS, refs.pvcs)):
-            for name in wanted:
+        for resource, kind, _ in DEPENDENCIES:
+            for name in refs.of(kind):
                 if self.ctx.vinf[resource].get(f"{namespace}/{name}") is not None:
-                    self.deps[resource].reconcile(f"{namespace}/{name}")
-        host_name = self.ctx.target.name(vpod["metadata"]["name"], namespace)
+                    self.ctx.controllers[kind].reconcile(f"{namespace}/{name}")
+        return self.create_host(desired, vpod)
+
+    def _desired(self, vpod: dict, host_name: str) -> dict:
         tokens = translate.token_sources(vpod)
-        desired = translate.host_pod(vpod, self.ctx.target, names.token_secret_name(host_name) if tokens else None)
-        return self.create_host(PODS, desired, vpod, "Pod")
+        return translate.host_pod(vpod, self.ctx.target, names.token_secret_name(host_name) if tokens else None)
 
     def _missing(self, namespace: str, refs: translate.Refs) -> list[str]:
         missing = []
-        for resource, wanted, label in ((CONFIGMAPS, refs.configmaps, "configmap"),
-                                        (SECRETS, refs.secrets, "secret"),
-                                        (PVCS, refs.pvcs, "persistentvolumeclaim")):
-            for name, required in sorted(wanted.items()):
+        for resource, kind, label in DEPENDENCIES:
+            for name, required in sorted(refs.of(kind).items()):
                 if required and self.ctx.vinf[resource].get(f"{namespace}/{name}") is None:
                     missing.append(f'{label} "{name}"')
         return missing
@@ -120,7 +125,7 @@ class PodController(Controller):
             return max(fresh) - now
         data, refresh_at = self._issue(vpod, sources)
         body = self._token_secret(vpod, hpod, name, data, refresh_at)
-        if secret is None and not self._created(SECRETS, body):
+        if secret is None and not self._created(body):
             # Written meanwhile, or the previous pod's, not yet collected: ours to update
             # only if it carries our marks.
             secret = self.ctx.host.get_or_none(SECRETS, self.ctx.target.namespace, name)
@@ -132,10 +137,10 @@ class PodController(Controller):
         self._issued[name] = (vpod["metadata"]["uid"], refresh_at)
         return max(refresh_at - time.time(), 1)
 
-    def _created(self, resource, body: dict) -> bool:
+    def _created(self, secret: dict) -> bool:
         """False if the name is taken."""
         try:
-            self.ctx.host.create(resource, self.ctx.target.namespace, body)
+            self.ctx.host.create(SECRETS, self.ctx.target.namespace, secret)
         except ApiError as exc:
             if not exc.conflict:
                 raise
@@ -179,9 +184,10 @@ class PodController(Controller):
 
     # Running -----------------------------------------------------------------
     def _push_down(self, vpod: dict, hpod: dict) -> None:
-        tokens = translate.token_sources(vpod)
-        secret = names.token_secret_name(hpod["metadata"]["name"]) if tokens else None
-        desired = translate.host_pod(vpod, self.ctx.target, secret)
+        try:
+            desired = self._desired(vpod, hpod["metadata"]["name"])
+        except Refused:  # allowed when it started, by a policy since narrowed: leave it running
+            return
         patch = translate.pod_patch(desired, hpod)
         if patch:
             self.ctx.host.patch(PODS, self.ctx.target.namespace, hpod["metadata"]["name"], patch, strategic=True)
@@ -190,7 +196,7 @@ class PodController(Controller):
         meta = vpod["metadata"]
         node = hpod["spec"].get("nodeName")
         if node and not vpod["spec"].get("nodeName"):
-            self.nodes.ensure(node)
+            self.ctx.controllers["Node"].ensure(node)
             binding = {"apiVersion": "v1", "kind": "Binding",
                        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
@@ -205,18 +211,13 @@ class PodController(Controller):
         if hpod is None:
             self.ctx.virtual.delete(PODS, meta["namespace"], meta["name"], grace_seconds=0, uid=meta["uid"])
         elif not hpod["metadata"].get("deletionTimestamp"):
-            self.delete_host(PODS, hpod, grace_seconds=meta.get("deletionGracePeriodSeconds"))
+            self.delete_host(hpod, grace_seconds=meta.get("deletionGracePeriodSeconds"))
         return None
 
     def _host_pod_lost(self, vpod: dict) -> None:
         meta = vpod["metadata"]
         logger.info("host pod of %s/%s is gone; deleting the virtual pod", meta["namespace"], meta["name"])
         self.ctx.virtual.delete(PODS, meta["namespace"], meta["name"], grace_seconds=0, uid=meta["uid"])
-
-
-def _recorded(values: list[str], kind: str) -> list[str]:
-    prefix = kind + "/"
-    return [v[len(prefix):] for v in values if v.startswith(prefix)]
 
 
 def _timestamp(text: str) -> float:

@@ -1,1 +1,0 @@
-"""One controller per kind the syncer keeps in step; see each module's docstring."""

@@ -1,0 +1,14 @@
+"""The registry: every kind the syncer handles, one module (or package) each.
+
+The runner builds informers, indexes and routing from this list, and syncer.rbac the
+host permissions. To add a kind, write its module with a `KIND` and list it here.
+"""
+
+from __future__ import annotations
+
+from ..kind import Kind
+from . import configmaps, endpoints, events, nodes, pods, pvcs, secrets, services
+
+REGISTRY: tuple[Kind, ...] = (
+    pods.KIND, services.KIND, endpoints.KIND, configmaps.KIND, secrets.KIND, pvcs.KIND, nodes.KIND, events.KIND,
+)

@@ -1,0 +1,97 @@
+"""Endpoints of selector-less Services, which the tenant writes by hand, vcluster → host.
+
+A Service with a selector needs no copying: its host copy selects the host pods and the
+host's controllers fill its endpoints (and endpoint slices), while the vcluster's
+controllers fill the virtual ones from the pod IPs the syncer reports back.
+
+Hand-written endpoints could point a host Service at any address the host routes to:
+another tenant's pod, a host component (the CVE-2021-25740 class). So only addresses
+that are IPs of this vcluster's own host pods reach the host; the others are dropped
+and a HostRefused event names them. A target reference survives only as the host name
+of a pod of the same virtual namespace. Hand-written EndpointSlices are not synced.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..controller import HostSync
+from ..kind import HOST, VIRTUAL, Kind, Watch, changed_key
+from ..kube import ENDPOINTS, PODS, SERVICES
+from ..translate import Target, host_object, marks_patch
+
+NOT_SYNCED = {"default/kubernetes"}
+ADDRESS_LISTS = ("addresses", "notReadyAddresses")
+
+
+def host_endpoints(endpoints: dict, target: Target, pod_ips: set[str]) -> tuple[dict, list[str]]:
+    """The host copy, keeping only addresses in `pod_ips` (this vcluster's host pods);
+    and the addresses dropped."""
+    namespace = endpoints["metadata"]["namespace"]
+    subsets, dropped = [], []
+    for subset in copy.deepcopy(endpoints.get("subsets") or []):
+        for kind in ADDRESS_LISTS:
+            kept = []
+            for address in subset.get(kind) or []:
+                if address.get("ip") not in pod_ips:
+                    dropped.append(address.get("ip") or "?")
+                    continue
+                ref = address.pop("targetRef", None)
+                if ref and ref.get("kind") == "Pod" and ref.get("namespace", namespace) == namespace:
+                    address["targetRef"] = {"kind": "Pod", "namespace": target.namespace,
+                                            "name": target.name(ref["name"], namespace)}
+                kept.append(address)
+            if kept:
+                subset[kind] = kept
+            else:
+                subset.pop(kind, None)
+        if any(subset.get(kind) for kind in ADDRESS_LISTS):
+            subsets.append(subset)
+    host = host_object("Endpoints", endpoints, target)
+    host["subsets"] = subsets
+    return host, dropped
+
+
+def pod_ips(pod: dict) -> set[str]:
+    status = pod.get("status") or {}
+    return {ip["ip"] for ip in status.get("podIPs") or [] if ip.get("ip")} | \
+        ({status["podIP"]} if status.get("podIP") else set())
+
+
+class EndpointsSync(HostSync):
+    def wanted(self, key: str) -> dict | None:
+        endpoints, service = self.ctx.vinf[ENDPOINTS].get(key), self.ctx.vinf[SERVICES].get(key)
+        if endpoints is None or service is None or key in NOT_SYNCED or service["spec"].get("selector"):
+            return None
+        return endpoints
+
+    def may_delete(self, key: str) -> bool:
+        return self.ctx.vinf[SERVICES].get(key) is not None or self.virtual_gone(key)
+
+    def to_host(self, virtual: dict) -> dict:
+        own = set().union(*(pod_ips(p) for p in self.ctx.hinf[PODS].values()))
+        host, dropped = host_endpoints(virtual, self.ctx.target, own)
+        if dropped:
+            self.refuse(virtual, f"addresses {', '.join(sorted(set(dropped)))} are not pods of this vcluster")
+        return host
+
+    def patch(self, desired: dict, current: dict) -> dict | None:
+        if (current.get("subsets") or []) == desired["subsets"] and not marks_patch(desired, current):
+            return None
+        return {**marks_patch(desired, current), "subsets": desired["subsets"]}
+
+
+def _when_pod_ips_change(ctx, old: dict | None, new: dict | None) -> list[str]:
+    """A host pod's IP came or went: hand-written endpoints may now be allowed, or not."""
+    if pod_ips(old or {}) == pod_ips(new or {}):
+        return []
+    return ctx.vinf[ENDPOINTS].keys()
+
+
+KIND = Kind(
+    name="Endpoints",
+    resource=ENDPOINTS,
+    controller=EndpointsSync,
+    # A Service's selector may come or go: its endpoints are then ours to copy, or not.
+    watches=(Watch(VIRTUAL, SERVICES, changed_key), Watch(HOST, PODS, _when_pod_ips_change)),
+)

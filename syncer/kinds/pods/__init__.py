@@ -1,0 +1,45 @@
+"""Pods, vcluster → host, with their tokens, their binding to a node and their status.
+
+`translate` holds the pure rules, `safety` what a pod may ask of the host, `controller`
+the reconcile. A pod that waited for a configmap, secret or claim is looked at again
+when it appears.
+"""
+
+from __future__ import annotations
+
+from ... import names
+from ...informer import key_of
+from ...kind import VIRTUAL, Index, Kind, Watch
+from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS
+from .controller import PodController
+from .translate import CONFIGMAP, PVC, SECRET, pod_refs
+
+# Indexes on the virtual pod informer: "<namespace>/<name>" of what pods refer to.
+REF_INDEXES = {CONFIGMAP: "configmaps", SECRET: "secrets", PVC: "pvcs"}
+
+
+def _ref_index(kind: str):
+    def values(pod: dict) -> list[str]:
+        namespace = pod["metadata"]["namespace"]
+        return [f"{namespace}/{name}" for name in pod_refs(pod).of(kind)]
+    return values
+
+
+def _waiting_pods(index: str):
+    def keys(ctx, old: dict | None, new: dict | None) -> list[str]:
+        if old is not None:  # only a new object can unblock a pod
+            return []
+        return [key_of(pod) for pod in ctx.vinf[PODS].by_index(index, key_of(new))]
+    return keys
+
+
+KIND = Kind(
+    name="Pod",
+    resource=PODS,
+    controller=PodController,
+    also_records=(names.TOKEN_KIND,),
+    watches=tuple(Watch(VIRTUAL, resource, _waiting_pods(REF_INDEXES[kind]))
+                  for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
+    indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
+    workers=None,
+)

@@ -1,0 +1,119 @@
+"""What a tenant pod may ask of the host: volumes and scheduling. Pure functions.
+
+The host's Pod Security level is not enough on its own: under `baseline`, network and
+cloud volumes pass, inline CSI and generic ephemeral volumes pass even under
+`restricted`, and tolerations, node selectors and runtime classes reach host nodes the
+tenant has no business on. So the syncer allows only what a tenant needs, plus what the
+host cluster's TenantPolicy lists, and refuses the rest (Refused becomes the
+`HostRefused` event on the virtual pod):
+
+- volumes: configMap, secret, emptyDir, downwardAPI, persistentVolumeClaim (of the same
+  vcluster), projected with configMap/secret/downwardAPI/serviceAccountToken sources,
+  generic ephemeral volumes whose claim template is sanitised like a claim, and csi
+  with a driver the policy lists. Anything else (hostPath, nfs, iscsi, rbd, cephfs,
+  flexVolume, cloud disks, gitRepo, image, clusterTrustBundle …) is refused.
+- tolerations the policy does not list are stripped, not refused: the vcluster's API
+  server adds the default not-ready/unreachable tolerations to every pod, and a
+  toleration only widens where a pod may go, so removing it never makes a pod unsafe.
+- node selectors and required node affinity on keys the policy does not list are
+  refused (the tenant asked for a placement the host will not give); preferred node
+  affinity terms on such keys are stripped (a preference is not a promise).
+- a runtimeClassName the policy does not list is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ... import names
+from ...names import LABEL_MANAGED_BY, LABEL_NAMESPACE
+from ...policy import TenantPolicy
+from ...translate import Refused, Target
+
+VOLUME_SOURCES = {"configMap", "secret", "emptyDir", "downwardAPI", "projected", "persistentVolumeClaim",
+                  "ephemeral", "csi"}
+PROJECTED_SOURCES = {"configMap", "secret", "downwardAPI", "serviceAccountToken"}
+# The parts of a claim spec a tenant decides; the rest (volumeName, selector) would
+# choose host volumes.
+CLAIM_FIELDS = ("accessModes", "resources", "storageClassName", "volumeMode", "volumeAttributesClassName")
+
+
+def check_volumes(spec: dict, policy: TenantPolicy) -> None:
+    for volume in spec.get("volumes") or []:
+        name = volume.get("name")
+        sources = set(volume) - {"name"}
+        unknown = sources - VOLUME_SOURCES
+        if unknown:
+            raise Refused(f"volume {name!r}: {', '.join(sorted(unknown))} volumes are not allowed")
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            kinds = set(source) - PROJECTED_SOURCES
+            if kinds:
+                raise Refused(f"volume {name!r}: projected {', '.join(sorted(kinds))} sources are not allowed")
+        csi = volume.get("csi")
+        if csi is not None and csi.get("driver") not in policy.csi_drivers:
+            raise Refused(f"volume {name!r}: CSI driver {csi.get('driver')!r} is not allowed on this host cluster")
+
+
+def claim_spec(spec: dict, namespace: str, target: Target) -> dict:
+    """A claim's spec as the host gets it: class and size only; a data source only when it
+    is another claim of the same virtual namespace (then its host copy)."""
+    host = {k: copy.deepcopy(v) for k, v in spec.items() if k in CLAIM_FIELDS}
+    source = spec.get("dataSource")
+    if source and source.get("kind") == "PersistentVolumeClaim" and not source.get("apiGroup"):
+        host["dataSource"] = {"kind": "PersistentVolumeClaim", "name": target.name(source["name"], namespace)}
+    return host
+
+
+def sanitise_ephemeral_volumes(spec: dict, namespace: str, target: Target) -> None:
+    """A generic ephemeral volume's claim is created by the host from the template: it
+    gets the rules of a synced claim (no volumeName, selector or foreign data source; the
+    tenant's labels without our prefix, plus our labels; no annotations)."""
+    for volume in spec.get("volumes") or []:
+        ephemeral = volume.get("ephemeral")
+        if ephemeral is None:
+            continue
+        template = ephemeral.get("volumeClaimTemplate") or {}
+        labels = names.without_reserved((template.get("metadata") or {}).get("labels"))
+        volume["ephemeral"] = {"volumeClaimTemplate": {
+            "metadata": {"labels": {**labels, LABEL_MANAGED_BY: target.vcluster, LABEL_NAMESPACE: namespace}},
+            "spec": claim_spec(template.get("spec") or {}, namespace, target),
+        }}
+
+
+def confine_scheduling(spec: dict, policy: TenantPolicy) -> None:
+    tolerations = [t for t in spec.get("tolerations") or [] if policy.allows_toleration(t)]
+    if tolerations:
+        spec["tolerations"] = tolerations
+    else:
+        spec.pop("tolerations", None)
+    allowed = set(policy.node_label_keys)
+    refused = sorted(set(spec.get("nodeSelector") or {}) - allowed)
+    if refused:
+        raise Refused(f"nodeSelector on host node labels {', '.join(refused)} is not allowed")
+    _confine_node_affinity(spec, allowed)
+    runtime_class = spec.get("runtimeClassName")
+    if runtime_class and runtime_class not in policy.runtime_classes:
+        raise Refused(f"runtimeClassName {runtime_class!r} is not allowed on this host cluster")
+
+
+def _confine_node_affinity(spec: dict, allowed: set[str]) -> None:
+    node_affinity = (spec.get("affinity") or {}).get("nodeAffinity")
+    if not node_affinity:
+        return
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        refused = sorted(_term_keys(term) - allowed)
+        if refused:
+            raise Refused(f"node affinity on host node labels {', '.join(refused)} is not allowed")
+    preferred = node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution")
+    if preferred:
+        kept = [p for p in preferred if _term_keys(p.get("preference") or {}) <= allowed]
+        if kept:
+            node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] = kept
+        else:
+            del node_affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+
+
+def _term_keys(term: dict) -> set[str]:
+    """The node labels (and fields, such as metadata.name) a node selector term reads."""
+    return {e.get("key") for e in [*(term.get("matchExpressions") or []), *(term.get("matchFields") or [])]}

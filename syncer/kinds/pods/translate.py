@@ -1,0 +1,346 @@
+"""A virtual pod → its host pod, and the host pod's status → the virtual pod. Pure functions.
+
+`host_pod` copies the spec, renames what the pod refers to (configmaps, secrets,
+claims, its Service for `subdomain`), mounts the vcluster's service-account tokens from
+the token Secret, scopes pod (anti-)affinity to the vcluster, and makes the pod safe
+for the host (`syncer.kinds.pods.safety`), raising Refused when it cannot.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ... import names
+from ...names import ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, LABEL_MANAGED_BY, LABEL_NAMESPACE
+from ...translate import Target
+from . import safety
+
+CONFIGMAP, SECRET, PVC = "ConfigMap", "Secret", "PersistentVolumeClaim"
+KUBERNETES_NAMES = (
+    "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+)
+# Downward-API fields whose host value would be the host's: read from our annotations instead.
+FIELD_REFS = {
+    "metadata.name": f"metadata.annotations['{ANN_NAME}']",
+    "metadata.namespace": f"metadata.annotations['{ANN_NAMESPACE}']",
+    "metadata.uid": f"metadata.annotations['{ANN_UID}']",
+    "spec.serviceAccountName": f"metadata.annotations['{ANN_SERVICE_ACCOUNT}']",
+    "spec.serviceAccount": f"metadata.annotations['{ANN_SERVICE_ACCOUNT}']",
+}
+# Set by host admission from host objects (priority and runtime classes) or meaningless there.
+DROPPED_POD_FIELDS = ("priority", "priorityClassName", "preemptionPolicy", "overhead", "schedulerName",
+                      "ephemeralContainers", "serviceAccount")
+# The annotation listing the tenant annotation keys copied to a host pod, so that a key
+# the tenant removes is removed on the host too, while keys host components add stay.
+ANN_COPIED = names.PREFIX + "copied-annotations"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
+@dataclass
+class Refs:
+    """What a pod needs that the syncer copies: name → True when the pod cannot start without it."""
+
+    configmaps: dict[str, bool] = field(default_factory=dict)
+    secrets: dict[str, bool] = field(default_factory=dict)
+    pvcs: dict[str, bool] = field(default_factory=dict)
+
+    def of(self, kind: str) -> dict[str, bool]:
+        return {CONFIGMAP: self.configmaps, SECRET: self.secrets, PVC: self.pvcs}[kind]
+
+    def note(self, kind: str, name: str, optional: bool) -> None:
+        bucket = self.of(kind)
+        bucket[name] = bucket.get(name, False) or not optional
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """A service-account token a pod mounts, stored under `key` in its host token Secret."""
+
+    key: str
+    audience: str | None
+    expiration_seconds: int
+
+
+Rename = Callable[[str, str, bool], str]  # (kind, name, optional) → name to use
+
+
+def pod_refs(pod: dict) -> Refs:
+    refs = Refs()
+
+    def note(kind: str, name: str, optional: bool) -> str:
+        refs.note(kind, name, optional)
+        return name
+
+    _visit_refs(pod.get("spec") or {}, note)
+    return refs
+
+
+def _visit_refs(spec: dict, rename: Rename) -> None:
+    """Call `rename` on every configmap, secret and claim the pod spec names, and put
+    back what it returns."""
+    for volume in spec.get("volumes") or []:
+        _rename_in(volume.get("configMap"), "name", CONFIGMAP, rename)
+        _rename_in(volume.get("secret"), "secretName", SECRET, rename)
+        _rename_in(volume.get("persistentVolumeClaim"), "claimName", PVC, rename, optional=False)
+        _rename_in((volume.get("csi") or {}).get("nodePublishSecretRef"), "name", SECRET, rename, optional=False)
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            _rename_in(source.get("configMap"), "name", CONFIGMAP, rename)
+            _rename_in(source.get("secret"), "name", SECRET, rename)
+    for container in containers(spec):
+        for env in container.get("env") or []:
+            value_from = env.get("valueFrom") or {}
+            _rename_in(value_from.get("configMapKeyRef"), "name", CONFIGMAP, rename)
+            _rename_in(value_from.get("secretKeyRef"), "name", SECRET, rename)
+        for source in container.get("envFrom") or []:
+            _rename_in(source.get("configMapRef"), "name", CONFIGMAP, rename)
+            _rename_in(source.get("secretRef"), "name", SECRET, rename)
+    for pull_secret in spec.get("imagePullSecrets") or []:
+        # The kubelet pulls without a missing pull secret rather than waiting for it.
+        _rename_in(pull_secret, "name", SECRET, rename, optional=True)
+
+
+def _rename_in(ref: dict | None, key: str, kind: str, rename: Rename, optional: bool | None = None) -> None:
+    if not ref or not ref.get(key):
+        return
+    is_optional = bool(ref.get("optional")) if optional is None else optional
+    new = rename(kind, ref[key], is_optional)
+    if new != ref[key]:
+        ref[key] = new
+
+
+def containers(spec: dict) -> list[dict]:
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or []),
+            *(spec.get("ephemeralContainers") or [])]
+
+
+def token_sources(pod: dict) -> list[TokenSource]:
+    """The distinct tokens the pod's projected volumes ask for, in a stable order."""
+    seen: dict[tuple, TokenSource] = {}
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            token = source.get("serviceAccountToken")
+            if token is not None:
+                wanted = _token_request(token)
+                if wanted not in seen:
+                    seen[wanted] = TokenSource(f"token-{len(seen)}", *wanted)
+    return list(seen.values())
+
+
+def _token_request(projection: dict) -> tuple[str | None, int]:
+    """(audience, expiration) of a serviceAccountToken projection; the API's default
+    expiration is an hour."""
+    return projection.get("audience") or None, int(projection.get("expirationSeconds") or 3600)
+
+
+def host_pod(pod: dict, target: Target, token_secret: str | None) -> dict:
+    """The host copy of a virtual pod. `token_secret` names the host Secret that will hold
+    the pod's service-account tokens (required when `token_sources(pod)` is not empty).
+    Raises Refused when the pod asks for what the host's policy does not allow."""
+    meta = pod["metadata"]
+    namespace = meta["namespace"]
+    spec = copy.deepcopy(pod["spec"])
+    safety.check_volumes(spec, target.policy)
+    _visit_refs(spec, lambda kind, name, optional: target.name(name, namespace))
+    safety.sanitise_ephemeral_volumes(spec, namespace, target)
+    _mount_tokens_from_secret(spec, token_sources(pod), token_secret)
+    _rewrite_field_refs(spec)
+    _scope_pod_selectors(spec, namespace, target.vcluster)
+    _host_identity(spec, meta["name"], namespace, target)
+    safety.confine_scheduling(spec, target.policy)
+    _point_at_vcluster(spec, namespace, target)
+
+    labels, annotations = names.marks(target.vcluster, "Pod", pod)
+    tenant_annotations = names.without_reserved(meta.get("annotations"))
+    annotations[ANN_SERVICE_ACCOUNT] = pod["spec"].get("serviceAccountName") or "default"
+    annotations[ANN_COPIED] = ",".join(sorted(tenant_annotations))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": target.name(meta["name"], namespace),
+            "namespace": target.namespace,
+            "labels": {**names.without_reserved(meta.get("labels")), **labels},
+            "annotations": {**tenant_annotations, **annotations},
+        },
+        "spec": spec,
+    }
+
+
+def _mount_tokens_from_secret(spec: dict, tokens: list[TokenSource], secret: str | None) -> None:
+    """Projected service-account tokens become items of the host token Secret: the host
+    must not mint them (it would mint host tokens), the syncer puts virtual ones there."""
+    keys = {(t.audience, t.expiration_seconds): t.key for t in tokens}
+    for volume in spec.get("volumes") or []:
+        sources = (volume.get("projected") or {}).get("sources") or []
+        for i, source in enumerate(sources):
+            token = source.get("serviceAccountToken")
+            if token is None:
+                continue
+            if secret is None:
+                raise ValueError("pod mounts service-account tokens but no token secret was given")
+            key = keys[_token_request(token)]
+            sources[i] = {"secret": {"name": secret, "items": [{"key": key, "path": token["path"]}]}}
+
+
+def _rewrite_field_refs(spec: dict) -> None:
+    def fix(ref: dict | None) -> None:
+        if ref and ref.get("fieldPath") in FIELD_REFS:
+            ref["fieldPath"] = FIELD_REFS[ref["fieldPath"]]
+
+    for container in containers(spec):
+        for env in container.get("env") or []:
+            fix((env.get("valueFrom") or {}).get("fieldRef"))
+    for volume in spec.get("volumes") or []:
+        for item in (volume.get("downwardAPI") or {}).get("items") or []:
+            fix(item.get("fieldRef"))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            for item in (source.get("downwardAPI") or {}).get("items") or []:
+                fix(item.get("fieldRef"))
+
+
+def _scope_pod_selectors(spec: dict, namespace: str, vcluster: str) -> None:
+    """Pod (anti-)affinity and topology spread select pods by label within namespaces. On
+    the host all of a vcluster's pods share one namespace, so the virtual namespaces
+    become label requirements. A namespaceSelector cannot be evaluated on the host: such
+    a term matches the pods of every namespace of this vcluster."""
+    affinity = spec.get("affinity") or {}
+    for kind in ("podAffinity", "podAntiAffinity"):
+        rules = affinity.get(kind) or {}
+        for term in rules.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+            _scope_term(term, namespace, vcluster)
+        for weighted in rules.get("preferredDuringSchedulingIgnoredDuringExecution") or []:
+            _scope_term(weighted.get("podAffinityTerm") or {}, namespace, vcluster)
+    for constraint in spec.get("topologySpreadConstraints") or []:
+        if constraint.get("labelSelector") is not None:
+            _require(constraint["labelSelector"], LABEL_MANAGED_BY, [vcluster])
+            _require(constraint["labelSelector"], LABEL_NAMESPACE, [namespace])
+
+
+def _scope_term(term: dict, namespace: str, vcluster: str) -> None:
+    namespaces = term.pop("namespaces", None) or []
+    namespace_selector = term.pop("namespaceSelector", None)
+    selector = term.get("labelSelector")
+    if selector is None:  # a term without a selector matches nothing: keep it so
+        return
+    _require(selector, LABEL_MANAGED_BY, [vcluster])
+    if namespace_selector is None:
+        _require(selector, LABEL_NAMESPACE, namespaces or [namespace])
+
+
+def _require(selector: dict, key: str, values: list[str]) -> None:
+    expressions = selector.setdefault("matchExpressions", []) or []
+    expressions.append({"key": key, "operator": "In", "values": sorted(set(values))})
+    selector["matchExpressions"] = expressions
+
+
+def _host_identity(spec: dict, name: str, namespace: str, target: Target) -> None:
+    for field_name in DROPPED_POD_FIELDS:
+        spec.pop(field_name, None)
+    spec["serviceAccountName"] = target.service_account
+    spec["automountServiceAccountToken"] = False
+    spec["enableServiceLinks"] = False
+    node = spec.pop("nodeName", None)
+    # Asked for by the tenant (or set by the syncer's binding): honoured through the host
+    # scheduler, never around it, and only where the policy lets pods choose their node.
+    if node and HOSTNAME_LABEL in target.policy.node_label_keys:
+        spec.setdefault("nodeSelector", {})[HOSTNAME_LABEL] = node
+    if not spec.get("hostname") and _is_dns_label(name):
+        spec["hostname"] = name
+    if spec.get("subdomain"):
+        spec["subdomain"] = target.name(spec["subdomain"], namespace)
+
+
+def _point_at_vcluster(spec: dict, namespace: str, target: Target) -> None:
+    if target.api_endpoint:
+        host, port = target.api_endpoint
+        spec.setdefault("hostAliases", []).append({"ip": host, "hostnames": list(KUBERNETES_NAMES)})
+        variables = [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": host},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": str(port)},
+            {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": str(port)},
+        ]
+        for container in containers(spec):
+            env = container.setdefault("env", [])
+            present = {e["name"] for e in env}
+            env[:0] = [v for v in variables if v["name"] not in present]
+    if target.dns_ip and spec.get("dnsPolicy", "ClusterFirst") in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        tenant = spec.get("dnsConfig") or {}
+        spec["dnsPolicy"] = "None"
+        spec["dnsConfig"] = {
+            "nameservers": [target.dns_ip, *(tenant.get("nameservers") or [])],
+            "searches": [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local",
+                         *(tenant.get("searches") or [])],
+            "options": tenant.get("options") or [{"name": "ndots", "value": "5"}],
+        }
+
+
+def _is_dns_label(name: str) -> bool:
+    return len(name) <= 63 and "." not in name
+
+
+def pod_patch(desired: dict, actual: dict) -> dict | None:
+    """A strategic-merge patch for what may change on a running pod: labels, annotations,
+    images, activeDeadlineSeconds and added tolerations. None when nothing differs."""
+    patch: dict = {}
+    metadata = _metadata_patch(desired["metadata"], actual["metadata"])
+    if metadata:
+        patch["metadata"] = metadata
+    spec: dict = {}
+    for kind in ("initContainers", "containers"):
+        actual_images = {c["name"]: c.get("image") for c in actual["spec"].get(kind) or []}
+        changed = [{"name": c["name"], "image": c["image"]} for c in desired["spec"].get(kind) or []
+                   if c["name"] in actual_images and actual_images[c["name"]] != c.get("image")]
+        if changed:
+            spec[kind] = changed
+    deadline = desired["spec"].get("activeDeadlineSeconds")
+    if deadline != actual["spec"].get("activeDeadlineSeconds") and deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    tolerations = actual["spec"].get("tolerations") or []
+    missing = [t for t in desired["spec"].get("tolerations") or [] if t not in tolerations]
+    if missing:
+        spec["tolerations"] = tolerations + missing
+    if spec:
+        patch["spec"] = spec
+    return patch or None
+
+
+def _metadata_patch(desired: dict, actual: dict) -> dict:
+    patch = {}
+    labels = _map_patch(desired.get("labels") or {}, actual.get("labels") or {}, remove=None)
+    if labels:
+        patch["labels"] = labels
+    previously = set(filter(None, (actual.get("annotations") or {}).get(ANN_COPIED, "").split(",")))
+    annotations = _map_patch(desired.get("annotations") or {}, actual.get("annotations") or {}, remove=previously)
+    if annotations:
+        patch["annotations"] = annotations
+    return patch
+
+
+def _map_patch(desired: dict, actual: dict, remove: set | None) -> dict:
+    """Set what differs; null what `desired` lacks (only keys in `remove`, if given)."""
+    patch = {k: v for k, v in desired.items() if actual.get(k) != v}
+    for key in actual:
+        if key not in desired and (remove is None or key in remove):
+            patch[key] = None
+    return patch
+
+
+def pod_status_patch(host_status: dict, virtual_status: dict) -> dict | None:
+    """The host pod's status for the virtual pod, as a merge patch; None when equal.
+    The QoS class is the virtual API server's own; a nominated node is host business."""
+    keep = ("qosClass",)
+    desired = {k: v for k, v in host_status.items() if k not in keep and k != "nominatedNodeName"}
+    patch = {k: v for k, v in desired.items() if virtual_status.get(k) != v}
+    for key in virtual_status:
+        if key not in desired and key not in keep:
+            patch[key] = None
+    return patch or None
+
+
+def was_scheduled(pod: dict) -> bool:
+    """True once the virtual pod has carried a host pod's status: nothing else in a
+    vcluster (no scheduler, no kubelet) sets PodScheduled=True."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "True" for c in conditions)

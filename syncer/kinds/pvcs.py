@@ -1,0 +1,36 @@
+"""PersistentVolumeClaims, vcluster → host: every virtual claim has a host claim, which
+binds to a host volume.
+
+The virtual claim is left Pending: binding it would take a virtual PersistentVolume
+mirroring the host one, which is not built yet (see docs/syncer.md). Host events about
+the claim (provisioning, binding) are shown on it.
+"""
+
+from __future__ import annotations
+
+from ..controller import HostSync
+from ..kind import Kind
+from ..kube import PVCS
+from ..translate import Target, host_object, marks_patch
+from .pods.safety import claim_spec
+
+
+def host_pvc(claim: dict, target: Target) -> dict:
+    """Claims bind to host volumes: a virtual volumeName or selector means nothing there."""
+    spec = claim_spec(claim["spec"], claim["metadata"]["namespace"], target)
+    return host_object("PersistentVolumeClaim", claim, target, spec=spec)
+
+
+class ClaimSync(HostSync):
+    def to_host(self, virtual: dict) -> dict:
+        return host_pvc(virtual, self.ctx.target)
+
+    def patch(self, desired: dict, current: dict) -> dict | None:
+        patch = marks_patch(desired, current)
+        wanted = desired["spec"].get("resources", {}).get("requests")
+        if wanted and wanted != current["spec"].get("resources", {}).get("requests"):
+            patch["spec"] = {"resources": {"requests": wanted}}  # expansion
+        return patch or None
+
+
+KIND = Kind(name="PersistentVolumeClaim", resource=PVCS, controller=ClaimSync)

@@ -1,0 +1,51 @@
+"""The syncer as provisioning runs it: ready before the step is done, without the
+portal's secrets, restarted when the host's tenant policy changes."""
+
+import pytest
+
+from localkube.processes import ProcessDir
+from provisioning.runtime import LocalProcessRuntime, VClusterRef
+from syncer.config import load, vcluster_config_path
+from syncer.policy import TenantPolicy
+from tests.kube.helpers import eventually
+
+pytestmark = pytest.mark.django_db
+
+PORTAL_SECRETS = ("DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL")
+
+
+def ref_of(vcluster) -> VClusterRef:
+    return VClusterRef(vcluster.pk, vcluster.name, vcluster.placement.host_namespace, vcluster.kubernetes_version)
+
+
+def syncer_pid(var_dir, vcluster) -> int:
+    base = var_dir / "vclusters" / str(vcluster.pk)
+    return ProcessDir(base, base / "run", base / "logs").pid("syncer")
+
+
+def test_the_syncer_step_ends_with_a_ready_syncer_that_carries_no_portal_secrets(provisioned, var_dir):
+    vcluster = provisioned("quiet")
+    assert LocalProcessRuntime().syncer_running(ref_of(vcluster)), "ready: /readyz answers 200"
+
+    pid = syncer_pid(var_dir, vcluster)
+    environ = dict(entry.split("=", 1) for entry in
+                   open(f"/proc/{pid}/environ").read().split("\0") if "=" in entry)
+    assert not [name for name in PORTAL_SECRETS if name in environ], sorted(environ)
+    argv = open(f"/proc/{pid}/cmdline").read().split("\0")
+    assert argv[1:3] == ["-m", "syncer"] and "manage.py" not in " ".join(argv), "no Django in the process"
+
+
+def test_a_changed_tenant_policy_rewrites_the_config_and_restarts_the_syncer(provisioned, var_dir):
+    vcluster = provisioned("policy")
+    runtime, ref = LocalProcessRuntime(), ref_of(vcluster)
+    host_kubeconfig = (var_dir / "vclusters" / str(vcluster.pk) / "host.kubeconfig").read_text
+    before = syncer_pid(var_dir, vcluster)
+    assert runtime.ensure_syncer(ref, host_kubeconfig, TenantPolicy()) is False, "unchanged: left alone"
+
+    wider = TenantPolicy.from_dict({"csi_drivers": ["secrets-store.csi.k8s.io"]})
+    assert runtime.ensure_syncer(ref, host_kubeconfig, wider) is True
+
+    assert load(vcluster_config_path(vcluster.pk)).policy == wider
+    assert syncer_pid(var_dir, vcluster) not in (None, before)
+    eventually(lambda: runtime.syncer_running(ref), what="the restarted syncer ready")
+    assert runtime.ensure_syncer(ref, host_kubeconfig, wider) is False

@@ -1,0 +1,120 @@
+"""What a tenant pod may ask of the host (syncer.kinds.pods.safety), rule by rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncer.kinds.pods import translate as pods
+from syncer.policy import PolicyError, TenantPolicy
+from syncer.translate import Refused, Target
+
+from .test_translate import TARGET, virtual_pod
+
+PERMISSIVE = Target("vc", "host-ns", policy=TenantPolicy.from_dict({
+    "csi_drivers": ["secrets-store.csi.k8s.io"],
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "tenants", "effect": "NoSchedule"}],
+    "node_label_keys": ["topology.kubernetes.io/zone"],
+    "runtime_classes": ["gvisor"],
+}))
+
+
+def host_spec(target=TARGET, **spec) -> dict:
+    return pods.host_pod(virtual_pod(**spec), target, "tok")["spec"]
+
+
+@pytest.mark.parametrize("volume", [
+    {"hostPath": {"path": "/"}}, {"nfs": {"server": "s", "path": "/"}}, {"iscsi": {"targetPortal": "p"}},
+    {"rbd": {"monitors": ["m"]}}, {"cephfs": {"monitors": ["m"]}}, {"flexVolume": {"driver": "d"}},
+    {"awsElasticBlockStore": {"volumeID": "v"}}, {"gcePersistentDisk": {"pdName": "d"}},
+    {"azureFile": {"secretName": "s", "shareName": "x"}}, {"glusterfs": {"endpoints": "e", "path": "p"}},
+    {"gitRepo": {"repository": "r"}}, {"image": {"reference": "r"}},
+])
+def test_volume_types_a_tenant_does_not_need_are_refused(volume):
+    with pytest.raises(Refused, match="volumes are not allowed"):
+        host_spec(PERMISSIVE, volumes=[{"name": "v", **volume}])
+
+
+def test_the_volumes_a_tenant_needs_pass():
+    volumes = [{"name": "a", "configMap": {"name": "c"}}, {"name": "b", "secret": {"secretName": "s"}},
+               {"name": "c", "emptyDir": {"medium": "Memory"}}, {"name": "d", "downwardAPI": {"items": []}},
+               {"name": "e", "persistentVolumeClaim": {"claimName": "data"}}]
+    assert [v["name"] for v in host_spec(volumes=volumes)["volumes"]] == ["a", "b", "c", "d", "e"]
+
+
+def test_projected_sources_other_than_the_known_four_are_refused():
+    volume = {"name": "p", "projected": {"sources": [{"clusterTrustBundle": {"signerName": "a/b", "path": "p"}}]}}
+    with pytest.raises(Refused, match="projected clusterTrustBundle"):
+        host_spec(volumes=[volume])
+
+
+def test_inline_csi_needs_a_listed_driver_and_its_secret_is_the_tenants_copy():
+    volume = {"name": "v", "csi": {"driver": "secrets-store.csi.k8s.io", "nodePublishSecretRef": {"name": "creds"}}}
+    with pytest.raises(Refused, match="CSI driver"):
+        host_spec(volumes=[volume])
+    spec = host_spec(PERMISSIVE, volumes=[volume])
+    assert spec["volumes"][0]["csi"]["nodePublishSecretRef"] == {"name": "creds-x-shop-x-vc"}
+    assert pods.pod_refs(virtual_pod(volumes=[volume])).secrets == {"creds": True}, "synced and waited for"
+
+
+def test_an_ephemeral_claim_template_is_sanitised_like_a_claim():
+    template = {"metadata": {"labels": {"app": "db", "vcportal.io/managed-by": "other"},
+                             "annotations": {"volume.kubernetes.io/selected-node": "control-plane"}},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                         "storageClassName": "fast", "volumeName": "someone-elses-pv",
+                         "selector": {"matchLabels": {"a": "b"}},
+                         "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed"},
+                         "dataSourceRef": {"kind": "PersistentVolumeClaim", "name": "x", "namespace": "other"}}}
+    spec = host_spec(volumes=[{"name": "data", "ephemeral": {"volumeClaimTemplate": template}}])
+    assert spec["volumes"][0]["ephemeral"] == {"volumeClaimTemplate": {
+        "metadata": {"labels": {"app": "db", "vcportal.io/managed-by": "vc", "vcportal.io/virtual-namespace": "shop"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "storageClassName": "fast", "dataSource": {"kind": "PersistentVolumeClaim",
+                                                            "name": "seed-x-shop-x-vc"}}}}
+
+
+def test_tolerations_not_in_the_policy_are_stripped():
+    tolerations = [{"operator": "Exists"},
+                   {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": 300},
+                   {"key": "dedicated", "value": "tenants", "effect": "NoSchedule"}]
+    assert "tolerations" not in host_spec(tolerations=tolerations)
+    assert host_spec(PERMISSIVE, tolerations=tolerations)["tolerations"] == [tolerations[2]]
+
+
+def test_node_selectors_and_required_node_affinity_on_unlisted_keys_are_refused():
+    with pytest.raises(Refused, match="nodeSelector on host node labels node-role.kubernetes.io/control-plane"):
+        host_spec(PERMISSIVE, nodeSelector={"node-role.kubernetes.io/control-plane": ""})
+    assert host_spec(PERMISSIVE, nodeSelector={"topology.kubernetes.io/zone": "a"})["nodeSelector"] == \
+        {"topology.kubernetes.io/zone": "a"}
+    required = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["a"]}]},
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["control-plane-1"]}]}]}}}
+    with pytest.raises(Refused, match="node affinity on host node labels metadata.name"):
+        host_spec(PERMISSIVE, affinity=required)
+
+
+def test_preferred_node_affinity_on_unlisted_keys_is_stripped():
+    preferred = [{"weight": 1, "preference": {"matchExpressions": [
+                     {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}},
+                 {"weight": 2, "preference": {"matchExpressions": [
+                     {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["a"]}]}}]
+    spec = host_spec(PERMISSIVE, affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution":
+                                                            preferred}})
+    assert spec["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == [preferred[1]]
+
+
+def test_a_runtime_class_must_be_listed():
+    with pytest.raises(Refused, match="runtimeClassName 'kata'"):
+        host_spec(PERMISSIVE, runtimeClassName="kata")
+    assert host_spec(PERMISSIVE, runtimeClassName="gvisor")["runtimeClassName"] == "gvisor"
+
+
+def test_a_policy_is_normalised_and_refuses_what_it_does_not_know():
+    policy = TenantPolicy.from_dict({"csi_drivers": ["b", "a", "a"], "tolerations": [{"key": "k", "effect": ""}]})
+    assert policy.csi_drivers == ("a", "b")
+    assert policy.allows_toleration({"key": "k", "operator": "Equal", "tolerationSeconds": 60})
+    assert TenantPolicy.from_dict(policy.to_dict()) == policy
+    for bad in ({"csi_drivers": "a"}, {"tolerations": [{"key": "k", "seconds": 1}]},
+                {"external_name_services": "yes"}, {"hostPath": True}):
+        with pytest.raises(PolicyError):
+            TenantPolicy.from_dict(bad)
