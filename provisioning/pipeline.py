@@ -21,7 +21,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kubernetes.client.rest import ApiException
 
-from syncer.policy import TenantPolicy
 from syncer.rbac import token_kubeconfig
 from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
 
@@ -137,7 +136,7 @@ def ensure_syncer(ctx: Context) -> None:
             manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
         )
 
-    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, TenantPolicy()):
+    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy()):
         ctx.changes.append("syncer started")
     _wait_syncer_ready(ctx, settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
 

@@ -3,11 +3,12 @@ portal's secrets, restarted when the host's tenant policy changes."""
 
 import pytest
 
+from accounts.audit import Actor
 from localkube.processes import ProcessDir
+from provisioning import pipeline, services
 from provisioning.runtime import LocalProcessRuntime, VClusterRef
 from syncer.config import load, vcluster_config_path
 from syncer.policy import TenantPolicy
-from tests.kube.helpers import eventually
 
 pytestmark = pytest.mark.django_db
 
@@ -35,17 +36,19 @@ def test_the_syncer_step_ends_with_a_ready_syncer_that_carries_no_portal_secrets
     assert argv[1:3] == ["-m", "syncer"] and "manage.py" not in " ".join(argv), "no Django in the process"
 
 
-def test_a_changed_tenant_policy_rewrites_the_config_and_restarts_the_syncer(provisioned, var_dir):
+def test_a_host_clusters_changed_tenant_policy_reaches_its_running_syncer(provisioned, host, world, var_dir):
     vcluster = provisioned("policy")
     runtime, ref = LocalProcessRuntime(), ref_of(vcluster)
-    host_kubeconfig = (var_dir / "vclusters" / str(vcluster.pk) / "host.kubeconfig").read_text
     before = syncer_pid(var_dir, vcluster)
-    assert runtime.ensure_syncer(ref, host_kubeconfig, TenantPolicy()) is False, "unchanged: left alone"
+    assert load(vcluster_config_path(vcluster.pk)).policy == TenantPolicy(), "the empty policy by default"
+    assert pipeline.repair(vcluster.pk) == [], "unchanged: the syncer is left alone"
 
-    wider = TenantPolicy.from_dict({"csi_drivers": ["secrets-store.csi.k8s.io"]})
-    assert runtime.ensure_syncer(ref, host_kubeconfig, wider) is True
+    wider = {"csi_drivers": ["secrets-store.csi.k8s.io"], "external_name_services": True}
+    services.update_host_cluster(Actor(world.staff), host, tenant_policy=wider)
+    changes = pipeline.repair(vcluster.pk)
 
-    assert load(vcluster_config_path(vcluster.pk)).policy == wider
+    assert changes == ["syncer started"]
+    assert load(vcluster_config_path(vcluster.pk)).policy == TenantPolicy.from_dict(wider)
     assert syncer_pid(var_dir, vcluster) not in (None, before)
-    eventually(lambda: runtime.syncer_running(ref), what="the restarted syncer ready")
-    assert runtime.ensure_syncer(ref, host_kubeconfig, wider) is False
+    assert runtime.syncer_running(ref), "the Syncer step waits until the restarted syncer is ready"
+    assert pipeline.repair(vcluster.pk) == []
