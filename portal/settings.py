@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "vclusters",
     "provisioning",
     "syncer",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -231,6 +232,12 @@ VCPORTAL_RECONCILE_INTERVAL = _int("VCPORTAL_RECONCILE_INTERVAL", default=30)
 # Test-only fault injection: seconds each provisioning step sleeps after its effect
 # and before its record (tests/provisioning/test_crash_safety.py). Keep 0.
 VCPORTAL_FAULT_PAUSE_AFTER_STEP = env.float("VCPORTAL_FAULT_PAUSE_AFTER_STEP", default=0.0)
+# Gateway (/kube/): lifetime of personal vcluster tokens, and how often what went
+# through it is written to the database (off the request path).
+VCPORTAL_GATEWAY_TOKEN_TTL = _int("VCPORTAL_GATEWAY_TOKEN_TTL", default=12 * 3600)
+if not VCPORTAL_GATEWAY_TOKEN_TTL:
+    raise ImproperlyConfigured("VCPORTAL_GATEWAY_TOKEN_TTL must be at least 1 (seconds)")
+VCPORTAL_GATEWAY_FLUSH_INTERVAL = env.float("VCPORTAL_GATEWAY_FLUSH_INTERVAL", default=1.0)
 CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
 }

@@ -1,0 +1,105 @@
+"""Connections to vcluster API servers, as the portal's privileged client.
+
+Each vcluster's stored admin kubeconfig gives its server, CA and client credentials.
+One aiohttp session per vcluster keeps connections alive between requests; it is
+rebuilt when the stored kubeconfig changes (a re-issued one after the API server
+moved), which the gateway sees by comparing the ciphertext it gets with every grant.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass
+
+import aiohttp
+import yaml
+
+from portal.fields import fernet
+
+# Many watches stay open at once; each holds one HTTP/1.1 connection.
+CONNECTION_LIMIT = 10_000
+CONNECT_TIMEOUT = 10
+
+
+class BadKubeconfig(ValueError):
+    pass
+
+
+@dataclass
+class Upstream:
+    server: str
+    session: aiohttp.ClientSession
+    auth_headers: dict[str, str]
+
+    @classmethod
+    def from_kubeconfig(cls, text: str) -> Upstream:
+        cluster, user = _current(yaml.safe_load(text))
+        context = ssl_context(cluster, user)
+        headers = {"Authorization": f"Bearer {user['token']}"} if user.get("token") else {}
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, limit=CONNECTION_LIMIT, keepalive_timeout=30),
+            # Relay bodies exactly as the API server sends them (gzip included) and add
+            # no headers of aiohttp's own choosing.
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding", "User-Agent"),
+            timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=None),
+        )
+        return cls(cluster["server"].rstrip("/"), session, headers)
+
+
+def _current(doc: dict) -> tuple[dict, dict]:
+    try:
+        contexts = {c["name"]: c["context"] for c in doc["contexts"]}
+        context = contexts[doc.get("current-context") or next(iter(contexts))]
+        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
+        user = next(u["user"] for u in doc["users"] if u["name"] == context["user"])
+    except (KeyError, TypeError, StopIteration):
+        raise BadKubeconfig("the vcluster's stored kubeconfig has no usable context") from None
+    return cluster, user
+
+
+def ssl_context(cluster: dict, user: dict) -> ssl.SSLContext:
+    ca = cluster.get("certificate-authority-data")
+    context = ssl.create_default_context(cadata=base64.b64decode(ca).decode() if ca else None)
+    if user.get("client-certificate-data"):
+        _load_client_certificate(context, base64.b64decode(user["client-certificate-data"]),
+                                 base64.b64decode(user["client-key-data"]))
+    return context
+
+
+def _load_client_certificate(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    # The ssl module loads certificates from files only: a private directory that
+    # exists for the duration of this call.
+    with tempfile.TemporaryDirectory(prefix="vcportal-gw-") as directory:
+        cert_path, key_path = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+        for path, data in ((cert_path, cert), (key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        context.load_cert_chain(cert_path, key_path)
+
+
+class Upstreams:
+    """One Upstream per vcluster, keyed by the ciphertext it was built from."""
+
+    def __init__(self):
+        self._by_vcluster: dict[int, tuple[str, Upstream]] = {}
+
+    async def get(self, vcluster_id: int, ciphertext: str) -> Upstream:
+        cached = self._by_vcluster.get(vcluster_id)
+        if cached and cached[0] == ciphertext:
+            return cached[1]
+        upstream = Upstream.from_kubeconfig(fernet().decrypt(ciphertext.encode()).decode())
+        self._by_vcluster[vcluster_id] = (ciphertext, upstream)
+        if cached:
+            # Its API server address or credentials changed: streams on it are stale.
+            await cached[1].session.close()
+        return upstream
+
+    async def close(self) -> None:
+        for _, upstream in self._by_vcluster.values():
+            await upstream.session.close()
+        self._by_vcluster.clear()
