@@ -40,6 +40,7 @@ class AccessLogView(generics.ListAPIView):
     """Mutating requests through the gateway, newest first (reads are only counted: see activity/)."""
 
     serializer_class = AccessRecordSerializer
+    queryset = AccessRecord.objects.none()  # for the schema; get_queryset() decides
 
     @extend_schema(summary="Who changed what in the vcluster through the gateway")
     def get(self, request, *args, **kwargs):
@@ -87,6 +88,7 @@ class AccessTokenList(generics.ListAPIView):
     """Your tokens for the vcluster; team admins and platform admins see everyone's."""
 
     serializer_class = AccessTokenSerializer
+    queryset = AccessToken.objects.none()  # for the schema; get_queryset() decides
 
     @extend_schema(summary="Personal access tokens for the vcluster")
     def get(self, request, *args, **kwargs):
