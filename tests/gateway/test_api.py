@@ -8,9 +8,8 @@ from rest_framework.test import APIRequestFactory, force_authenticate
 
 from gateway.api import KubeconfigView
 from gateway.models import AccessRecord, AccessToken
-from gateway.recorder import Batch, write_batch
+from gateway.recorder import Batch, Recorder, write_batch
 from gateway.requestinfo import parse
-from gateway.recorder import Recorder
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +122,19 @@ def test_the_personal_kubeconfig_view_and_the_break_glass_download(world, ready)
     assert get(world.teammate, "?admin=true").status_code == 403
     assert get(world.staff, "?admin=true").content.decode() == ready.kubeconfig
     assert get(world.outsider).status_code == 404
+
+
+def test_the_vcluster_page_fragment_lists_changes_and_the_last_request(world, ready):
+    from django.template import Context, Template
+
+    page = Template("{% load gateway %}{% access_list vcluster %}")
+    assert "No change has been made" in page.render(Context({"vcluster": ready}))
+    batch = Batch()
+    batch.records = [{"vcluster_id": ready.pk, "user_id": world.teammate.pk, "username": "teammate",
+                      "at": datetime(2026, 11, 27, 12, tzinfo=UTC), "verb": "create", "api_group": "",
+                      "resource": "configmaps", "subresource": "", "namespace": "dev", "name": "app", "path": "",
+                      "code": 201}]
+    batch.last[ready.pk] = (datetime(2026, 11, 27, 12, tzinfo=UTC), "teammate")
+    write_batch(batch)
+    html = page.render(Context({"vcluster": ready}))
+    assert "configmaps dev/app" in html and "teammate" in html and "201" in html
