@@ -128,24 +128,27 @@ class CredentialsView(APIView):
 
 
 class KubeconfigView(APIView):
-    """The personal kubeconfig through the gateway; `?admin=true`: the stored
-    break-glass admin kubeconfig (platform admins only, audited as before)."""
-
     @extend_schema(
-        summary="Download a personal kubeconfig for the vcluster (every role; audited)",
+        summary="Download a personal kubeconfig for the vcluster (every role; audited); "
+                "?admin=true: the break-glass admin kubeconfig (platform admins)",
         responses={(200, "application/yaml"): OpenApiResponse(OpenApiTypes.STR, description="kubeconfig YAML"),
                    409: OpenApiResponse(description="The vcluster is not Ready yet.")},
     )
     def get(self, request, pk: int):
-        vcluster = visible_vcluster(request, pk)
-        actor = Actor.from_request(request)
-        if request.query_params.get("admin") == "true":
-            access.require_platform_admin(request.user)
-            kubeconfig, suffix = download_kubeconfig(actor, vcluster), "admin"
-        else:
-            kubeconfig = services.issue_kubeconfig(actor, vcluster, request.build_absolute_uri("/"))
-            suffix = request.user.get_username()
-        response = HttpResponse(kubeconfig, content_type="application/yaml")
-        filename = f"{vcluster.team.slug}-{vcluster.name}-{suffix}.kubeconfig"
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return kubeconfig_download(request, visible_vcluster(request, pk))
+
+
+def kubeconfig_download(request, vcluster: VCluster) -> HttpResponse:
+    """The person's own kubeconfig through the gateway; with `?admin=true`, the stored
+    break-glass admin kubeconfig (platform admins only, audited as before)."""
+    actor = Actor.from_request(request)
+    if request.GET.get("admin") == "true":
+        access.require_platform_admin(request.user)
+        kubeconfig, suffix = download_kubeconfig(actor, vcluster), "admin"
+    else:
+        kubeconfig = services.issue_kubeconfig(actor, vcluster, request.build_absolute_uri("/"))
+        suffix = request.user.get_username()
+    response = HttpResponse(kubeconfig, content_type="application/yaml")
+    filename = f"{vcluster.team.slug}-{vcluster.name}-{suffix}.kubeconfig"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,6 +1,6 @@
 """The gateway's API routes, included under /api/v1/ by portal/urls.py. The personal
-kubeconfig view (api.KubeconfigView) is not routed here: it takes over
-vclusters/<id>/kubeconfig/ when the lead wires it (see README, Gateway)."""
+kubeconfig downloads (api.KubeconfigView, views.vcluster_kubeconfig) are not routed
+here: they take over the vclusters app's kubeconfig URLs when those are rewired."""
 
 from django.urls import path
 

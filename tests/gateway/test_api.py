@@ -138,3 +138,19 @@ def test_the_vcluster_page_fragment_lists_changes_and_the_last_request(world, re
     write_batch(batch)
     html = page.render(Context({"vcluster": ready}))
     assert "configmaps dev/app" in html and "teammate" in html and "201" in html
+
+
+def test_the_page_download_is_personal_too(world, ready):
+    from django.test import RequestFactory
+
+    from gateway.views import vcluster_kubeconfig
+    from tests.portal.conftest import make_vcluster
+
+    def get(user, vcluster):
+        request = RequestFactory().get("/")
+        request.user = user
+        return vcluster_kubeconfig(request, pk=vcluster.pk)
+
+    r = get(world.viewer, ready)
+    assert r.status_code == 200 and yaml.safe_load(r.content)["users"][0]["user"]["token"].startswith("vck_")
+    assert get(world.teammate, make_vcluster(world.alpha, "soon")).status_code == 409
