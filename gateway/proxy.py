@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 
 import aiohttp
 from multidict import CIMultiDict
@@ -31,7 +32,7 @@ from .dbthreads import DatabaseThreads
 from .kubestatus import Refusal
 from .recorder import Recorder
 from .services import Grant, authorize
-from .upstream import BadKubeconfig, Upstream, Upstreams
+from .upstream import BadKubeconfig, Upstream, Upstreams, refused_handshake
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 SPDY_MESSAGE = ("This gateway relays exec, attach and port-forward over WebSocket only, not SPDY. "
                 "Use kubectl 1.30 or newer without KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false / "
                 "KUBECTL_PORT_FORWARD_WEBSOCKETS=false.")
+# kubectl falls back to SPDY when its WebSocket attempt is refused; for this long the
+# SPDY attempt gets the API server's answer to the WebSocket one instead of SPDY_MESSAGE.
+REFUSAL_MEMORY_SECONDS = 30
 
 
 class Gateway:
@@ -56,6 +60,8 @@ class Gateway:
         self.db = db or DatabaseThreads()
         self.recorder = Recorder(self.db.run)
         self.upstreams = Upstreams()
+        # (user id, vcluster id, path) → (when, code, Status body) of refused WebSocket streams
+        self._refused_streams: dict[tuple[int, int, str], tuple[float, int, bytes]] = {}
 
     async def start(self) -> None:
         self.recorder.start()
@@ -93,9 +99,10 @@ class Gateway:
     # HTTP -----------------------------------------------------------------------
     async def http(self, scope, receive, send):
         try:
-            if _is_spdy_upgrade(scope):
-                raise Refusal(400, SPDY_MESSAGE)
             grant, upstream, path, query = await self._admit(scope)
+            if _is_spdy_upgrade(scope):
+                await self._refuse_spdy(grant, path, send)
+                return
             body = await _read_body(receive)
         except Refusal as refusal:
             await _send_status(send, refusal)
@@ -131,28 +138,47 @@ class Gateway:
             await send({"type": "http.response.body", "body": b""})
         return response.status
 
+    async def _refuse_spdy(self, grant: Grant, path: str, send) -> None:
+        remembered = self._refused_streams.pop((grant.user_id, grant.vcluster_id, path), None)
+        if remembered and time.monotonic() - remembered[0] < REFUSAL_MEMORY_SECONDS:
+            await _send(send, remembered[1], remembered[2])
+        else:
+            await _send_status(send, Refusal(400, SPDY_MESSAGE))
+
+    def _remember_refused_stream(self, grant: Grant, path: str, code: int, body: bytes) -> None:
+        now = time.monotonic()
+        for key in [k for k, (when, _, _) in self._refused_streams.items() if now - when >= REFUSAL_MEMORY_SECONDS]:
+            del self._refused_streams[key]
+        self._refused_streams[(grant.user_id, grant.vcluster_id, path)] = (now, code, body)
+
     # WebSocket ------------------------------------------------------------------
     async def websocket(self, scope, receive, send):
         await receive()  # websocket.connect
         try:
             grant, upstream, path, query = await self._admit(scope)
         except Refusal as refusal:
-            await _deny_websocket(scope, send, refusal)
+            await _deny_websocket(scope, send, refusal.code, refusal.body())
             return
         info = requestinfo.parse("GET", path, query)
         url = URL(upstream.server + path + (f"?{query}" if query else ""), encoded=True)
         try:
             upstream_ws = await upstream.session.ws_connect(
                 url, protocols=scope.get("subprotocols") or (), max_msg_size=0,
-                headers=_upstream_headers([], grant, upstream),
+                # aiohttp makes its own handshake; the client's other headers go along
+                # (the API server's watch over WebSocket wants an Origin).
+                headers=_upstream_headers([(name, value) for name, value in scope["headers"]
+                                           if not name.startswith(b"sec-websocket-")], grant, upstream),
             )
         except aiohttp.WSServerHandshakeError as exc:
             self._note(grant, info, exc.status, path)
-            await _deny_websocket(scope, send, Refusal(
-                exc.status, f"The vcluster's API server refused the stream: {exc.status} {exc.message}"))
+            body = _status_or_none(refused_handshake.get()) or Refusal(
+                exc.status, f"The vcluster's API server refused the stream ({exc.status}).").body()
+            self._remember_refused_stream(grant, path, exc.status, body)
+            await _deny_websocket(scope, send, exc.status, body)
             return
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
-            await _deny_websocket(scope, send, Refusal(503, "This vcluster's API server does not answer."))
+            refusal = Refusal(503, "This vcluster's API server does not answer.")
+            await _deny_websocket(scope, send, refusal.code, refusal.body())
             return
         self._note(grant, info, 101, path)
         await send({"type": "websocket.accept", "subprotocol": upstream_ws.protocol})
@@ -220,18 +246,30 @@ async def _until_disconnect(receive, work) -> int:
 
 
 async def _send_status(send, refusal: Refusal) -> None:
-    body = refusal.body()
-    await send({"type": "http.response.start", "status": refusal.code,
+    await _send(send, refusal.code, refusal.body())
+
+
+async def _send(send, code: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": code,
                 "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _deny_websocket(scope, send, refusal: Refusal) -> None:
+async def _deny_websocket(scope, send, code: int, body: bytes) -> None:
+    """Refuse the upgrade with an HTTP response carrying the Status, as an API server would."""
     if "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": refusal.code, "headers": JSON_HEADERS})
-        await send({"type": "websocket.http.response.body", "body": refusal.body()})
+        await send({"type": "websocket.http.response.start", "status": code, "headers": JSON_HEADERS})
+        await send({"type": "websocket.http.response.body", "body": body})
     else:
-        await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
+        await send({"type": "websocket.close", "code": 1008})
+
+
+def _status_or_none(body: bytes) -> bytes | None:
+    """`body` if it is a Kubernetes Status, else None."""
+    try:
+        return body if json.loads(body).get("kind") == "Status" else None
+    except (ValueError, AttributeError):
+        return None
 
 
 async def _relay_websocket(receive, send, upstream_ws: aiohttp.ClientWebSocketResponse) -> None:

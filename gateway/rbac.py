@@ -4,6 +4,8 @@ group, and nothing else. The gateway impersonates `vcportal:<username>` in the g
 their rights inside. Platform admins who are not members of the team come in as
 `vcportal:role:platform-admin`, bound to cluster-admin like team admins and members."""
 
+import time
+
 from provisioning.hostkube import HostKube
 
 GROUP_PREFIX = "vcportal:role:"
@@ -16,6 +18,13 @@ ROLE_CLUSTER_ROLES = {
 }
 MANAGED_LABEL = {"app.kubernetes.io/managed-by": "vcportal-gateway"}
 CLUSTER_ROLE_BINDING = ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
+# `view` is aggregated by the controller manager a few seconds after a control plane
+# starts; until then it grants nothing.
+AGGREGATION_TIMEOUT = 30
+
+
+class ViewRoleNotReady(RuntimeError):
+    pass
 
 
 def role_group(role: str) -> str:
@@ -37,8 +46,10 @@ def access_bindings() -> list[dict]:
 
 def ensure_access_bindings(kubeconfig_text: str) -> list[str]:
     """Apply the bindings inside the vcluster (admin kubeconfig) and remove any other
-    binding of ours; returns what changed. Idempotent: a provisioning step."""
+    binding of ours; returns what changed. Idempotent: a provisioning step. Returns
+    once viewers can read (ViewRoleNotReady after AGGREGATION_TIMEOUT seconds)."""
     kube = HostKube(kubeconfig_text)
+    _wait_for_view_rules(kube)
     changes = []
     wanted = access_bindings()
     for manifest in wanted:
@@ -51,3 +62,12 @@ def ensure_access_bindings(kubeconfig_text: str) -> list[str]:
         if item.metadata.name not in names and kube.delete(*CLUSTER_ROLE_BINDING, item.metadata.name):
             changes.append(f"removed ClusterRoleBinding {item.metadata.name}")
     return changes
+
+
+def _wait_for_view_rules(kube: HostKube) -> None:
+    cluster_roles = kube.dynamic.resources.get(api_version=CLUSTER_ROLE_BINDING[0], kind="ClusterRole")
+    deadline = time.monotonic() + AGGREGATION_TIMEOUT
+    while not cluster_roles.get(name="view").rules:
+        if time.monotonic() > deadline:
+            raise ViewRoleNotReady("the vcluster's `view` ClusterRole has no rules yet (aggregation pending)")
+        time.sleep(0.2)

@@ -8,6 +8,7 @@ the vcluster's phase, so revoking a token, removing a member, lowering a role or
 deleting the vcluster takes effect on the very next request.
 """
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -62,8 +63,15 @@ def issue_token(actor: Actor, vcluster: VCluster, purpose: Purpose) -> tuple[Acc
     return row, token
 
 
-def gateway_url(portal_url: str, vcluster: VCluster) -> str:
-    return f"{portal_url.rstrip('/')}/kube/vclusters/{vcluster.pk}"
+def gateway_cluster(portal_url: str, vcluster: VCluster) -> dict:
+    """The kubeconfig `cluster` entry: VCPORTAL_GATEWAY_URL (else the portal's URL) and,
+    when set, the CA of VCPORTAL_GATEWAY_CA_FILE."""
+    base = (settings.VCPORTAL_GATEWAY_URL or portal_url).rstrip("/")
+    cluster = {"server": f"{base}/kube/vclusters/{vcluster.pk}"}
+    if settings.VCPORTAL_GATEWAY_CA_FILE:
+        with open(settings.VCPORTAL_GATEWAY_CA_FILE, "rb") as fh:
+            cluster["certificate-authority-data"] = base64.b64encode(fh.read()).decode()
+    return cluster
 
 
 def issue_kubeconfig(actor: Actor, vcluster: VCluster, portal_url: str) -> str:
@@ -74,7 +82,7 @@ def issue_kubeconfig(actor: Actor, vcluster: VCluster, portal_url: str) -> str:
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {"server": gateway_url(portal_url, vcluster)}}],
+        "clusters": [{"name": cluster, "cluster": gateway_cluster(portal_url, vcluster)}],
         "users": [{"name": user, "user": {"token": token}}],
         "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user}}],
         "current-context": cluster,

@@ -12,6 +12,7 @@ import base64
 import os
 import ssl
 import tempfile
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import aiohttp
@@ -26,6 +27,19 @@ CONNECT_TIMEOUT = 10
 
 class BadKubeconfig(ValueError):
     pass
+
+
+# The body of a refused WebSocket handshake (the API server's Status: pod not found,
+# forbidden, …), which aiohttp drops when it raises WSServerHandshakeError. Set in the
+# task that called ws_connect.
+refused_handshake: ContextVar[bytes] = ContextVar("refused_handshake", default=b"")
+
+
+async def _keep_refused_handshake(request: aiohttp.ClientRequest, handler) -> aiohttp.ClientResponse:
+    response = await handler(request)
+    if response.status != 101 and request.headers.get("Upgrade", "").lower() == "websocket":
+        refused_handshake.set(await response.read())
+    return response
 
 
 @dataclass
@@ -46,6 +60,7 @@ class Upstream:
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding", "User-Agent"),
             timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=None),
+            middlewares=(_keep_refused_handshake,),
         )
         return cls(cluster["server"].rstrip("/"), session, headers)
 

@@ -238,6 +238,10 @@ VCPORTAL_GATEWAY_TOKEN_TTL = _int("VCPORTAL_GATEWAY_TOKEN_TTL", default=12 * 360
 if not VCPORTAL_GATEWAY_TOKEN_TTL:
     raise ImproperlyConfigured("VCPORTAL_GATEWAY_TOKEN_TTL must be at least 1 (seconds)")
 VCPORTAL_GATEWAY_FLUSH_INTERVAL = env.float("VCPORTAL_GATEWAY_FLUSH_INTERVAL", default=1.0)
+# Where kubectl reaches the gateway when it is not the portal's own URL (kubectl sends
+# tokens over HTTPS only), and the CA of its certificate when that is a private one.
+VCPORTAL_GATEWAY_URL = env.str("VCPORTAL_GATEWAY_URL", default="")
+VCPORTAL_GATEWAY_CA_FILE = env.str("VCPORTAL_GATEWAY_CA_FILE", default="")
 CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
 }

@@ -32,16 +32,18 @@ def actor(user) -> Actor:
 
 class GatewayServer:
     """The portal's ASGI application (Django + gateway) under uvicorn, in a thread of
-    the test process, on a free port of 127.0.0.1."""
+    the test process, on a free port of 127.0.0.1, over TLS with a private CA
+    (kubectl sends tokens over HTTPS only)."""
 
-    def __init__(self):
+    def __init__(self, tls: dict):
         from django.core.asgi import get_asgi_application
 
         from gateway.asgi import Router
 
+        self.ca = str(tls["ca.crt"])
         self.app = Router(get_asgi_application())
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, lifespan="on", ws="websockets",
-                                log_level="info")
+                                log_level="info", ssl_certfile=str(tls["tls.crt"]), ssl_keyfile=str(tls["tls.key"]))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
 
@@ -52,7 +54,7 @@ class GatewayServer:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the gateway did not start")
             time.sleep(0.02)
-        self.url = "http://127.0.0.1:%d" % self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = "https://127.0.0.1:%d" % self.server.servers[0].sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -60,9 +62,13 @@ class GatewayServer:
 
 
 @pytest.fixture
-def gateway_server(transactional_db, settings):
+def gateway_server(transactional_db, settings, tmp_path):
+    from gateway.tls import ensure_certificate
+
+    tls = ensure_certificate(tmp_path / "gateway-tls")
     settings.VCPORTAL_GATEWAY_FLUSH_INTERVAL = 0.2
-    server = GatewayServer()
+    settings.VCPORTAL_GATEWAY_CA_FILE = str(tls["ca.crt"])
+    server = GatewayServer(tls)
     server.start()
     yield server
     server.stop()

@@ -153,3 +153,17 @@ def test_tokens_of_people_outside_the_team_do_not_open_it(world, ready):
     stranger = make_user("stranger")
     with pytest.raises(PermissionDenied):
         issue_kubeconfig(actor(stranger), ready, PORTAL)
+
+
+def test_a_gateway_url_and_private_ca_of_its_own_go_into_kubeconfigs(world, ready, settings, tmp_path):
+    import base64
+
+    from django.core.management import call_command
+
+    call_command("gateway_certificate", str(tmp_path / "tls"), "--name", "portal.internal")
+    assert sorted(p.name for p in (tmp_path / "tls").iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
+    settings.VCPORTAL_GATEWAY_URL = "https://portal.internal:8443"
+    settings.VCPORTAL_GATEWAY_CA_FILE = str(tmp_path / "tls" / "ca.crt")
+    cluster = yaml.safe_load(issue_kubeconfig(actor(world.teammate), ready, PORTAL))["clusters"][0]["cluster"]
+    assert cluster["server"] == f"https://portal.internal:8443/kube/vclusters/{ready.pk}"
+    assert base64.b64decode(cluster["certificate-authority-data"]) == (tmp_path / "tls" / "ca.crt").read_bytes()

@@ -4,7 +4,9 @@ way of losing access takes effect on the next request."""
 
 import json
 import logging
+import os
 import queue
+import ssl
 import subprocess
 import threading
 from datetime import timedelta
@@ -31,6 +33,13 @@ data: {owner: "%s"}
 """
 
 
+GHOST_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: ghost, namespace: default}
+spec: {nodeName: nowhere, containers: [{name: app, image: registry.example/app:1}]}
+"""
+
+
 def kubeconfig_for(user, vcluster, server, tmp_path) -> str:
     path = tmp_path / f"{user.username}-{vcluster.pk}.kubeconfig"
     path.write_text(issue_kubeconfig(actor(user), vcluster, server.url))
@@ -44,6 +53,13 @@ def token_in(kubeconfig_path: str) -> str:
         return yaml.safe_load(fh)["users"][0]["user"]["token"]
 
 
+def run(kubeconfig: str, *args: str) -> str:
+    """kubectl's output; a failure shows kubectl's error."""
+    result = kubectl(kubeconfig, *args, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def can_create(kubeconfig: str, name: str) -> subprocess.CompletedProcess:
     return kubectl(kubeconfig, "apply", "-f", "-", input=CONFIGMAP % (name, name), check=False)
 
@@ -52,17 +68,18 @@ def test_kubectl_works_through_the_gateway_as_the_person(world, vcluster, gatewa
     caplog.set_level(logging.DEBUG)
     kc = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
 
-    whoami = json.loads(kubectl(kc, "auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+    whoami = json.loads(run(kc, "auth", "whoami", "-o", "json"))["status"]["userInfo"]
     assert whoami["username"] == "vcportal:teammate"
     assert {"vcportal:team:alpha", "vcportal:role:member"} <= set(whoami["groups"])
 
-    assert "kube-system" in kubectl(kc, "get", "namespaces", "-o", "name").stdout
+    assert "kube-system" in run(kc, "get", "namespaces", "-o", "name")
     assert can_create(kc, "settings").returncode == 0
-    assert json.loads(kubectl(kc, "get", "configmap", "settings", "-o", "json").stdout)["data"] == {
+    assert json.loads(run(kc, "get", "configmap", "settings", "-o", "json"))["data"] == {
         "owner": "settings"}
 
     with WatchedKubectl(kc, "get", "configmaps", "--watch", "-o", "name") as watch:
-        assert watch.next_line() == "configmap/kube-root-ca.crt"  # the list; the watch is open now
+        listed = {watch.next_line(), watch.next_line()}  # the list; the watch is open now
+        assert listed == {"configmap/kube-root-ca.crt", "configmap/settings"}
         assert can_create(kc, "while-watching").returncode == 0
         assert watch.next_line() == "configmap/while-watching"  # relayed while the watch is open
 
@@ -93,7 +110,7 @@ def test_the_authorization_matrix_and_losing_access(world, vcluster, gateway_ser
     staff = kubeconfig_for(world.staff, vcluster, gateway_server, tmp_path)
 
     assert can_create(member, "by-member").returncode == 0
-    assert kubectl(viewer, "get", "configmap", "by-member").returncode == 0
+    run(viewer, "get", "configmap", "by-member")
     refused = can_create(viewer, "by-viewer")
     assert refused.returncode != 0 and "forbidden" in refused.stderr
     assert can_create(staff, "by-platform-admin").returncode == 0
@@ -145,11 +162,12 @@ def test_websocket_streams_are_relayed_and_spdy_is_refused_with_a_reason(world, 
     token = token_in(kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path))
     kc = kubeconfig_for(world.owner, vcluster, gateway_server, tmp_path)
     path = f"/kube/vclusters/{vcluster.pk}/api/v1/namespaces/default/configmaps?watch=true"
+    tls = ssl.create_default_context(cafile=gateway_server.ca)
 
     async def watch_over_websocket():
         async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(gateway_server.url.replace("http", "ws") + path,
-                                          headers={"Authorization": f"Bearer {token}"}) as ws:
+            async with session.ws_connect(gateway_server.url.replace("http", "ws") + path, origin=gateway_server.url,
+                                          headers={"Authorization": f"Bearer {token}"}, ssl=tls) as ws:
                 assert can_create(kc, "over-websocket").returncode == 0
                 while True:
                     message = await asyncio.wait_for(ws.receive(), timeout=20)
@@ -164,7 +182,7 @@ def test_websocket_streams_are_relayed_and_spdy_is_refused_with_a_reason(world, 
         async with aiohttp.ClientSession() as session:
             with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
                 await session.ws_connect(gateway_server.url.replace("http", "ws") + path,
-                                         headers={"Authorization": f"Bearer {bearer}"})
+                                         headers={"Authorization": f"Bearer {bearer}"}, ssl=tls)
             return caught.value.status
 
     assert asyncio.run(refused_websocket("vck_not-a-token")) == 401
@@ -174,12 +192,41 @@ def test_websocket_streams_are_relayed_and_spdy_is_refused_with_a_reason(world, 
     assert_status(spdy, 400, "WebSocket only")
 
 
+def test_exec_logs_and_port_forward_reach_the_api_server(world, vcluster, gateway_server, tmp_path):
+    """A bare control plane has no node, so a pod never runs: what is proven is that
+    kubectl's WebSocket streams and log requests reach the API server as the person and
+    that its answer comes back to kubectl, not that a stream to a running container works."""
+    kc = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
+    run(kc, "run", "web", "--image=registry.example/web:1", "--restart=Never")
+    no_host = 'pod web does not have a host assigned'
+    result = kubectl(kc, "exec", "web", "--", "true", check=False)
+    assert result.returncode != 0 and no_host in result.stderr, result.stderr
+    assert run(kc, "logs", "web") == ""  # the API server's answer for a pod on no node
+
+    # kubectl port-forwards only to a Running pod: one "running" on a node that does not exist.
+    kubectl(kc, "create", "-f", "-", input=GHOST_POD)
+    kubectl(kc, "patch", "pod", "ghost", "--subresource=status", "--type=merge", "-p",
+            '{"status": {"phase": "Running"}}')
+    result = kubectl(kc, "port-forward", "pod/ghost", "18080:80", check=False)
+    assert result.returncode != 0 and '"nowhere" not found' in result.stderr, result.stderr  # the API server's answer
+
+    exec_record = wait_for(lambda: AccessRecord.objects.filter(vcluster=vcluster, subresource="exec").first(),
+                           what="the exec record")
+    assert (exec_record.username, exec_record.verb, exec_record.name, exec_record.code) == (
+        "teammate", "create", "web", 400)
+
+    forced_spdy = subprocess.run(
+        [str(bin_dir() / "kubectl"), f"--kubeconfig={kc}", "exec", "web", "--", "true"],
+        env={**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}, capture_output=True, text=True, timeout=60)
+    assert forced_spdy.returncode != 0 and "WebSocket only" in forced_spdy.stderr, forced_spdy.stderr
+
+
 def http(server, vcluster, token, method, path, **kwargs) -> requests.Response:
     headers = kwargs.pop("headers", {})
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return requests.request(method, f"{server.url}/kube/vclusters/{vcluster.pk}{path}", headers=headers,
-                            timeout=30, **kwargs)
+                            timeout=30, verify=server.ca, **kwargs)
 
 
 def assert_status(response: requests.Response, code: int, words: str) -> None:
