@@ -11,14 +11,16 @@ deleting the vcluster takes effect on the very next request.
 import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 import yaml
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts import access
 from accounts.audit import Actor, record
@@ -143,17 +145,45 @@ def authorize(token: str, vcluster_id: int) -> Grant:
     return Grant(vcluster_id, row["user_id"], row["user__username"], groups, row["kubeconfig_ciphertext"])
 
 
-def _lookup(digest: str) -> dict | None:
+LOOKUP_FIELDS = ("user_id", "user__username", "user__is_active", "user__is_staff", "vcluster_id", "expires_at",
+                 "revoked_at", "vcluster__name", "vcluster__phase", "vcluster__message", "vcluster__team__slug",
+                 "role", "kubeconfig_ciphertext")
+_DIGEST_PLACEHOLDER = "digest-placeholder"
+
+
+@cache
+def _lookup_sql() -> tuple[str, tuple]:
+    """The lookup's SQL, compiled once: building it with the ORM costs more than running it."""
     role = Membership.objects.filter(team=OuterRef("vcluster__team"), user=OuterRef("user")).values("role")[:1]
-    return (
-        AccessToken.objects.filter(digest=digest)
+    query = (
+        AccessToken.objects.filter(digest=_DIGEST_PLACEHOLDER).order_by()
         # Cast: the ciphertext as stored, so nothing is decrypted on the request path.
         .annotate(role=Subquery(role), kubeconfig_ciphertext=Cast("vcluster__kubeconfig", TextField()))
-        .values("user_id", "user__username", "user__is_active", "user__is_staff", "vcluster_id", "expires_at",
-                "revoked_at", "vcluster__name", "vcluster__phase", "vcluster__message", "vcluster__team__slug",
-                "role", "kubeconfig_ciphertext")
-        .first()
+        .values(*LOOKUP_FIELDS)
     )
+    return query.query.sql_with_params()
+
+
+def _lookup(digest: str) -> dict | None:
+    sql, params = _lookup_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [digest if p == _DIGEST_PLACEHOLDER else p for p in params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    found = dict(zip(LOOKUP_FIELDS, row))
+    for field in ("expires_at", "revoked_at"):
+        found[field] = _aware(found[field])
+    return found
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """SQLite gives naive UTC datetimes (or text) where PostgreSQL gives aware ones."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def _check_token(row: dict, vcluster_id: int) -> None:
