@@ -81,16 +81,16 @@ class Gateway:
     # Shared ---------------------------------------------------------------------
     async def _admit(self, scope) -> tuple[Grant, Upstream, str, str]:
         """Check the request; returns the grant, the upstream, path and query, or raises Refusal."""
-        match = TARGET.match(scope["raw_path"])
+        match = TARGET.match(scope.get("raw_path") or scope["path"].encode())
         if match is None:
             raise Refusal(404, "Not a gateway path; use /kube/vclusters/<id>/ (the server in your kubeconfig).")
         vcluster_id, path = int(match[1]), (match[2] or b"/").decode("latin-1")
         grant = await self.db.run(authorize, _bearer_token(scope), vcluster_id)
         try:
             upstream = await self.upstreams.get(vcluster_id, grant.kubeconfig_ciphertext)
-        except (BadKubeconfig, ValueError):
-            logger.error("gateway: the stored kubeconfig of vcluster %s is unusable", vcluster_id)
-            raise Refusal(503, "The portal cannot reach this vcluster's API server; a platform admin must look.")
+        except BadKubeconfig as exc:
+            logger.error("gateway: %s", exc)
+            raise Refusal(503, "The portal cannot reach this vcluster's API server; a platform admin must look.") from None
         return grant, upstream, path, scope["query_string"].decode("latin-1")
 
     def _note(self, grant: Grant, info: requestinfo.RequestInfo, code: int, path: str, name: str = "") -> None:

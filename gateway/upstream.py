@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import yaml
+from cryptography.fernet import InvalidToken
 
 from portal.fields import fernet
 
@@ -107,7 +108,11 @@ class Upstreams:
         cached = self._by_vcluster.get(vcluster_id)
         if cached and cached[0] == ciphertext:
             return cached[1]
-        upstream = Upstream.from_kubeconfig(fernet().decrypt(ciphertext.encode()).decode())
+        try:
+            upstream = Upstream.from_kubeconfig(fernet().decrypt(ciphertext.encode()).decode())
+        except (InvalidToken, yaml.YAMLError, ValueError, KeyError, ssl.SSLError) as exc:
+            raise BadKubeconfig(f"the stored kubeconfig of vcluster {vcluster_id} is unusable: "
+                                f"{type(exc).__name__}") from None
         self._by_vcluster[vcluster_id] = (ciphertext, upstream)
         if cached:
             # Its API server address or credentials changed: streams on it are stale.
