@@ -8,18 +8,17 @@ moved), which the gateway sees by comparing the ciphertext it gets with every gr
 
 from __future__ import annotations
 
-import base64
-import os
 import ssl
-import tempfile
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import yaml
 from cryptography.fernet import InvalidToken
 
 from portal.fields import fernet
+from syncer import kube as syncer_kube
 
 # Many watches stay open at once; each holds one HTTP/1.1 connection.
 CONNECTION_LIMIT = 10_000
@@ -78,24 +77,9 @@ def _current(doc: dict) -> tuple[dict, dict]:
 
 
 def ssl_context(cluster: dict, user: dict) -> ssl.SSLContext:
-    ca = cluster.get("certificate-authority-data")
-    context = ssl.create_default_context(cadata=base64.b64decode(ca).decode() if ca else None)
-    if user.get("client-certificate-data"):
-        _load_client_certificate(context, base64.b64decode(user["client-certificate-data"]),
-                                 base64.b64decode(user["client-key-data"]))
-    return context
-
-
-def _load_client_certificate(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    # The ssl module loads certificates from files only: a private directory that
-    # exists for the duration of this call.
-    with tempfile.TemporaryDirectory(prefix="vcportal-gw-") as directory:
-        cert_path, key_path = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
-        for path, data in ((cert_path, cert), (key_path, key)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-        context.load_cert_chain(cert_path, key_path)
+    """TLS for a kubeconfig's cluster and user, as the syncer's client builds it (inline
+    data only: the stored kubeconfigs carry their credentials inline)."""
+    return syncer_kube._ssl_context(cluster, user, Path("/nonexistent"))
 
 
 class Upstreams:
