@@ -78,13 +78,13 @@ def direct_ssl(kubeconfig: str) -> ssl.SSLContext:
     return ssl_context(doc["clusters"][0]["cluster"], doc["users"][0]["user"])
 
 
-def start_gateway(port: int) -> subprocess.Popen:
+def start_gateway(port: int, workers: int) -> subprocess.Popen:
     db = connection.settings_dict
     env = {**os.environ, "PYTHONPATH": str(ROOT),
            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "on", "--no-access-log", "--log-level", "warning"],
+         "--lifespan", "on", "--no-access-log", "--log-level", "warning", "--workers", str(workers)],
         cwd=ROOT, env=env, stdout=open(STATE / "gateway.log", "wb"), stderr=subprocess.STDOUT,
     )
     return proc
@@ -130,8 +130,14 @@ async def throughput(target: Target, clients: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+def gateway_rss(pid: int) -> float:
+    """VmRSS of uvicorn's worker processes (of the process itself with one worker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(memory_mib(int(p))["VmRSS"] for p in children or [pid])
+
+
 async def watches(base: str, token: str, count: int, create, gateway_pid: int) -> dict[str, float]:
-    before = memory_mib(gateway_pid)["VmRSS"]
+    before = gateway_rss(gateway_pid)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=count + 10),
                                     timeout=aiohttp.ClientTimeout(total=120))
     path = "/api/v1/namespaces/default/configmaps?watch=true&fieldSelector=metadata.name%3Dwatched"
@@ -139,7 +145,7 @@ async def watches(base: str, token: str, count: int, create, gateway_pid: int) -
                                        for _ in range(count)))
     assert all(r.status == 200 for r in responses), {r.status for r in responses}
     await asyncio.sleep(2)
-    open_rss = memory_mib(gateway_pid)["VmRSS"]
+    open_rss = gateway_rss(gateway_pid)
     await create()
     events = await asyncio.gather(*(asyncio.wait_for(r.content.readline(), 60) for r in responses))
     received = sum(b'"watched"' in line for line in events)
@@ -147,7 +153,7 @@ async def watches(base: str, token: str, count: int, create, gateway_pid: int) -
         r.close()
     await session.close()
     await asyncio.sleep(3)
-    return {"before": before, "open": open_rss, "after": memory_mib(gateway_pid)["VmRSS"], "received": received}
+    return {"before": before, "open": open_rss, "after": gateway_rss(gateway_pid), "received": received}
 
 
 async def run(args, kubeconfig: str, server: str, gateway: str, vcluster_id: int, token: str, pid: int) -> None:
@@ -174,8 +180,8 @@ async def run(args, kubeconfig: str, server: str, gateway: str, vcluster_id: int
 def report(args, times, rates, memory) -> None:
     d50, d95 = percentile(times["direct"], 50), percentile(times["direct"], 95)
     g50, g95 = percentile(times["gateway"], 50), percentile(times["gateway"], 95)
-    print(f"\ngateway: {args.requests} sequential GETs each way, {args.clients} clients for {args.seconds:.0f} s "
-          f"each way, {args.watches} watches; load average {os.getloadavg()[0]:.1f}\n")
+    print(f"\ngateway ({args.workers} uvicorn workers): {args.requests} sequential GETs each way, {args.clients} "
+          f"clients for {args.seconds:.0f} s each way, {args.watches} watches; load average {os.getloadavg()[0]:.1f}\n")
     print(f"{'measure':<46}{'direct':>10}{'gateway':>10}{'target':>14}")
     print(f"{'GET small object, p50 (ms)':<46}{d50:>10.2f}{g50:>10.2f}")
     print(f"{'GET small object, p95 (ms)':<46}{d95:>10.2f}{g95:>10.2f}")
@@ -196,6 +202,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--watches", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="uvicorn worker processes (cores)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("set DATABASE_URL to PostgreSQL: the gateway process and this script share the database")
@@ -211,7 +218,7 @@ def main() -> int:
         vcluster_id, token = setup_world(kubeconfig)
         connection.close()  # the gateway process has the database to itself during the run
         port = allocate(["gateway"])["gateway"]
-        gateway = start_gateway(port)
+        gateway = start_gateway(port, args.workers)
         wait_listening(port, gateway)
         asyncio.run(run(args, kubeconfig, cluster.server, f"http://127.0.0.1:{port}", vcluster_id, token,
                         gateway.pid))
