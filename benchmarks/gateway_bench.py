@@ -115,7 +115,8 @@ async def latency(targets: list[Target], requests: int) -> dict[str, list[float]
     return times
 
 
-async def throughput(target: Target, clients: int, seconds: float) -> float:
+async def throughput(target: Target, clients: int, seconds: float, pids: dict[str, list[int]]) -> tuple[float, dict]:
+    """Requests per second, and CPU milliseconds per request of each group of `pids` meanwhile."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -125,15 +126,27 @@ async def throughput(target: Target, clients: int, seconds: float) -> float:
             await target.get()
             done += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), {name: cpu_seconds(group) for name, group in pids.items()}
     await asyncio.gather(*(client() for _ in range(clients)))
-    return done / (time.perf_counter() - started)
+    rate = done / (time.perf_counter() - started)
+    return rate, {name: (cpu_seconds(group) - cpu[name]) * 1000 / done for name, group in pids.items()}
+
+
+def gateway_pids(pid: int) -> list[int]:
+    """uvicorn's worker processes (the process itself with one worker)."""
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()] or [pid]
 
 
 def gateway_rss(pid: int) -> float:
-    """VmRSS of uvicorn's worker processes (of the process itself with one worker)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return sum(memory_mib(int(p))["VmRSS"] for p in children or [pid])
+    return sum(memory_mib(p)["VmRSS"] for p in gateway_pids(pid))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
 
 
 async def watches(base: str, token: str, count: int, create, gateway_pid: int) -> dict[str, float]:
@@ -156,7 +169,8 @@ async def watches(base: str, token: str, count: int, create, gateway_pid: int) -
     return {"before": before, "open": open_rss, "after": gateway_rss(gateway_pid), "received": received}
 
 
-async def run(args, kubeconfig: str, server: str, gateway: str, vcluster_id: int, token: str, pid: int) -> None:
+async def run(args, kubeconfig: str, server: str, gateway: str, vcluster_id: int, token: str, pid: int,
+              apiserver_pid: int) -> None:
     context = direct_ssl(kubeconfig)
     gateway_base = f"{gateway}/kube/vclusters/{vcluster_id}"
     direct = Target("direct", server, {}, context, args.clients)
@@ -164,7 +178,10 @@ async def run(args, kubeconfig: str, server: str, gateway: str, vcluster_id: int
     await direct.session.post(server + "/api/v1/namespaces/default/configmaps",
                               json={"metadata": {"name": "bench"}, "data": {"k": "v"}})
     times = await latency([direct, through], args.requests)
-    rates = {t.name: await throughput(t, args.clients, args.seconds) for t in (direct, through)}
+    rates, cpu = {}, {}
+    pids = {"apiserver": [apiserver_pid], "gateway": gateway_pids(pid)}
+    for target in (direct, through):
+        rates[target.name], cpu[target.name] = await throughput(target, args.clients, args.seconds, pids)
 
     async def create_watched():
         async with direct.session.post(server + "/api/v1/namespaces/default/configmaps",
@@ -174,10 +191,10 @@ async def run(args, kubeconfig: str, server: str, gateway: str, vcluster_id: int
     memory = await watches(gateway_base, token, args.watches, create_watched, pid)
     await direct.session.close()
     await through.session.close()
-    report(args, times, rates, memory)
+    report(args, times, rates, cpu, memory)
 
 
-def report(args, times, rates, memory) -> None:
+def report(args, times, rates, cpu, memory) -> None:
     d50, d95 = percentile(times["direct"], 50), percentile(times["direct"], 95)
     g50, g95 = percentile(times["gateway"], 50), percentile(times["gateway"], 95)
     print(f"\ngateway ({args.workers} uvicorn workers): {args.requests} sequential GETs each way, {args.clients} "
@@ -188,6 +205,9 @@ def report(args, times, rates, memory) -> None:
     print(f"{'overhead at p50 (ms)':<46}{'':>10}{g50 - d50:>10.2f}{'<= 3':>14}")
     print(f"{f'throughput, {args.clients} clients (requests/s)':<46}{rates['direct']:>10.0f}{rates['gateway']:>10.0f}")
     print(f"{'throughput ratio':<46}{'':>10}{rates['gateway'] / rates['direct']:>10.2f}{'>= 0.7':>14}")
+    print(f"{'API server CPU per request (ms)':<46}{cpu['direct']['apiserver']:>10.2f}"
+          f"{cpu['gateway']['apiserver']:>10.2f}")
+    print(f"{'gateway CPU per request (ms)':<46}{'':>10}{cpu['gateway']['gateway']:>10.2f}")
     per_watch = (memory["open"] - memory["before"]) * 1024 / args.watches
     print(f"{'gateway RSS before watches (MiB)':<46}{'':>10}{memory['before']:>10.0f}")
     print(f"{f'gateway RSS with {args.watches} watches open (MiB)':<46}{'':>10}{memory['open']:>10.0f}")
@@ -221,7 +241,7 @@ def main() -> int:
         gateway = start_gateway(port, args.workers)
         wait_listening(port, gateway)
         asyncio.run(run(args, kubeconfig, cluster.server, f"http://127.0.0.1:{port}", vcluster_id, token,
-                        gateway.pid))
+                        gateway.pid, cluster.pids()["kube-apiserver"]))
     finally:
         if gateway:
             gateway.terminate()
