@@ -84,7 +84,7 @@ def start_gateway(port: int, workers: int) -> subprocess.Popen:
            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "on", "--no-access-log", "--log-level", "warning", "--workers", str(workers)],
+         "--lifespan", "on", "--ws", "websockets", "--no-access-log", "--log-level", "warning", "--workers", str(workers)],
         cwd=ROOT, env=env, stdout=open(STATE / "gateway.log", "wb"), stderr=subprocess.STDOUT,
     )
     return proc

@@ -42,6 +42,8 @@ class GatewayServer:
 
         self.ca = str(tls["ca.crt"])
         self.app = Router(get_asgi_application())
+        # ws="websockets", as the portal is served: uvicorn's default (websockets-sansio)
+        # refuses kubectl's port-forward WebSocket handshake.
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, lifespan="on", ws="websockets",
                                 log_level="info", ssl_certfile=str(tls["tls.crt"]), ssl_keyfile=str(tls["tls.key"]))
         self.server = uvicorn.Server(config)
