@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "provisioning",
     "gitops",
     "syncer",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -316,6 +317,16 @@ VCPORTAL_GITOPS_CLUSTER = env.str("VCPORTAL_GITOPS_CLUSTER", default="local")
 VCPORTAL_GITOPS_INTERVAL = _int("VCPORTAL_GITOPS_INTERVAL", default=5)
 if not VCPORTAL_GITOPS_INTERVAL:
     raise ImproperlyConfigured("VCPORTAL_GITOPS_INTERVAL must be at least 1 (seconds)")
+# Gateway (/kube/): lifetime of personal vcluster tokens, and how often what went
+# through it is written to the database (off the request path).
+VCPORTAL_GATEWAY_TOKEN_TTL = _int("VCPORTAL_GATEWAY_TOKEN_TTL", default=12 * 3600)
+if not VCPORTAL_GATEWAY_TOKEN_TTL:
+    raise ImproperlyConfigured("VCPORTAL_GATEWAY_TOKEN_TTL must be at least 1 (seconds)")
+VCPORTAL_GATEWAY_FLUSH_INTERVAL = env.float("VCPORTAL_GATEWAY_FLUSH_INTERVAL", default=1.0)
+# Where kubectl reaches the gateway when it is not the portal's own URL (kubectl sends
+# tokens over HTTPS only), and the CA of its certificate when that is a private one.
+VCPORTAL_GATEWAY_URL = env.str("VCPORTAL_GATEWAY_URL", default="")
+VCPORTAL_GATEWAY_CA_FILE = env.str("VCPORTAL_GATEWAY_CA_FILE", default="")
 CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
     "gitops-reconcile": {"task": "gitops.tasks.reconcile_virtual_clusters", "schedule": VCPORTAL_GITOPS_INTERVAL,

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import AuditEventViewSet, MemberViewSet, MeView, TeamViewSet, TokenViewSet
+from gateway.urls import urlpatterns as gateway_api
 from provisioning.api import HostClusterViewSet, TeamPolicyView
 from vclusters.api import VClusterViewSet
 
@@ -24,6 +25,7 @@ api_v1 = [
     path("teams/<slug:team_slug>/members/<str:username>/", member, name="member-detail"),
     path("teams/<slug:slug>/policy/", TeamPolicyView.as_view(), name="team-policy"),
     path("me/", MeView.as_view(), name="me"),
+    *gateway_api,
 ]
 
 urlpatterns = [

@@ -1,0 +1,263 @@
+"""kubectl through the gateway, against a real vcluster control plane (make_cluster):
+a personal kubeconfig works for get, apply, watch and delete as the person, and every
+way of losing access takes effect on the next request."""
+
+import json
+import logging
+import os
+import queue
+import ssl
+import subprocess
+import threading
+from datetime import timedelta
+
+import pytest
+import requests
+from django.utils import timezone
+
+from accounts.models import Membership, Role
+from accounts.services import change_role, remove_member
+from gateway.models import AccessRecord, AccessToken, Activity
+from gateway.services import issue_kubeconfig, revoke_token
+from localkube.binaries import bin_dir
+from localkube.testing import kubectl
+from tests.portal.conftest import make_vcluster
+from vclusters.models import Phase, VCluster
+
+from .conftest import actor, wait_for
+
+CONFIGMAP = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: %s, namespace: default}
+data: {owner: "%s"}
+"""
+
+
+GHOST_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: ghost, namespace: default}
+spec: {nodeName: nowhere, containers: [{name: app, image: registry.example/app:1}]}
+"""
+
+
+def kubeconfig_for(user, vcluster, server, tmp_path) -> str:
+    path = tmp_path / f"{user.username}-{vcluster.pk}.kubeconfig"
+    path.write_text(issue_kubeconfig(actor(user), vcluster, server.url))
+    return str(path)
+
+
+def token_in(kubeconfig_path: str) -> str:
+    import yaml
+
+    with open(kubeconfig_path) as fh:
+        return yaml.safe_load(fh)["users"][0]["user"]["token"]
+
+
+def run(kubeconfig: str, *args: str) -> str:
+    """kubectl's output; a failure shows kubectl's error."""
+    result = kubectl(kubeconfig, *args, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def can_create(kubeconfig: str, name: str) -> subprocess.CompletedProcess:
+    return kubectl(kubeconfig, "apply", "-f", "-", input=CONFIGMAP % (name, name), check=False)
+
+
+def test_kubectl_works_through_the_gateway_as_the_person(world, vcluster, gateway_server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    kc = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
+
+    whoami = json.loads(run(kc, "auth", "whoami", "-o", "json"))["status"]["userInfo"]
+    assert whoami["username"] == "vcportal:teammate"
+    assert {"vcportal:team:alpha", "vcportal:role:member"} <= set(whoami["groups"])
+
+    assert "kube-system" in run(kc, "get", "namespaces", "-o", "name")
+    assert can_create(kc, "settings").returncode == 0
+    assert json.loads(run(kc, "get", "configmap", "settings", "-o", "json"))["data"] == {
+        "owner": "settings"}
+
+    with WatchedKubectl(kc, "get", "configmaps", "--watch", "-o", "name") as watch:
+        listed = {watch.next_line(), watch.next_line()}  # the list; the watch is open now
+        assert listed == {"configmap/kube-root-ca.crt", "configmap/settings"}
+        assert can_create(kc, "while-watching").returncode == 0
+        assert watch.next_line() == "configmap/while-watching"  # relayed while the watch is open
+
+    assert kubectl(kc, "delete", "configmap", "settings").returncode == 0
+
+    records = wait_for(lambda: list(AccessRecord.objects.filter(vcluster=vcluster).order_by("at")) or None,
+                       what="access records")
+    wait_for(lambda: AccessRecord.objects.filter(vcluster=vcluster, verb="delete").exists(), what="the delete")
+    records = AccessRecord.objects.filter(vcluster=vcluster).order_by("at", "id")
+    by_name = {(r.verb, r.name): r for r in records}
+    created = by_name[("create", "settings")]
+    assert (created.username, created.resource, created.namespace, created.code) == (
+        "teammate", "configmaps", "default", 201)
+    assert by_name[("delete", "settings")].code == 200
+    assert all(r.username == "teammate" for r in records)
+    assert not records.filter(verb__in=["get", "list", "watch"]).exists()  # reads are counted only
+    assert wait_for(lambda: vcluster.request_counts.filter(reads__gt=3).exists(), what="read counts")
+    assert Activity.objects.get(vcluster=vcluster).last_username == "teammate"
+
+    token = token_in(kc)
+    assert token not in caplog.text
+    assert not AccessToken.objects.filter(digest=token).exists() and not AccessToken.objects.filter(prefix=token).exists()
+
+
+def test_the_authorization_matrix_and_losing_access(world, vcluster, gateway_server, tmp_path):
+    member = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
+    viewer = kubeconfig_for(world.viewer, vcluster, gateway_server, tmp_path)
+    staff = kubeconfig_for(world.staff, vcluster, gateway_server, tmp_path)
+
+    assert can_create(member, "by-member").returncode == 0
+    run(viewer, "get", "configmap", "by-member")
+    refused = can_create(viewer, "by-viewer")
+    assert refused.returncode != 0 and "forbidden" in refused.stderr
+    assert can_create(staff, "by-platform-admin").returncode == 0
+
+    # The viewer cannot claim more through headers of their own.
+    sneaky = http(gateway_server, vcluster, token_in(viewer), "POST", "/api/v1/namespaces/default/configmaps",
+                  json={"metadata": {"name": "sneaky"}},
+                  headers={"Impersonate-User": "admin", "Impersonate-Group": "system:masters"})
+    assert sneaky.status_code == 403
+
+    # Role changes apply to the next request, both ways.
+    membership = Membership.objects.get(team=world.alpha, user=world.viewer)
+    change_role(actor(world.owner), membership, role=Role.MEMBER)
+    assert can_create(viewer, "promoted").returncode == 0
+    change_role(actor(world.owner), membership, role=Role.VIEWER)
+    assert can_create(viewer, "demoted").returncode != 0
+
+    # An outsider: no token, or a token for their own team's vcluster.
+    assert_status(http(gateway_server, vcluster, None, "GET", "/api/v1/namespaces"), 401, "No bearer token")
+    theirs = make_vcluster(world.beta, "theirs", phase=Phase.READY, kubeconfig=vcluster.kubeconfig)
+    outsider = kubeconfig_for(world.outsider, theirs, gateway_server, tmp_path)
+    assert_status(http(gateway_server, vcluster, token_in(outsider), "GET", "/api/v1/namespaces"), 401,
+                  "another vcluster")
+
+    # Revoked, expired, removed, deleted: refused at once, with a Status kubectl shows.
+    revoke_token(actor(world.staff), AccessToken.objects.get(user=world.staff))
+    gone = kubectl(staff, "get", "namespaces", check=False)
+    assert gone.returncode != 0 and "This token was revoked" in gone.stderr
+
+    AccessToken.objects.filter(user=world.viewer).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert_status(http(gateway_server, vcluster, token_in(viewer), "GET", "/api/v1/namespaces"), 401, "expired")
+
+    remove_member(actor(world.owner), Membership.objects.get(team=world.alpha, user=world.teammate))
+    removed = kubectl(member, "get", "namespaces", check=False)
+    assert removed.returncode != 0 and "not a member of team alpha" in removed.stderr
+    Membership.objects.create(team=world.alpha, user=world.teammate, role=Role.MEMBER)
+    assert kubectl(member, "get", "namespaces").returncode == 0
+
+    VCluster.objects.filter(pk=vcluster.pk).update(phase=Phase.DELETED)
+    deleted = kubectl(member, "get", "namespaces", check=False)
+    assert deleted.returncode != 0 and "vcluster web has been deleted" in deleted.stderr
+
+
+def test_websocket_streams_are_relayed_and_spdy_is_refused_with_a_reason(world, vcluster, gateway_server, tmp_path):
+    import asyncio
+
+    import aiohttp
+
+    token = token_in(kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path))
+    kc = kubeconfig_for(world.owner, vcluster, gateway_server, tmp_path)
+    path = f"/kube/vclusters/{vcluster.pk}/api/v1/namespaces/default/configmaps?watch=true"
+    tls = ssl.create_default_context(cafile=gateway_server.ca)
+
+    async def watch_over_websocket():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(gateway_server.url.replace("http", "ws") + path, origin=gateway_server.url,
+                                          headers={"Authorization": f"Bearer {token}"}, ssl=tls) as ws:
+                assert can_create(kc, "over-websocket").returncode == 0
+                while True:
+                    message = await asyncio.wait_for(ws.receive(), timeout=20)
+                    assert message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), message
+                    event = json.loads(message.data)
+                    if event["object"]["metadata"]["name"] == "over-websocket":
+                        return event["type"]
+
+    assert asyncio.run(watch_over_websocket()) == "ADDED"
+
+    async def refused_websocket(bearer):
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+                await session.ws_connect(gateway_server.url.replace("http", "ws") + path,
+                                         headers={"Authorization": f"Bearer {bearer}"}, ssl=tls)
+            return caught.value.status
+
+    assert asyncio.run(refused_websocket("vck_not-a-token")) == 401
+
+    spdy = http(gateway_server, vcluster, token, "POST", "/api/v1/namespaces/default/pods/web/exec?command=sh",
+                headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
+    assert_status(spdy, 400, "WebSocket only")
+
+
+def test_exec_logs_and_port_forward_reach_the_api_server(world, vcluster, gateway_server, tmp_path):
+    """A bare control plane has no node, so a pod never runs: what is proven is that
+    kubectl's WebSocket streams and log requests reach the API server as the person and
+    that its answer comes back to kubectl, not that a stream to a running container works."""
+    kc = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
+    run(kc, "run", "web", "--image=registry.example/web:1", "--restart=Never")
+    no_host = 'pod web does not have a host assigned'
+    result = kubectl(kc, "exec", "web", "--", "true", check=False)
+    assert result.returncode != 0 and no_host in result.stderr, result.stderr
+    assert run(kc, "logs", "web") == ""  # the API server's answer for a pod on no node
+
+    # kubectl port-forwards only to a Running pod: one "running" on a node that does not exist.
+    kubectl(kc, "create", "-f", "-", input=GHOST_POD)
+    kubectl(kc, "patch", "pod", "ghost", "--subresource=status", "--type=merge", "-p",
+            '{"status": {"phase": "Running"}}')
+    result = kubectl(kc, "port-forward", "pod/ghost", "18080:80", check=False)
+    assert result.returncode != 0 and '"nowhere" not found' in result.stderr, result.stderr  # the API server's answer
+
+    exec_record = wait_for(lambda: AccessRecord.objects.filter(vcluster=vcluster, subresource="exec").first(),
+                           what="the exec record")
+    assert (exec_record.username, exec_record.verb, exec_record.name, exec_record.code) == (
+        "teammate", "create", "web", 400)
+
+    forced_spdy = subprocess.run(
+        [str(bin_dir() / "kubectl"), f"--kubeconfig={kc}", "exec", "web", "--", "true"],
+        env={**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}, capture_output=True, text=True, timeout=60)
+    assert forced_spdy.returncode != 0 and "WebSocket only" in forced_spdy.stderr, forced_spdy.stderr
+
+
+def http(server, vcluster, token, method, path, **kwargs) -> requests.Response:
+    headers = kwargs.pop("headers", {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.request(method, f"{server.url}/kube/vclusters/{vcluster.pk}{path}", headers=headers,
+                            timeout=30, verify=server.ca, **kwargs)
+
+
+def assert_status(response: requests.Response, code: int, words: str) -> None:
+    body = response.json()
+    assert (response.status_code, body["kind"], body["code"]) == (code, "Status", code), body
+    assert words in body["message"], body
+
+
+class WatchedKubectl:
+    """A long-running kubectl whose output lines are read as they come."""
+
+    def __init__(self, kubeconfig: str, *args: str):
+        self.argv = [str(bin_dir() / "kubectl"), f"--kubeconfig={kubeconfig}", *args]
+        self.lines: queue.Queue[str] = queue.Queue()
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        return self
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def next_line(self, timeout: float = 20) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"kubectl printed nothing in {timeout}s; stderr so far: "
+                                 f"{self.proc.stderr.read() if self.proc.poll() is not None else '(running)'}")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
