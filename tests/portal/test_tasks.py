@@ -99,3 +99,18 @@ def test_a_broker_outage_does_not_fail_the_request(world, django_capture_on_comm
     assert VCluster.objects.get(pk=vcluster.pk).phase == Phase.PENDING
     assert "could not enqueue" in caplog.text
 
+
+
+def test_the_reconcile_resumes_work_but_leaves_failed_teardowns_for_a_person(world):
+    """A DeleteFailed vcluster waits for Retry: the periodic reconcile does not retry it
+    forever behind everyone's back, while it does resume a Deleting one."""
+    deleting = make_vcluster(world.alpha, "going", phase=Phase.DELETING)
+    stuck = make_vcluster(world.alpha, "stuck", phase=Phase.DELETE_FAILED, message="namespace still terminating")
+
+    tasks.reconcile_all()
+
+    deleting.refresh_from_db()
+    stuck.refresh_from_db()
+    assert deleting.phase == Phase.DELETED, "the reconcile ran and resumed the teardown"
+    assert (stuck.phase, stuck.message) == (Phase.DELETE_FAILED, "namespace still terminating")
+    assert not VClusterEvent.objects.filter(vcluster=stuck).exists()
