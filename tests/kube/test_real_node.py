@@ -9,6 +9,8 @@ with `-m realnode`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from kubernetes import client
@@ -24,29 +26,29 @@ from .helpers import eventually, new_namespace
 pytestmark = [pytest.mark.kube, pytest.mark.realnode]
 
 
-def start_real_cluster(state_dir, name: str) -> LocalCluster:
+@contextmanager
+def real_node_cluster(state_dir, name: str) -> Iterator[LocalCluster]:
+    """A host cluster with one kwok node and one real node, stopped (with everything
+    its node made) even when it fails to start."""
     cluster = LocalCluster(state_dir)
     cluster.init(name=name, nodes=1, real_nodes=1)
-    cluster.start(timeout=240)
-    return cluster
+    try:
+        cluster.start(timeout=240)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
 def real_cluster(tmp_path_factory):
-    cluster = start_real_cluster(tmp_path_factory.mktemp("real"), "real")
-    try:
+    with real_node_cluster(tmp_path_factory.mktemp("real"), "real") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
 def second_cluster(tmp_path_factory):
-    cluster = start_real_cluster(tmp_path_factory.mktemp("second"), "second")
-    try:
+    with real_node_cluster(tmp_path_factory.mktemp("second"), "second") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def busybox_pod(name: str, script: str) -> client.V1Pod:
