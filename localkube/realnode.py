@@ -45,7 +45,7 @@ from . import binaries, coredns, images, network, pki
 from .files import write_private
 from .processes import process_alive
 
-from .cluster import NODE_PROCESSES, ClusterError
+from .cluster import NODE_PROCESSES, ClusterError, go_runtime_env
 
 if TYPE_CHECKING:
     from .cluster import ClusterConfig, LocalCluster
@@ -89,7 +89,8 @@ class RealNode:
         network.create(self.link, [api_port, registry_port])
         self._make_cgroups()
         self._write_files(node_bin, api_port)
-        env = {"PATH": f"{node_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+        # containerd finds its shim on PATH; the CNI plugins and kube-proxy call iptables.
+        env = {**go_runtime_env(), "PATH": f"{node_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
         for name in NODE_PROCESSES:
             if self.cluster.processes.pid(name) is None:
                 with network.entered(self.link):

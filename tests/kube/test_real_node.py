@@ -155,3 +155,23 @@ def test_a_restart_brings_the_workloads_back(real_cluster):
         return status.container_id != first and status.state.running and "started" in logs(real_cluster, ns, "keeper")
 
     eventually(running_again, timeout=180, what="the pod's container to run again after the restart")
+
+
+def test_hostcluster_command_starts_reports_and_stops_a_real_node(tmp_path):
+    from .test_hostcluster_command import manage
+
+    state = tmp_path / "host"
+    started = manage("start", "--state-dir", str(state), "--nodes", "0", "--real-nodes", "1")
+    try:
+        assert started.returncode == 0, started.stderr
+        nodes = kubectl(started.stdout.strip().splitlines()[-1], "get", "nodes", "-o", "name").stdout.split()
+        assert nodes == [f"node/{NODE_NAME}"]
+        status = manage("status", "--state-dir", str(state))
+        assert status.returncode == 0, status.stdout
+        lines = {line.split()[0]: line for line in status.stdout.splitlines()}
+        for process in ("containerd", "kubelet", "kube-proxy"):
+            assert "running (pid" in lines[process]
+    finally:
+        stopped = manage("stop", "--state-dir", str(state))
+    assert stopped.returncode == 0, stopped.stderr
+    assert LocalCluster(state).real_node().leftovers() == {"processes": [], "mounts": [], "cgroups": []}
