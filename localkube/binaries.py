@@ -11,7 +11,7 @@ COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "ku
 # What a real node runs, from the control plane's directory and from node_bin_dir().
 NODE_COMPONENTS = ("kubelet", "kube-proxy")
 NODE_RUNTIME = (
-    "containerd", "containerd-shim-runc-v2", "runc", "coredns", "kube-network-policies",
+    "containerd", "containerd-shim-runc-v2", "runc", "coredns", "kube-router",
     "cni/bridge", "cni/host-local", "cni/loopback", "cni/portmap",
 )
 
@@ -50,7 +50,7 @@ def node_bin_dir() -> Path:
     key = (
         f"node-containerd{v['CONTAINERD_VERSION']}-runc{v['RUNC_VERSION']}"
         f"-cni{v['CNI_PLUGINS_VERSION']}-coredns{v['COREDNS_VERSION']}"
-        f"-knp{v['NETPOL_VERSION']}-registry{v['REGISTRY_VERSION']}"
+        f"-kube-router{v['KUBE_ROUTER_VERSION']}-registry{v['REGISTRY_VERSION']}"
     )
     return require(_cache_root() / key / "bin", NODE_RUNTIME)
 

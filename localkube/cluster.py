@@ -32,7 +32,7 @@ from .processes import ProcessDir
 ADMIN_USER = "vcportal-admin"
 CONTROL_PLANE = ("kine", "kube-apiserver", "kube-controller-manager")
 HOST_EXTRAS = ("kube-scheduler", "kwok")
-NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy")  # a real node's, see realnode.py
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router")  # a real node's, see realnode.py
 
 
 class ClusterError(RuntimeError):

@@ -8,11 +8,13 @@ there, and deleting the namespace removes every one of them.
 
 The namespace reaches the host through a veth pair on a /30 of LINK_RANGE: `vcp<id>`
 on the host, `eth0` (the node's InternalIP) inside. The control plane and the image
-registry listen on 127.0.0.1 only; one nat chain on the host, `VCP-<id>`, forwards
-what the node sends to the host end of the link on exactly those ports to 127.0.0.1
-(route_localnet on that interface only). Pods leave the node masqueraded to its
-address (the CNI bridge's ipMasq), so the host never sees pod addresses and needs no
-route to them. `<id>` is derived from the cluster's state directory.
+registry listen on 127.0.0.1 only; a nat chain on the host, `VCP-<id>`, forwards what
+the node sends to the host end of the link on exactly those ports to 127.0.0.1
+(route_localnet on that interface only), and a filter chain of the same name drops
+every other new connection from the node, so pods reach no other service of the
+machine. Pods leave the node masqueraded to its address (the CNI bridge's ipMasq), so
+the host never sees pod addresses and needs no route to them. `<id>` is derived from
+the cluster's state directory.
 
 This module needs root and iproute2/iptables; it has no Django dependency.
 """
@@ -29,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+HOOKS = {"nat": "PREROUTING", "filter": "INPUT"}  # where the host's two chains hang
 LINK_RANGE = ipaddress.ip_network("10.99.0.0/16")
 NODE_INTERFACE = "eth0"
 _CLONE_NEWNET = 0x40000000
@@ -93,7 +96,7 @@ def allocate_link(state_dir: Path) -> NodeLink:
 
 
 def create(link: NodeLink, forwarded_ports: list[int]) -> None:
-    """The namespace, the veth pair with its addresses, and the host's nat chain.
+    """The namespace, the veth pair with its addresses, and the host's chains.
     Idempotent: what exists is left as it is."""
     if not link.netns_path.exists():
         _run("ip", "netns", "add", link.netns)
@@ -110,15 +113,16 @@ def create(link: NodeLink, forwarded_ports: list[int]) -> None:
     # bridged traffic so that Service DNAT works between pods on the same bridge.
     _run("ip", "netns", "exec", link.netns, "sysctl", "-qw",
          "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1")
-    _write_chain(link, forwarded_ports)
+    _write_chains(link, forwarded_ports)
 
 
 def delete(link: NodeLink) -> None:
-    """Remove the host's nat chain, the veth pair and the namespace (with whatever the
+    """Remove the host's chains, the veth pair and the namespace (with whatever the
     node left in it: bridge, pod veths, rules). Call once no process runs inside."""
-    _iptables("-D", "PREROUTING", "-i", link.host_interface, "-j", link.chain, check=False)
-    _iptables("-F", link.chain, check=False)
-    _iptables("-X", link.chain, check=False)
+    for table, hook in HOOKS.items():
+        _iptables(table, "-D", hook, "-i", link.host_interface, "-j", link.chain, check=False)
+        _iptables(table, "-F", link.chain, check=False)
+        _iptables(table, "-X", link.chain, check=False)
     if _host_link_exists(link):
         _run("ip", "link", "del", link.host_interface)
     if link.netns_path.exists():
@@ -127,11 +131,13 @@ def delete(link: NodeLink) -> None:
 
 def exists(link: NodeLink) -> dict[str, bool]:
     """What of the link is on the machine now: for checks that stop left nothing."""
-    chains = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True).stdout
     return {
         "netns": link.netns_path.exists(),
         "interface": _host_link_exists(link),
-        "chain": f"-N {link.chain}" in chains.splitlines(),
+        **{
+            f"{table} chain": f"-N {link.chain}" in _iptables(table, "-S", check=False).stdout.splitlines()
+            for table in HOOKS
+        },
     }
 
 
@@ -169,19 +175,27 @@ def pids_inside(link: NodeLink) -> list[int]:
     return found
 
 
-def _write_chain(link: NodeLink, ports: list[int]) -> None:
-    _iptables("-N", link.chain, check=False)
-    _iptables("-F", link.chain)
+def _write_chains(link: NodeLink, ports: list[int]) -> None:
+    for table in HOOKS:
+        _iptables(table, "-N", link.chain, check=False)
+        _iptables(table, "-F", link.chain)
     for port in ports:
-        _iptables("-A", link.chain, "-p", "tcp", "-d", link.host_ip, "--dport", str(port),
+        _iptables("nat", "-A", link.chain, "-p", "tcp", "-d", link.host_ip, "--dport", str(port),
                   "-j", "DNAT", "--to-destination", f"127.0.0.1:{port}")
-    rule = ("PREROUTING", "-i", link.host_interface, "-j", link.chain)
-    if _iptables("-C", *rule, check=False).returncode != 0:
-        _iptables("-A", *rule)
+    for rule in (
+        ("-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"),
+        ("-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"),  # the forwarded ports
+        ("-j", "DROP"),
+    ):
+        _iptables("filter", "-A", link.chain, *rule)
+    for table, hook in HOOKS.items():
+        rule = (hook, "-i", link.host_interface, "-j", link.chain)
+        if _iptables(table, "-C", *rule, check=False).returncode != 0:
+            _iptables(table, "-I", *rule)
 
 
-def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return _run("iptables", "-w", "-t", "nat", *args, check=check)
+def _iptables(table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return _run("iptables", "-w", "-t", table, *args, check=check)
 
 
 def _host_link_exists(link: NodeLink) -> bool:

@@ -1,15 +1,17 @@
-"""A real node in a local host cluster: containerd, runc, kubelet and kube-proxy.
+"""A real node in a local host cluster: containerd, runc, kubelet, kube-proxy and
+kube-router's NetworkPolicy firewall.
 
 The node is a network namespace (see network.py) and a directory, `<state>/node`:
 
     containerd/   root (images, metadata: kept across restarts), state (runtime:
-                  removed on stop), certs.d (how to reach the local registry), socket
+                  removed on stop), certs.d (how to reach the local registry)
     kubelet/      the kubelet's --root-dir: pod volumes, plugins, checkpoints
     pod-logs/     container logs, as /var/log/pods on a node
     cni/          the bridge network's config and host-local's address leases
     runc/         runc's container state
 
-Nothing of it lives in the machine-wide defaults (/var/lib/kubelet, /run/containerd,
+containerd's sockets are in /run/vcp-<id>, as socket paths must be short. Nothing
+lives in the machine-wide defaults (/var/lib/kubelet, /run/containerd,
 /var/lib/cni, /kubepods), so two clusters on one machine stay apart: containers go to
 the cgroup `/vcportal-<id>` in every v1 hierarchy, the kubelet's cgroupRoot.
 
@@ -41,7 +43,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from . import binaries, coredns, images, network, pki
+from . import addons, binaries, images, network, pki
+from .components import SERVICE_CIDR
 from .files import write_private
 from .processes import process_alive
 
@@ -67,8 +70,14 @@ class RealNode:
 
     # Layout ---------------------------------------------------------------
     @property
+    def run_dir(self) -> Path:
+        """containerd's sockets: a unix socket path must stay under 108 bytes, which a
+        state directory deep in /tmp can exceed."""
+        return Path("/run") / self.link.netns
+
+    @property
     def containerd_socket(self) -> Path:
-        return self.dir / "containerd" / "containerd.sock"
+        return self.run_dir / "containerd.sock"
 
     @property
     def cgroup_name(self) -> str:
@@ -80,7 +89,8 @@ class RealNode:
     # Lifecycle ------------------------------------------------------------
     def start(self, deadline: float) -> None:
         """Bring the node up (what runs already is left alone) and return once it is
-        Ready, the `kubernetes` Service leads to the API server and CoreDNS answers."""
+        Ready, the `kubernetes` Service leads to the API server, NetworkPolicies are
+        enforced and CoreDNS answers."""
         node_bin = binaries.node_bin_dir()
         binaries.require(self.cluster.bin_dir, binaries.NODE_COMPONENTS)
         images.check_registry()
@@ -89,22 +99,28 @@ class RealNode:
         network.create(self.link, [api_port, registry_port])
         self._make_cgroups()
         self._write_files(node_bin, api_port)
-        # containerd finds its shim on PATH; the CNI plugins and kube-proxy call iptables.
-        env = {**go_runtime_env(), "PATH": f"{node_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-        for name in NODE_PROCESSES:
-            if self.cluster.processes.pid(name) is None:
-                with network.entered(self.link):
-                    self.cluster.processes.spawn(name, self._argv(name, node_bin), env=env)
-            if name == "containerd":
-                self._wait(name, self.containerd_socket.exists, deadline)
+        self._spawn("containerd", node_bin)
+        self._wait("containerd", self.containerd_socket.exists, deadline)
+        self._spawn("kubelet", node_bin)
+        self._spawn("kube-proxy", node_bin)
         api = self.cluster.api_client()
         publish_api_endpoint(api, self.link.host_ip, api_port)
         self._wait("kubelet", lambda: _node_ready(api, NODE_NAME), deadline)
-        coredns.deploy(
+        addons.deploy(
             self.cluster.bin_dir / "kubectl", self.cluster.admin_kubeconfig,
             images.reference("coredns"), CLUSTER_DNS_IP, CLUSTER_DOMAIN,
         )
+        self._spawn("kube-router", node_bin)  # once its RBAC exists
         self._wait("kubelet", lambda: _deployment_available(api, "kube-system", "coredns"), deadline)
+
+    def _spawn(self, name: str, node_bin: Path) -> None:
+        if self.cluster.processes.pid(name) is not None:
+            return
+        # containerd finds its shim on PATH; the CNI plugins, kube-proxy and
+        # kube-router call iptables and ipset.
+        env = {**go_runtime_env(), "PATH": f"{node_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+        with network.entered(self.link):
+            self.cluster.processes.spawn(name, self._argv(name, node_bin), env=env)
 
     def stop(self, timeout: float = 20) -> None:
         for name in reversed(NODE_PROCESSES):
@@ -114,6 +130,7 @@ class RealNode:
         self._remove_cgroups()
         network.delete(self.link)
         shutil.rmtree(self._path("containerd", "state"), ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def leftovers(self) -> dict[str, object]:
         """What of the node is still on the machine; all empty after stop()."""
@@ -128,11 +145,13 @@ class RealNode:
     def _write_files(self, node_bin: Path, api_port: int) -> None:
         for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "runc", "pki"):
             self._path(sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.run_dir.mkdir(mode=0o700, exist_ok=True)
         server = f"https://{self.link.host_ip}:{api_port}"
         self.cluster.write_kubeconfig(
             self._path("kubelet.kubeconfig"), f"system:node:{NODE_NAME}", ("system:nodes",), server
         )
         self.cluster.write_kubeconfig(self._path("kube-proxy.kubeconfig"), "system:kube-proxy", (), server)
+        self.cluster.write_kubeconfig(self._path("kube-router.kubeconfig"), addons.ENFORCER_USER, (), server)
         serving = pki.issue(self.cluster._ca(), NODE_NAME, server_names=(NODE_NAME, self.link.node_ip))
         write_private(self._path("pki", "kubelet.crt"), serving.cert_pem)
         write_private(self._path("pki", "kubelet.key"), serving.key_pem)
@@ -281,6 +300,16 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
                 f"--root-dir={self._path('kubelet')}",
                 f"--hostname-override={NODE_NAME}",
                 f"--node-ip={self.link.node_ip}",
+            ]
+        if name == "kube-router":
+            # Only its NetworkPolicy firewall (iptables and ipsets inside the node's
+            # namespace): kube-proxy serves Services, the CNI bridge routes pods.
+            return [
+                str(node_bin / "kube-router"),
+                f"--kubeconfig={self._path('kube-router.kubeconfig')}",
+                "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+                "--enable-cni=false", f"--hostname-override={NODE_NAME}",
+                "--health-port=0", "--metrics-port=0", f"--service-cluster-ip-range={SERVICE_CIDR}",
             ]
         return [str(self.cluster.bin_dir / "kube-proxy"), f"--config={self._path('kube-proxy.yaml')}"]
 

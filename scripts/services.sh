@@ -36,9 +36,9 @@ install() {
       # Debian has no `docker compose` plugin; docker-compose checks the file (no engine needed).
       compose) pkgs+=(docker-compose) ;;
       # Real nodes: runc's seccomp support at build time, the tools kube-proxy and the
-      # CNI plugins call, and what `make images` builds and pushes images with.
+      # CNI plugins and the policy enforcer call, and what `make images` builds and pushes images with.
       kube-build) pkgs+=(libseccomp-dev) ;;
-      node) pkgs+=(iptables nftables conntrack) ;;
+      node) pkgs+=(iptables nftables conntrack ipset) ;;
       images) pkgs+=(busybox-static umoci skopeo) ;;
       *) log "unknown service $w"; exit 2 ;;
     esac

@@ -8,6 +8,7 @@ with `-m realnode`.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +117,49 @@ def test_pods_reach_the_api_server_through_the_kubernetes_service(real_cluster):
     run_pod(real_cluster, ns, "api", f"until {request} | nc kubernetes.default.svc 443; do sleep 1; done")
     eventually(lambda: "HTTP request to an HTTPS server" in logs(real_cluster, ns, "api"), timeout=90,
                what="an answer from the API server")
+
+
+def fetch(cluster: LocalCluster, namespace: str, pod: str, address: str) -> str:
+    """What `pod` gets from an HTTP server at `address` (ip:port), or "" when refused
+    or dropped within 2 seconds."""
+    request = r"printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 " + address.replace(":", " ")
+    return kubectl(cluster.admin_kubeconfig, "-n", namespace, "exec", pod, "--", "sh", "-c", request, check=False).stdout
+
+
+def test_network_policies_are_enforced(real_cluster):
+    core = client.CoreV1Api(real_cluster.api_client())
+    server_ns, other_ns = new_namespace(core, "srv"), new_namespace(core, "other")
+    server = run_pod(real_cluster, server_ns, "web", "mkdir /www && echo served > /www/index.html && httpd -f -p 8080 -h /www")
+    run_pod(real_cluster, server_ns, "neighbour", "sleep 3600")
+    run_pod(real_cluster, other_ns, "stranger", "sleep 3600")
+    address = f"{server.status.pod_ip}:8080"
+    eventually(lambda: "served" in fetch(real_cluster, other_ns, "stranger", address), what="open access")
+
+    networking = client.NetworkingV1Api(real_cluster.api_client())
+    networking.create_namespaced_network_policy(server_ns, client.V1NetworkPolicy(
+        metadata=client.V1ObjectMeta(name="same-namespace-only"),
+        spec=client.V1NetworkPolicySpec(
+            pod_selector=client.V1LabelSelector(),
+            policy_types=["Ingress"],
+            ingress=[client.V1NetworkPolicyIngressRule(_from=[client.V1NetworkPolicyPeer(pod_selector=client.V1LabelSelector())])],
+        ),
+    ))
+
+    eventually(lambda: fetch(real_cluster, other_ns, "stranger", address) == "", what="the stranger to be cut off")
+    assert "served" in fetch(real_cluster, server_ns, "neighbour", address)
+
+
+def test_pods_reach_no_other_service_of_the_machine(real_cluster):
+    """Only the API server and registry ports are forwarded from the node; a server
+    listening on every address of the machine stays out of the pods' reach."""
+    ns = new_namespace(client.CoreV1Api(real_cluster.api_client()))
+    run_pod(real_cluster, ns, "prober", "sleep 3600")
+    link = NodeLink(cluster_id(real_cluster.state_dir), real_cluster.config.node_link)
+    with socket.create_server(("0.0.0.0", 0)) as server:
+        port = server.getsockname()[1]
+        probe = f"echo hi | nc -w 2 {link.host_ip} {port} && echo connected"
+        result = kubectl(real_cluster.admin_kubeconfig, "-n", ns, "exec", "prober", "--", "sh", "-c", probe, check=False)
+    assert "connected" not in result.stdout
 
 
 def test_two_real_node_clusters_run_side_by_side(real_cluster, second_cluster):

@@ -2,7 +2,7 @@
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
 # kube-proxy, kine and kwok from the Go modules beside this script into a cache outside
 # the repository, keyed by version; the real-node runtime (containerd, runc, CNI
-# plugins, CoreDNS, kube-network-policies, the registry) into a directory of its own
+# plugins, CoreDNS, kube-router, the registry) into a directory of its own
 # beside it, keyed by its versions (binaries.node_bin_dir() computes the same path).
 # Whatever is already built is reused, so a warm run takes seconds.
 # The last line printed is the control-plane binary directory, or with the argument
@@ -64,7 +64,7 @@ fi
 
 # The real-node runtime. runc needs cgo for its nsenter C code and links libseccomp
 # (Debian's libseccomp-dev), so pods may ask for the RuntimeDefault seccomp profile.
-node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-knp$NETPOL_VERSION-registry$REGISTRY_VERSION/bin"
+node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
 mkdir -p "$node_bin/cni"
 # Debian packages: libseccomp for the build, iptables/nftables/conntrack for the node.
 "$here/../../scripts/services.sh" install kube-build node
@@ -79,5 +79,6 @@ done
 build coredns coredns github.com/coredns/coredns 0 "-s -w" "$node_bin"
 build registry registry github.com/distribution/distribution/v3/cmd/registry 0 \
   "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" "$node_bin"
-build kube-network-policies netpol sigs.k8s.io/kube-network-policies/cmd 0 "-s -w" "$node_bin"
+build kube-router kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router 0 \
+  "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" "$node_bin"
 if [ "${1:-}" = node ]; then echo "$node_bin"; else echo "$bin"; fi

@@ -1,8 +1,12 @@
-"""Cluster DNS for a host cluster with a real node: CoreDNS as a Deployment in kube-system.
+"""What a host cluster with a real node runs through its API: cluster DNS, and the
+rights of the NetworkPolicy enforcer.
 
-The Service `kube-dns` has the address the kubelet writes into every pod's
-resolv.conf (realnode.CLUSTER_DNS_IP). CoreDNS answers for cluster.local from the API
-and forwards nothing: the node has no upstream resolver, so other names fail fast.
+CoreDNS runs as a Deployment in kube-system. The Service `kube-dns` has the address
+the kubelet writes into every pod's resolv.conf (realnode.CLUSTER_DNS_IP). CoreDNS
+answers for cluster.local from the API and forwards nothing: the node has no upstream
+resolver, so other names fail fast. The enforcer (kube-router, a process on the node)
+reads pods, namespaces, nodes and NetworkPolicies as `system:kube-router`.
+
 Applied with `kubectl apply --server-side`, so a start after a `make images` that
 built a new CoreDNS image rolls the Deployment to it.
 """
@@ -12,7 +16,29 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+ENFORCER_USER = "system:kube-router"
+
 MANIFEST = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: "vcportal:network-policy-enforcer"}}
+rules:
+- apiGroups: [""]
+  resources: [pods, namespaces, nodes, services, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: "vcportal:network-policy-enforcer"}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "vcportal:network-policy-enforcer"}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{enforcer}"}}]
+---
 apiVersion: v1
 kind: ServiceAccount
 metadata: {{name: coredns, namespace: kube-system}}
@@ -97,11 +123,11 @@ spec:
 
 
 def deploy(kubectl: Path, kubeconfig: Path, image: str, service_ip: str, domain: str) -> None:
-    manifest = MANIFEST.format(image=image, service_ip=service_ip, domain=domain)
+    manifest = MANIFEST.format(image=image, service_ip=service_ip, domain=domain, enforcer=ENFORCER_USER)
     result = subprocess.run(
         [str(kubectl), f"--kubeconfig={kubeconfig}", "apply", "--server-side",
          "--field-manager=localkube", "--force-conflicts", "-f", "-"],
         input=manifest, capture_output=True, text=True, timeout=60,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"applying CoreDNS failed: {result.stderr.strip()}")
+        raise RuntimeError(f"applying the add-ons failed: {result.stderr.strip()}")

@@ -3,4 +3,4 @@
 // Package tools pins the main packages that tools/kube/build.sh compiles for real nodes.
 package tools
 
-import _ "sigs.k8s.io/kube-network-policies/cmd"
+import _ "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
