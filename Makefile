@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test kube venv services clean
+.PHONY: help run test kube images venv services clean
 
 help:
 	@echo "make run    bring up vcportal on http://127.0.0.1:8000 (embedded default)"
 	@echo "make test   install what the tests need and run the whole suite"
 	@echo "make kube   build the Kubernetes binaries into the cache; prints their directory"
+	@echo "make images build the real nodes' images into the local registry; prints their references"
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ venv: $(STAMP)
 
 kube:
 	@tools/kube/build.sh
+
+images:
+	@tools/images/build.sh
 
 run: venv
 	@scripts/run.sh

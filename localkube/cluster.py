@@ -32,6 +32,7 @@ from .processes import ProcessDir
 ADMIN_USER = "vcportal-admin"
 CONTROL_PLANE = ("kine", "kube-apiserver", "kube-controller-manager")
 HOST_EXTRAS = ("kube-scheduler", "kwok")
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router")  # a real node's, see realnode.py
 
 
 class ClusterError(RuntimeError):
@@ -47,12 +48,14 @@ class ClusterConfig:
     datastore: str = ""  # "" means SQLite in the state directory, else a PostgreSQL URL
     ports: dict[str, int] = field(default_factory=dict)
     extra_sans: list[str] = field(default_factory=list)
+    real_nodes: int = 0  # nodes that run containers (realnode.py); 0 or 1
+    node_link: int = -1  # the real node's link to the host (network.NodeLink.index)
 
     @property
     def is_host(self) -> bool:
-        """A host cluster runs pods (scheduler and kwok nodes); otherwise the cluster
-        is a bare control plane, the shape of a vcluster."""
-        return self.nodes > 0
+        """A host cluster runs pods (scheduler and kwok or real nodes); otherwise the
+        cluster is a bare control plane, the shape of a vcluster."""
+        return self.nodes > 0 or self.real_nodes > 0
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -117,18 +120,28 @@ class LocalCluster:
         nodes: int = 0,
         datastore: str = "",
         extra_sans: tuple[str, ...] = (),
+        real_nodes: int = 0,
     ) -> ClusterConfig:
         """Create the state directory, PKI and kubeconfigs unless they exist already.
         An existing state directory keeps its configuration."""
         if self.config_path.exists():
             return self.config
+        if real_nodes not in (0, 1):
+            raise ClusterError("a cluster has 0 or 1 real nodes (pods on two would need routes between them)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         for sub in ("pki", "logs", "run", "kine"):
             (self.state_dir / sub).mkdir(mode=0o700, exist_ok=True)
         config = ClusterConfig(
-            name=name, nodes=nodes, datastore=datastore, extra_sans=list(extra_sans)
+            name=name, nodes=nodes, datastore=datastore, extra_sans=list(extra_sans),
+            real_nodes=real_nodes,
         )
+        if real_nodes:
+            from .network import allocate_link
+
+            link = allocate_link(self.state_dir)
+            config.node_link = link.index
+            config.extra_sans.append(link.host_ip)  # the address the node reaches the API server at
         config.ports = ports.allocate(config.components)
         self._write_pki(config)
         self._write_kubeconfigs(config)
@@ -154,17 +167,22 @@ class LocalCluster:
                 self.processes.spawn(component, argv, env=go_runtime_env())
             self._wait_ready(component, config, deadline)
         if config.nodes:
-            self._ensure_nodes(config.nodes, deadline)
+            self._ensure_nodes(config.nodes, deadline, taint=config.real_nodes > 0)
+        if config.real_nodes:
+            self.real_node(config).start(deadline)
 
     def stop(self, timeout: float = 20) -> None:
-        """Stop every component, newest first; SIGKILL what ignores SIGTERM."""
+        """Stop every component, newest first; SIGKILL what ignores SIGTERM. A real
+        node goes first, with its containers, mounts and network."""
+        if self.config_path.exists() and self.config.real_nodes:
+            self.real_node(self.config).stop(timeout)
         for component in reversed(CONTROL_PLANE + HOST_EXTRAS):
             self.processes.stop(component, timeout)
 
     def status(self) -> list[ComponentStatus]:
         config = self.config
         result = []
-        for component in config.components:
+        for component in config.components + (NODE_PROCESSES if config.real_nodes else ()):
             pid = self.processes.pid(component)
             result.append(
                 ComponentStatus(component, pid, pid is not None, config.ports.get(component))
@@ -176,6 +194,11 @@ class LocalCluster:
             return self._get("/readyz").status_code == 200
         except requests.RequestException:
             return False
+
+    def real_node(self, config: ClusterConfig | None = None):
+        from .realnode import RealNode
+
+        return RealNode(self, config or self.config)
 
     def pids(self) -> dict[str, int]:
         return {s.name: s.pid for s in self.status() if s.pid is not None}
@@ -231,6 +254,10 @@ class LocalCluster:
         ):
             pair = pki.issue(ca, component, server_names=sans)
             files[f"{component}.crt"], files[f"{component}.key"] = pair.cert_pem, pair.key_pem
+        if config.real_nodes:
+            # The API server's identity towards kubelets (logs, exec, port-forward).
+            pair = pki.issue(ca, "kube-apiserver-kubelet-client", organizations=("system:masters",), client=True)
+            files["kubelet-client.crt"], files["kubelet-client.key"] = pair.cert_pem, pair.key_pem
         for name, content in files.items():
             write_private(self.pki_dir / name, content)
 
@@ -279,11 +306,11 @@ class LocalCluster:
             timeout=timeout,
         )
 
-    def _ensure_nodes(self, count: int, deadline: float) -> None:
+    def _ensure_nodes(self, count: int, deadline: float, taint: bool) -> None:
         from .nodes import ensure_fake_nodes
 
         try:
-            ensure_fake_nodes(self.api_client(), count, deadline)
+            ensure_fake_nodes(self.api_client(), count, deadline, taint)
         except TimeoutError as exc:
             raise ClusterError(self._failure("kwok", str(exc))) from exc
 

@@ -73,6 +73,21 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
         # API Priority and Fairness shares an API server between many clients; a
         # vcluster's serves one tenant, and skipping its bootstrap saves ~1.4 s of start.
         f"--enable-priority-and-fairness={str(config.is_host).lower()}",
+    ] + _kubelet_client(cluster, config)
+
+
+def _kubelet_client(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
+    """How the API server reaches real kubelets: its own client certificate, and
+    theirs verified against the cluster CA."""
+    if not config.real_nodes:
+        return []
+    pki = cluster.pki_dir
+    return [
+        f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+        f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+        f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+        # Node names resolve nowhere; the InternalIP is the node's end of its link.
+        "--kubelet-preferred-address-types=InternalIP",
     ]
 
 
@@ -120,7 +135,8 @@ def _kwok(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
     return [
         f"--kubeconfig={cluster.state_dir / 'kwok.kubeconfig'}",
         f"--config={cluster.state_dir / 'kwok.yaml'}",
-        "--manage-all-nodes=true",
+        # Only the fake nodes: a real node's kubelet reports for itself.
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         f"--cidr={POD_CIDR}",
         "--node-ip=10.0.0.1",
     ]

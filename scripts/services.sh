@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the local services that `make run` and `make test` need, so a
 # fresh machine needs no manual step. Idempotent: what is installed or running stays.
-#   scripts/services.sh install [redis] [postgres] [chromium] [compose]
+#   scripts/services.sh install [redis] [postgres] [chromium] [compose] [kube-build] [node] [images]
 #   scripts/services.sh redis       start a private redis-server on $VCPORTAL_REDIS_PORT
 #   scripts/services.sh postgres    start PostgreSQL and create the vcportal role and database
 #   scripts/services.sh stop-redis
@@ -35,6 +35,11 @@ install() {
       chromium) pkgs+=(chromium fonts-liberation) ;;
       # Debian has no `docker compose` plugin; docker-compose checks the file (no engine needed).
       compose) pkgs+=(docker-compose) ;;
+      # Real nodes: runc's seccomp support at build time, the tools kube-proxy and the
+      # CNI plugins and the policy enforcer call, and what `make images` builds and pushes images with.
+      kube-build) pkgs+=(libseccomp-dev) ;;
+      node) pkgs+=(iptables nftables conntrack ipset) ;;
+      images) pkgs+=(busybox-static umoci skopeo) ;;
       *) log "unknown service $w"; exit 2 ;;
     esac
   done
@@ -80,5 +85,5 @@ case "$cmd" in
   redis) redis ;;
   stop-redis) stop_redis ;;
   postgres) postgres ;;
-  *) echo "usage: $0 install [redis|postgres|chromium|compose]... | redis | stop-redis | postgres" >&2; exit 2 ;;
+  *) echo "usage: $0 install [redis|postgres|chromium|compose|kube-build|node|images]... | redis | stop-redis | postgres" >&2; exit 2 ;;
 esac

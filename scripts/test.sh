@@ -6,6 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 export VCPORTAL_KUBE_BIN_DIR="$(tools/kube/build.sh | tail -n 1)"
+tools/images/build.sh >/dev/null
 scripts/services.sh install redis postgres chromium compose
 scripts/services.sh redis
 # Two runs side by side (e.g. from two git worktrees) need their own database and

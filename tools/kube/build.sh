@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kine and
-# kwok from the Go modules beside this script into a cache outside the repository,
-# keyed by version. Whatever is already built is reused, so a warm run takes seconds.
-# The last line printed is the binary directory.
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
+# kube-proxy, kine and kwok from the Go modules beside this script into a cache outside
+# the repository, keyed by version; the real-node runtime (containerd, runc, CNI
+# plugins, CoreDNS, kube-router, the registry) into a directory of its own
+# beside it, keyed by its versions (binaries.node_bin_dir() computes the same path).
+# Whatever is already built is reused, so a warm run takes seconds.
+# The last line printed is the control-plane binary directory, or with the argument
+# `node` the real-node binary directory.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -17,34 +21,39 @@ parallel="${VCPORTAL_GO_BUILD_P:-2}"
 
 log() { echo "kube: $*" >&2; }
 
-k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 binaries=("${k8s_commands[@]}" kine kwok)
+node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
+node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router)
+mkdir -p "$node_bin/cni"
 
 # Cold-build times on 2 cores, for the progress lines of a first `make run`. The
-# first binary also compiles most of the code the others share.
+# first binary of a module also compiles most of the code the others share.
 usual_time() {
   case $1 in
     kube-apiserver) echo "~5 min" ;;
     kube-controller-manager) echo "~4 min" ;;
-    kine) echo "~2 min" ;;  # with cgo: the C SQLite
+    coredns) echo "~8 min" ;;  # its plugins pull in most cloud SDKs
+    kine|containerd|registry|kube-router|kubelet) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
 }
 to_build=0
 for name in "${binaries[@]}"; do [ -x "$bin/$name" ] || to_build=$((to_build + 1)); done
+for name in "${node_binaries[@]}"; do [ -x "$node_bin/$name" ] || to_build=$((to_build + 1)); done
 if [ "$to_build" -gt 0 ]; then
-  log "$to_build of ${#binaries[@]} binaries to build into $bin (about 12 minutes cold on 2 cores; once)"
+  log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane, 20-40 more for the real-node runtime; once)"
 fi
 built=0
 
-build() { # build NAME MODULE_DIR PACKAGE CGO LDFLAGS
-  local name=$1 dir=$2 pkg=$3 cgo=$4 ldflags=$5
-  if [ -x "$bin/$name" ]; then return; fi
+build() { # build NAME MODULE_DIR PACKAGE CGO LDFLAGS [OUT_DIR [TAGS]]
+  local name=$1 dir=$2 pkg=$3 cgo=$4 ldflags=$5 out=${6:-$bin} tags=${7:-}
+  if [ -x "$out/$name" ]; then return; fi
   built=$((built + 1))
   log "building $name ($built/$to_build, usually $(usual_time "$name"))…"
   local start=$SECONDS
-  (cd "$here/$dir" && CGO_ENABLED=$cgo go build -p "$parallel" -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg")
-  mv "$bin/$name.tmp" "$bin/$name"
+  (cd "$here/$dir" && CGO_ENABLED=$cgo go build -p "$parallel" -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out/$name.tmp" "$pkg")
+  mv "$out/$name.tmp" "$out/$name"
   log "built $name in $((SECONDS - start))s"
 }
 
@@ -78,4 +87,22 @@ if [ ! -s "$bin/kwok-stages.yaml" ]; then
   done > "$bin/kwok-stages.yaml.tmp"
   mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
 fi
-echo "$bin"
+
+# The real-node runtime. runc needs cgo for its nsenter C code and links libseccomp
+# (Debian's libseccomp-dev), so pods may ask for the RuntimeDefault seccomp profile.
+# Debian packages: libseccomp for the build, iptables/nftables/conntrack for the node.
+"$here/../../scripts/services.sh" install kube-build node
+ctr_ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+build containerd containerd github.com/containerd/containerd/v2/cmd/containerd 0 "$ctr_ldflags" "$node_bin" no_btrfs
+build containerd-shim-runc-v2 containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 0 "$ctr_ldflags" "$node_bin"
+build runc runc github.com/opencontainers/runc 1 "-s -w -X main.version=${RUNC_VERSION#v}" "$node_bin" seccomp
+for p in main/bridge ipam/host-local main/loopback meta/portmap; do
+  build "${p#*/}" cni "github.com/containernetworking/plugins/plugins/$p" 0 \
+    "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" "$node_bin/cni"
+done
+build coredns coredns github.com/coredns/coredns 0 "-s -w" "$node_bin"
+build registry registry github.com/distribution/distribution/v3/cmd/registry 0 \
+  "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" "$node_bin"
+build kube-router kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router 0 \
+  "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" "$node_bin"
+if [ "${1:-}" = node ]; then echo "$node_bin"; else echo "$bin"; fi

@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from localkube import ClusterError, LocalCluster
 from localkube.binaries import BinariesMissing
+from localkube.images import ImagesMissing
+from localkube.network import NetworkError
 
 DEFAULT_NODES = 3
 
@@ -14,7 +16,8 @@ DEFAULT_NODES = 3
 class Command(BaseCommand):
     help = (
         "Start, stop or inspect the embedded host cluster: kine, kube-apiserver, "
-        "kube-controller-manager, kube-scheduler and kwok (fake nodes) on 127.0.0.1."
+        "kube-controller-manager, kube-scheduler and kwok (fake nodes) on 127.0.0.1, "
+        "and optionally a real node (containerd, kubelet, kube-proxy, CoreDNS)."
     )
 
     def add_arguments(self, parser):
@@ -30,32 +33,40 @@ class Command(BaseCommand):
             "--nodes",
             type=int,
             default=DEFAULT_NODES,
-            help=f"Fake kwok nodes on a new cluster (default {DEFAULT_NODES}; at least 1).",
+            help=f"Fake kwok nodes on a new cluster (default {DEFAULT_NODES}).",
+        )
+        parser.add_argument(
+            "--real-nodes",
+            type=int,
+            default=0,
+            choices=[0, 1],
+            help="Nodes that run containers on this machine, on a new cluster (default 0; "
+            "needs root, `make kube` and `make images`). Fake nodes are then tainted.",
         )
 
-    def handle(self, action, state_dir, nodes, **options):
+    def handle(self, action, state_dir, nodes, real_nodes, **options):
         cluster = LocalCluster(state_dir)
         try:
-            getattr(self, f"_{action}")(cluster, nodes)
-        except (ClusterError, BinariesMissing) as exc:
+            getattr(self, f"_{action}")(cluster, nodes, real_nodes)
+        except (ClusterError, BinariesMissing, ImagesMissing, NetworkError) as exc:
             raise CommandError(str(exc)) from exc
 
-    def _start(self, cluster: LocalCluster, nodes: int) -> None:
-        if nodes < 1:
-            raise CommandError("--nodes must be at least 1: pods need a node to run on")
-        cluster.init(name="host", nodes=nodes)
+    def _start(self, cluster: LocalCluster, nodes: int, real_nodes: int) -> None:
+        if nodes < 0 or nodes + real_nodes < 1:
+            raise CommandError("--nodes must be at least 1 without --real-nodes: pods need a node to run on")
+        cluster.init(name="host", nodes=nodes, real_nodes=real_nodes)
         cluster.start()
         self.stderr.write(f"host cluster ready at {cluster.server}")
         self.stdout.write(str(cluster.admin_kubeconfig))
 
-    def _stop(self, cluster: LocalCluster, nodes: int) -> None:
+    def _stop(self, cluster: LocalCluster, *_) -> None:
         if not cluster.config_path.exists():
             self.stdout.write(f"no host cluster in {cluster.state_dir}")
             return
         cluster.stop()
         self.stdout.write("host cluster stopped")
 
-    def _status(self, cluster: LocalCluster, nodes: int) -> None:
+    def _status(self, cluster: LocalCluster, *_) -> None:
         if not cluster.config_path.exists():
             raise CommandError(f"no host cluster in {cluster.state_dir}; run `hostcluster start`")
         statuses = cluster.status()

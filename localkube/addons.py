@@ -1,0 +1,133 @@
+"""What a host cluster with a real node runs through its API: cluster DNS, and the
+rights of the NetworkPolicy enforcer.
+
+CoreDNS runs as a Deployment in kube-system. The Service `kube-dns` has the address
+the kubelet writes into every pod's resolv.conf (realnode.CLUSTER_DNS_IP). CoreDNS
+answers for cluster.local from the API and forwards nothing: the node has no upstream
+resolver, so other names fail fast. The enforcer (kube-router, a process on the node)
+reads pods, namespaces, nodes and NetworkPolicies as `system:kube-router`.
+
+Applied with `kubectl apply --server-side`, so a start after a `make images` that
+built a new CoreDNS image rolls the Deployment to it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ENFORCER_USER = "system:kube-router"
+
+MANIFEST = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: "vcportal:network-policy-enforcer"}}
+rules:
+- apiGroups: [""]
+  resources: [pods, namespaces, nodes, services, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: "vcportal:network-policy-enforcer"}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "vcportal:network-policy-enforcer"}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{enforcer}"}}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: coredns, namespace: kube-system}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: "system:coredns"}}
+rules:
+- apiGroups: [""]
+  resources: [services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: "system:coredns"}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}}
+subjects: [{{kind: ServiceAccount, name: coredns, namespace: kube-system}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: coredns, namespace: kube-system}}
+data:
+  Corefile: |
+    .:53 {{
+        errors
+        health
+        ready
+        kubernetes {domain} in-addr.arpa ip6.arpa {{
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+            ttl 30
+        }}
+        cache 30
+        reload
+        loadbalance
+    }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{k8s-app: kube-dns}}}}
+  template:
+    metadata: {{labels: {{k8s-app: kube-dns}}}}
+    spec:
+      serviceAccountName: coredns
+      priorityClassName: system-cluster-critical
+      dnsPolicy: Default
+      containers:
+      - name: coredns
+        image: {image}
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {{name: dns, containerPort: 53, protocol: UDP}}
+        - {{name: dns-tcp, containerPort: 53, protocol: TCP}}
+        readinessProbe: {{httpGet: {{path: /ready, port: 8181}}, periodSeconds: 2}}
+        livenessProbe: {{httpGet: {{path: /health, port: 8080}}, initialDelaySeconds: 10}}
+        resources: {{requests: {{cpu: 50m, memory: 40Mi}}, limits: {{memory: 120Mi}}}}
+        volumeMounts: [{{name: config, mountPath: /etc/coredns, readOnly: true}}]
+      volumes: [{{name: config, configMap: {{name: coredns}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns}}
+spec:
+  clusterIP: {service_ip}
+  selector: {{k8s-app: kube-dns}}
+  ports:
+  - {{name: dns, port: 53, protocol: UDP}}
+  - {{name: dns-tcp, port: 53, protocol: TCP}}
+"""
+
+
+def deploy(kubectl: Path, kubeconfig: Path, image: str, service_ip: str, domain: str) -> None:
+    manifest = MANIFEST.format(image=image, service_ip=service_ip, domain=domain, enforcer=ENFORCER_USER)
+    result = subprocess.run(
+        [str(kubectl), f"--kubeconfig={kubeconfig}", "apply", "--server-side",
+         "--field-manager=localkube", "--force-conflicts", "-f", "-"],
+        input=manifest, capture_output=True, text=True, timeout=60,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"applying the add-ons failed: {result.stderr.strip()}")

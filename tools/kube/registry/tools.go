@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the main packages that tools/kube/build.sh compiles for real nodes.
+package tools
+
+import (
+	_ "github.com/distribution/distribution/v3/cmd/registry"
+)
