@@ -25,11 +25,11 @@ from accounts import access
 from accounts.audit import Actor, record
 from accounts.models import Membership, Role, hash_token
 from portal.errors import NotReady
+from provisioning.rbac import PLATFORM_ADMIN, role_group
 from vclusters.models import Phase, VCluster
 
 from .kubestatus import Refusal
 from .models import AccessToken, Purpose
-from .rbac import PLATFORM_ADMIN, role_group
 
 USER_PREFIX = "vcportal:"
 TEAM_GROUP_PREFIX = "vcportal:team:"
