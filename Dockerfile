@@ -16,4 +16,6 @@ RUN DJANGO_SECRET_KEY=build FIELD_ENCRYPTION_KEYS=$(python -c 'from cryptography
 
 USER vcportal
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+# One ASGI application: pages, API and the Kubernetes gateway (/kube/). --ws websockets:
+# uvicorn's default WebSocket implementation refuses kubectl's port-forward handshake.
+CMD ["uvicorn", "portal.asgi:application", "--ws", "websockets", "--host", "0.0.0.0", "--port", "8000", "--workers", "3"]

@@ -10,13 +10,16 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import access
 from accounts.audit import Actor
+from portal.api import YAMLRenderer
+from vclusters.api import kubeconfig_filename
 from vclusters.models import VCluster
-from vclusters.services import download_kubeconfig
+from vclusters.services import download_admin_kubeconfig
 
 from . import services
 from .models import AccessRecord, AccessToken, Activity, RequestCount
@@ -25,7 +28,8 @@ ACTIVITY_DAYS = 30
 
 
 def visible_vcluster(request, pk: int) -> VCluster:
-    return get_object_or_404(VCluster.objects.for_user(request.user).select_related("team"), pk=pk)
+    """The vcluster if the user may see it; another team's answers 404 like a missing one."""
+    return get_object_or_404(VCluster.objects.restrict(request.user, "view").select_related("team"), pk=pk)
 
 
 class AccessRecordSerializer(serializers.ModelSerializer):
@@ -97,7 +101,8 @@ class AccessTokenList(generics.ListAPIView):
     def get_queryset(self):
         vcluster = visible_vcluster(self.request, self.kwargs["pk"])
         tokens = AccessToken.objects.filter(vcluster=vcluster).select_related("user")
-        return tokens if access.can_manage(self.request.user, vcluster.team) else tokens.filter(user=self.request.user)
+        return tokens if access.allowed(self.request.user, "manage_access", vcluster) else tokens.filter(
+            user=self.request.user)
 
 
 class AccessTokenDetail(APIView):
@@ -128,6 +133,8 @@ class CredentialsView(APIView):
 
 
 class KubeconfigView(APIView):
+    renderer_classes = [JSONRenderer, YAMLRenderer]  # so `Accept: application/yaml` negotiates
+
     @extend_schema(
         summary="Download a personal kubeconfig for the vcluster (every role; audited); "
                 "?admin=true: the break-glass admin kubeconfig (platform admins)",
@@ -143,12 +150,10 @@ def kubeconfig_download(request, vcluster: VCluster) -> HttpResponse:
     break-glass admin kubeconfig (platform admins only, audited as before)."""
     actor = Actor.from_request(request)
     if request.GET.get("admin") == "true":
-        access.require_platform_admin(request.user)
-        kubeconfig, suffix = download_kubeconfig(actor, vcluster), "admin"
+        kubeconfig, suffix = download_admin_kubeconfig(actor, vcluster), "admin"
     else:
         kubeconfig = services.issue_kubeconfig(actor, vcluster, request.build_absolute_uri("/"))
         suffix = request.user.get_username()
     response = HttpResponse(kubeconfig, content_type="application/yaml")
-    filename = f"{vcluster.team.slug}-{vcluster.name}-{suffix}.kubeconfig"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = f'attachment; filename="{kubeconfig_filename(vcluster, suffix)}"'
     return response

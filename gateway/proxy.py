@@ -4,7 +4,7 @@ An ASGI application (served next to Django by gateway.asgi.Router). Every reques
 checked by services.authorize (one query, on the database threads) and forwarded with
 the vcluster's admin credentials plus impersonation of the person: user
 `vcportal:<username>`, groups `vcportal:team:<slug>` and `vcportal:role:<role>`, so
-the API server's RBAC (gateway.rbac bindings) decides what they may do and its audit
+the API server's RBAC (provisioning.rbac bindings) decides what they may do and its audit
 log names them. Headers a client could use to pick another identity (Authorization,
 Impersonate-*) never reach the API server.
 

@@ -15,7 +15,6 @@ from functools import cache
 
 import yaml
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery, TextField
 from django.db.models.functions import Cast
@@ -26,11 +25,11 @@ from accounts import access
 from accounts.audit import Actor, record
 from accounts.models import Membership, Role, hash_token
 from portal.errors import NotReady
+from provisioning.rbac import PLATFORM_ADMIN, role_group
 from vclusters.models import Phase, VCluster
 
 from .kubestatus import Refusal
 from .models import AccessToken, Purpose
-from .rbac import PLATFORM_ADMIN, role_group
 
 USER_PREFIX = "vcportal:"
 TEAM_GROUP_PREFIX = "vcportal:team:"
@@ -38,19 +37,9 @@ EXEC_CREDENTIAL_API = "client.authentication.k8s.io/v1"
 RENEW_HINT = "Download a new kubeconfig from the portal."
 
 
-def portal_role(user, vcluster: VCluster) -> str:
-    """The role the person acts in inside the vcluster; PermissionDenied if none."""
-    role = access.role_in(user, vcluster.team)
-    if role:
-        return role
-    if user.is_staff:
-        return PLATFORM_ADMIN
-    raise PermissionDenied("Only members of the vcluster's team and platform admins may access it.")
-
-
 def issue_token(actor: Actor, vcluster: VCluster, purpose: Purpose) -> tuple[AccessToken, str]:
     """A new token for the acting person on `vcluster`; the plaintext is returned once."""
-    portal_role(actor.user, vcluster)
+    access.require(actor.user, "connect", vcluster)
     if vcluster.phase != Phase.READY:
         raise NotReady(f"{vcluster} is {vcluster.phase}; it can be accessed once it is Ready.")
     token = AccessToken.generate()
@@ -107,7 +96,7 @@ def issue_exec_credential(actor: Actor, vcluster: VCluster) -> dict:
 def revoke_token(actor: Actor, token: AccessToken) -> AccessToken:
     """Revoke a token: its owner, the team's admins and platform admins may."""
     if token.user_id != actor.user.pk:
-        access.require_manage(actor.user, token.vcluster.team)
+        access.require_of(actor, "manage_access", token.vcluster)
     with transaction.atomic():
         if AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
             record(actor, "vcluster.access.revoke", team=token.vcluster.team, target=token.vcluster,
@@ -135,7 +124,12 @@ class Grant:
 
 
 def authorize(token: str, vcluster_id: int) -> Grant:
-    """The Grant for a request bearing `token` to vcluster `vcluster_id`, or Refusal."""
+    """The Grant for a request bearing `token` to vcluster `vcluster_id`, or Refusal.
+
+    The hot path: one raw SQL query, no ORM, no access.allowed(). It mirrors the
+    VCluster action "connect" (VIEW: any role in the vcluster's team, or a platform
+    admin), checked on the token's person as they are now; tests/gateway
+    (test_the_request_check_agrees_with_the_connect_rule) hold the two together."""
     row = _lookup(hash_token(token))
     if row is None:
         raise Refusal(401, f"This token is not valid. {RENEW_HINT}")

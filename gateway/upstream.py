@@ -79,7 +79,7 @@ def _current(doc: dict) -> tuple[dict, dict]:
 def ssl_context(cluster: dict, user: dict) -> ssl.SSLContext:
     """TLS for a kubeconfig's cluster and user, as the syncer's client builds it (inline
     data only: the stored kubeconfigs carry their credentials inline)."""
-    return syncer_kube._ssl_context(cluster, user, Path("/nonexistent"))
+    return syncer_kube.ssl_context(cluster, user, Path("/nonexistent"))
 
 
 class Upstreams:

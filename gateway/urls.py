@@ -1,6 +1,6 @@
 """The gateway's API routes, included under /api/v1/ by portal/urls.py. The personal
-kubeconfig downloads (api.KubeconfigView, views.vcluster_kubeconfig) are not routed
-here: they take over the vclusters app's kubeconfig URLs when those are rewired."""
+kubeconfig downloads (api.KubeconfigView, views.vcluster_kubeconfig) are routed there
+too, ahead of the vclusters router and pages, on the URLs the kubeconfig always had."""
 
 from django.urls import path
 

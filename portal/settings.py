@@ -30,6 +30,8 @@ MAKE_RUN_FILES = {
     "DJANGO_SECRET_KEY": "secret-key",
     "FIELD_ENCRYPTION_KEYS": "fernet-key",
     "REDIS_URL": "redis-url",
+    "VCPORTAL_GATEWAY_URL": "gateway-url",
+    "VCPORTAL_GATEWAY_CA_FILE": "gateway-ca-file",
 }
 
 
@@ -325,8 +327,8 @@ if not VCPORTAL_GATEWAY_TOKEN_TTL:
 VCPORTAL_GATEWAY_FLUSH_INTERVAL = env.float("VCPORTAL_GATEWAY_FLUSH_INTERVAL", default=1.0)
 # Where kubectl reaches the gateway when it is not the portal's own URL (kubectl sends
 # tokens over HTTPS only), and the CA of its certificate when that is a private one.
-VCPORTAL_GATEWAY_URL = env.str("VCPORTAL_GATEWAY_URL", default="")
-VCPORTAL_GATEWAY_CA_FILE = env.str("VCPORTAL_GATEWAY_CA_FILE", default="")
+VCPORTAL_GATEWAY_URL = _env_or_make_run_file("VCPORTAL_GATEWAY_URL")
+VCPORTAL_GATEWAY_CA_FILE = _env_or_make_run_file("VCPORTAL_GATEWAY_CA_FILE")
 CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
     "gitops-reconcile": {"task": "gitops.tasks.reconcile_virtual_clusters", "schedule": VCPORTAL_GITOPS_INTERVAL,

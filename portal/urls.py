@@ -4,7 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import AuditEventViewSet, MemberViewSet, MeView, TeamViewSet, TokenViewSet
+from gateway.api import KubeconfigView
 from gateway.urls import urlpatterns as gateway_api
+from gateway.views import vcluster_kubeconfig
 from provisioning.api import HostClusterViewSet, TeamPolicyView
 from vclusters.api import VClusterViewSet
 
@@ -20,6 +22,8 @@ members = MemberViewSet.as_view({"get": "list", "post": "create"})
 member = MemberViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"})
 
 api_v1 = [
+    # The personal kubeconfig (the gateway's), ahead of the router's vcluster routes.
+    path("vclusters/<int:pk>/kubeconfig/", KubeconfigView.as_view(), name="vcluster-kubeconfig"),
     *router.urls,
     path("teams/<slug:team_slug>/members/", members, name="member-list"),
     path("teams/<slug:team_slug>/members/<str:username>/", member, name="member-detail"),
@@ -33,6 +37,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("django-admin/", admin.site.urls),
+    path("vclusters/<int:pk>/kubeconfig/", vcluster_kubeconfig, name="vcluster-kubeconfig"),
     path("", include("accounts.urls")),
     path("", include("vclusters.urls")),
     path("", include("provisioning.urls")),

@@ -24,7 +24,7 @@ from kubernetes.client.rest import ApiException
 from syncer.rbac import token_kubeconfig
 from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
 
-from . import hosts, manifests
+from . import hosts, manifests, rbac
 from .hostkube import HostKube, is_transient
 from .models import Placement, PodSecurity, TeamPolicy
 from .runtime import RuntimeFailure, VClusterRef, get_runtime
@@ -161,6 +161,15 @@ def ensure_kubeconfig(ctx: Context) -> None:
     ctx.changes.append("admin kubeconfig issued")
 
 
+def ensure_access_bindings(ctx: Context) -> None:
+    """Bind the portal's role groups inside the vcluster (rbac): what people reaching
+    it through the gateway may do there."""
+    try:
+        ctx.changes.extend(rbac.ensure_access_bindings(ctx.vcluster.kubeconfig))
+    except rbac.ViewRoleNotReady as exc:
+        raise Transient(str(exc)) from None
+
+
 def _server_of(kubeconfig: str) -> str | None:
     try:
         return yaml.safe_load(kubeconfig)["clusters"][0]["cluster"]["server"]
@@ -182,6 +191,7 @@ PROVISION = (
     Step("Control plane", ensure_control_plane),
     Step("Syncer", ensure_syncer),
     Step("Kubeconfig", ensure_kubeconfig),
+    Step("Access bindings", ensure_access_bindings),
 )
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: vcportal on http://127.0.0.1:8000 with the embedded defaults (SQLite,
-# a private redis-server), a Celery worker, and the embedded host cluster. On a fresh
+# a private redis-server), a Celery worker, and the embedded host cluster; the same
+# application over TLS on https://127.0.0.1:8443 for the Kubernetes gateway (kubectl
+# sends tokens over HTTPS only), with a private CA that personal kubeconfigs carry. On a fresh
 # machine it first builds the Kubernetes binaries (once, about 12 minutes on 2 cores).
 # Ctrl-C stops everything this script started.
 #   scripts/run.sh            all of it
@@ -26,6 +28,10 @@ keep_secret secret-key $py -c 'import secrets; print(secrets.token_urlsafe(50))'
 keep_secret fernet-key $py -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'
 export VCPORTAL_REDIS_PORT="${VCPORTAL_REDIS_PORT:-6390}"
 (umask 077 && echo "redis://127.0.0.1:$VCPORTAL_REDIS_PORT/0" >"$var/redis-url")
+# The gateway's address and CA, read by settings the same way (the certificate is made once).
+gateway_port=8443
+(umask 077 && echo "https://127.0.0.1:$gateway_port" >"$var/gateway-url" \
+  && echo "$var/gateway-tls/ca.crt" >"$var/gateway-ca-file")
 
 $py manage.py migrate --noinput >/dev/null
 credentials="$($py manage.py seed_demo)"
@@ -45,6 +51,7 @@ if ! build_missing; then
 fi
 
 $py manage.py collectstatic --noinput >/dev/null
+$py manage.py gateway_certificate "$var/gateway-tls" >/dev/null
 own_redis=true
 if command -v redis-cli >/dev/null && redis-cli -p "$VCPORTAL_REDIS_PORT" ping >/dev/null 2>&1; then own_redis=false; fi
 scripts/services.sh redis
@@ -82,8 +89,15 @@ fi
 # kept in the database by django-celery-beat).
 .venv/bin/celery -A portal worker -B --pool threads --concurrency 8 --loglevel INFO >"$var/celery.log" 2>&1 &
 pids+=($!)
-.venv/bin/gunicorn portal.wsgi:application --bind 127.0.0.1:8000 --workers 2 --threads 4 --graceful-timeout 5 \
-  --access-logfile - >"$var/web.log" 2>&1 &
+# Pages, API and gateway are one ASGI application (README, Gateway); uvicorn serves
+# it twice: plain HTTP for the browser, TLS for kubectl. --ws websockets: uvicorn's
+# default WebSocket implementation refuses kubectl's port-forward handshake.
+.venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port 8000 \
+  --timeout-graceful-shutdown 5 >"$var/web.log" 2>&1 &
+pids+=($!)
+.venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port "$gateway_port" \
+  --ssl-certfile "$var/gateway-tls/tls.crt" --ssl-keyfile "$var/gateway-tls/tls.key" \
+  --timeout-graceful-shutdown 5 >"$var/gateway.log" 2>&1 &
 pids+=($!)
 
 $py - <<'PY'
@@ -96,6 +110,7 @@ for _ in range(150):
         time.sleep(0.2)
 PY
 echo
-echo "vcportal is up on http://127.0.0.1:8000/   (logs: $var/web.log, $var/celery.log; Ctrl-C stops it)"
+echo "vcportal is up on http://127.0.0.1:8000/ and https://127.0.0.1:$gateway_port/kube/"
+echo "  (logs: $var/web.log, $var/gateway.log, $var/celery.log; Ctrl-C stops it)"
 echo "$credentials"
 wait -n "${pids[@]}"

@@ -121,7 +121,7 @@ def load_kubeconfig(path: Path | str) -> Connection:
     token = user.get("token")
     if not token and user.get("tokenFile"):
         token = Path(user["tokenFile"]).read_text().strip()
-    return Connection(cluster["server"].rstrip("/"), _ssl_context(cluster, user, path.parent), token)
+    return Connection(cluster["server"].rstrip("/"), ssl_context(cluster, user, path.parent), token)
 
 
 def _named(doc: dict, section: str, name: str | None, path: Path) -> dict:
@@ -131,7 +131,9 @@ def _named(doc: dict, section: str, name: str | None, path: Path) -> dict:
     raise KubeconfigError(f"{path}: no {section[:-1]} named {name!r}")
 
 
-def _ssl_context(cluster: dict, user: dict, base: Path) -> ssl.SSLContext:
+def ssl_context(cluster: dict, user: dict, base: Path) -> ssl.SSLContext:
+    """TLS for a kubeconfig's cluster and user entries; file paths in them are relative
+    to `base`. Also the gateway's, for its connections to vcluster API servers."""
     if cluster.get("insecure-skip-tls-verify"):
         context = ssl.create_default_context()
         context.check_hostname = False

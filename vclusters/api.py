@@ -1,17 +1,13 @@
-from django.http import HttpResponse
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from accounts import resources
 from accounts.api import validated
 from accounts.audit import Actor
 from accounts.models import Team
-from portal.api import YAMLRenderer
 from portal.errors import invalid
 
 from . import services
@@ -138,9 +134,8 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         vclusters = VCluster.objects.restrict(self.request.user, "view").select_related("team", "created_by")
-        if self.action != "kubeconfig":
-            # Only what the serializers show: no secrets decrypted, no password hashes loaded.
-            vclusters = vclusters.only(*SHOWN_FIELDS, "team__slug", "team__name", "created_by__username")
+        # Only what the serializers show: no secrets decrypted, no password hashes loaded.
+        vclusters = vclusters.only(*SHOWN_FIELDS, "team__slug", "team__name", "created_by__username")
         if self.action == "list" and "phase" not in self.request.query_params:
             vclusters = vclusters.exclude(phase=Phase.DELETED)
         if self.action == "retrieve":
@@ -177,21 +172,7 @@ class VClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         vcluster = services.retry_vcluster(Actor.from_request(request), self.get_object())
         return Response(VClusterDetailSerializer(vcluster).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        summary="Download the vcluster's kubeconfig (members and team admins; audited)",
-        responses={
-            (200, "application/yaml"): OpenApiResponse(OpenApiTypes.STR, description="kubeconfig YAML"),
-            409: OpenApiResponse(description="The vcluster is not Ready yet."),
-        },
-    )
-    @action(detail=True, renderer_classes=[JSONRenderer, YAMLRenderer])
-    def kubeconfig(self, request, pk=None):
-        vcluster = self.get_object()
-        kubeconfig = services.download_kubeconfig(Actor.from_request(request), vcluster)
-        response = HttpResponse(kubeconfig, content_type="application/yaml")
-        response["Content-Disposition"] = f'attachment; filename="{kubeconfig_filename(vcluster)}"'
-        return response
 
-
-def kubeconfig_filename(vcluster: VCluster) -> str:
-    return f"{vcluster.team.slug}-{vcluster.name}.kubeconfig"
+def kubeconfig_filename(vcluster: VCluster, suffix: str) -> str:
+    """The download's file name: whose kubeconfig it is (a username, or "admin")."""
+    return f"{vcluster.team.slug}-{vcluster.name}-{suffix}.kubeconfig"

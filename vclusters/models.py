@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts import resources
-from accounts.access import VIEW, WRITE, RestrictedQuerySet
+from accounts.access import MANAGE, PLATFORM, VIEW, WRITE, RestrictedQuerySet
 from accounts.models import Team
 from portal.fields import EncryptedTextField
 
@@ -54,8 +54,12 @@ class VClusterQuerySet(RestrictedQuerySet):
         "view": VIEW,  # the vcluster, its steps, events and placement
         "change": WRITE,  # retry
         "delete": WRITE,
-        # A kubeconfig is admin access to the vcluster: never for viewers.
-        "download_kubeconfig": WRITE,
+        # Through the gateway, as oneself: a personal kubeconfig or exec credential. The
+        # vcluster's RBAC gives each role its rights inside (viewers: read-only).
+        "connect": VIEW,
+        "manage_access": MANAGE,  # see and revoke other people's gateway tokens
+        # The stored system:masters kubeconfig, unattributable: break-glass only.
+        "download_admin_kubeconfig": PLATFORM,
     }
 
     def counting_against_quota(self):

@@ -131,13 +131,15 @@ def retry_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
     return vcluster
 
 
-def download_kubeconfig(actor: Actor, vcluster: VCluster) -> str:
-    """The vcluster's kubeconfig, audited. Raises NotReady before the vcluster is Ready."""
-    access.require(actor.user, "download_kubeconfig", vcluster)
+def download_admin_kubeconfig(actor: Actor, vcluster: VCluster) -> str:
+    """The vcluster's stored admin (system:masters) kubeconfig: break-glass access for
+    platform admins, audited. Everyone else connects through the gateway. Raises
+    NotReady before the vcluster is Ready."""
+    access.require_of(actor, "download_admin_kubeconfig", vcluster)
     if vcluster.phase != Phase.READY or not vcluster.kubeconfig:
         raise NotReady(f"{vcluster} is {vcluster.phase}; its kubeconfig exists once it is Ready.")
     with transaction.atomic():
-        record(actor, "vcluster.kubeconfig", team=vcluster.team, target=vcluster)
+        record(actor, "vcluster.kubeconfig", team=vcluster.team, target=vcluster, break_glass=True)
     return vcluster.kubeconfig
 
 

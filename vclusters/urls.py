@@ -7,7 +7,6 @@ urlpatterns = [
     path("vclusters/new/", views.vcluster_create, name="vcluster-create"),
     path("vclusters/new/headroom/", views.headroom, name="vcluster-headroom"),
     path("vclusters/<int:pk>/", views.vcluster_detail, name="vcluster-detail"),
-    path("vclusters/<int:pk>/kubeconfig/", views.vcluster_kubeconfig, name="vcluster-kubeconfig"),
     path("vclusters/<int:pk>/delete/", views.vcluster_delete, name="vcluster-delete"),
     path("vclusters/<int:pk>/retry/", views.vcluster_retry, name="vcluster-retry"),
 ]

@@ -1,7 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -12,7 +11,6 @@ from accounts import access
 from accounts.audit import Actor
 from accounts.models import Team
 from accounts.presentation import headroom_text, quota_bars
-from portal.errors import NotReady
 from portal.views import add_service_errors, paginate, query_without_page
 
 from . import services
@@ -110,8 +108,10 @@ def vcluster_detail(request, pk):
         "placement": placement_of(vcluster),
         "deletable": vcluster.phase in DELETABLE and access.allowed(request.user, "delete", vcluster),
         "retryable": vcluster.phase in RETRY_TO and access.allowed(request.user, "change", vcluster),
-        "downloadable": vcluster.phase == Phase.READY and access.allowed(request.user, "download_kubeconfig", vcluster),
-        "kubeconfig_filename": kubeconfig_filename(vcluster),
+        "downloadable": vcluster.phase == Phase.READY and access.allowed(request.user, "connect", vcluster),
+        "break_glass": vcluster.phase == Phase.READY
+        and access.allowed(request.user, "download_admin_kubeconfig", vcluster),
+        "kubeconfig_filename": kubeconfig_filename(vcluster, request.user.get_username()),
     }
     return render(request, _fragment(request, "vclusters/detail.html", "live-status"), context)
 
@@ -128,18 +128,6 @@ def vcluster_retry(request, pk):
     else:
         messages.success(request, f"Retrying {vcluster.name}: it resumes at the step that failed.")
     return redirect("vcluster-detail", pk=vcluster.pk)
-
-
-@login_required
-def vcluster_kubeconfig(request, pk):
-    vcluster = _visible_vcluster(request, pk)
-    try:
-        kubeconfig = services.download_kubeconfig(Actor.from_request(request), vcluster)
-    except NotReady as exc:
-        return HttpResponse(str(exc), status=409, content_type="text/plain")
-    response = HttpResponse(kubeconfig, content_type="application/yaml")
-    response["Content-Disposition"] = f'attachment; filename="{kubeconfig_filename(vcluster)}"'
-    return response
 
 
 @login_required

@@ -3,6 +3,7 @@
   config.py      where the portal URL and token are kept (YAML, 0600 in a 0700 directory)
   api.py         the HTTP client: one error type carrying the API's message and an exit code
   kubeconfig.py  merging a vcluster's context into a kubeconfig file without touching others
+  credentials.py the gateway tokens `vcp token` gives kubectl, kept until they near expiry
   progress.py    the live display of provisioning steps for `create --wait`
   cli.py         the commands (Typer), their output formats and exit codes
 

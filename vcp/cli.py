@@ -19,7 +19,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from . import config, kubeconfig, progress
+from . import config, credentials, kubeconfig, progress
 from .api import Api
 from .errors import AUTH, NOT_FOUND, OTHER, QUOTA, USAGE, VcpError
 
@@ -243,26 +243,33 @@ def connect(
                                                          "to [default: first of $KUBECONFIG, else ~/.kube/config].")]
     = None,
     print_only: Annotated[bool, typer.Option("--print", help="Print the kubeconfig instead of writing it.")] = False,
+    use_exec: Annotated[bool, typer.Option("--exec", help="Authenticate with `vcp token` (renewed as it expires) "
+                                           "instead of the kubeconfig's fixed token (valid 12 h by default).")]
+    = False,
 ):
     """Add a vcluster's context (vcp_TEAM_NAME) to your kubeconfig and switch to it, keeping every other
-    context; or, with a command after `--`, run just that command against the vcluster."""
+    context; or, with a command after `--`, run just that command against the vcluster. The kubeconfig is
+    your personal one, through the portal's gateway: what you may do inside follows your role in the team."""
     api, _ = connected()
     vcluster = find_vcluster(api, name, team)
     if command:
         sys.exit(run_in(api, vcluster, command))
     if print_only:
-        print(kubeconfig.dump(kubeconfig_for(api, vcluster)), end="")
+        print(kubeconfig.dump(kubeconfig_for(api, vcluster, use_exec)), end="")
         return
-    switch_to(api, vcluster, kubeconfig_file or kubeconfig.default_path())
+    switch_to(api, vcluster, kubeconfig_file or kubeconfig.default_path(), use_exec)
 
 
-def kubeconfig_for(api: Api, vcluster: dict) -> dict:
+def kubeconfig_for(api: Api, vcluster: dict, use_exec: bool = False) -> dict:
+    """The personal kubeconfig the portal issues, renamed; with use_exec, its fixed token
+    (issued all the same) replaced by `vcp token`."""
     downloaded = yaml.safe_load(api.text(f"vclusters/{vcluster['id']}/kubeconfig/"))
-    return kubeconfig.renamed(downloaded, kubeconfig.context_name(vcluster["team"], vcluster["name"]))
+    renamed = kubeconfig.renamed(downloaded, kubeconfig.context_name(vcluster["team"], vcluster["name"]))
+    return kubeconfig.with_exec_credential(renamed, vcluster["team"], vcluster["name"]) if use_exec else renamed
 
 
-def switch_to(api: Api, vcluster: dict, path: Path) -> None:
-    addition = kubeconfig_for(api, vcluster)
+def switch_to(api: Api, vcluster: dict, path: Path, use_exec: bool = False) -> None:
+    addition = kubeconfig_for(api, vcluster, use_exec)
     try:
         existing = kubeconfig.read(path)
     except (ValueError, yaml.YAMLError) as exc:
@@ -279,6 +286,21 @@ def run_in(api: Api, vcluster: dict, command: list[str]) -> int:
             return subprocess.run(command, env={**os.environ, "KUBECONFIG": str(path)}).returncode
         except FileNotFoundError:
             raise VcpError(f"{command[0]}: command not found") from None
+
+
+@app.command()
+def token(name: NameArgument, team: TeamOption = None):
+    """Print a fresh gateway token for the vcluster as a kubectl ExecCredential: the credential plugin
+    `vcp connect --exec` puts into your kubeconfig. A token still valid for a while is reused."""
+    _, settings = connected()
+    cache = credentials.Cache(config.config_path().parent / "credentials", settings.url)
+    credential = cache.get(team, name)
+    if credential is None:
+        api = Api(settings)
+        vcluster = find_vcluster(api, name, team)
+        credential = api.post(f"vclusters/{vcluster['id']}/credentials/")
+        cache.put(team, name, credential)
+    print(json.dumps(credential))
 
 
 # Teams and quotas -------------------------------------------------------------

@@ -37,6 +37,20 @@ def renamed(kubeconfig: dict, name: str) -> dict:
     }
 
 
+def with_exec_credential(kubeconfig: dict, team: str, vcluster: str) -> dict:
+    """`kubeconfig` (renamed()) with its user's fixed token replaced by `vcp token`, a
+    kubectl exec credential plugin that fetches fresh tokens as they expire."""
+    (user,) = kubeconfig["users"]
+    plugin = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": "vcp",
+        "args": ["token", vcluster, "--team", team],
+        "interactiveMode": "Never",
+        "provideClusterInfo": False,
+    }
+    return {**kubeconfig, "users": [{"name": user["name"], "user": {"exec": plugin}}]}
+
+
 def merged(existing: dict | None, addition: dict) -> dict:
     """`existing` with `addition`'s entries put in (same names replaced), switched to its context."""
     result = dict(existing or {"apiVersion": "v1", "kind": "Config", "preferences": {}})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.conftest import gateway_server  # noqa: F401  (fixture)
 from tests.portal.conftest import _fresh_cache, token_for, world  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,11 +49,14 @@ def vcp(tmp_path) -> Vcp:
 
 
 @pytest.fixture
-def logged_in(vcp, live_server, world):  # noqa: F811
-    """login(persona) → vcp logged in to the live server as that persona."""
+def logged_in(vcp, gateway_server, world):  # noqa: F811
+    """login(persona) → vcp logged in as that persona to the live portal as `make run`
+    serves it to kubectl: the ASGI application (pages, API, gateway) under uvicorn over
+    TLS with a private CA, which vcp trusts and personal kubeconfigs carry."""
+    vcp.env["REQUESTS_CA_BUNDLE"] = gateway_server.ca
 
     def login(persona: str) -> Vcp:
-        vcp.login(live_server.url, token_for(world.users[persona]))
+        vcp.login(gateway_server.url, token_for(world.users[persona]))
         return vcp
 
     return login

@@ -1,12 +1,13 @@
 """vcp's pure parts: where the config lives, how it is written, how kubeconfigs merge."""
 
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from vcp import config, kubeconfig
+from vcp import config, credentials, kubeconfig
 from vcp.api import exit_code_for
 from vcp.errors import AUTH, NOT_FOUND, OTHER, QUOTA, USAGE, VcpError
 
@@ -127,3 +128,39 @@ def test_it_uses_the_first_kubeconfig_kubectl_reads(monkeypatch, tmp_path):
 ])
 def test_it_maps_api_errors_to_documented_exit_codes(status, code, exit_code):
     assert exit_code_for(status, code) == exit_code
+
+
+def test_an_exec_kubeconfig_runs_vcp_token_instead_of_holding_a_token():
+    portal = {
+        "clusters": [{"name": "c", "cluster": {"server": "https://portal/kube/vclusters/3"}}],
+        "users": [{"name": "u", "user": {"token": "vck_secret"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }
+    renamed = kubeconfig.renamed(portal, "vcp_alpha_web")
+    with_exec = kubeconfig.with_exec_credential(renamed, "alpha", "web")
+    assert with_exec["users"] == [{"name": "vcp_alpha_web", "user": {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1", "command": "vcp", "args": ["token", "web", "--team", "alpha"],
+        "interactiveMode": "Never", "provideClusterInfo": False}}}]
+    assert "vck_secret" not in yaml.safe_dump(with_exec)
+    assert with_exec["clusters"] == renamed["clusters"]
+
+
+def credential(expires: datetime) -> dict:
+    return {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+            "status": {"token": "vck_t", "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+
+def test_exec_credentials_are_kept_privately_until_shortly_before_they_expire(tmp_path):
+    cache = credentials.Cache(tmp_path / "credentials", "https://portal")
+    assert cache.get("alpha", "web") is None
+    fresh = credential(datetime.now(UTC) + timedelta(hours=1))
+    cache.put("alpha", "web", fresh)
+    assert cache.get("alpha", "web") == fresh
+    assert cache.get("beta", "web") is None
+    assert credentials.Cache(tmp_path / "credentials", "https://elsewhere").get("alpha", "web") is None
+    (path,) = (tmp_path / "credentials").iterdir()
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    cache.put("alpha", "web", credential(datetime.now(UTC) + timedelta(minutes=2)))
+    assert cache.get("alpha", "web") is None
+    path.write_text("not json")
+    assert cache.get("alpha", "web") is None

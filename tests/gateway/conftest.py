@@ -80,7 +80,7 @@ def gateway_server(transactional_db, settings, tmp_path):
 def vcluster(world, make_cluster):  # noqa: F811
     """A Ready vcluster of team alpha on a real control plane, with the access bindings
     applied as the provisioning step does."""
-    from gateway.rbac import ensure_access_bindings
+    from provisioning.rbac import ensure_access_bindings
 
     cluster = make_cluster("gw-vc")
     kubeconfig = cluster.admin_kubeconfig.read_text()

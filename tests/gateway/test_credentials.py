@@ -8,7 +8,8 @@ import yaml
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from accounts.models import AuditEvent, Membership, Role
+from accounts import access
+from accounts.models import AuditEvent, Membership, Role, hash_token
 from accounts.services import change_role, remove_member
 from gateway.kubestatus import Refusal
 from gateway.models import AccessToken
@@ -85,6 +86,24 @@ def refusal(token, vcluster_id) -> Refusal:
     with pytest.raises(Refusal) as caught:
         authorize(token, vcluster_id)
     return caught.value
+
+
+@pytest.mark.parametrize("persona", ["outsider", "viewer", "teammate", "owner", "staff"])
+def test_the_request_check_agrees_with_the_connect_rule(world, ready, persona):
+    """authorize() is raw SQL for speed; it must let through exactly whom
+    access.allowed(user, "connect", vcluster) lets connect. The token is made directly:
+    issuing one already applies the rule under test."""
+    user = world.users[persona]
+    token = AccessToken.generate()
+    AccessToken.objects.create(user=user, vcluster=ready, prefix=token[:12], digest=hash_token(token),
+                               expires_at=timezone.now() + timedelta(hours=1))
+    try:
+        authorize(token, ready.pk)
+        passed = True
+    except Refusal as refused:
+        assert refused.code == 403
+        passed = False
+    assert passed is access.allowed(user, "connect", ready)
 
 
 def test_grants_carry_the_person_their_team_and_their_role(world, ready):

@@ -1,7 +1,7 @@
 import json
 
 from gateway.kubestatus import Refusal
-from gateway.rbac import access_bindings
+from provisioning.rbac import access_bindings
 
 
 def test_the_role_groups_are_bound_and_nothing_else():

@@ -11,15 +11,16 @@ pytestmark = pytest.mark.django_db
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: s3cr3t}}]\n"
 
 
-def test_it_audits_kubeconfig_downloads_with_the_address(api, world):
+def test_it_audits_break_glass_kubeconfig_downloads_with_the_address(api, world):
     vcluster = make_vcluster(world.alpha, "ready", phase=Phase.READY, kubeconfig=KUBECONFIG)
-    r = api("teammate").get(f"/api/v1/vclusters/{vcluster.pk}/kubeconfig/", REMOTE_ADDR="10.1.2.3")
+    r = api("staff").get(f"/api/v1/vclusters/{vcluster.pk}/kubeconfig/?admin=true", REMOTE_ADDR="10.1.2.3")
     assert r.status_code == 200
     assert r.content.decode() == KUBECONFIG
     assert r["Content-Type"] == "application/yaml"
-    assert 'filename="alpha-ready.kubeconfig"' in r["Content-Disposition"]
+    assert 'filename="alpha-ready-admin.kubeconfig"' in r["Content-Disposition"]
     event = AuditEvent.objects.get(action="vcluster.kubeconfig")
-    assert (event.actor, event.ip_address, event.team, event.target_name) == (world.teammate, "10.1.2.3", world.alpha, "ready")
+    assert (event.actor, event.ip_address, event.team, event.target_name) == (world.staff, "10.1.2.3", world.alpha, "ready")
+    assert event.data["break_glass"] is True
 
 
 def test_it_answers_409_until_ready(api, world):
@@ -27,7 +28,7 @@ def test_it_answers_409_until_ready(api, world):
     r = api("teammate").get(f"/api/v1/vclusters/{vcluster.pk}/kubeconfig/")
     assert r.status_code == 409
     assert "Ready" in r.json()["message"]
-    assert not AuditEvent.objects.filter(action="vcluster.kubeconfig").exists()
+    assert not AuditEvent.objects.filter(action__in=["vcluster.kubeconfig", "vcluster.access.issue"]).exists()
 
 
 def test_it_audits_every_change(api, world):

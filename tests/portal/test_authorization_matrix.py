@@ -7,7 +7,10 @@ leaves no trace: the audit log (written by every service function) is unchanged.
 import pytest
 from django.test import Client
 
+from accounts.audit import Actor
 from accounts.models import ApiToken, AuditEvent, Membership, Team
+from gateway.models import Purpose
+from gateway.services import issue_token
 from tests.portal.conftest import PERSONAS, expect, make_host, make_user, make_vcluster, token_for
 from vclusters.models import Phase
 
@@ -32,6 +35,7 @@ def objects(world):
         "failed": failed.pk,
         "membership": Membership.objects.get(team=world.alpha, user=world.teammate).pk,
         "owner_token": owner_token.pk,
+        "gateway_token": issue_token(Actor(world.teammate), ready, Purpose.KUBECONFIG)[0].pk,
     }
 
 
@@ -59,8 +63,18 @@ API = [
     ("POST", "/api/v1/vclusters/", {"team": "alpha", "name": "new"}, expect(401, 400, 403, 201, 201, 201)),
     ("GET", "/api/v1/vclusters/{web}/", None, expect(401, 404, 200, 200, 200, 200)),
     ("DELETE", "/api/v1/vclusters/{web}/", None, expect(401, 404, 403, 202, 202, 202)),
-    ("GET", "/api/v1/vclusters/{web}/kubeconfig/", None, expect(401, 404, 403, 409, 409, 409)),
-    ("GET", "/api/v1/vclusters/{ready}/kubeconfig/", None, expect(401, 404, 403, 200, 200, 200)),
+    # Personal kubeconfigs through the gateway, for every role (viewers: read-only inside);
+    # the break-glass admin kubeconfig for platform admins only.
+    ("GET", "/api/v1/vclusters/{web}/kubeconfig/", None, expect(401, 404, 409, 409, 409, 409)),
+    ("GET", "/api/v1/vclusters/{ready}/kubeconfig/", None, expect(401, 404, 200, 200, 200, 200)),
+    ("GET", "/api/v1/vclusters/{ready}/kubeconfig/?admin=true", None, expect(401, 404, 403, 403, 403, 200)),
+    ("POST", "/api/v1/vclusters/{web}/credentials/", None, expect(401, 404, 409, 409, 409, 409)),
+    ("POST", "/api/v1/vclusters/{ready}/credentials/", None, expect(401, 404, 201, 201, 201, 201)),
+    ("GET", "/api/v1/vclusters/{ready}/access-log/", None, expect(401, 404, 200, 200, 200, 200)),
+    ("GET", "/api/v1/vclusters/{ready}/activity/", None, expect(401, 404, 200, 200, 200, 200)),
+    ("GET", "/api/v1/vclusters/{ready}/access-tokens/", None, expect(401, 404, 200, 200, 200, 200)),
+    # The teammate's gateway token: its owner, team admins and platform admins may revoke it.
+    ("DELETE", "/api/v1/vclusters/{ready}/access-tokens/{gateway_token}/", None, expect(401, 404, 403, 200, 200, 200)),
     ("POST", "/api/v1/vclusters/{failed}/retry/", None, expect(401, 404, 403, 202, 202, 202)),
     ("POST", "/api/v1/vclusters/{web}/retry/", None, expect(401, 404, 403, 400, 400, 400)),  # Pending: not Failed
     ("GET", "/api/v1/teams/alpha/policy/", None, expect(401, 404, 200, 200, 200, 200)),
@@ -116,8 +130,9 @@ PAGES = [
                                  "memory": "1Gi", "storage": "1Gi", "pods": "10"}, expect(302, 400, 403, 302, 302, 302)),
     ("GET", "/vclusters/new/headroom/?team=alpha", None, expect(302, 200, 200, 200, 200, 200)),
     ("GET", "/vclusters/{web}/", None, expect(302, 404, 200, 200, 200, 200)),
-    ("GET", "/vclusters/{web}/kubeconfig/", None, expect(302, 404, 403, 409, 409, 409)),
-    ("GET", "/vclusters/{ready}/kubeconfig/", None, expect(302, 404, 403, 200, 200, 200)),
+    ("GET", "/vclusters/{web}/kubeconfig/", None, expect(302, 404, 409, 409, 409, 409)),
+    ("GET", "/vclusters/{ready}/kubeconfig/", None, expect(302, 404, 200, 200, 200, 200)),
+    ("GET", "/vclusters/{ready}/kubeconfig/?admin=true", None, expect(302, 404, 403, 403, 403, 200)),
     ("GET", "/vclusters/{web}/delete/", None, expect(302, 404, 403, 200, 200, 200)),
     ("POST", "/vclusters/{web}/delete/", {}, expect(302, 404, 403, 302, 302, 302)),
     ("POST", "/vclusters/{failed}/retry/", {}, expect(302, 404, 403, 302, 302, 302)),
@@ -202,7 +217,9 @@ OFFERS = [
     ("/teams/alpha/", 'action="/teams/alpha/members/"', expect(None, None, False, False, True, True)),
     ("/vclusters/{failed}/", 'action="/vclusters/{failed}/retry/"', expect(None, None, False, True, True, True)),
     ("/vclusters/{failed}/", 'href="/vclusters/{failed}/delete/"', expect(None, None, False, True, True, True)),
-    ("/vclusters/{ready}/", 'href="/vclusters/{ready}/kubeconfig/"', expect(None, None, False, True, True, True)),
+    ("/vclusters/{ready}/", 'href="/vclusters/{ready}/kubeconfig/"', expect(None, None, True, True, True, True)),
+    ("/vclusters/{ready}/", 'href="/vclusters/{ready}/kubeconfig/?admin=true"', expect(None, None, False, False, False, True)),
+    ("/vclusters/{ready}/", 'id="access-list"', expect(None, None, True, True, True, True)),
 ]
 
 

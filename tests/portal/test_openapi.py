@@ -16,7 +16,9 @@ def test_it_serves_a_valid_openapi_3_schema(client):
         "/api/v1/teams/{team_slug}/members/{username}/", "/api/v1/vclusters/", "/api/v1/vclusters/{id}/",
         "/api/v1/vclusters/{id}/kubeconfig/", "/api/v1/tokens/", "/api/v1/tokens/{id}/", "/api/v1/audit-events/",
         "/api/v1/vclusters/{id}/retry/", "/api/v1/teams/{slug}/policy/", "/api/v1/host-clusters/",
-        "/api/v1/host-clusters/{name}/",
+        "/api/v1/host-clusters/{name}/", "/api/v1/vclusters/{id}/access-log/", "/api/v1/vclusters/{id}/activity/",
+        "/api/v1/vclusters/{id}/access-tokens/", "/api/v1/vclusters/{id}/access-tokens/{token_id}/",
+        "/api/v1/vclusters/{id}/credentials/",
     } <= paths
     components = schema["components"]["schemas"]
     assert "kubeconfig" not in components["HostCluster"]["properties"]

@@ -1,4 +1,5 @@
 import pytest
+import yaml
 from django.test import Client
 
 from accounts.models import Membership, Team
@@ -71,9 +72,10 @@ def test_the_detail_page_polls_steps_until_the_phase_settles(teammate, world):
 def test_the_detail_page_offers_the_kubeconfig_once_ready(teammate, world):
     vcluster = make_vcluster(world.alpha, "web", phase=Phase.READY, kubeconfig="apiVersion: v1\n")
     page = teammate.get(f"/vclusters/{vcluster.pk}/").content.decode()
-    assert "kubectl --kubeconfig ~/Downloads/alpha-web.kubeconfig get ns" in page
+    assert "kubectl --kubeconfig ~/Downloads/alpha-web-teammate.kubeconfig get ns" in page
     assert f"/vclusters/{vcluster.pk}/kubeconfig/" in page
-    assert teammate.get(f"/vclusters/{vcluster.pk}/kubeconfig/").content == b"apiVersion: v1\n"
+    personal = yaml.safe_load(teammate.get(f"/vclusters/{vcluster.pk}/kubeconfig/").content)
+    assert personal["clusters"][0]["cluster"]["server"].endswith(f"/kube/vclusters/{vcluster.pk}")
 
 
 def test_the_create_form_redirects_htmx_to_the_new_vcluster(teammate, world):

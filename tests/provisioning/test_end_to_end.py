@@ -1,5 +1,6 @@
 """A vcluster's whole life through the REST API, a real Celery worker (with beat),
-Redis, PostgreSQL, the host cluster and the kubectl binary."""
+Redis, PostgreSQL, the host cluster and the kubectl binary, which reaches the vcluster
+through the gateway with the personal kubeconfig the API hands out."""
 
 import pytest
 from rest_framework.test import APIClient
@@ -10,6 +11,7 @@ from localkube.processes import process_alive
 from localkube.testing import kubectl
 from provisioning import manifests
 from provisioning.hostkube import HostKube
+from tests.gateway.conftest import gateway_server  # noqa: F401  (fixture)
 from tests.kube.helpers import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,7 +46,9 @@ def wait_phase(api, vcluster_id, phase, timeout=120):
 
     return eventually(reached, timeout=timeout, interval=0.5, what=f"phase {phase}")
 
-def test_create_use_and_delete_a_vcluster_through_the_api(world, host, celery_worker, host_cluster, var_dir, tmp_path):
+def test_create_use_and_delete_a_vcluster_through_the_api(world, host, celery_worker, host_cluster, var_dir, tmp_path,
+                                                         gateway_server, settings):  # noqa: F811
+    settings.VCPORTAL_GATEWAY_URL = gateway_server.url  # the API client below is in-process
     host_kube = HostKube(host_cluster.admin_kubeconfig.read_text())
     namespaces_before = {n.metadata.name for n in host_kube.core.list_namespace().items}
     celery_worker.start()

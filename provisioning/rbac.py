@@ -1,12 +1,13 @@
 """Who may do what inside a vcluster: four ClusterRoleBindings, one per portal role
-group, and nothing else. The gateway impersonates `vcportal:<username>` in the groups
+group, and nothing else; the provisioning step "Access bindings" applies them. The
+gateway (which imports this; provisioning knows nothing of it) impersonates `vcportal:<username>` in the groups
 `vcportal:team:<slug>` and `vcportal:role:<role>`; these bindings give the role groups
 their rights inside. Platform admins who are not members of the team come in as
 `vcportal:role:platform-admin`, bound to cluster-admin like team admins and members."""
 
 import time
 
-from provisioning.hostkube import HostKube
+from .hostkube import HostKube
 
 GROUP_PREFIX = "vcportal:role:"
 PLATFORM_ADMIN = "platform-admin"
