@@ -268,7 +268,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 REDIS_URL = _env_or_make_run_file("REDIS_URL") or "redis://127.0.0.1:6379/0"
-# Shared by every web process, so API throttles hold across gunicorn workers.
+# Shared by every web process, so API throttles hold across uvicorn workers.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
