@@ -170,6 +170,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# No start-up banner on every process and command; lockouts are still logged.
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
