@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run    bring up vcportal on http://127.0.0.1:8000 (embedded default)"
 	@echo "make test   install what the tests need and run the whole suite"
-	@echo "make kube   build the Kubernetes binaries into the cache; prints their directory"
+	@echo "make kube   build the Kubernetes binaries (control plane and real node) into the cache; prints their directory"
 	@echo "make images build the real nodes' images into the local registry; prints their references"
 
 $(STAMP): pyproject.toml
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 kube:
-	@tools/kube/build.sh
+	@tools/kube/build.sh all
 
 images:
 	@tools/images/build.sh

@@ -5,8 +5,10 @@
 # plugins, CoreDNS, kube-router, the registry) into a directory of its own
 # beside it, keyed by its versions (binaries.node_bin_dir() computes the same path).
 # Whatever is already built is reused, so a warm run takes seconds.
-# The last line printed is the control-plane binary directory, or with the argument
-# `node` the real-node binary directory.
+# Without an argument it builds the control plane's binaries (all that `make run` and
+# kwok nodes need); `node` also builds the real-node runtime and prints its directory;
+# `all` (`make kube`) builds both. The last line printed is the control-plane binary
+# directory, or with `node` the real-node binary directory.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -25,6 +27,9 @@ k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl kube
 binaries=("${k8s_commands[@]}" kine kwok)
 node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
 node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router)
+want_node=false
+case "${1:-}" in node|all) want_node=true ;; "") ;; *) echo "usage: $0 [node|all]" >&2; exit 2 ;; esac
+$want_node || node_binaries=()
 mkdir -p "$node_bin/cni"
 
 # Cold-build times on 2 cores, for the progress lines of a first `make run`. The
@@ -42,7 +47,7 @@ to_build=0
 for name in "${binaries[@]}"; do [ -x "$bin/$name" ] || to_build=$((to_build + 1)); done
 for name in "${node_binaries[@]}"; do [ -x "$node_bin/$name" ] || to_build=$((to_build + 1)); done
 if [ "$to_build" -gt 0 ]; then
-  log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane, 20-40 more for the real-node runtime; once)"
+  log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane$($want_node && echo ", 20-40 more for the real-node runtime"); once)"
 fi
 built=0
 
@@ -88,21 +93,23 @@ if [ ! -s "$bin/kwok-stages.yaml" ]; then
   mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
 fi
 
-# The real-node runtime. runc needs cgo for its nsenter C code and links libseccomp
-# (Debian's libseccomp-dev), so pods may ask for the RuntimeDefault seccomp profile.
-# Debian packages: libseccomp for the build, iptables/nftables/conntrack for the node.
-"$here/../../scripts/services.sh" install kube-build node
-ctr_ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
-build containerd containerd github.com/containerd/containerd/v2/cmd/containerd 0 "$ctr_ldflags" "$node_bin" no_btrfs
-build containerd-shim-runc-v2 containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 0 "$ctr_ldflags" "$node_bin"
-build runc runc github.com/opencontainers/runc 1 "-s -w -X main.version=${RUNC_VERSION#v}" "$node_bin" seccomp
-for p in main/bridge ipam/host-local main/loopback meta/portmap; do
-  build "${p#*/}" cni "github.com/containernetworking/plugins/plugins/$p" 0 \
-    "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" "$node_bin/cni"
-done
-build coredns coredns github.com/coredns/coredns 0 "-s -w" "$node_bin"
-build registry registry github.com/distribution/distribution/v3/cmd/registry 0 \
-  "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" "$node_bin"
-build kube-router kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router 0 \
-  "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" "$node_bin"
+if $want_node; then
+  # The real-node runtime. runc needs cgo for its nsenter C code and links libseccomp
+  # (Debian's libseccomp-dev), so pods may ask for the RuntimeDefault seccomp profile.
+  # Debian packages: libseccomp for the build, iptables/nftables/conntrack for the node.
+  "$here/../../scripts/services.sh" install kube-build node
+  ctr_ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+  build containerd containerd github.com/containerd/containerd/v2/cmd/containerd 0 "$ctr_ldflags" "$node_bin" no_btrfs
+  build containerd-shim-runc-v2 containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 0 "$ctr_ldflags" "$node_bin"
+  build runc runc github.com/opencontainers/runc 1 "-s -w -X main.version=${RUNC_VERSION#v}" "$node_bin" seccomp
+  for p in main/bridge ipam/host-local main/loopback meta/portmap; do
+    build "${p#*/}" cni "github.com/containernetworking/plugins/plugins/$p" 0 \
+      "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" "$node_bin/cni"
+  done
+  build coredns coredns github.com/coredns/coredns 0 "-s -w" "$node_bin"
+  build registry registry github.com/distribution/distribution/v3/cmd/registry 0 \
+    "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" "$node_bin"
+  build kube-router kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router 0 \
+    "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" "$node_bin"
+fi
 if [ "${1:-}" = node ]; then echo "$node_bin"; else echo "$bin"; fi
