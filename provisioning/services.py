@@ -79,8 +79,6 @@ def _parse_policy(value) -> tuple[dict, list[str]]:
         return {key: allowed for key, allowed in TenantPolicy.from_dict(value).to_dict().items() if allowed}, []
     except PolicyError as exc:
         return {}, [str(exc)]
-    except TypeError:  # e.g. a number where a list belongs
-        return {}, ["csi_drivers, tolerations, node_label_keys and runtime_classes must be lists."]
 
 
 def _unsafe_keys(doc: dict) -> list[str]:

@@ -37,12 +37,14 @@ class TenantPolicy:
     @classmethod
     def from_dict(cls, values: dict | None) -> TenantPolicy:
         values = values or {}
+        if not isinstance(values, dict):
+            raise PolicyError("a policy is a mapping of its keys")
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise PolicyError(f"unknown policy keys: {', '.join(sorted(unknown))}")
         return cls(
             csi_drivers=_strings(values, "csi_drivers"),
-            tolerations=tuple(_toleration(t) for t in values.get("tolerations") or ()),
+            tolerations=tuple(_toleration(t) for t in _list(values, "tolerations", "tolerations")),
             node_label_keys=_strings(values, "node_label_keys"),
             runtime_classes=_strings(values, "runtime_classes"),
             external_name_services=_boolean(values, "external_name_services"),
@@ -64,9 +66,16 @@ class TenantPolicy:
         return _toleration({k: toleration.get(k) for k in TOLERATION_KEYS}) in self.tolerations
 
 
+def _list(values: dict, name: str, of: str) -> list:
+    items = values.get(name) or []
+    if not isinstance(items, list | tuple):
+        raise PolicyError(f"{name} must be a list of {of}")
+    return list(items)
+
+
 def _strings(values: dict, name: str) -> tuple[str, ...]:
-    items = values.get(name) or ()
-    if isinstance(items, str) or not all(isinstance(i, str) and i for i in items):
+    items = _list(values, name, "non-empty strings")
+    if not all(isinstance(i, str) and i for i in items):
         raise PolicyError(f"{name} must be a list of non-empty strings")
     return tuple(sorted(set(items)))
 
