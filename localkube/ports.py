@@ -42,12 +42,6 @@ def is_free(port: int) -> bool:
         return True
 
 
-def accepts(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def accepts_unix(path: Path) -> bool:
     """True once a server listens on the unix socket `path`. Connects through
     /proc/self/fd/N/<name>, a short path whatever the length of `path`: the kernel
