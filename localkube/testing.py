@@ -15,13 +15,17 @@ from .binaries import bin_dir
 from .cluster import LocalCluster
 
 HOST_NODES = 2
-CLUSTER_FIXTURES = {"host_cluster", "make_cluster"}
+CLUSTER_FIXTURES = {"host_cluster", "make_cluster", "real_host_cluster"}
+REAL_NODE_FIXTURES = {"real_host_cluster"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if CLUSTER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.kube)
+        if REAL_NODE_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.realnode)
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +36,20 @@ def host_cluster(tmp_path_factory) -> Iterator[LocalCluster]:
     cluster.init(name="test-host", nodes=HOST_NODES)
     try:
         cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def real_host_cluster(tmp_path_factory) -> Iterator[LocalCluster]:
+    """A host cluster whose pods really run: one real node (containerd, kubelet,
+    kube-proxy, CoreDNS, the NetworkPolicy firewall) and one kwok node, tainted so that
+    only pods that tolerate it land there. Shared by the session, like host_cluster."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("real-host-cluster"))
+    cluster.init(name="test-real-host", nodes=1, real_nodes=1)
+    try:
+        cluster.start(timeout=240)
         yield cluster
     finally:
         cluster.stop()

@@ -40,10 +40,9 @@ def real_node_cluster(state_dir, name: str) -> Iterator[LocalCluster]:
         cluster.stop()
 
 
-@pytest.fixture(scope="module")
-def real_cluster(tmp_path_factory):
-    with real_node_cluster(tmp_path_factory.mktemp("real"), "real") as cluster:
-        yield cluster
+@pytest.fixture
+def real_cluster(real_host_cluster):
+    return real_host_cluster
 
 
 @pytest.fixture(scope="module")

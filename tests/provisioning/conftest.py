@@ -3,6 +3,8 @@
 Host pods run on kwok's fake nodes: they reach Running with an IP but no container
 starts, and no CNI enforces the NetworkPolicies. These tests prove what the API
 servers do (admission, quota, RBAC, authentication), not what a kubelet would.
+`real_host` and `provisioned_on_real_node` use the host cluster with a real node
+instead, where containers run and the NetworkPolicies are enforced.
 """
 
 import os
@@ -33,9 +35,27 @@ def host(db, host_cluster):
 
 
 @pytest.fixture
+def real_host(db, real_host_cluster):
+    """The session's host cluster with a real node, where tenant pods really run."""
+    return services.register_host_cluster(
+        SYSTEM, name="test-real-host", kubeconfig=real_host_cluster.admin_kubeconfig.read_text(),
+    )
+
+
+@pytest.fixture
 def provisioned(world, host, var_dir):  # noqa: F811
     """provisioned(name, team=alpha, **fields): a vcluster run through the pipeline in
     this process (no Celery); torn down at the end of the test."""
+    yield from _provisioner(world)
+
+
+@pytest.fixture
+def provisioned_on_real_node(world, real_host, var_dir):  # noqa: F811
+    """As `provisioned`, on the host cluster with a real node."""
+    yield from _provisioner(world)
+
+
+def _provisioner(world):  # noqa: F811
     created = []
 
     def make(name: str, team=None, **fields) -> VCluster:
