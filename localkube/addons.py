@@ -6,6 +6,7 @@ the kubelet writes into every pod's resolv.conf (realnode.CLUSTER_DNS_IP). CoreD
 answers for cluster.local from the API and forwards nothing: the node has no upstream
 resolver, so other names fail fast. The enforcer (kube-router, a process on the node)
 reads pods, namespaces, nodes and NetworkPolicies as `system:kube-router`.
+Provisioning runs the same CoreDNS inside every vcluster (`coredns_manifests`).
 
 Applied with `kubectl apply --server-side`, so a start after a `make images` that
 built a new CoreDNS image rolls the Deployment to it.
@@ -16,9 +17,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import yaml
+
 ENFORCER_USER = "system:kube-router"
 
-MANIFEST = """\
+ENFORCER = """\
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {{name: "vcportal:network-policy-enforcer"}}
@@ -38,14 +41,16 @@ kind: ClusterRoleBinding
 metadata: {{name: "vcportal:network-policy-enforcer"}}
 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "vcportal:network-policy-enforcer"}}
 subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{enforcer}"}}]
----
+"""
+
+COREDNS = """\
 apiVersion: v1
 kind: ServiceAccount
-metadata: {{name: coredns, namespace: kube-system}}
+metadata: {name: coredns, namespace: kube-system}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
-metadata: {{name: "system:coredns"}}
+metadata: {name: "system:coredns"}
 rules:
 - apiGroups: [""]
   resources: [services, pods, namespaces]
@@ -56,74 +61,83 @@ rules:
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
-metadata: {{name: "system:coredns"}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}}
-subjects: [{{kind: ServiceAccount, name: coredns, namespace: kube-system}}]
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
 ---
 apiVersion: v1
 kind: ConfigMap
-metadata: {{name: coredns, namespace: kube-system}}
+metadata: {name: coredns, namespace: kube-system}
 data:
   Corefile: |
-    .:53 {{
+    .:53 {
         errors
         health
         ready
-        kubernetes {domain} in-addr.arpa ip6.arpa {{
+        kubernetes DOMAIN in-addr.arpa ip6.arpa {
             pods insecure
             fallthrough in-addr.arpa ip6.arpa
             ttl 30
-        }}
+        }
         cache 30
         reload
         loadbalance
-    }}
+    }
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: coredns
   namespace: kube-system
-  labels: {{k8s-app: kube-dns}}
+  labels: {k8s-app: kube-dns}
 spec:
   replicas: 1
-  selector: {{matchLabels: {{k8s-app: kube-dns}}}}
+  selector: {matchLabels: {k8s-app: kube-dns}}
   template:
-    metadata: {{labels: {{k8s-app: kube-dns}}}}
+    metadata: {labels: {k8s-app: kube-dns}}
     spec:
       serviceAccountName: coredns
       priorityClassName: system-cluster-critical
       dnsPolicy: Default
       containers:
       - name: coredns
-        image: {image}
+        image: IMAGE
         args: [-conf, /etc/coredns/Corefile]
         ports:
-        - {{name: dns, containerPort: 53, protocol: UDP}}
-        - {{name: dns-tcp, containerPort: 53, protocol: TCP}}
-        readinessProbe: {{httpGet: {{path: /ready, port: 8181}}, periodSeconds: 2}}
-        livenessProbe: {{httpGet: {{path: /health, port: 8080}}, initialDelaySeconds: 10}}
-        resources: {{requests: {{cpu: 50m, memory: 40Mi}}, limits: {{memory: 120Mi}}}}
-        volumeMounts: [{{name: config, mountPath: /etc/coredns, readOnly: true}}]
-      volumes: [{{name: config, configMap: {{name: coredns}}}}]
+        - {name: dns, containerPort: 53, protocol: UDP}
+        - {name: dns-tcp, containerPort: 53, protocol: TCP}
+        readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 2}
+        livenessProbe: {httpGet: {path: /health, port: 8080}, initialDelaySeconds: 10}
+        resources: {requests: {cpu: 50m, memory: 40Mi}, limits: {cpu: 100m, memory: 120Mi}}
+        volumeMounts: [{name: config, mountPath: /etc/coredns, readOnly: true}]
+      volumes: [{name: config, configMap: {name: coredns}}]
 ---
 apiVersion: v1
 kind: Service
 metadata:
   name: kube-dns
   namespace: kube-system
-  labels: {{k8s-app: kube-dns}}
+  labels: {k8s-app: kube-dns}
 spec:
-  clusterIP: {service_ip}
-  selector: {{k8s-app: kube-dns}}
+  selector: {k8s-app: kube-dns}
   ports:
-  - {{name: dns, port: 53, protocol: UDP}}
-  - {{name: dns-tcp, port: 53, protocol: TCP}}
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
 """
 
 
+def coredns_manifests(image: str, domain: str, service_ip: str | None = None) -> list[dict]:
+    """CoreDNS answering for `domain`; its Service at `service_ip`, or wherever the
+    cluster allocates it. Also what provisioning runs inside each vcluster."""
+    manifests = list(yaml.safe_load_all(COREDNS.replace("IMAGE", image).replace("DOMAIN", domain)))
+    if service_ip:
+        manifests[-1]["spec"]["clusterIP"] = service_ip
+    return manifests
+
+
 def deploy(kubectl: Path, kubeconfig: Path, image: str, service_ip: str, domain: str) -> None:
-    manifest = MANIFEST.format(image=image, service_ip=service_ip, domain=domain, enforcer=ENFORCER_USER)
+    manifest = ENFORCER.format(enforcer=ENFORCER_USER) + "---\n" + yaml.safe_dump_all(
+        coredns_manifests(image, domain, service_ip))
     result = subprocess.run(
         [str(kubectl), f"--kubeconfig={kubeconfig}", "apply", "--server-side",
          "--field-manager=localkube", "--force-conflicts", "-f", "-"],

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from . import binaries, kubeconfig, pki, ports
+from . import binaries, kubeconfig, network, pki, ports
 from .components import SERVICE_IP, command_line, probe
 from .files import write_private
 from .processes import ProcessDir
@@ -235,11 +235,6 @@ class LocalCluster:
 
     def _write_pki(self, config: ClusterConfig) -> None:
         ca = pki.new_ca(f"vcportal-{config.name}-ca")
-        names = (
-            "127.0.0.1", "localhost", SERVICE_IP, "kubernetes", "kubernetes.default",
-            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
-            *config.extra_sans,
-        )
         sa_key = pki.new_key()
         files = {
             "ca.crt": ca.cert_pem, "ca.key": ca.key_pem,
@@ -248,7 +243,7 @@ class LocalCluster:
         # The API server and the health endpoints of the other components all serve
         # certificates from the cluster's CA, so every probe verifies TLS.
         for component, sans in (
-            ("kube-apiserver", names),
+            ("kube-apiserver", self._api_server_names(config)),
             ("kube-controller-manager", ("127.0.0.1",)),
             ("kube-scheduler", ("127.0.0.1",)),
         ):
@@ -260,6 +255,16 @@ class LocalCluster:
             files["kubelet-client.crt"], files["kubelet-client.key"] = pair.cert_pem, pair.key_pem
         for name, content in files.items():
             write_private(self.pki_dir / name, content)
+
+    @staticmethod
+    def _api_server_names(config: ClusterConfig) -> tuple[str, ...]:
+        """What the API server's certificate names, among them the address at which
+        real nodes' pods reach it once it is published (network.publish)."""
+        return (
+            "127.0.0.1", "localhost", SERVICE_IP, "kubernetes", "kubernetes.default",
+            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+            network.published_address(config.ports["kube-apiserver"]), *config.extra_sans,
+        )
 
     def _write_kubeconfigs(self, config: ClusterConfig) -> None:
         admin = self._write_kubeconfig(config, self.admin_kubeconfig, ADMIN_USER, ("system:masters",))
@@ -326,6 +331,9 @@ class LocalCluster:
         config.ports.update(ports.allocate(taken))
         if "kube-apiserver" in taken:
             self._write_kubeconfigs(config)
+            pair = pki.issue(self._ca(), "kube-apiserver", server_names=self._api_server_names(config))
+            write_private(self.pki_dir / "kube-apiserver.crt", pair.cert_pem)
+            write_private(self.pki_dir / "kube-apiserver.key", pair.key_pem)
         self._save(config)
         return config
 

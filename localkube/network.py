@@ -16,7 +16,16 @@ machine. Pods leave the node masqueraded to its address (the CNI bridge's ipMasq
 the host never sees pod addresses and needs no route to them. `<id>` is derived from
 the cluster's state directory.
 
-This module needs root and iproute2/iptables; it has no Django dependency.
+Services of this machine meant for pods (the API servers of vclusters run by the
+local runtime) are *published*: a service on 127.0.0.1:<port> gets an address of its
+own, PUBLISHED_RANGE's network address + <port> (unique because the port is), which
+every node routes to its host end, where the node's chain DNATs <address>:443 to
+127.0.0.1:<port>. So a vcluster's pods reach its API server on 443 as in any cluster
+(`https://kubernetes.default.svc` works), the certificate can name the address, and
+which pods may use it is the NetworkPolicies' business (provisioning allows each
+vcluster its own API server only). Published ports are recorded in PUBLISHED_DIR, so a
+node that starts later, or restarts, forwards them too; /run is emptied at boot, as
+the rules are.
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ from pathlib import Path
 
 HOOKS = {"nat": "PREROUTING", "filter": "INPUT"}  # where the host's two chains hang
 LINK_RANGE = ipaddress.ip_network("10.99.0.0/16")
+PUBLISHED_RANGE = ipaddress.ip_network("10.98.0.0/16")  # one address per local port
+PUBLISHED_PORT = 443
+PUBLISHED_DIR = Path("/run/vcportal/published-ports")
 NODE_INTERFACE = "eth0"
 _CLONE_NEWNET = 0x40000000
 
@@ -113,7 +125,49 @@ def create(link: NodeLink, forwarded_ports: list[int]) -> None:
     # bridged traffic so that Service DNAT works between pods on the same bridge.
     _run("ip", "netns", "exec", link.netns, "sysctl", "-qw",
          "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1")
+    _run("ip", "-n", link.netns, "route", "replace", str(PUBLISHED_RANGE), "via", link.host_ip)
     _write_chains(link, forwarded_ports)
+
+
+def published_address(port: int) -> str:
+    return str(PUBLISHED_RANGE.network_address + port)
+
+
+def publish(port: int) -> None:
+    """Let every real node on this machine, now and started later, reach
+    127.0.0.1:`port` at published_address(`port`):PUBLISHED_PORT. Idempotent. Only root runs nodes: for
+    anyone else there is nobody to publish to, and this does nothing."""
+    if os.geteuid() != 0:
+        return
+    PUBLISHED_DIR.mkdir(parents=True, exist_ok=True)
+    (PUBLISHED_DIR / str(port)).touch()
+    for chain in _node_chains():
+        if _iptables("nat", "-C", chain, *_published_rule(port), check=False).returncode != 0:
+            _iptables("nat", "-A", chain, *_published_rule(port))
+
+
+def unpublish(port: int) -> None:
+    if os.geteuid() != 0:
+        return
+    (PUBLISHED_DIR / str(port)).unlink(missing_ok=True)
+    for chain in _node_chains():
+        _iptables("nat", "-D", chain, *_published_rule(port), check=False)
+
+
+def published_ports() -> list[int]:
+    if not PUBLISHED_DIR.is_dir():
+        return []
+    return sorted(int(entry.name) for entry in PUBLISHED_DIR.iterdir() if entry.name.isdigit())
+
+
+def _published_rule(port: int) -> tuple[str, ...]:
+    return ("-p", "tcp", "-d", published_address(port), "--dport", str(PUBLISHED_PORT),
+            "-j", "DNAT", "--to-destination", f"127.0.0.1:{port}")
+
+
+def _node_chains() -> list[str]:
+    listing = _iptables("nat", "-S", check=False).stdout.splitlines()
+    return [line.split()[1] for line in listing if line.startswith("-N VCP-")]
 
 
 def delete(link: NodeLink) -> None:
@@ -182,6 +236,8 @@ def _write_chains(link: NodeLink, ports: list[int]) -> None:
     for port in ports:
         _iptables("nat", "-A", link.chain, "-p", "tcp", "-d", link.host_ip, "--dport", str(port),
                   "-j", "DNAT", "--to-destination", f"127.0.0.1:{port}")
+    for port in published_ports():
+        _iptables("nat", "-A", link.chain, *_published_rule(port))
     for rule in (
         ("-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"),
         ("-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"),  # the forwarded ports

@@ -299,6 +299,8 @@ HOSTCLUSTER_STATE_DIR = Path(
 VCPORTAL_VCLUSTER_HOST = env.str("VCPORTAL_VCLUSTER_HOST", default="127.0.0.1")
 VCPORTAL_VCLUSTER_SANS = [VCPORTAL_VCLUSTER_HOST, *env.list("VCPORTAL_VCLUSTER_EXTRA_SANS", default=[])]
 VCPORTAL_CONTROL_PLANE_START_TIMEOUT = _int("VCPORTAL_CONTROL_PLANE_START_TIMEOUT", default=90)
+# The CoreDNS image each vcluster runs (its cluster DNS); empty: the one `make images` built.
+VCPORTAL_CLUSTER_DNS_IMAGE = env.str("VCPORTAL_CLUSTER_DNS_IMAGE", default="")
 VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", default=60)
 # This portal's name on the host clusters it uses, as a label value: give each portal
 # sharing a host cluster its own, so none takes over another's objects.

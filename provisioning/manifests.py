@@ -27,6 +27,10 @@ CONTAINER_DEFAULTS = {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "51
 CONTAINER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
 # Node-local disk (emptyDir, logs, writable layers) the quota allows per pod, on average.
 EPHEMERAL_STORAGE_PER_POD = 2**30
+# The vcluster's CoreDNS (the Cluster DNS step) runs in the host namespace beside the
+# tenant's pods: the quota makes room for it (its limits, one pod) on top of the team's
+# share, so tenants keep all of theirs. Kept in step with localkube.addons by a test.
+CLUSTER_DNS_SHARE = {"cpu_millicores": 100, "memory_bytes": 120 * 2**20, "pods": 1}
 
 
 def host_namespace_name(vcluster_id: int, team_slug: str, vcluster_name: str) -> str:
@@ -149,6 +153,23 @@ def network_policies(ns: str, owner_labels: dict) -> list[dict]:
             "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": same_namespace}, dns, public]},
         },
     ]
+
+
+def api_access_policy(ns: str, owner_labels: dict, address: str, port: int) -> dict:
+    """Egress from the vcluster's pods to its own API server, where the runtime says
+    they reach it (`kubernetes.default` inside). Needed when that address is outside
+    the namespace (the local runtime's published port); one address and port, so no
+    tenant reaches another's API server."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("vcluster-api", ns, owner_labels),
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": f"{address}/32"}}], "ports": [{"protocol": "TCP", "port": port}]}],
+        },
+    }
 
 
 def node_reader_binding_name(ns: str) -> str:

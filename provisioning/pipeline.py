@@ -21,13 +21,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kubernetes.client.rest import ApiException
 
+from localkube import addons, images
+from localkube.realnode import CLUSTER_DOMAIN
+from syncer import names
 from syncer.rbac import token_kubeconfig
 from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
 
 from . import hosts, manifests, rbac
 from .hostkube import HostKube, is_transient
 from .models import Placement, PodSecurity, TeamPolicy
-from .runtime import RuntimeFailure, VClusterRef, get_runtime
+from .runtime import RuntimeFailure, VClusterRef, get_runtime, syncer_name
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +108,11 @@ def _ensure_placement(vc: VCluster) -> None:
 
 
 def ensure_quota(ctx: Context) -> None:
-    vc, ns = ctx.vcluster, ctx.placement.host_namespace
+    vc, ns, dns = ctx.vcluster, ctx.placement.host_namespace, manifests.CLUSTER_DNS_SHARE
     ctx.apply(manifests.resource_quota(
-        ns, ctx.labels, cpu_millicores=vc.cpu_millicores, memory_bytes=vc.memory_bytes,
-        storage_bytes=vc.storage_bytes, pods=vc.pods,
+        ns, ctx.labels, cpu_millicores=vc.cpu_millicores + dns["cpu_millicores"],
+        memory_bytes=vc.memory_bytes + dns["memory_bytes"], storage_bytes=vc.storage_bytes,
+        pods=vc.pods + dns["pods"],
     ))
     ctx.apply(manifests.limit_range(ns, ctx.labels))
 
@@ -126,9 +130,15 @@ def ensure_syncer_identity(ctx: Context) -> None:
 def ensure_control_plane(ctx: Context) -> None:
     if ctx.runtime.ensure_control_plane(ctx.ref):
         ctx.changes.append("control plane started")
+    address, port = ctx.runtime.pod_api_endpoint(ctx.ref)
+    ctx.apply(manifests.api_access_policy(ctx.placement.host_namespace, ctx.labels, address, port))
 
 
 def ensure_syncer(ctx: Context) -> None:
+    _run_syncer(ctx, _cluster_dns_ip(ctx))
+
+
+def _run_syncer(ctx: Context, dns_ip: str | None) -> None:
     def host_kubeconfig() -> str:
         server, ca_pem = ctx.host.server()
         return token_kubeconfig(
@@ -136,7 +146,7 @@ def ensure_syncer(ctx: Context) -> None:
             manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
         )
 
-    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy()):
+    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy(), dns_ip):
         ctx.changes.append("syncer started")
     _wait_syncer_ready(ctx, settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
 
@@ -159,6 +169,55 @@ def ensure_kubeconfig(ctx: Context) -> None:
     vc.kubeconfig = ctx.runtime.admin_kubeconfig(ctx.ref)
     VCluster.objects.filter(pk=vc.pk).update(kubeconfig=vc.kubeconfig)
     ctx.changes.append("admin kubeconfig issued")
+
+
+def ensure_cluster_dns(ctx: Context) -> None:
+    """CoreDNS inside the vcluster, a tenant workload as in vcluster: it answers for the
+    vcluster's Services from the vcluster's API, and its Service gets the host's
+    ClusterIP from the syncer. Once it has, the syncer points every pod's resolver there
+    (a restart with the address in its config; pods created before keep the host's)."""
+    kube = HostKube(ctx.vcluster.kubeconfig)
+    for manifest in addons.coredns_manifests(_cluster_dns_image(), CLUSTER_DOMAIN):
+        meta = manifest["metadata"]
+        # The syncer recreates the Service with the host's address, as its own field
+        # manager: applying it again would take the fields back and change it each time.
+        if manifest["kind"] == "Service" and kube.exists("v1", "Service", meta["name"], meta["namespace"]):
+            continue
+        if kube.apply(manifest):
+            ctx.changes.append(f"{manifest['kind']} {meta['name']} in the vcluster")
+    deadline = time.monotonic() + settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT
+    while (dns_ip := _cluster_dns_ip(ctx)) is None:
+        if time.monotonic() > deadline:
+            raise Transient("the vcluster's DNS Service has not got its host address yet")
+        time.sleep(0.2)
+    _run_syncer(ctx, dns_ip)
+
+
+def _cluster_dns_image() -> str:
+    try:
+        return settings.VCPORTAL_CLUSTER_DNS_IMAGE or images.reference("coredns")
+    except images.ImagesMissing as exc:
+        raise Permanent(f"{exc} Or set VCPORTAL_CLUSTER_DNS_IMAGE to a CoreDNS image the host can pull.") from None
+
+
+def _cluster_dns_ip(ctx: Context) -> str | None:
+    """The vcluster's `kube-dns` address once it is the host's (the syncer recreates the
+    Service with the host's ClusterIP); None before that, or before there is a vcluster."""
+    if not ctx.vcluster.kubeconfig:
+        return None
+    virtual = _cluster_ip(HostKube(ctx.vcluster.kubeconfig), "kube-dns", "kube-system")
+    host_copy = _cluster_ip(ctx.host, names.host_name("kube-dns", "kube-system", syncer_name(ctx.ref)),
+                            ctx.placement.host_namespace)
+    return virtual if virtual and virtual == host_copy else None
+
+
+def _cluster_ip(kube: HostKube, name: str, namespace: str) -> str | None:
+    try:
+        return kube.core.read_namespaced_service(name, namespace, _request_timeout=10).spec.cluster_ip
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def ensure_access_bindings(ctx: Context) -> None:
@@ -189,8 +248,9 @@ PROVISION = (
     Step("Network policies", ensure_network_policies),
     Step("Syncer identity", ensure_syncer_identity),
     Step("Control plane", ensure_control_plane),
-    Step("Syncer", ensure_syncer),
     Step("Kubeconfig", ensure_kubeconfig),
+    Step("Syncer", ensure_syncer),
+    Step("Cluster DNS", ensure_cluster_dns),
     Step("Access bindings", ensure_access_bindings),
 )
 

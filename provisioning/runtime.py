@@ -18,7 +18,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from localkube import ClusterError, LocalCluster
+from localkube import ClusterError, LocalCluster, network
 from localkube.binaries import kube_version
 from localkube.cluster import ADMIN_USER
 from localkube.files import write_private
@@ -55,9 +55,15 @@ class ControlPlaneRuntime(Protocol):
     def admin_kubeconfig(self, vc: VClusterRef) -> str:
         """A kubeconfig with cluster-admin rights, naming server(vc)."""
 
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
-        """Start the syncer unless it runs with this `policy`, with host credentials from
-        `host_kubeconfig()`; True if it had to be (re)started."""
+    def pod_api_endpoint(self, vc: VClusterRef) -> tuple[str, int]:
+        """The address and port at which the vcluster's pods (on the host's nodes) reach
+        its API server: what `kubernetes.default` means inside the vcluster."""
+
+    def ensure_syncer(
+        self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy, dns_ip: str | None,
+    ) -> bool:
+        """Start the syncer unless it runs with this `policy` and cluster DNS address,
+        with host credentials from `host_kubeconfig()`; True if it had to be (re)started."""
 
     def syncer_running(self, vc: VClusterRef) -> bool:
         """True once the syncer is ready: it has listed both clusters and syncs."""
@@ -89,6 +95,7 @@ class LocalProcessRuntime:
             )
         cluster = self._cluster(vc)
         if cluster.config_path.exists() and all(s.running for s in cluster.status()):
+            network.publish(self._api_port(vc))  # again: a port recorded before a reboot is lost
             return False
         self._dir(vc).mkdir(mode=0o700, parents=True, exist_ok=True)
         cluster.init(name=vc.name, extra_sans=tuple(settings.VCPORTAL_VCLUSTER_SANS))
@@ -96,6 +103,7 @@ class LocalProcessRuntime:
             cluster.start(timeout=settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
         except ClusterError as exc:
             raise RuntimeFailure(str(exc)) from None
+        network.publish(self._api_port(vc))
         return True
 
     def control_plane_running(self, vc: VClusterRef) -> bool:
@@ -103,8 +111,15 @@ class LocalProcessRuntime:
         return cluster.config_path.exists() and all(s.running for s in cluster.status()) and cluster.is_ready()
 
     def server(self, vc: VClusterRef) -> str:
-        port = self._cluster(vc).config.ports["kube-apiserver"]
-        return f"https://{settings.VCPORTAL_VCLUSTER_HOST}:{port}"
+        return f"https://{settings.VCPORTAL_VCLUSTER_HOST}:{self._api_port(vc)}"
+
+    def _api_port(self, vc: VClusterRef) -> int:
+        return self._cluster(vc).config.ports["kube-apiserver"]
+
+    def pod_api_endpoint(self, vc: VClusterRef) -> tuple[str, int]:
+        """Pods reach the API server, which listens on this machine's loopback, at the
+        address that local real nodes route here (localkube.network publishes it)."""
+        return network.published_address(self._api_port(vc)), network.PUBLISHED_PORT
 
     def admin_kubeconfig(self, vc: VClusterRef) -> str:
         path = self._dir(vc) / "admin.kubeconfig.tmp"
@@ -114,12 +129,14 @@ class LocalProcessRuntime:
         finally:
             path.unlink()
 
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
+    def ensure_syncer(
+        self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy, dns_ip: str | None,
+    ) -> bool:
         """The syncer runs as `python -m syncer`, without Django, with an environment of
         only what it needs (spawn()'s minimal base and PYTHONPATH): no portal secrets."""
         processes, config_path = self._processes(vc), vcluster_config_path(vc.id)
         stored = _stored_config(config_path)
-        desired = self._syncer_config(vc, policy, stored.health_address if stored else None)
+        desired = self._syncer_config(vc, policy, dns_ip, stored.health_address if stored else None)
         if processes.pid("syncer") is not None:
             if desired == stored and stored.health_address:
                 return False
@@ -133,11 +150,14 @@ class LocalProcessRuntime:
                         env={"PYTHONPATH": str(settings.BASE_DIR)})
         return True
 
-    def _syncer_config(self, vc: VClusterRef, policy: TenantPolicy, health_address: str | None) -> SyncerConfig:
+    def _syncer_config(
+        self, vc: VClusterRef, policy: TenantPolicy, dns_ip: str | None, health_address: str | None,
+    ) -> SyncerConfig:
         base = self._dir(vc)
         return SyncerConfig(
-            vcluster=_syncer_name(vc), virtual_kubeconfig=base / "virtual.kubeconfig",
+            vcluster=syncer_name(vc), virtual_kubeconfig=base / "virtual.kubeconfig",
             host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
+            api_endpoint="{}:{}".format(*self.pod_api_endpoint(vc)), dns_ip=dns_ip,
             health_address=health_address, policy=TenantPolicy.from_dict(policy.to_dict()),  # as stored
         )
 
@@ -152,6 +172,7 @@ class LocalProcessRuntime:
         pids = {"syncer": processes.pid("syncer")}
         processes.stop("syncer")
         if cluster.config_path.exists():
+            network.unpublish(self._api_port(vc))
             pids.update(cluster.pids())
             cluster.stop()
         pids = {name: pid for name, pid in pids.items() if pid is not None}
@@ -172,7 +193,7 @@ def _stored_config(path: Path) -> SyncerConfig | None:
         return None
 
 
-def _syncer_name(vc: VClusterRef) -> str:
+def syncer_name(vc: VClusterRef) -> str:
     """The syncer's suffix for host object names: short and unique per vcluster."""
     return f"vc{vc.id}"
 

@@ -37,7 +37,7 @@ def test_create_wait_list_connect_and_delete_with_vcp(logged_in, host, celery_wo
     assert lines[0] == "vcluster demo created in team alpha: Pending"
     assert [line.split("  ")[0] for line in lines[1:-1]] == [  # each step once it has finished, with its time
         "✓ Host namespace", "✓ Quota and limit range", "✓ Network policies", "✓ Syncer identity",
-        "✓ Control plane", "✓ Syncer", "✓ Kubeconfig", "✓ Access bindings"]
+        "✓ Control plane", "✓ Kubeconfig", "✓ Syncer", "✓ Cluster DNS", "✓ Access bindings"]
     assert lines[-1].startswith("Ready in ")
 
     listed = json.loads(vcp("list", "vclusters", "-o", "json").stdout)

@@ -178,7 +178,7 @@ def test_the_syncer_cannot_create_more_objects_than_the_quota_counts(provisioned
     ns = vcluster.placement.host_namespace
     _quota_ready(core, ns)
     syncer = as_syncer(vcluster)
-    counts = manifests.object_counts(2)
+    counts = manifests.object_counts(2 + manifests.CLUSTER_DNS_SHARE["pods"])  # room for the vcluster's CoreDNS
 
     def service(i, kind="ClusterIP"):
         return syncer.create_namespaced_service(ns, client.V1Service(
@@ -218,7 +218,7 @@ def test_no_load_balancers_and_ephemeral_storage_is_capped_and_defaulted(provisi
 
     big = pod("big")
     big.spec.containers[0].resources = client.V1ResourceRequirements(
-        requests={"ephemeral-storage": "3Gi"}, limits={"ephemeral-storage": "3Gi"})
+        requests={"ephemeral-storage": "4Gi"}, limits={"ephemeral-storage": "4Gi"})  # 1Gi a pod, CoreDNS's too
     with pytest.raises(ApiException) as over:
         syncer.create_namespaced_pod(ns, big)
     assert over.value.status == 403 and "ephemeral-storage" in over.value.body

@@ -3,7 +3,9 @@
 import re
 
 import pytest
+from kubernetes.utils import parse_quantity
 
+from localkube import addons
 from provisioning import manifests
 
 LABELS = manifests.labels(7, "alpha", "portal-a")
@@ -103,3 +105,13 @@ def test_syncer_may_write_only_in_its_namespace():
     assert cluster_verbs <= {"get", "list", "watch"}
     assert kinds["ClusterRoleBinding"]["metadata"]["labels"]["vcportal.io/vcluster-id"] == "7"
     assert "*" not in str(kinds["Role"]["rules"])
+
+
+def test_the_quota_makes_room_for_exactly_the_cluster_dns_limits():
+    deployment = next(m for m in addons.coredns_manifests("image", "cluster.local") if m["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    limits = [c["resources"]["limits"] for c in pod["containers"]]
+    share = manifests.CLUSTER_DNS_SHARE
+    assert share["pods"] == deployment["spec"]["replicas"]
+    assert share["cpu_millicores"] == sum(parse_quantity(x["cpu"]) for x in limits) * 1000
+    assert share["memory_bytes"] == sum(parse_quantity(x["memory"]) for x in limits)

@@ -50,7 +50,8 @@ def test_it_provisions_a_vcluster_with_every_step_recorded(provisioned, host_clu
     ns = vcluster.placement.host_namespace
     core = client.CoreV1Api(host_cluster.api_client())
     assert core.read_namespace(ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert core.read_namespaced_resource_quota("vcluster", ns).spec.hard["pods"] == "50"
+    dns = manifests.CLUSTER_DNS_SHARE
+    assert core.read_namespaced_resource_quota("vcluster", ns).spec.hard["pods"] == str(50 + dns["pods"])
     assert vcluster.kubeconfig.startswith("apiVersion: v1")
 
 
@@ -90,9 +91,10 @@ def test_two_teams_get_separate_namespaces_quotas_and_policies(provisioned, worl
     for vcluster, cpu in ((mine, 1), (theirs, 2)):
         ns = vcluster.placement.host_namespace
         quota = host.core.read_namespaced_resource_quota("vcluster", ns)
-        assert parse_quantity(quota.spec.hard["requests.cpu"]) == cpu
+        dns_cpu = manifests.CLUSTER_DNS_SHARE["cpu_millicores"] / 1000
+        assert parse_quantity(quota.spec.hard["requests.cpu"]) == cpu + parse_quantity(str(dns_cpu))
         policies = client.NetworkingV1Api(host.api).list_namespaced_network_policy(ns).items
-        assert {p.metadata.name for p in policies} == {"vcluster-ingress", "vcluster-egress"}
+        assert {p.metadata.name for p in policies} == {"vcluster-ingress", "vcluster-egress", "vcluster-api"}
 
     # One vcluster's kubeconfig is refused by the other's API server.
     path = tmp_path / "mine.kubeconfig"
@@ -162,10 +164,10 @@ def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, host_clust
     kubectl(path, "create", "deployment", "web", "--image=nginx", "--replicas=2")
     ns = vcluster.placement.host_namespace
     core = client.CoreV1Api(host_cluster.api_client())
-    eventually(lambda: len(core.list_namespaced_pod(ns).items) == 2, what="synced host pods")
+    eventually(lambda: len(core.list_namespaced_pod(ns, label_selector="app=web").items) == 2, what="synced host pods")
 
     def running_inside():
-        pods = json.loads(kubectl(path, "get", "pods", "-o", "json").stdout)["items"]
+        pods = json.loads(kubectl(path, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
         return len(pods) == 2 and all(
             p["status"].get("phase") == "Running" and p["spec"].get("nodeName", "").startswith("kwok-node-")
             for p in pods

@@ -1,0 +1,129 @@
+"""A vcluster's workloads on a real node: its pods reach its own API server as
+`kubernetes.default` with their own tokens, resolve its Services through its own
+CoreDNS, and crash and restart as on any cluster.
+
+Everything runs: the vcluster is provisioned by the pipeline on `real_host_cluster`,
+its pods are synced by its syncer and started by containerd on the real node, its
+NetworkPolicies are enforced by kube-router. Tenant objects are written through the
+vcluster's admin kubeconfig; what a pod printed is read from its host copy's log with
+the host's admin credentials (the vcluster's own `kubectl logs` is tested with the
+syncer's kubelet endpoint).
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+
+from localkube.images import reference
+from provisioning.hostkube import HostKube
+from provisioning.runtime import syncer_name
+from syncer import names
+from tests.kube.helpers import eventually
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Tenant:
+    """One vcluster on the real host: write through its API, read its pods' logs on the host."""
+
+    def __init__(self, vcluster, host_cluster):
+        self.vcluster = vcluster
+        self.core = client.CoreV1Api(HostKube(vcluster.kubeconfig).api)
+        self.apps = client.AppsV1Api(HostKube(vcluster.kubeconfig).api)
+        self.host = client.CoreV1Api(host_cluster.api_client())
+
+    def run(self, name: str, script: str, restart: str = "Never", labels: dict | None = None) -> None:
+        self.core.create_namespaced_pod("default", busybox_pod(name, script, restart, labels))
+
+    def runtime_endpoint(self) -> tuple[str, int]:
+        from provisioning.pipeline import Context
+
+        context = Context(self.vcluster)
+        return context.runtime.pod_api_endpoint(context.ref)
+
+    def log(self, pod: str) -> str:
+        host_name = names.host_name(pod, "default", syncer_name_of(self.vcluster))
+        try:
+            return self.host.read_namespaced_pod_log(host_name, self.vcluster.placement.host_namespace)
+        except client.ApiException:
+            return ""
+
+
+def syncer_name_of(vcluster) -> str:
+    from provisioning.pipeline import Context
+
+    return syncer_name(Context(vcluster).ref)
+
+
+def busybox_pod(name: str, script: str, restart: str = "Never", labels: dict | None = None) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": name}),
+        spec=client.V1PodSpec(
+            restart_policy=restart,
+            termination_grace_period_seconds=1,
+            containers=[client.V1Container(
+                name="main", image=reference("busybox"), command=["sh", "-c", script],
+                resources=client.V1ResourceRequirements(  # the team's quota is 1 CPU, 1 GiB
+                    requests={"cpu": "10m", "memory": "16Mi"}, limits={"cpu": "100m", "memory": "64Mi"},
+                ),
+            )],
+        ),
+    )
+
+
+@pytest.fixture
+def tenant(provisioned_on_real_node, real_host_cluster):
+    return Tenant(provisioned_on_real_node("workloads"), real_host_cluster)
+
+
+def test_a_pod_reaches_its_own_api_server_as_kubernetes_default_on_443(tenant):
+    # busybox's TLS cannot talk to the API server; its answer to plain HTTP proves the
+    # name led to one, and the only API server this vcluster's pods may reach is its own
+    # (tests/provisioning/test_network_isolation.py). That it accepts the pods' own
+    # tokens is shown by the vcluster's CoreDNS, which reads Services with its token.
+    request = r"printf 'GET / HTTP/1.0\r\n\r\n'"
+    tenant.run("api", f"until {request} | nc kubernetes.default.svc 443; do sleep 1; done; "
+                      "echo service at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT")
+    eventually(lambda: "HTTP request to an HTTPS server" in tenant.log("api"), timeout=120,
+               what="an answer from the vcluster's API server")
+    address, port = tenant.runtime_endpoint()
+    assert f"service at {address}:{port}" in tenant.log("api")
+
+
+def test_services_resolve_by_dns_name_through_the_vclusters_own_dns(tenant):
+    labels = {"app": "web"}
+    tenant.apps.create_namespaced_deployment("default", client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1DeploymentSpec(
+            replicas=1,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=busybox_pod("web", "mkdir /www && echo served-in-the-vcluster > /www/index.html "
+                                        "&& httpd -f -p 8080 -h /www", restart="Always").spec,
+            ),
+        ),
+    ))
+    tenant.core.create_namespaced_service("default", client.V1Service(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1ServiceSpec(selector=labels, ports=[client.V1ServicePort(port=80, target_port=8080)]),
+    ))
+    # The name exists only in the vcluster: the host's DNS knows no `web.default`.
+    tenant.run("fetch", "until wget -q -O - http://web.default.svc.cluster.local/; do sleep 1; done; "
+                        "nslookup web.default.svc.cluster.local")
+    eventually(lambda: "served-in-the-vcluster" in tenant.log("fetch"), timeout=150,
+               what="the page fetched by the Service's DNS name")
+    service_ip = tenant.core.read_namespaced_service("web", "default").spec.cluster_ip
+    eventually(lambda: service_ip in tenant.log("fetch"), what="nslookup answering the vcluster's Service address")
+
+
+def test_a_crashing_container_restarts_and_the_vcluster_sees_its_restart_count(tenant):
+    tenant.run("crasher", "echo started; sleep 1; exit 3", restart="Always")
+
+    def restarted_twice():
+        statuses = tenant.core.read_namespaced_pod("crasher", "default").status.container_statuses or []
+        return statuses and statuses[0].restart_count >= 2 and statuses[0].last_state.terminated
+
+    terminated = eventually(restarted_twice, timeout=150, what="two restarts visible in the vcluster")
+    assert terminated.exit_code == 3
