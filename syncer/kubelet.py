@@ -122,7 +122,8 @@ def upstream_head(method: str, target: str, headers: list[tuple[str, str]], host
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "User-Agent: vcportal-syncer-kubelet"]
     if token:
         lines.append(f"Authorization: Bearer {token}")
-    lines += [f"{name}: {value}" for name, value in headers if name.lower() in FORWARDED_HEADERS]
+    # A folded value is unfolded: each header stays one line.
+    lines += [f"{name}: {' '.join(value.split())}" for name, value in headers if name.lower() in FORWARDED_HEADERS]
     lines.append("Connection: Upgrade, close" if upgrade else "Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -167,7 +168,7 @@ class KubeletServer(socketserver.ThreadingTCPServer):
     def get_request(self):
         sock, address = self.socket.accept()
         sock.settimeout(HEAD_TIMEOUT)
-        # The handshake runs in the connection's thread (_Handler.setup), not here.
+        # The handshake runs in the connection's thread (_Handler.handle), not here.
         return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
     def start(self) -> None:

@@ -75,6 +75,11 @@ def test_the_head_upstream_carries_our_credentials_the_upgrade_and_nothing_else_
     ])
 
 
+def test_a_folded_header_value_stays_on_one_line():
+    head = upstream_head("GET", "/x", [("Upgrade", "websocket\r\n Host: elsewhere")], "h:1", None)
+    assert head.split(b"\r\n")[3:5] == [b"Upgrade: websocket Host: elsewhere", b"Connection: Upgrade, close"]
+
+
 def test_a_plain_request_is_closed_after_its_answer():
     head = upstream_head("GET", "/api/v1/namespaces/n/pods/h/log", [("Connection", "keep-alive")], "h:1", "t")
     assert b"Connection: close\r\n" in head and b"keep-alive" not in head
