@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 SUBRESOURCES = {"containerLogs": "log", "exec": "exec", "attach": "attach", "portForward": "portforward"}
 # Query parameters of the kubelet's streaming calls → the API's (PodExecOptions, PodAttachOptions).
 STREAM_PARAMS = {"input": "stdin", "output": "stdout", "error": "stderr", "tty": "tty", "command": "command"}
+ATTACH_PARAMS = {k: v for k, v in STREAM_PARAMS.items() if k != "command"}
 LOG_PARAMS = frozenset({"follow", "previous", "timestamps", "sinceSeconds", "sinceTime", "tailLines",
                         "limitBytes", "stream"})
 # The only client headers forwarded: what an upgrade (SPDY or WebSocket) and a body need.
@@ -100,8 +101,7 @@ def host_query(call: KubeletCall, query: str) -> list[tuple[str, str]]:
     elif call.subresource == "portforward":
         mapped = [("ports", v) for k, v in params if k == "port"]
     else:
-        allowed = STREAM_PARAMS if call.subresource == "exec" else {k: v for k, v in STREAM_PARAMS.items()
-                                                                     if k != "command"}
+        allowed = STREAM_PARAMS if call.subresource == "exec" else ATTACH_PARAMS
         mapped = [(allowed[k], v) for k, v in params if k in allowed]
     if call.container:
         mapped.append(("container", call.container))
@@ -241,7 +241,7 @@ def _connect(connection: Connection, hostname: str, port: int) -> ssl.SSLSocket:
         raise
 
 
-def splice(a: socket.socket, b: socket.socket) -> None:
+def splice(a: ssl.SSLSocket, b: ssl.SSLSocket) -> None:
     """Copy bytes both ways between `a` and `b` until either side closes. One thread:
     an SSL socket must not be read and written by two threads at once."""
     peers = {a: b, b: a}

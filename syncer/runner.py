@@ -13,6 +13,7 @@ carries on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -121,7 +122,7 @@ class Syncer:
         if address is None:
             return None
         context = server_context(self.config.kubelet_cert, self.config.kubelet_key, self.config.kubelet_client_ca)
-        server = KubeletServer(address, context, lambda *pod: synced_host_pod(self.ctx, *pod),
+        server = KubeletServer(address, context, functools.partial(synced_host_pod, self.ctx),
                                lambda: self.ctx.host.connection)
         server.start()
         return server
