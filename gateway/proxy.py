@@ -53,6 +53,8 @@ SPDY_MESSAGE = ("This gateway relays exec, attach and port-forward over WebSocke
 # kubectl falls back to SPDY when its WebSocket attempt is refused; for this long the
 # SPDY attempt gets the API server's answer to the WebSocket one instead of SPDY_MESSAGE.
 REFUSAL_MEMORY_SECONDS = 30
+# Close codes a close frame may carry (RFC 6455 7.4; 1005, 1006 and 1015 only report).
+SENDABLE_CLOSE_CODES = frozenset({*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)})
 
 
 class Gateway:
@@ -284,12 +286,15 @@ async def _relay_websocket(receive, send, upstream_ws: aiohttp.ClientWebSocketRe
                 await upstream_ws.send_str(message["text"])
 
     async def upstream_to_client():
-        async for message in upstream_ws:
+        while True:
+            message = await upstream_ws.receive()
             if message.type == aiohttp.WSMsgType.BINARY:
                 await send({"type": "websocket.send", "bytes": message.data})
             elif message.type == aiohttp.WSMsgType.TEXT:
                 await send({"type": "websocket.send", "text": message.data})
-        await send({"type": "websocket.close", "code": upstream_ws.close_code or 1000})
+            else:
+                await send({"type": "websocket.close", "code": _close_code(message)})
+                return
 
     tasks = [asyncio.ensure_future(client_to_upstream()), asyncio.ensure_future(upstream_to_client())]
     try:
@@ -298,6 +303,20 @@ async def _relay_websocket(receive, send, upstream_ws: aiohttp.ClientWebSocketRe
         for task in tasks:
             task.cancel()
         await upstream_ws.close()
+
+
+def _close_code(message: aiohttp.WSMessage) -> int:
+    """The close code to give the client when the upstream stream ends with `message`.
+
+    The code of the API server's close frame, not upstream_ws.close_code: the API
+    server drops the connection right after its close frame, so aiohttp's reply fails
+    and it records 1006, a code no close frame may carry; sending it made the ASGI
+    server drop the connection without a close frame, and kubectl fail an exec that had
+    succeeded. An end without a close frame is an error (1011), not a normal close."""
+    if message.type != aiohttp.WSMsgType.CLOSE:
+        return 1011
+    code = message.data
+    return code if code in SENDABLE_CLOSE_CODES else 1000
 
 
 def _created_name(info: requestinfo.RequestInfo, body: bytes) -> str:

@@ -58,6 +58,12 @@ class ClusterConfig:
         return self.nodes > 0 or self.real_nodes > 0
 
     @property
+    def calls_kubelets(self) -> bool:
+        """The API server calls kubelets (logs, exec, port-forward) with a client
+        certificate: a real node's, or, in a vcluster, its syncer's (syncer.kubelet)."""
+        return self.real_nodes > 0 or not self.is_host
+
+    @property
     def components(self) -> tuple[str, ...]:
         return CONTROL_PLANE + (HOST_EXTRAS if self.is_host else ())
 
@@ -158,6 +164,7 @@ class LocalCluster:
         if not self.config_path.exists():
             self.init()
         config = self._reclaim_ports(self.config)
+        self._ensure_kubelet_client(config)
         deadline = time.monotonic() + timeout
         for component in config.components:
             argv = self._argv(component, config)
@@ -227,6 +234,11 @@ class LocalCluster:
         write_private(path, content.encode())
         return cert
 
+    def issue_server_certificate(self, common_name: str, server_names: tuple[str, ...]) -> pki.KeyPair:
+        """A serving certificate from the cluster's CA, for a server its API server
+        calls: a syncer's kubelet API (syncer.kubelet)."""
+        return pki.issue(self._ca(), common_name, server_names=server_names)
+
     # Internals ------------------------------------------------------------
     def _ca(self) -> pki.KeyPair:
         return pki.KeyPair(
@@ -249,12 +261,18 @@ class LocalCluster:
         ):
             pair = pki.issue(ca, component, server_names=sans)
             files[f"{component}.crt"], files[f"{component}.key"] = pair.cert_pem, pair.key_pem
-        if config.real_nodes:
-            # The API server's identity towards kubelets (logs, exec, port-forward).
-            pair = pki.issue(ca, "kube-apiserver-kubelet-client", organizations=("system:masters",), client=True)
-            files["kubelet-client.crt"], files["kubelet-client.key"] = pair.cert_pem, pair.key_pem
         for name, content in files.items():
             write_private(self.pki_dir / name, content)
+        self._ensure_kubelet_client(config)
+
+    def _ensure_kubelet_client(self, config: ClusterConfig) -> None:
+        """The API server's identity towards kubelets (logs, exec, port-forward); also
+        issued on start for a vcluster made before it called its syncer's kubelet API."""
+        if not config.calls_kubelets or (self.pki_dir / "kubelet-client.key").exists():
+            return
+        pair = pki.issue(self._ca(), "kube-apiserver-kubelet-client", organizations=("system:masters",), client=True)
+        write_private(self.pki_dir / "kubelet-client.crt", pair.cert_pem)
+        write_private(self.pki_dir / "kubelet-client.key", pair.key_pem)
 
     @staticmethod
     def _api_server_names(config: ClusterConfig) -> tuple[str, ...]:

@@ -77,9 +77,9 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
 
 
 def _kubelet_client(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    """How the API server reaches real kubelets: its own client certificate, and
-    theirs verified against the cluster CA."""
-    if not config.real_nodes:
+    """How the API server reaches kubelets: its own client certificate, and theirs
+    verified against the cluster CA."""
+    if not config.calls_kubelets:
         return []
     pki = cluster.pki_dir
     return [

@@ -159,7 +159,17 @@ class LocalProcessRuntime:
             host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
             api_endpoint="{}:{}".format(*self.pod_api_endpoint(vc)), dns_ip=dns_ip,
             health_address=health_address, policy=TenantPolicy.from_dict(policy.to_dict()),  # as stored
+            **self._kubelet_endpoint(vc),
         )
+
+    def _kubelet_endpoint(self, vc: VClusterRef) -> dict[str, str]:
+        """The syncer's kubelet API (syncer.kubelet): the stored one, or a new one."""
+        stored = _stored_config(vcluster_config_path(vc.id))
+        if stored and stored.kubelet_address and all(p.exists() for p in (
+                stored.kubelet_cert, stored.kubelet_key, stored.kubelet_client_ca)):
+            return {"kubelet_address": stored.kubelet_address, "kubelet_cert": str(stored.kubelet_cert),
+                    "kubelet_key": str(stored.kubelet_key), "kubelet_client_ca": str(stored.kubelet_client_ca)}
+        return write_kubelet_endpoint(self._cluster(vc), self._dir(vc))
 
     def syncer_running(self, vc: VClusterRef) -> bool:
         config = _stored_config(vcluster_config_path(vc.id))
@@ -184,6 +194,19 @@ class LocalProcessRuntime:
             shutil.rmtree(self._dir(vc))
             removed.append(f"state directory {self._dir(vc)}")
         return removed
+
+
+def write_kubelet_endpoint(cluster: LocalCluster, directory: Path, ip: str = "127.0.0.1") -> dict[str, str]:
+    """A free port on `ip` for a syncer's kubelet API, its serving certificate from the
+    vcluster's CA and that CA, written to `directory`; the syncer config's entries."""
+    port = allocate(["syncer-kubelet"])["syncer-kubelet"]
+    pair = cluster.issue_server_certificate("vcportal-syncer-kubelet", (ip,))
+    files = {"kubelet_cert": directory / "kubelet.crt", "kubelet_key": directory / "kubelet.key",
+             "kubelet_client_ca": directory / "kubelet-client-ca.crt"}
+    for name, content in (("kubelet_cert", pair.cert_pem), ("kubelet_key", pair.key_pem),
+                          ("kubelet_client_ca", cluster.ca_cert_path.read_bytes())):
+        write_private(files[name], content)
+    return {"kubelet_address": f"{ip}:{port}", **{name: str(path) for name, path in files.items()}}
 
 
 def _stored_config(path: Path) -> SyncerConfig | None:

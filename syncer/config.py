@@ -10,10 +10,16 @@
     dns_ip: 10.96.12.35                  # the vcluster's DNS as host pods reach it (optional)
     workers: 8                           # pod workers (optional)
     health_address: 127.0.0.1:8081       # serves /healthz and /readyz (optional)
+    kubelet_address: 127.0.0.1:10250     # serves the vcluster's kubelet API (optional; see syncer.kubelet)
+    kubelet_cert: kubelet.crt            # its serving certificate and key, from the vcluster's CA
+    kubelet_key: kubelet.key
+    kubelet_client_ca: ca.crt            # the CA whose client certificates it accepts: the vcluster's
     policy:                              # what the host lets tenants ask of it (optional; see syncer.policy)
       csi_drivers: [secrets-store.csi.k8s.io]
 
-Relative paths are relative to the file.
+Relative paths are relative to the file. Without `kubelet_address`, virtual Nodes carry
+no address and the vcluster's API server answers `kubectl logs`/`exec`/`attach`/
+`port-forward` with an error: nothing in the vcluster reaches the host's kubelets.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from .translate import Target
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 # A vcluster name is part of every host name; the portal allows 40 characters.
 MAX_VCLUSTER = 40
+# File names in the config, relative to the file when read from one.
+PATHS = ("virtual_kubeconfig", "host_kubeconfig", "kubelet_cert", "kubelet_key", "kubelet_client_ca")
 
 
 class ConfigError(ValueError):
@@ -49,6 +57,10 @@ class SyncerConfig:
     dns_ip: str | None = None
     workers: int = 8
     health_address: str | None = None
+    kubelet_address: str | None = None
+    kubelet_cert: Path | None = None
+    kubelet_key: Path | None = None
+    kubelet_client_ca: Path | None = None
     policy: TenantPolicy = field(default_factory=TenantPolicy)
     # The file this was read from, if any.
     path: Path | None = field(default=None, compare=False)
@@ -62,8 +74,9 @@ class SyncerConfig:
             raise ConfigError(f"vcluster must be at most {MAX_VCLUSTER} characters")
         if self.resync_period <= 0 or self.workers <= 0:
             raise ConfigError("resync_period and workers must be positive")
-        self.virtual_kubeconfig = Path(self.virtual_kubeconfig)
-        self.host_kubeconfig = Path(self.host_kubeconfig)
+        for name in PATHS:
+            if getattr(self, name) is not None:
+                setattr(self, name, Path(getattr(self, name)))
         if isinstance(self.policy, dict):
             try:
                 self.policy = TenantPolicy.from_dict(self.policy)
@@ -71,12 +84,17 @@ class SyncerConfig:
                 raise ConfigError(f"policy: {exc}") from None
         self.api_address()
         self.health_listen_address()
+        if self.kubelet_listen_address() and None in (self.kubelet_cert, self.kubelet_key, self.kubelet_client_ca):
+            raise ConfigError("kubelet_address needs kubelet_cert, kubelet_key and kubelet_client_ca")
 
     def api_address(self) -> tuple[str, int] | None:
         return _address("api_endpoint", self.api_endpoint)
 
     def health_listen_address(self) -> tuple[str, int] | None:
         return _address("health_address", self.health_address)
+
+    def kubelet_listen_address(self) -> tuple[str, int] | None:
+        return _address("kubelet_address", self.kubelet_address)
 
     def target(self) -> Target:
         return Target(
@@ -85,6 +103,7 @@ class SyncerConfig:
             service_account=self.host_service_account,
             api_endpoint=self.api_address(),
             dns_ip=self.dns_ip,
+            kubelet_endpoint=self.kubelet_listen_address(),
             policy=self.policy,
         )
 
@@ -127,8 +146,9 @@ def load(path: Path | str) -> SyncerConfig:
         config = SyncerConfig(**values, path=path)
     except TypeError as exc:  # a required key is missing
         raise ConfigError(f"{path}: {exc}") from None
-    for name in ("virtual_kubeconfig", "host_kubeconfig"):
-        setattr(config, name, path.parent / getattr(config, name))
+    for name in PATHS:
+        if getattr(config, name) is not None:
+            setattr(config, name, path.parent / getattr(config, name))
     return config
 
 

@@ -58,6 +58,8 @@ class Kind:
     virtual_objects: str | None = ALL  # which virtual objects to watch (None: none)
     host_objects: str | None = OURS  # which host objects to watch, in the host namespace if namespaced
     host_verbs: tuple[str, ...] = WRITE  # what the syncer may do with them on the host
+    # Subresources of its host objects the syncer uses, and how: (("log", ("get",)), …)
+    host_subresources: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Other kinds recorded on host objects this kind writes (the pods' token Secrets).
     also_records: tuple[str, ...] = ()
     watches: tuple[Watch, ...] = ()

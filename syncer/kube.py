@@ -86,13 +86,6 @@ class KubeconfigError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class _Session:
-    server: str
-    headers: dict
-    pool: urllib3.PoolManager
-
-
 def _stamp(path: Path | None) -> tuple | None:
     try:
         stat = path.stat() if path else None
@@ -106,6 +99,17 @@ class Connection:
     server: str
     ssl_context: ssl.SSLContext
     token: str | None = None
+
+
+@dataclass(frozen=True)
+class _Session:
+    connection: Connection
+    headers: dict
+    pool: urllib3.PoolManager
+
+    @property
+    def server(self) -> str:
+        return self.connection.server
 
 
 def load_kubeconfig(path: Path | str) -> Connection:
@@ -196,13 +200,19 @@ class Client:
     def server(self) -> str:
         return self._session.server
 
+    @property
+    def connection(self) -> Connection:
+        """Server, TLS and token, for a caller that speaks HTTP itself (syncer.kubelet)."""
+        self.reload_if_changed()
+        return self._session.connection
+
     def _open(self, connection: Connection) -> _Session:
         headers = {"Accept": JSON, "User-Agent": "vcportal-syncer"}
         if connection.token:
             headers["Authorization"] = f"Bearer {connection.token}"
         pool = urllib3.PoolManager(num_pools=2, maxsize=self._pool_size, ssl_context=connection.ssl_context,
                                    retries=False)
-        return _Session(connection.server, headers, pool)
+        return _Session(connection, headers, pool)
 
     def reload_if_changed(self) -> bool:
         stamp = _stamp(self._source)

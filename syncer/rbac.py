@@ -3,7 +3,8 @@ provisioning to grant (provisioning.manifests.syncer_identity).
 
 A Role in the host namespace covers exactly the namespaced kinds the syncer watches
 there, with the verbs each kind declares (the kinds it writes: no status subresources,
-no update, no wildcard; events: read). A ClusterRole covers the cluster-scoped kinds it
+no update, no wildcard; events: read), and the subresources it declares (the pods' log,
+exec, attach and portforward, for syncer.kubelet). A ClusterRole covers the cluster-scoped kinds it
 reads (Nodes, to mirror those that run tenant pods).
 """
 
@@ -32,9 +33,11 @@ def _rules(kinds) -> list[dict]:
     rules: dict[tuple, dict] = {}
     for kind in kinds:
         group = _api_group(kind.resource.prefix)
-        rule = rules.setdefault((group, kind.host_verbs),
-                                {"apiGroups": [group], "resources": [], "verbs": list(kind.host_verbs)})
-        rule["resources"].append(kind.resource.plural)
+        plural = kind.resource.plural
+        for resource, verbs in ((plural, kind.host_verbs),
+                                *((f"{plural}/{sub}", verbs) for sub, verbs in kind.host_subresources)):
+            rule = rules.setdefault((group, verbs), {"apiGroups": [group], "resources": [], "verbs": list(verbs)})
+            rule["resources"].append(resource)
     return list(rules.values())
 
 

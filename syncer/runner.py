@@ -13,6 +13,7 @@ carries on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -26,6 +27,7 @@ from .informer import Informer
 from .kind import OURS, VIRTUAL, Watch
 from .kinds import REGISTRY
 from .kube import Client
+from .kubelet import KubeletServer, server_context, synced_host_pod
 from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
@@ -98,13 +100,13 @@ class Syncer:
         """Run until SIGTERM or SIGINT, with a full resync every resync_period."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopped.set())
-        health = self._serve_health()
+        servers = [s for s in (self._serve_health(), self._serve_kubelet()) if s is not None]
         self.start()
         while not self._stopped.wait(self.config.resync_period):
             self.resync()
         self.stop()
-        if health is not None:
-            health.shutdown()
+        for server in servers:
+            server.shutdown()
         logger.info("syncer for vcluster %s stopped", self.config.vcluster)
 
     def _serve_health(self) -> HealthServer | None:
@@ -112,6 +114,16 @@ class Syncer:
         if address is None:
             return None
         server = HealthServer(address, self.ready.is_set)
+        server.start()
+        return server
+
+    def _serve_kubelet(self) -> KubeletServer | None:
+        address = self.config.kubelet_listen_address()
+        if address is None:
+            return None
+        context = server_context(self.config.kubelet_cert, self.config.kubelet_key, self.config.kubelet_client_ca)
+        server = KubeletServer(address, context, functools.partial(synced_host_pod, self.ctx),
+                               lambda: self.ctx.host.connection)
         server.start()
         return server
 

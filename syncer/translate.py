@@ -28,6 +28,8 @@ class Target:
     api_endpoint: tuple[str, int] | None = None
     # The vcluster's DNS server as host pods reach it, if it runs one.
     dns_ip: str | None = None
+    # host:port at which the vcluster's API server reaches this syncer's kubelet API.
+    kubelet_endpoint: tuple[str, int] | None = None
     # What the host cluster lets tenants ask of it beyond the safe default.
     policy: TenantPolicy = field(default_factory=TenantPolicy)
 

@@ -2,10 +2,15 @@
 vcluster, gone when unused.
 
 A virtual Node carries the host node's labels and status, without what identifies the
-host machine (machine ID, system UUID, boot ID) or only concerns the host (taints, pod
-CIDR, provider ID, images). Nothing in the vcluster heartbeats for it, so the syncer
-renews its Lease in kube-node-lease, as a kubelet would: otherwise the vcluster's node
-lifecycle controller would mark it unreachable and evict its pods.
+host machine (machine ID, system UUID, boot ID, addresses) or only concerns the host
+(taints, pod CIDR, provider ID, images). Its one address and kubelet port are the
+syncer's kubelet endpoint (syncer.kubelet): the vcluster's API server sends logs, exec,
+attach and port-forward there, and never learns where the host node is. Without an
+endpoint in the config the Node has no address, and those requests fail.
+
+Nothing in the vcluster heartbeats for a virtual Node, so the syncer renews its Lease
+in kube-node-lease, as a kubelet would: otherwise the vcluster's node lifecycle
+controller would mark it unreachable and evict its pods.
 """
 
 from __future__ import annotations
@@ -31,20 +36,23 @@ RENEW_EVERY = 10
 # replaced does not make it flap.
 UNUSED_GRACE = 5
 NODE_INDEX = "node"  # on the virtual pod informer: the node a pod is bound to
-NODE_STATUS_FIELDS = ("capacity", "allocatable", "conditions", "addresses", "nodeInfo")
+NODE_STATUS_FIELDS = ("capacity", "allocatable", "conditions", "nodeInfo")
+ENDPOINT_FIELDS = ("addresses", "daemonEndpoints")
 HOST_IDENTIFIERS = ("machineID", "systemUUID", "bootID")
 
 
-def virtual_node(host_node: dict, vcluster: str) -> dict:
+def virtual_node(host_node: dict, vcluster: str, kubelet_endpoint: tuple[str, int] | None = None) -> dict:
     """A host node as the tenant sees it: labels and status; no taints, no pod CIDR, no
-    machine identifiers. The host's heartbeat times are left out: they change all the
-    time and mean nothing in the vcluster, where the syncer's Lease says the node is alive."""
+    machine identifiers, and the syncer's `kubelet_endpoint` (ip, port) for its address.
+    The host's heartbeat times are left out: they change all the time and mean nothing
+    in the vcluster, where the syncer's Lease says the node is alive."""
     meta = host_node["metadata"]
     status = {k: copy.deepcopy(v) for k, v in (host_node.get("status") or {}).items() if k in NODE_STATUS_FIELDS}
     for condition in status.get("conditions") or []:
         condition["lastHeartbeatTime"] = None  # as the API serves an unset time
     for identifier in HOST_IDENTIFIERS:
         (status.get("nodeInfo") or {})[identifier] = ""  # required fields: empty, not absent
+    status.update(_endpoint_status(kubelet_endpoint))
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -57,9 +65,19 @@ def virtual_node(host_node: dict, vcluster: str) -> dict:
     }
 
 
+def _endpoint_status(kubelet_endpoint: tuple[str, int] | None) -> dict:
+    if kubelet_endpoint is None:
+        return {"addresses": [], "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}}
+    ip, port = kubelet_endpoint
+    return {"addresses": [{"type": "InternalIP", "address": ip}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}
+
+
 def node_status_differs(desired: dict, actual: dict) -> bool:
     have = actual.get("status") or {}
-    return any(desired["status"].get(k) != have.get(k) for k in NODE_STATUS_FIELDS)
+    # The API leaves an empty address list out of what it serves.
+    return any((desired["status"].get(k) or None) != (have.get(k) or None)
+               for k in NODE_STATUS_FIELDS + ENDPOINT_FIELDS)
 
 
 class NodeSync(Controller):
@@ -100,19 +118,22 @@ class NodeSync(Controller):
         if hnode is None:
             return None
         try:
-            return self.ctx.virtual.create(NODES, None, virtual_node(hnode, self.ctx.vcluster))
+            return self.ctx.virtual.create(NODES, None, self._desired(hnode))
         except ApiError as exc:
             if not exc.conflict:
                 raise
             return self.ctx.virtual.get(NODES, None, name)
 
     def _update(self, hnode: dict, vnode: dict) -> None:
-        desired = virtual_node(hnode, self.ctx.vcluster)
+        desired = self._desired(hnode)
         if labels_differ(desired, vnode):
             self.ctx.virtual.patch(NODES, None, vnode["metadata"]["name"],
                                    {"metadata": {"labels": desired["metadata"]["labels"]}})
         if node_status_differs(desired, vnode):
             self.ctx.virtual.patch(NODES, None, vnode["metadata"]["name"], {"status": desired["status"]}, sub="status")
+
+    def _desired(self, hnode: dict) -> dict:
+        return virtual_node(hnode, self.ctx.vcluster, self.ctx.target.kubelet_endpoint)
 
     def _retire(self, name: str, vnode: dict | None) -> float | None:
         if vnode is None:

@@ -1,6 +1,7 @@
 """kubectl through the gateway, against a real vcluster control plane (make_cluster):
 a personal kubeconfig works for get, apply, watch and delete as the person, and every
-way of losing access takes effect on the next request."""
+way of losing access takes effect on the next request; logs and exec reach a pod that
+runs on the real node (a vcluster synced to real_host_cluster)."""
 
 import json
 import logging
@@ -21,7 +22,10 @@ from gateway.models import AccessRecord, AccessToken, Activity
 from gateway.services import issue_kubeconfig, revoke_token
 from localkube.binaries import bin_dir
 from localkube.testing import kubectl
+from provisioning.rbac import ensure_access_bindings
+from tests.kube.helpers import run_pod
 from tests.portal.conftest import make_vcluster
+from tests.syncer.conftest import make_real_vcluster  # noqa: F401  (fixture)
 from vclusters.models import Phase, VCluster
 
 from .conftest import actor, wait_for
@@ -53,9 +57,9 @@ def token_in(kubeconfig_path: str) -> str:
         return yaml.safe_load(fh)["users"][0]["user"]["token"]
 
 
-def run(kubeconfig: str, *args: str) -> str:
+def run(kubeconfig: str, *args: str, input: str | None = None) -> str:
     """kubectl's output; a failure shows kubectl's error."""
-    result = kubectl(kubeconfig, *args, check=False)
+    result = kubectl(kubeconfig, *args, input=input, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -219,6 +223,23 @@ def test_exec_logs_and_port_forward_reach_the_api_server(world, vcluster, gatewa
         [str(bin_dir() / "kubectl"), f"--kubeconfig={kc}", "exec", "web", "--", "true"],
         env={**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}, capture_output=True, text=True, timeout=60)
     assert forced_spdy.returncode != 0 and "WebSocket only" in forced_spdy.stderr, forced_spdy.stderr
+
+
+def test_logs_and_exec_reach_a_pod_running_on_the_real_node(world, make_real_vcluster, gateway_server,  # noqa: F811
+                                                            tmp_path):
+    synced = make_real_vcluster("gw-real")
+    admin_kubeconfig = synced.kubeconfig.read_text()
+    ensure_access_bindings(admin_kubeconfig)
+    vcluster = make_vcluster(world.alpha, "running", phase=Phase.READY, kubeconfig=admin_kubeconfig)
+    run_pod(synced.cluster, "default", "app", "echo printed-on-the-real-node; sleep 3600")
+    kc = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
+
+    wait_for(lambda: "printed-on-the-real-node" in run(kc, "logs", "app"), timeout=30, what="the line in the logs")
+    assert run(kc, "exec", "app", "--", "id").startswith("uid=0(root) gid=0(root)")
+    assert run(kc, "exec", "-i", "app", "--", "cat", input="through stdin\n") == "through stdin\n"
+    exec_record = wait_for(lambda: AccessRecord.objects.filter(vcluster=vcluster, subresource="exec").first(),
+                           what="the exec record")
+    assert (exec_record.username, exec_record.name) == ("teammate", "app")
 
 
 def http(server, vcluster, token, method, path, **kwargs) -> requests.Response:

@@ -10,6 +10,10 @@ from typing import TypeVar
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from localkube import LocalCluster
+from localkube.images import reference
+from localkube.testing import kubectl
+
 T = TypeVar("T")
 
 
@@ -54,3 +58,33 @@ def pod(name: str, *, privileged: bool = False, cpu: str | None = None) -> clien
             ]
         ),
     )
+
+
+def busybox_pod(name: str, script: str, stdin: bool = False) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
+        spec=client.V1PodSpec(
+            restart_policy="Never",
+            termination_grace_period_seconds=1,
+            containers=[client.V1Container(name="main", image=reference("busybox"), command=["sh", "-c", script],
+                                           stdin=stdin)],
+        ),
+    )
+
+
+def run_pod(cluster: LocalCluster, namespace: str, name: str, script: str, stdin: bool = False) -> client.V1Pod:
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespaced_pod(namespace, busybox_pod(name, script, stdin))
+    return eventually(
+        lambda: (p := core.read_namespaced_pod(name, namespace)).status.phase in ("Running", "Succeeded") and p,
+        timeout=120, what=f"pod {namespace}/{name} to run",
+    )
+
+
+def logs(cluster: LocalCluster, namespace: str, name: str) -> str:
+    return kubectl(cluster.admin_kubeconfig, "-n", namespace, "logs", name, check=False).stdout
+
+
+def web_server(page: str, port: int = 8080) -> str:
+    """A busybox script serving `page` at / over HTTP on `port`."""
+    return f"mkdir /www && echo {page} > /www/index.html && httpd -f -p {port} -h /www"

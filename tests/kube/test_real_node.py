@@ -17,12 +17,11 @@ import pytest
 from kubernetes import client
 
 from localkube import LocalCluster
-from localkube.images import reference
 from localkube.network import NodeLink, cluster_id
 from localkube.realnode import NODE_NAME
 from localkube.testing import kubectl
 
-from .helpers import eventually, new_namespace
+from .helpers import busybox_pod, eventually, logs, new_namespace, run_pod, web_server
 
 pytestmark = [pytest.mark.kube, pytest.mark.realnode]
 
@@ -51,30 +50,6 @@ def second_cluster(tmp_path_factory):
         yield cluster
 
 
-def busybox_pod(name: str, script: str) -> client.V1Pod:
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
-        spec=client.V1PodSpec(
-            restart_policy="Never",
-            termination_grace_period_seconds=1,
-            containers=[client.V1Container(name="main", image=reference("busybox"), command=["sh", "-c", script])],
-        ),
-    )
-
-
-def run_pod(cluster: LocalCluster, namespace: str, name: str, script: str) -> client.V1Pod:
-    core = client.CoreV1Api(cluster.api_client())
-    core.create_namespaced_pod(namespace, busybox_pod(name, script))
-    return eventually(
-        lambda: (p := core.read_namespaced_pod(name, namespace)).status.phase in ("Running", "Succeeded") and p,
-        timeout=120, what=f"pod {namespace}/{name} to run",
-    )
-
-
-def logs(cluster: LocalCluster, namespace: str, name: str) -> str:
-    return kubectl(cluster.admin_kubeconfig, "-n", namespace, "logs", name, check=False).stdout
-
-
 def test_a_pod_pulled_from_the_local_registry_runs_on_the_real_node_and_logs(real_cluster):
     core = client.CoreV1Api(real_cluster.api_client())
     ns = new_namespace(core)
@@ -96,7 +71,7 @@ def test_exec_runs_a_command_in_the_container(real_cluster):
 def test_pods_reach_a_service_by_its_dns_name(real_cluster):
     core = client.CoreV1Api(real_cluster.api_client())
     ns = new_namespace(core)
-    run_pod(real_cluster, ns, "web", "mkdir /www && echo served-by-web > /www/index.html && httpd -f -p 8080 -h /www")
+    run_pod(real_cluster, ns, "web", web_server("served-by-web"))
     core.create_namespaced_service(ns, client.V1Service(
         metadata=client.V1ObjectMeta(name="web"),
         spec=client.V1ServiceSpec(selector={"app": "web"}, ports=[client.V1ServicePort(port=80, target_port=8080)]),
@@ -128,7 +103,7 @@ def fetch(cluster: LocalCluster, namespace: str, pod: str, address: str) -> str:
 def test_network_policies_are_enforced(real_cluster):
     core = client.CoreV1Api(real_cluster.api_client())
     server_ns, other_ns = new_namespace(core, "srv"), new_namespace(core, "other")
-    server = run_pod(real_cluster, server_ns, "web", "mkdir /www && echo served > /www/index.html && httpd -f -p 8080 -h /www")
+    server = run_pod(real_cluster, server_ns, "web", web_server("served"))
     run_pod(real_cluster, server_ns, "neighbour", "sleep 3600")
     run_pod(real_cluster, other_ns, "stranger", "sleep 3600")
     address = f"{server.status.pod_ip}:8080"

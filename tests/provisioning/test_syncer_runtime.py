@@ -1,14 +1,21 @@
 """The syncer as provisioning runs it: ready before the step is done, without the
-portal's secrets, restarted when the host's tenant policy changes."""
+portal's secrets, restarted when the host's tenant policy changes, serving the
+vcluster's kubelet API on a host with a real node."""
+
+import json
+import stat
 
 import pytest
 
 from accounts.audit import Actor
+from localkube.images import reference
+from localkube.testing import kubectl
 from localkube.processes import ProcessDir
 from provisioning import pipeline, services
 from provisioning.runtime import LocalProcessRuntime, VClusterRef
 from syncer.config import load, vcluster_config_path
 from syncer.policy import TenantPolicy
+from tests.kube.helpers import eventually
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +59,25 @@ def test_a_host_clusters_changed_tenant_policy_reaches_its_running_syncer(provis
     assert syncer_pid(var_dir, vcluster) not in (None, before)
     assert runtime.syncer_running(ref), "the Syncer step waits until the restarted syncer is ready"
     assert pipeline.repair(vcluster.pk) == []
+
+
+def test_kubectl_logs_and_exec_work_with_the_admin_kubeconfig_on_a_real_node(provisioned_on_real_node, tmp_path):
+    vcluster = provisioned_on_real_node("running")
+    config = load(vcluster_config_path(vcluster.pk))
+    assert config.kubelet_address.startswith("127.0.0.1:")
+    assert config.kubelet_key.parent == vcluster_config_path(vcluster.pk).parent
+    assert stat.S_IMODE(config.kubelet_key.stat().st_mode) == 0o600
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kubeconfig.write_text(vcluster.kubeconfig)
+
+    kubectl(kubeconfig, "run", "hello", f"--image={reference('busybox')}", "--restart=Never", "--command", "--",
+            "sh", "-c", "echo hello-from-a-provisioned-vcluster; sleep 3600")
+
+    def phase() -> str:
+        pod = json.loads(kubectl(kubeconfig, "get", "pod", "hello", "-o", "json").stdout)
+        return pod["status"].get("phase", "")
+
+    eventually(lambda: phase() == "Running", timeout=120, what="the pod to run on the real node")
+    eventually(lambda: "hello-from-a-provisioned-vcluster" in kubectl(kubeconfig, "logs", "hello", check=False).stdout,
+               what="the line in kubectl logs")
+    assert kubectl(kubeconfig, "exec", "hello", "--", "id").stdout.startswith("uid=0(root)")

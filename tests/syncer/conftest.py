@@ -8,6 +8,7 @@ syncer_identity, applied by server-side apply), so the tests exercise that RBAC.
 
 Pods "run" on kwok's fake nodes: kwok marks them Running with an IP, but no container
 starts, so these tests prove what reaches the API servers, not what a process would see.
+`make_real_vcluster` syncs to the host cluster with a real node instead, where they run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from localkube import LocalCluster
 from localkube.ports import allocate
 from provisioning import manifests
 from provisioning.hostkube import HostKube
+from provisioning.runtime import write_kubelet_endpoint
 from syncer import names, rbac
 from syncer.health import probe
 from tests.kube.helpers import eventually, new_namespace
@@ -134,6 +137,20 @@ def operator(host_cluster) -> Clients:
 def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
     """Factory: a vcluster named `name` synced into a host namespace (a fresh one unless
     given). Everything is stopped and the host namespaces deleted at the end."""
+    with vcluster_factory(host_cluster, operator, make_cluster, tmp_path_factory) as factory:
+        yield factory
+
+
+@pytest.fixture
+def make_real_vcluster(make_cluster, real_host_cluster, tmp_path_factory):
+    """make_vcluster on the host cluster with a real node: its pods really run."""
+    with vcluster_factory(real_host_cluster, Clients(real_host_cluster.api_client()), make_cluster,
+                          tmp_path_factory) as factory:
+        yield factory
+
+
+@contextmanager
+def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster, tmp_path_factory):
     made: list[VCluster] = []
     host_kube = HostKube(host_cluster.admin_kubeconfig.read_text())
 
@@ -156,6 +173,7 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
             "host_kubeconfig": str(host_kubeconfig),
             "host_namespace": namespace,
             "health_address": f"127.0.0.1:{allocate(['syncer'])['syncer']}",
+            **write_kubelet_endpoint(cluster, work),
             **config,
         }))
         process = SyncerProcess(config_path, work / "syncer.log")
@@ -167,14 +185,16 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
         process.start()
         return vc
 
-    yield factory
-    for vc in made:
-        vc.syncer.stop()
-        print(f"--- syncer log of {vc.name} ---\n{vc.syncer.tail()}")
-    for namespace in {vc.host_namespace for vc in made}:
-        host_kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
-                         manifests.node_reader_binding_name(namespace))
-        operator.core.delete_namespace(namespace)
+    try:
+        yield factory
+    finally:
+        for vc in made:
+            vc.syncer.stop()
+            print(f"--- syncer log of {vc.name} ---\n{vc.syncer.tail()}")
+        for namespace in {vc.host_namespace for vc in made}:
+            host_kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
+                             manifests.node_reader_binding_name(namespace))
+            operator.core.delete_namespace(namespace)
 
 
 @pytest.fixture

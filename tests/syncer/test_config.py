@@ -39,6 +39,16 @@ def test_a_config_file_is_read_with_paths_relative_to_it(tmp_path):
     assert loaded.path == tmp_path / "syncer.yaml"
 
 
+def test_the_kubelet_endpoint_is_optional_and_its_files_are_relative_to_the_config(tmp_path):
+    assert config.load(write(tmp_path / "bare.yaml", **VALID)).target().kubelet_endpoint is None
+    loaded = config.load(write(tmp_path / "syncer.yaml", **VALID, kubelet_address="127.0.0.1:10250",
+                               kubelet_cert="k.crt", kubelet_key="k.key", kubelet_client_ca="/pki/ca.crt"))
+    assert loaded.target().kubelet_endpoint == ("127.0.0.1", 10250)
+    assert (loaded.kubelet_cert, loaded.kubelet_key) == (tmp_path / "k.crt", tmp_path / "k.key")
+    assert str(loaded.kubelet_client_ca) == "/pki/ca.crt"
+    assert config.load(write(tmp_path / "again.yaml", **yaml.safe_load(loaded.dump()))) == loaded
+
+
 def test_json_is_accepted_too(tmp_path):
     path = tmp_path / "syncer.json"
     path.write_text('{"vcluster": "a", "virtual_kubeconfig": "v", "host_kubeconfig": "h", "host_namespace": "n"}')
@@ -52,6 +62,8 @@ def test_json_is_accepted_too(tmp_path):
     ({"resync_period": 0}, "must be positive"),
     ({"api_endpoint": "10.0.0.1"}, "IP:PORT"),
     ({"health_address": "8081"}, "health_address must be IP:PORT"),
+    ({"kubelet_address": "127.0.0.1"}, "kubelet_address must be IP:PORT"),
+    ({"kubelet_address": "127.0.0.1:10250", "kubelet_cert": "k.crt"}, "kubelet_address needs kubelet_cert, "),
     ({"colour": "blue"}, "unknown keys colour"),
 ])
 def test_a_bad_config_is_refused_with_the_reason(tmp_path, change, complaint):

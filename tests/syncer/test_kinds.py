@@ -21,10 +21,15 @@ def test_the_host_role_grants_each_kind_exactly_its_declared_verbs():
     granted = {(resource, verb) for rule in rbac.host_rules()["role"] + rbac.host_rules()["node_reader"]
                for resource in rule["resources"] for verb in rule["verbs"]}
     declared = {(kind.resource.plural, verb) for kind in REGISTRY if kind.host_objects for verb in kind.host_verbs}
+    declared |= {(f"{kind.resource.plural}/{sub}", verb) for kind in REGISTRY if kind.host_objects
+                 for sub, verbs in kind.host_subresources for verb in verbs}
     assert granted == declared
     written = {kind.resource.plural for kind in REGISTRY if kind.to_host}
     assert written == {"pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims"}
-    assert {r for r, v in granted if v == "create"} == written, "only what it copies is written"
+    assert {r for r, v in granted if v == "create" and "/" not in r} == written, "only what it copies is written"
+    streams = {(r, v) for r, v in granted if "/" in r}
+    assert streams == {("pods/log", "get"), ("pods/exec", "create"), ("pods/attach", "create"),
+                       ("pods/portforward", "create")}, "the kubelet API's subresources, nothing else"
 
 
 def test_every_kind_has_its_own_name_and_resource():

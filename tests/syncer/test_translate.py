@@ -350,11 +350,30 @@ def test_a_virtual_node_mirrors_the_host_node_without_its_taints_or_machine_iden
     assert node["status"] == {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "8"},
                               "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": None}],
                               "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "",
-                                           "kubeletVersion": "v1.33.0", "architecture": "amd64"}}
+                                           "kubeletVersion": "v1.33.0", "architecture": "amd64"},
+                              "addresses": [], "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}}
     assert info["machineID"] == "m-1", "the host node is left alone"
     assert not nodes.node_status_differs(node, node)
     host_node["status"]["conditions"][0]["lastHeartbeatTime"] = "t2"
     assert not nodes.node_status_differs(nodes.virtual_node(host_node, "vc"), node), "heartbeats alone"
+
+
+def test_a_virtual_node_names_the_syncers_kubelet_endpoint_never_the_host_nodes_address():
+    host_node = {"metadata": {"name": "n1"},
+                 "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.7"},
+                                          {"type": "Hostname", "address": "n1.host.example"}],
+                            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}
+    node = nodes.virtual_node(host_node, "vc", ("127.0.0.1", 40123))
+    assert node["status"]["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
+    assert node["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 40123}}
+
+    without = nodes.virtual_node(host_node, "vc")
+    assert without["status"]["addresses"] == []
+    assert without["status"]["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 0}}
+    served = {"status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}}}  # the API drops an empty list
+    assert not nodes.node_status_differs(without, served)
+    assert nodes.node_status_differs(node, served)
+    assert nodes.node_status_differs(without, {"status": {**node["status"]}}), "an old address is taken away"
 
 
 def test_a_host_event_is_told_about_the_virtual_object_in_virtual_names():

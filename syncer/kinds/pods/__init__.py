@@ -2,7 +2,8 @@
 
 `translate` holds the pure rules, `safety` what a pod may ask of the host, `controller`
 the reconcile. A pod that waited for a configmap, secret or claim is looked at again
-when it appears.
+when it appears. The host pods' log, exec, attach and portforward subresources serve
+the vcluster's kubelet API (syncer.kubelet).
 """
 
 from __future__ import annotations
@@ -41,5 +42,7 @@ KIND = Kind(
     watches=tuple(Watch(VIRTUAL, resource, _waiting_pods(REF_INDEXES[kind]))
                   for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
     indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
+    host_subresources=(("log", ("get",)), ("exec", ("create",)), ("attach", ("create",)),
+                       ("portforward", ("create",))),
     workers=None,
 )
