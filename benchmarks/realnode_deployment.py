@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -47,7 +45,7 @@ from controlplane_bench import memory_mib, percentile  # noqa: E402
 from localkube import LocalCluster  # noqa: E402
 from localkube.images import reference  # noqa: E402
 from localkube.testing import kubectl  # noqa: E402
-from syncer_bench import HOST_NAMESPACE, start_syncer, wait_for_default_account  # noqa: E402
+from syncer_bench import HOST_NAMESPACE, synced_vcluster  # noqa: E402
 
 DIRECT_NAMESPACE = "direct"
 NAME = "bench"
@@ -172,17 +170,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the clusters' directory")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="realnode-bench-"))
-    host, vc = LocalCluster(work / "host"), LocalCluster(work / "vc")
-    syncer = None
-    try:
-        print("starting a host cluster with a real node, and a vcluster …", flush=True)
-        host.init(name="bench-real-host", nodes=1, real_nodes=1)
-        host.start(timeout=240)
-        vc.init(name="bench-vc")
-        vc.start()
-        wait_for_default_account(vc)
-        syncer = start_syncer(work, host, vc, workers=4)
+    with synced_vcluster("realnode-bench-", args.keep, workers=4, nodes=1, real_nodes=1) as (host, vc, _, _):
         client.CoreV1Api(host.api_client()).create_namespace({"metadata": {"name": DIRECT_NAMESPACE}})
         time.sleep(args.idle)
         memory = {f"idle {args.idle:.0f} s after start": node_memory(host)}
@@ -194,17 +182,6 @@ def main() -> None:
         time.sleep(args.idle)
         memory[f"idle {args.idle:.0f} s after the rounds"] = node_memory(host)
         report(times, memory, args)
-    finally:
-        if syncer is not None:
-            syncer.terminate()
-            syncer.wait(20)
-        vc.stop()
-        host.stop()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
