@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -137,7 +138,7 @@ def node_memory(host: LocalCluster) -> dict[str, dict[str, float]]:
 
 
 # Report -------------------------------------------------------------------------
-def report(times: dict[str, list[float]], memory: dict[str, dict], args) -> None:
+def report(times: dict[str, list[float]], memory: dict[str, dict], load: float, args) -> None:
     vc, direct = times["vcluster"], times["host"]
     rows = []
     for label, values in (("in the vcluster", vc), ("straight on the host", direct)):
@@ -149,6 +150,7 @@ def report(times: dict[str, list[float]], memory: dict[str, dict], args) -> None
     for label, value, target in rows:
         print(f"{label:<{width}}  {value:>10}  {target}")
     print(f"rounds: vcluster {', '.join(f'{t:.2f}' for t in vc)}; host {', '.join(f'{t:.2f}' for t in direct)}")
+    print(f"machine load average before the rounds: {load:.1f} ({os.cpu_count()} cores)")
     for moment, kinds in memory.items():
         print_memory(moment, kinds)
 
@@ -178,10 +180,12 @@ def main() -> None:
         print(f"{args.rounds} rounds of a {args.replicas}-replica Deployment, each side …", flush=True)
         targets = [Target("vcluster", vc, "default", host, HOST_NAMESPACE),
                    Target("host", host, DIRECT_NAMESPACE, host, DIRECT_NAMESPACE)]
+        load = os.getloadavg()[0]
         times = run_rounds(targets, args.rounds, args.replicas)
         time.sleep(args.idle)
         memory[f"idle {args.idle:.0f} s after the rounds"] = node_memory(host)
-        report(times, memory, args)
+        report(times, memory, load, args)
+
 
 if __name__ == "__main__":
     main()
