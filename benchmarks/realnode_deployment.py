@@ -2,9 +2,10 @@
 """A Deployment's start on a real node, in a vcluster and straight on the host; and the
 real node's idle memory.
 
-    sudo .venv/bin/python benchmarks/realnode_deployment.py [--rounds 5] [--replicas 10] [--idle 20]
+    .venv/bin/python benchmarks/realnode_deployment.py [--rounds 5] [--replicas 10] [--idle 20]
 
-Needs root, `make kube` and `make images` (the registry must answer). Starts, in a
+Needs root, `make kube` and `make images` (the registry must answer), like every real
+node. Starts, in a
 temporary directory, its own host cluster with one real node (and one tainted kwok
 node), a vcluster (a bare control plane) and its syncer with the least-privilege host
 token, as syncer_bench.py does, without the portal. Then:
