@@ -48,6 +48,7 @@ from kubernetes import client
 
 from accounts.audit import SYSTEM
 from localkube import LocalCluster
+from localkube.files import write_private
 from localkube.images import reference, registry_address
 from localkube.network import NodeLink, cluster_id
 from localkube.realnode import KUBELET_PORT
@@ -181,7 +182,7 @@ def tenants(host, django_db_setup, django_db_blocker, tmp_path_factory) -> dict[
                 vcluster = provision(team, team=make_team(team))
                 assert vcluster.phase == Phase.READY, vcluster.message
                 kubeconfig = work / f"{team}.kubeconfig"
-                kubeconfig.write_text(vcluster.kubeconfig)
+                write_private(kubeconfig, vcluster.kubeconfig)
                 deployed[team] = deploy(host, team, vcluster, kubeconfig)
             yield deployed
         finally:
