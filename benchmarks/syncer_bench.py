@@ -29,7 +29,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,30 +200,40 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the clusters' directory")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="syncer-bench-"))
-    host, vc = LocalCluster(work / "host"), LocalCluster(work / "vc")
-    proc = None
-    try:
-        print("starting a host cluster and a vcluster …", flush=True)
-        host.init(name="bench-host", nodes=HOST_NODES)
-        host.start()
-        vc.init(name="bench-vc")
-        vc.start()
-        wait_for_default_account(vc)
-        proc = start_syncer(work, host, vc, args.threads)
+    with synced_vcluster("syncer-bench-", args.keep, args.threads, nodes=HOST_NODES) as (host, vc, proc, work):
         vclient = Client.from_kubeconfig(vc.admin_kubeconfig)
         hclient = Client.from_kubeconfig(work / "host.kubeconfig")
         watcher = Watcher(vclient, hclient)
         results = measure(args, proc, vclient, hclient, watcher, host, vc)
         watcher.stop()
         report(results, args)
+
+
+@contextmanager
+def synced_vcluster(prefix: str, keep: bool, workers: int, **host_nodes: int
+                    ) -> Iterator[tuple[LocalCluster, LocalCluster, subprocess.Popen, Path]]:
+    """A host cluster (with `host_nodes`, as LocalCluster.init takes them), a vcluster
+    and its syncer, in a temporary directory: (host, vcluster, syncer, directory).
+    Everything stops at the end; the directory is removed unless `keep`."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    host, vc = LocalCluster(work / "host"), LocalCluster(work / "vc")
+    proc = None
+    try:
+        print("starting a host cluster and a vcluster …", flush=True)
+        host.init(name="bench-host", **host_nodes)
+        host.start(timeout=240)
+        vc.init(name="bench-vc")
+        vc.start()
+        wait_for_default_account(vc)
+        proc = start_syncer(work, host, vc, workers)
+        yield host, vc, proc, work
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(20)
         vc.stop()
         host.stop()
-        if args.keep:
+        if keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
