@@ -36,6 +36,16 @@ class NotOurs(RuntimeError):
     """An object provisioning would write carries another owner's marks, or none."""
 
 
+def _content(obj) -> dict:
+    """What an apply can change: not the status, nor the bookkeeping that moves when a
+    controller writes the status between our read and our apply (a quota's usage)."""
+    content = obj.to_dict()
+    content.pop("status", None)
+    for key in ("resourceVersion", "managedFields"):
+        content["metadata"].pop(key, None)
+    return content
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying: the API was busy, briefly unreachable, or raced us."""
     if isinstance(exc, ApiException):
@@ -75,12 +85,11 @@ class HostKube:
         current = self._get(resource, meta["name"], meta.get("namespace"))
         if current is not None:
             _refuse_unless_ours(manifest["kind"], meta, current.metadata.labels)
-        before = current.metadata.resourceVersion if current is not None else None
         after = self.dynamic.server_side_apply(
             resource, body=manifest, namespace=meta.get("namespace"),
             field_manager=FIELD_MANAGER, force_conflicts=True, _request_timeout=REQUEST_TIMEOUT,
         )
-        return after.metadata.resourceVersion != before
+        return current is None or _content(after) != _content(current)
 
     def _get(self, resource, name: str, namespace: str | None):
         try:
