@@ -131,13 +131,11 @@ def limit_range(ns: str, owner_labels: dict) -> dict:
 
 
 def network_policies(ns: str, owner_labels: dict) -> list[dict]:
-    """Ingress only from the same namespace; egress to the same namespace, cluster
-    DNS, and the public internet. They need a CNI that enforces NetworkPolicy."""
+    """Ingress only from the same namespace; egress to the same namespace and the public
+    internet. Not to the host's cluster DNS: every vcluster runs its own CoreDNS in its
+    namespace (the Cluster DNS step), and the host's would tell a tenant the names of
+    every other namespace's Services. They need a CNI that enforces NetworkPolicy."""
     same_namespace = [{"podSelector": {}}]
-    dns = {
-        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    }
     public = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}]}
     return [
         {
@@ -150,7 +148,7 @@ def network_policies(ns: str, owner_labels: dict) -> list[dict]:
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
             "metadata": _meta("vcluster-egress", ns, owner_labels),
-            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": same_namespace}, dns, public]},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": same_namespace}, public]},
         },
     ]
 

@@ -88,12 +88,19 @@ def test_containers_without_an_ephemeral_storage_request_get_defaults():
     assert limits["default"]["ephemeral-storage"] == "512Mi"
 
 
-def test_network_policies_admit_only_the_namespace_and_dns():
+def test_network_policies_admit_only_the_namespace_and_public_addresses():
     ingress, egress = manifests.network_policies("ns", LABELS)
     assert ingress["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
-    rules = egress["spec"]["egress"]
-    assert {"protocol": "UDP", "port": 53} in rules[1]["ports"]
-    assert "169.254.0.0/16" in rules[2]["to"][0]["ipBlock"]["except"]
+    same_namespace, public = egress["spec"]["egress"]
+    assert same_namespace == {"to": [{"podSelector": {}}]}  # the vcluster's own CoreDNS among them
+    assert "169.254.0.0/16" in public["to"][0]["ipBlock"]["except"]
+
+
+def test_a_vcluster_may_reach_its_own_api_server_and_nothing_else_of_the_sort():
+    policy = manifests.api_access_policy("ns", LABELS, "10.98.150.7", 443)
+    assert policy["spec"]["egress"] == [
+        {"to": [{"ipBlock": {"cidr": "10.98.150.7/32"}}], "ports": [{"protocol": "TCP", "port": 443}]}
+    ]
 
 
 def test_syncer_may_write_only_in_its_namespace():

@@ -2,7 +2,8 @@
 
 Provisioning puts each vcluster in a host namespace with two NetworkPolicies
 (provisioning/manifests.py `network_policies`): ingress only from the same namespace;
-egress to the same namespace, kube-system's DNS port and public addresses. Here both
+egress to the same namespace and public addresses, and a third for the vcluster's own
+API server (each vcluster runs its own CoreDNS in its namespace). Here both
 vclusters run through the pipeline on the session's host cluster with a real node,
 where kube-router's firewall enforces those policies, and each tenant (`red`, `blue`)
 runs a busybox httpd behind a Service and a client pod, created through its own
@@ -18,12 +19,13 @@ What this proves: on a real node, with the policies provisioning writes, a tenan
 reaches its own Service by ClusterIP and cannot open a TCP connection to the other
 tenant's pod or Service, to the host API server (through the `kubernetes` Service or at
 the address the node uses), to the registry or the kubelet on the node's addresses,
-to another namespace's pod, or to CoreDNS on a port other than DNS; and a pod
+to another namespace's pod, or to the host's CoreDNS (which would name every other
+namespace's Services), on its DNS port or another; and a pod
 elsewhere on the host cannot connect to a tenant's pod.
 
 What it does not prove: that public addresses are reachable (the node has no route
-out of the machine); UDP or ICMP (only TCP is probed, and DNS over UDP is allowed by
-design); traffic between nodes (there is one real node); IPv6 (the node has none);
+out of the machine); UDP or ICMP (only TCP is probed); traffic between nodes (there is
+one real node); IPv6 (the node has none);
 anything about kwok nodes, where nothing is enforced. And it shows a gap rather than
 proving its absence: kube-router v2.1.0 programs a new pod's firewall only after the
 API reports the pod's IP, so for its first moments a pod's connections are not
@@ -51,7 +53,7 @@ from localkube import LocalCluster
 from localkube.files import write_private
 from localkube.images import reference, registry_address
 from localkube.network import NodeLink, cluster_id
-from localkube.realnode import KUBELET_PORT
+from localkube.realnode import CLUSTER_DNS_IP, KUBELET_PORT
 from localkube.testing import kubectl
 from provisioning import services
 from syncer import names
@@ -272,12 +274,14 @@ def private_address(host: Host, target: str) -> str:
         return f"{link.node_ip}:{KUBELET_PORT}"
     if target == "another-namespace":
         return f"{host.bystander_ip}:{HTTP_PORT}"
+    if target == "host-dns":  # DNS over TCP, through the kube-dns Service
+        return f"{CLUSTER_DNS_IP}:53"
     core = client.CoreV1Api(host.cluster.api_client())
     coredns = core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items[0]
-    return f"{coredns.status.pod_ip}:8080"  # its health port: kube-system is open on 53 only
+    return f"{coredns.status.pod_ip}:8080"  # its health port
 
 
-@pytest.mark.parametrize("target", ["registry", "kubelet", "another-namespace", "coredns-health"])
+@pytest.mark.parametrize("target", ["registry", "kubelet", "another-namespace", "host-dns", "coredns-health"])
 @pytest.mark.parametrize("team", TEAMS)
 def test_a_tenant_pod_cannot_reach_a_private_address_outside_its_namespace(tenants, host, team, target):
     address = private_address(host, target)
