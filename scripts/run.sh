@@ -2,8 +2,10 @@
 # `make run`: vcportal on http://127.0.0.1:8000 with the embedded defaults (SQLite,
 # a private redis-server), a Celery worker, and the embedded host cluster; the same
 # application over TLS on https://127.0.0.1:8443 for the Kubernetes gateway (kubectl
-# sends tokens over HTTPS only), with a private CA that personal kubeconfigs carry. On a fresh
-# machine it first builds the Kubernetes binaries (once, about 12 minutes on 2 cores).
+# sends tokens over HTTPS only), with a private CA that personal kubeconfigs carry. The
+# host cluster has one real node (containerd, kubelet: pods really run) when run as root,
+# and kwok nodes. On a fresh machine it first builds the Kubernetes binaries, the node's
+# runtime and its images (once; see README, Build times).
 # Ctrl-C stops everything this script started.
 #   scripts/run.sh            all of it
 #   scripts/run.sh prepare    only the var directory (secrets, database, admin) and exit
@@ -39,11 +41,19 @@ if [ "${1:-}" = prepare ]; then echo "$credentials"; exit 0; fi
 
 # What provisioning needs built, before anything starts: on a fresh machine each build
 # prints a line per piece with its usual time; once built, each takes a moment.
+# The real node needs root (network namespaces, cgroups, iptables); as anyone else the
+# embedded host has kwok nodes only, and its pods do not really run.
+real_nodes=0
+if [ "$(id -u)" = 0 ]; then real_nodes="${VCPORTAL_REAL_NODES:-1}"; fi
 build_missing() {
-  # The Kubernetes binaries; build.sh's last line is their directory.
-  VCPORTAL_KUBE_BIN_DIR="${VCPORTAL_KUBE_BIN_DIR:-$(tools/kube/build.sh | tail -n 1)}" || return
+  # The Kubernetes binaries (with the real node's runtime when there is one); build.sh's
+  # last line is the control plane's directory.
+  local what=""
+  if [ "$real_nodes" -gt 0 ]; then what=all; fi
+  VCPORTAL_KUBE_BIN_DIR="${VCPORTAL_KUBE_BIN_DIR:-$(tools/kube/build.sh $what | tail -n 1)}" || return
   export VCPORTAL_KUBE_BIN_DIR
-  # Images (`make images`) are built here too, once they exist.
+  # The images the real node pulls, in the local registry (`make images`).
+  if [ "$real_nodes" -gt 0 ]; then tools/images/build.sh >/dev/null || return; fi
 }
 if ! build_missing; then
   echo "run: a build failed (see above); without it no vcluster can start" >&2
@@ -74,7 +84,7 @@ trap stop INT TERM EXIT
 # the API server's port may have moved) as the host cluster "local".
 if $py manage.py help hostcluster >/dev/null 2>&1; then
   $py manage.py hostcluster status >/dev/null 2>&1 || hostcluster=true
-  if kubeconfig="$($py manage.py hostcluster start)"; then
+  if kubeconfig="$($py manage.py hostcluster start --real-nodes "$real_nodes")"; then
     $py manage.py register_hostcluster local --kubeconfig "$kubeconfig" >&2 \
       || echo "run: could not register the host cluster (see above); new vclusters will fail until one is" >&2
   else

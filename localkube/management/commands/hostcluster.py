@@ -54,8 +54,13 @@ class Command(BaseCommand):
     def _start(self, cluster: LocalCluster, nodes: int, real_nodes: int) -> None:
         if nodes < 0 or nodes + real_nodes < 1:
             raise CommandError("--nodes must be at least 1 without --real-nodes: pods need a node to run on")
-        cluster.init(name="host", nodes=nodes, real_nodes=real_nodes)
-        cluster.start()
+        config = cluster.init(name="host", nodes=nodes, real_nodes=real_nodes)
+        if config.real_nodes != real_nodes:
+            self.stderr.write(
+                f"the host cluster in {cluster.state_dir} was created with {config.real_nodes} real nodes and keeps "
+                "them; to change that, stop it and remove that directory (its workloads go with it)"
+            )
+        cluster.start(timeout=240 if config.real_nodes else 90)
         self.stderr.write(f"host cluster ready at {cluster.server}")
         self.stdout.write(str(cluster.admin_kubeconfig))
 
