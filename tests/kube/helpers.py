@@ -60,14 +60,31 @@ def pod(name: str, *, privileged: bool = False, cpu: str | None = None) -> clien
     )
 
 
-def busybox_pod(name: str, script: str, stdin: bool = False) -> client.V1Pod:
+# Room for a few busybox pods in a team's quota (1 CPU, 1 GiB), where defaults take 500m each.
+SMALL = client.V1ResourceRequirements(requests={"cpu": "10m", "memory": "16Mi"}, limits={"cpu": "100m", "memory": "64Mi"})
+
+
+def busybox_pod(name: str, script: str, stdin: bool = False, restart: str = "Never",
+                resources: client.V1ResourceRequirements | None = None) -> client.V1Pod:
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
         spec=client.V1PodSpec(
-            restart_policy="Never",
+            restart_policy=restart,
             termination_grace_period_seconds=1,
             containers=[client.V1Container(name="main", image=reference("busybox"), command=["sh", "-c", script],
-                                           stdin=stdin)],
+                                           stdin=stdin, resources=resources)],
+        ),
+    )
+
+
+def deployment(name: str, pod_spec: client.V1PodSpec, replicas: int = 1) -> client.V1Deployment:
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels=labels), spec=pod_spec),
         ),
     )
 

@@ -23,7 +23,7 @@ from localkube.components import command_line
 from localkube.processes import process_alive
 from localkube.testing import kubectl
 
-from .helpers import eventually, new_namespace, pod
+from .helpers import deployment, eventually, new_namespace, pod
 
 
 @pytest.fixture(scope="module")
@@ -74,21 +74,8 @@ def test_baseline_pod_security_rejects_a_privileged_pod(core):
 
 def test_deployment_pods_are_scheduled_on_kwok_nodes_and_run(host_cluster, core):
     ns = new_namespace(core)
-    labels = {"app": "web"}
-    client.AppsV1Api(host_cluster.api_client()).create_namespaced_deployment(
-        ns,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="web"),
-            spec=client.V1DeploymentSpec(
-                replicas=3,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx")]),
-                ),
-            ),
-        ),
-    )
+    web = client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx")])
+    client.AppsV1Api(host_cluster.api_client()).create_namespaced_deployment(ns, deployment("web", web, replicas=3))
 
     def running():
         pods = core.list_namespaced_pod(ns, label_selector="app=web").items

@@ -15,11 +15,10 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from localkube.images import reference
 from provisioning.hostkube import HostKube
 from provisioning.runtime import syncer_name
 from syncer import names
-from tests.kube.helpers import eventually
+from tests.kube.helpers import SMALL, busybox_pod, deployment, eventually, web_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,8 +32,8 @@ class Tenant:
         self.apps = client.AppsV1Api(HostKube(vcluster.kubeconfig).api)
         self.host = client.CoreV1Api(host_cluster.api_client())
 
-    def run(self, name: str, script: str, restart: str = "Never", labels: dict | None = None) -> None:
-        self.core.create_namespaced_pod("default", busybox_pod(name, script, restart, labels))
+    def run(self, name: str, script: str, restart: str = "Never") -> None:
+        self.core.create_namespaced_pod("default", busybox_pod(name, script, restart=restart, resources=SMALL))
 
     def runtime_endpoint(self) -> tuple[str, int]:
         from provisioning.pipeline import Context
@@ -54,22 +53,6 @@ def syncer_name_of(vcluster) -> str:
     from provisioning.pipeline import Context
 
     return syncer_name(Context(vcluster).ref)
-
-
-def busybox_pod(name: str, script: str, restart: str = "Never", labels: dict | None = None) -> client.V1Pod:
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": name}),
-        spec=client.V1PodSpec(
-            restart_policy=restart,
-            termination_grace_period_seconds=1,
-            containers=[client.V1Container(
-                name="main", image=reference("busybox"), command=["sh", "-c", script],
-                resources=client.V1ResourceRequirements(  # the team's quota is 1 CPU, 1 GiB
-                    requests={"cpu": "10m", "memory": "16Mi"}, limits={"cpu": "100m", "memory": "64Mi"},
-                ),
-            )],
-        ),
-    )
 
 
 @pytest.fixture
@@ -92,22 +75,11 @@ def test_a_pod_reaches_its_own_api_server_as_kubernetes_default_on_443(tenant):
 
 
 def test_services_resolve_by_dns_name_through_the_vclusters_own_dns(tenant):
-    labels = {"app": "web"}
-    tenant.apps.create_namespaced_deployment("default", client.V1Deployment(
-        metadata=client.V1ObjectMeta(name="web"),
-        spec=client.V1DeploymentSpec(
-            replicas=1,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=busybox_pod("web", "mkdir /www && echo served-in-the-vcluster > /www/index.html "
-                                        "&& httpd -f -p 8080 -h /www", restart="Always").spec,
-            ),
-        ),
-    ))
+    server = busybox_pod("web", web_server("served-in-the-vcluster"), restart="Always", resources=SMALL)
+    tenant.apps.create_namespaced_deployment("default", deployment("web", server.spec))
     tenant.core.create_namespaced_service("default", client.V1Service(
         metadata=client.V1ObjectMeta(name="web"),
-        spec=client.V1ServiceSpec(selector=labels, ports=[client.V1ServicePort(port=80, target_port=8080)]),
+        spec=client.V1ServiceSpec(selector={"app": "web"}, ports=[client.V1ServicePort(port=80, target_port=8080)]),
     ))
     # The name exists only in the vcluster: the host's DNS knows no `web.default`.
     tenant.run("fetch", "until wget -q -O - http://web.default.svc.cluster.local/; do sleep 1; done; "

@@ -9,23 +9,13 @@ from kubernetes import client, watch
 from urllib3.exceptions import ProtocolError
 
 from syncer import names
+from tests.kube.helpers import deployment as kube_deployment
 from tests.kube.helpers import eventually
 
 
 def deployment(name: str, replicas: int, **pod_spec) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name),
-        spec=client.V1DeploymentSpec(
-            replicas=replicas,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="registry.example/app:1")],
-                                      **pod_spec),
-            ),
-        ),
-    )
+    app = client.V1Container(name="app", image="registry.example/app:1")
+    return kube_deployment(name, client.V1PodSpec(containers=[app], **pod_spec), replicas)
 
 
 def running(pods):
