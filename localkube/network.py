@@ -133,6 +133,20 @@ def published_address(port: int) -> str:
     return str(PUBLISHED_RANGE.network_address + port)
 
 
+def keep_from_pods(link: NodeLink, pod_subnet: str, ports: list[int]) -> None:
+    """Forward `ports` of the host end to the node's own processes only, never to its
+    pods: the registry takes pushes from anyone who reaches it, and only containerd
+    needs to pull. A rule of the node's own (it goes with the namespace), in mangle's
+    PREROUTING: the filter table's FORWARD chain is kube-router's and kube-proxy's, whose
+    jumps come first and accept policy-compliant traffic before a rule of ours would
+    see it. Idempotent."""
+    for port in ports:
+        rule = ("PREROUTING", "-s", pod_subnet, "-d", link.host_ip, "-p", "tcp", "--dport", str(port), "-j", "DROP")
+        iptables = ("ip", "netns", "exec", link.netns, "iptables", "-w", "-t", "mangle")
+        if _run(*iptables, "-C", *rule, check=False).returncode != 0:
+            _run(*iptables, "-I", *rule)
+
+
 def publish(port: int) -> None:
     """Let every real node on this machine, now and started later, reach
     127.0.0.1:`port` at published_address(`port`):PUBLISHED_PORT. Idempotent. Only root runs nodes: for

@@ -97,6 +97,7 @@ class RealNode:
         registry_port = int(images.registry_address().rsplit(":", 1)[1])
         api_port = self.config.ports["kube-apiserver"]
         network.create(self.link, [api_port, registry_port])
+        network.keep_from_pods(self.link, POD_SUBNET, [registry_port])
         self._make_cgroups()
         self._write_files(node_bin, api_port)
         self._spawn("containerd", node_bin)

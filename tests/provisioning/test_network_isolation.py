@@ -18,7 +18,8 @@ directions, each a test of its own.
 What this proves: on a real node, with the policies provisioning writes, a tenant pod
 reaches its own Service by ClusterIP and cannot open a TCP connection to the other
 tenant's pod or Service, to the host API server (through the `kubernetes` Service or at
-the address the node uses), to the registry or the kubelet on the node's addresses,
+the address the node uses), to the kubelet on the node's address, to the registry (no
+pod does: the node keeps it for containerd),
 to another namespace's pod, or to the host's CoreDNS (which would name every other
 namespace's Services), on its DNS port or another; and a pod
 elsewhere on the host cannot connect to a tenant's pod.
@@ -281,7 +282,14 @@ def private_address(host: Host, target: str) -> str:
     return f"{coredns.status.pod_ip}:8080"  # its health port
 
 
-@pytest.mark.parametrize("target", ["registry", "kubelet", "another-namespace", "host-dns", "coredns-health"])
+def test_no_pod_reaches_the_image_registry_which_takes_pushes_from_anyone(tenants, host):
+    address = private_address(host, "registry")
+    assert from_bystander(host, address) == "closed"  # kept for the node's containerd
+    for tenant in tenants.values():
+        assert probe(host, tenant, address) == BLOCKED
+
+
+@pytest.mark.parametrize("target", ["kubelet", "another-namespace", "host-dns", "coredns-health"])
 @pytest.mark.parametrize("team", TEAMS)
 def test_a_tenant_pod_cannot_reach_a_private_address_outside_its_namespace(tenants, host, team, target):
     address = private_address(host, target)
