@@ -126,11 +126,17 @@ class Grant:
 def authorize(token: str, vcluster_id: int) -> Grant:
     """The Grant for a request bearing `token` to vcluster `vcluster_id`, or Refusal.
 
-    The hot path: one raw SQL query, no ORM, no access.allowed(). It mirrors the
-    VCluster action "connect" (VIEW: any role in the vcluster's team, or a platform
-    admin), checked on the token's person as they are now; tests/gateway
-    (test_the_request_check_agrees_with_the_connect_rule) hold the two together."""
-    row = _lookup(hash_token(token))
+    One raw SQL query, no ORM, no access.allowed(). It mirrors the VCluster action
+    "connect" (VIEW: any role in the vcluster's team, or a platform admin), checked on
+    the token's person as they are now; tests/gateway
+    (test_the_request_check_agrees_with_the_connect_rule) hold the two together. The
+    gateway calls its two halves apart (gateway.grants keeps rows between requests)."""
+    return grant_for(lookup(hash_token(token)), vcluster_id)
+
+
+def grant_for(row: dict | None, vcluster_id: int) -> Grant:
+    """The Grant a row of lookup() gives for `vcluster_id`, or Refusal: no query, so a
+    row kept from an earlier request is judged again (expiry included) on every use."""
     if row is None:
         raise Refusal(401, f"This token is not valid. {RENEW_HINT}")
     _check_token(row, vcluster_id)
@@ -158,7 +164,8 @@ def _lookup_sql() -> tuple[str, tuple]:
     return query.query.sql_with_params()
 
 
-def _lookup(digest: str) -> dict | None:
+def lookup(digest: str) -> dict | None:
+    """What the request check needs about the token with this digest, None if there is none."""
     sql, params = _lookup_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [digest if p == _DIGEST_PLACEHOLDER else p for p in params])
