@@ -16,7 +16,7 @@ from functools import cache
 import yaml
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery, TextField
+from django.db.models import OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -103,6 +103,14 @@ def revoke_token(actor: Actor, token: AccessToken) -> AccessToken:
                    token=token.prefix, owner=token.user.get_username())
     token.refresh_from_db()
     return token
+
+
+def prune_tokens() -> int:
+    """Delete tokens expired or revoked more than VCPORTAL_GATEWAY_TOKEN_RETENTION ago
+    (what was done with them stays in AccessRecord and the audit log); how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.VCPORTAL_GATEWAY_TOKEN_RETENTION)
+    deleted, _ = AccessToken.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)).delete()
+    return deleted
 
 
 # The per-request check ---------------------------------------------------------
