@@ -35,6 +35,7 @@ USER_PREFIX = "vcportal:"
 TEAM_GROUP_PREFIX = "vcportal:team:"
 EXEC_CREDENTIAL_API = "client.authentication.k8s.io/v1"
 RENEW_HINT = "Download a new kubeconfig from the portal."
+ROLES = frozenset(Role.values)  # Role.values builds a new list on every access: not per request
 
 
 def issue_token(actor: Actor, vcluster: VCluster, purpose: Purpose) -> tuple[AccessToken, str]:
@@ -208,7 +209,7 @@ def _check_token(row: dict, vcluster_id: int) -> None:
 
 def _groups(row: dict) -> tuple[str, ...]:
     team = row["vcluster__team__slug"]
-    roles = [row["role"]] if row["role"] in Role.values else []
+    roles = [row["role"]] if row["role"] in ROLES else []
     if row["user__is_staff"]:
         roles.append(PLATFORM_ADMIN)
     if not roles:
