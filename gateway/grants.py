@@ -31,6 +31,7 @@ from django.db import connections
 
 from accounts.models import hash_token
 
+from .background import cancel_and_wait
 from .services import Grant, grant_for, lookup
 
 logger = logging.getLogger(__name__)
@@ -87,11 +88,7 @@ class Grants:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _listen_forever(self) -> None:

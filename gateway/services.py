@@ -5,7 +5,8 @@ A token names a person and a vcluster and expires (VCPORTAL_GATEWAY_TOKEN_TTL, 1
 default); only its sha256 is stored. It carries no rights of its own: each request
 looks up, in one query, the token, the person's role in the vcluster's team *now* and
 the vcluster's phase, so revoking a token, removing a member, lowering a role or
-deleting the vcluster takes effect on the very next request.
+deleting the vcluster takes effect on the very next request (the gateway keeps that row
+between requests only until such a change commits: gateway.grants).
 """
 
 import base64
