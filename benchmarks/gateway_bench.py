@@ -56,7 +56,7 @@ def setup_world(kubeconfig: str) -> tuple[int, str]:
     from accounts.audit import Actor
     from accounts.models import Membership, Role, Team
     from django.contrib.auth import get_user_model
-    from gateway.rbac import ensure_access_bindings
+    from provisioning.rbac import ensure_access_bindings
     from gateway.services import issue_kubeconfig
     from vclusters.models import Phase, VCluster
 

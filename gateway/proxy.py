@@ -1,7 +1,8 @@
 """The gateway: /kube/vclusters/<id>/… forwarded to that vcluster's API server.
 
 An ASGI application (served next to Django by gateway.asgi.Router). Every request is
-checked by services.authorize (one query, on the database threads) and forwarded with
+checked (gateway.grants: services.authorize's query on the database threads, or its
+row kept from a recent request until anything it depends on changes) and forwarded with
 the vcluster's admin credentials plus impersonation of the person: user
 `vcportal:<username>`, groups `vcportal:team:<slug>` and `vcportal:role:<role>`, so
 the API server's RBAC (provisioning.rbac bindings) decides what they may do and its audit
@@ -29,9 +30,10 @@ from yarl import URL
 
 from . import requestinfo
 from .dbthreads import DatabaseThreads
+from .grants import Grants
 from .kubestatus import Refusal
 from .recorder import Recorder
-from .services import Grant, authorize
+from .services import Grant
 from .upstream import BadKubeconfig, Upstream, Upstreams, refused_handshake
 
 logger = logging.getLogger(__name__)
@@ -61,20 +63,24 @@ class Gateway:
     def __init__(self, db: DatabaseThreads | None = None):
         self.db = db or DatabaseThreads()
         self.recorder = Recorder(self.db.run)
+        self.grants = Grants(self.db.run)
         self.upstreams = Upstreams()
         # (user id, vcluster id, path) → (when, code, Status body) of refused WebSocket streams
         self._refused_streams: dict[tuple[int, int, str], tuple[float, int, bytes]] = {}
 
     async def start(self) -> None:
         self.recorder.start()
+        self.grants.start()
 
     async def stop(self) -> None:
+        await self.grants.stop()
         await self.recorder.stop()
         await self.upstreams.close()
         await asyncio.get_running_loop().run_in_executor(None, self.db.stop)
 
     async def __call__(self, scope, receive, send):
         self.recorder.start()
+        self.grants.start()
         if scope["type"] == "http":
             await self.http(scope, receive, send)
         elif scope["type"] == "websocket":
@@ -87,7 +93,7 @@ class Gateway:
         if match is None:
             raise Refusal(404, "Not a gateway path; use /kube/vclusters/<id>/ (the server in your kubeconfig).")
         vcluster_id, path = int(match[1]), (match[2] or b"/").decode("latin-1")
-        grant = await self.db.run(authorize, _bearer_token(scope), vcluster_id)
+        grant = await self.grants.authorize(_bearer_token(scope), vcluster_id)
         try:
             upstream = await self.upstreams.get(vcluster_id, grant.kubeconfig_ciphertext)
         except BadKubeconfig as exc:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from .background import cancel_and_wait
 from .models import AccessRecord, Activity, RequestCount
 from .requestinfo import RequestInfo
 
@@ -77,11 +78,7 @@ class Recorder:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
         await self.flush()
 

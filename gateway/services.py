@@ -5,7 +5,8 @@ A token names a person and a vcluster and expires (VCPORTAL_GATEWAY_TOKEN_TTL, 1
 default); only its sha256 is stored. It carries no rights of its own: each request
 looks up, in one query, the token, the person's role in the vcluster's team *now* and
 the vcluster's phase, so revoking a token, removing a member, lowering a role or
-deleting the vcluster takes effect on the very next request.
+deleting the vcluster takes effect on the very next request (the gateway keeps that row
+between requests only until such a change commits: gateway.grants).
 """
 
 import base64
@@ -16,7 +17,7 @@ from functools import cache
 import yaml
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery, TextField
+from django.db.models import OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -35,6 +36,7 @@ USER_PREFIX = "vcportal:"
 TEAM_GROUP_PREFIX = "vcportal:team:"
 EXEC_CREDENTIAL_API = "client.authentication.k8s.io/v1"
 RENEW_HINT = "Download a new kubeconfig from the portal."
+ROLES = frozenset(Role.values)  # Role.values builds a new list on every access: not per request
 
 
 def issue_token(actor: Actor, vcluster: VCluster, purpose: Purpose) -> tuple[AccessToken, str]:
@@ -105,6 +107,14 @@ def revoke_token(actor: Actor, token: AccessToken) -> AccessToken:
     return token
 
 
+def prune_tokens() -> int:
+    """Delete tokens expired or revoked more than VCPORTAL_GATEWAY_TOKEN_RETENTION ago
+    (what was done with them stays in AccessRecord and the audit log); how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.VCPORTAL_GATEWAY_TOKEN_RETENTION)
+    deleted, _ = AccessToken.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)).delete()
+    return deleted
+
+
 # The per-request check ---------------------------------------------------------
 @dataclass(frozen=True)
 class Grant:
@@ -126,11 +136,17 @@ class Grant:
 def authorize(token: str, vcluster_id: int) -> Grant:
     """The Grant for a request bearing `token` to vcluster `vcluster_id`, or Refusal.
 
-    The hot path: one raw SQL query, no ORM, no access.allowed(). It mirrors the
-    VCluster action "connect" (VIEW: any role in the vcluster's team, or a platform
-    admin), checked on the token's person as they are now; tests/gateway
-    (test_the_request_check_agrees_with_the_connect_rule) hold the two together."""
-    row = _lookup(hash_token(token))
+    One raw SQL query, no ORM, no access.allowed(). It mirrors the VCluster action
+    "connect" (VIEW: any role in the vcluster's team, or a platform admin), checked on
+    the token's person as they are now; tests/gateway
+    (test_the_request_check_agrees_with_the_connect_rule) hold the two together. The
+    gateway calls its two halves apart (gateway.grants keeps rows between requests)."""
+    return grant_for(lookup(hash_token(token)), vcluster_id)
+
+
+def grant_for(row: dict | None, vcluster_id: int) -> Grant:
+    """The Grant a row of lookup() gives for `vcluster_id`, or Refusal: no query, so a
+    row kept from an earlier request is judged again (expiry included) on every use."""
     if row is None:
         raise Refusal(401, f"This token is not valid. {RENEW_HINT}")
     _check_token(row, vcluster_id)
@@ -158,7 +174,8 @@ def _lookup_sql() -> tuple[str, tuple]:
     return query.query.sql_with_params()
 
 
-def _lookup(digest: str) -> dict | None:
+def lookup(digest: str) -> dict | None:
+    """What the request check needs about the token with this digest, None if there is none."""
     sql, params = _lookup_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [digest if p == _DIGEST_PLACEHOLDER else p for p in params])
@@ -193,7 +210,7 @@ def _check_token(row: dict, vcluster_id: int) -> None:
 
 def _groups(row: dict) -> tuple[str, ...]:
     team = row["vcluster__team__slug"]
-    roles = [row["role"]] if row["role"] in Role.values else []
+    roles = [row["role"]] if row["role"] in ROLES else []
     if row["user__is_staff"]:
         roles.append(PLATFORM_ADMIN)
     if not roles:

@@ -329,6 +329,11 @@ VCPORTAL_GATEWAY_TOKEN_TTL = _int("VCPORTAL_GATEWAY_TOKEN_TTL", default=12 * 360
 if not VCPORTAL_GATEWAY_TOKEN_TTL:
     raise ImproperlyConfigured("VCPORTAL_GATEWAY_TOKEN_TTL must be at least 1 (seconds)")
 VCPORTAL_GATEWAY_FLUSH_INTERVAL = env.float("VCPORTAL_GATEWAY_FLUSH_INTERVAL", default=1.0)
+# How long the gateway keeps a token's check in memory (0: never); any change to access
+# clears it at once (gateway.grants), so this only bounds how old a kept row can be.
+VCPORTAL_GATEWAY_GRANT_CACHE_SECONDS = env.float("VCPORTAL_GATEWAY_GRANT_CACHE_SECONDS", default=5.0)
+# Expired and revoked gateway tokens are deleted this long after (gateway.tasks).
+VCPORTAL_GATEWAY_TOKEN_RETENTION = _int("VCPORTAL_GATEWAY_TOKEN_RETENTION", default=7 * 24 * 3600)
 # Where kubectl reaches the gateway when it is not the portal's own URL (kubectl sends
 # tokens over HTTPS only), and the CA of its certificate when that is a private one.
 VCPORTAL_GATEWAY_URL = _env_or_make_run_file("VCPORTAL_GATEWAY_URL")
@@ -337,6 +342,8 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {"task": "provisioning.tasks.reconcile_all", "schedule": VCPORTAL_RECONCILE_INTERVAL},
     "gitops-reconcile": {"task": "gitops.tasks.reconcile_virtual_clusters", "schedule": VCPORTAL_GITOPS_INTERVAL,
                          "options": {"expires": VCPORTAL_GITOPS_INTERVAL}},
+    "prune-gateway-tokens": {"task": "gateway.tasks.prune_access_tokens", "schedule": 3600,
+                             "options": {"expires": 3600}},
 }
 
 LOGGING = {

@@ -77,14 +77,19 @@ def gateway_server(transactional_db, settings, tmp_path):
 
 
 @pytest.fixture
-def vcluster(world, make_cluster):  # noqa: F811
-    """A Ready vcluster of team alpha on a real control plane, with the access bindings
-    applied as the provisioning step does."""
+def vcluster_control_plane(make_cluster):
+    """A real control plane, with the access bindings applied as the provisioning step does."""
     from provisioning.rbac import ensure_access_bindings
 
     cluster = make_cluster("gw-vc")
-    kubeconfig = cluster.admin_kubeconfig.read_text()
-    ensure_access_bindings(kubeconfig)
+    ensure_access_bindings(cluster.admin_kubeconfig.read_text())
+    return cluster
+
+
+@pytest.fixture
+def vcluster(world, vcluster_control_plane):  # noqa: F811
+    """A Ready vcluster of team alpha on that control plane."""
+    kubeconfig = vcluster_control_plane.admin_kubeconfig.read_text()
     return make_vcluster(world.alpha, "web", phase=Phase.READY, kubeconfig=kubeconfig)
 
 

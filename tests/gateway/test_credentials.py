@@ -12,8 +12,8 @@ from accounts import access
 from accounts.models import AuditEvent, Membership, Role, hash_token
 from accounts.services import change_role, remove_member
 from gateway.kubestatus import Refusal
-from gateway.models import AccessToken
-from gateway.services import authorize, issue_exec_credential, issue_kubeconfig, revoke_token
+from gateway.models import AccessToken, Purpose
+from gateway.services import authorize, issue_exec_credential, issue_kubeconfig, issue_token, revoke_token
 from portal.errors import NotReady
 from tests.portal.conftest import make_user, make_vcluster
 from vclusters.models import Phase
@@ -147,6 +147,29 @@ def test_refused_at_once(world, ready):
     world.teammate.is_active = False
     world.teammate.save()
     assert "disabled" in refusal(token, ready.pk).message
+
+
+def test_tokens_expired_or_revoked_past_the_retention_are_pruned_by_the_beat_task(world, ready, settings):
+    from django.conf import settings as live_settings
+
+    from gateway.tasks import prune_access_tokens
+
+    assert live_settings.CELERY_BEAT_SCHEDULE["prune-gateway-tokens"]["task"] == prune_access_tokens.name
+    settings.VCPORTAL_GATEWAY_TOKEN_RETENTION = 3600
+    now, survivors = timezone.now(), set()
+    for expires, revoked, survives in [
+        (now + timedelta(hours=1), None, True),
+        (now - timedelta(minutes=59), None, True),  # expired within the retention
+        (now + timedelta(hours=1), now - timedelta(minutes=59), True),  # revoked within it
+        (now - timedelta(minutes=61), None, False),
+        (now + timedelta(hours=1), now - timedelta(minutes=61), False),
+    ]:
+        row, _ = issue_token(actor(world.teammate), ready, Purpose.KUBECONFIG)
+        AccessToken.objects.filter(pk=row.pk).update(expires_at=expires, revoked_at=revoked)
+        if survives:
+            survivors.add(row.pk)
+    assert prune_access_tokens.delay().get() == 2
+    assert set(AccessToken.objects.values_list("pk", flat=True)) == survivors
 
 
 def test_revoking_is_for_the_owner_and_team_admins(world, ready):
