@@ -11,6 +11,7 @@ from accounts.models import AuditEvent
 from gitops import controller, crd
 from gitops.models import VirtualClusterBinding
 from localkube.testing import kubectl
+from provisioning import pipeline
 from vclusters import services
 from vclusters.models import Phase, VCluster
 
@@ -82,7 +83,7 @@ def test_quota_retry_ready_immutable_fields_and_a_portal_side_delete(management,
     vcluster = VCluster.objects.get(team=world.alpha, name="demo")
     assert vcluster.phase == Phase.READY
     status = obj["status"]
-    assert (status["phase"], status["stepsDone"], status["stepsTotal"]) == ("Ready", 8, 8)
+    assert (status["phase"], status["stepsDone"], status["stepsTotal"]) == ("Ready", len(pipeline.PROVISION), len(pipeline.PROVISION))
     assert status["vclusterId"] == vcluster.pk and status["kubeconfigSecretRef"] == {"name": "demo-kubeconfig"}
     assert management.conditions("demo", ns)["Ready"]["status"] == "True"
     assert obj["metadata"]["finalizers"] == [crd.FINALIZER]
