@@ -178,13 +178,8 @@ def ensure_cluster_dns(ctx: Context) -> None:
     (a restart with the address in its config; pods created before keep the host's)."""
     kube = HostKube(ctx.vcluster.kubeconfig)
     for manifest in addons.coredns_manifests(_cluster_dns_image(), CLUSTER_DOMAIN):
-        meta = manifest["metadata"]
-        # The syncer recreates the Service with the host's address, as its own field
-        # manager: applying it again would take the fields back and change it each time.
-        if manifest["kind"] == "Service" and kube.exists("v1", "Service", meta["name"], meta["namespace"]):
-            continue
         if kube.apply(manifest):
-            ctx.changes.append(f"{manifest['kind']} {meta['name']} in the vcluster")
+            ctx.changes.append(f"{manifest['kind']} {manifest['metadata']['name']} in the vcluster")
     deadline = time.monotonic() + settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT
     while (dns_ip := _cluster_dns_ip(ctx)) is None:
         if time.monotonic() > deadline:
