@@ -58,6 +58,11 @@ class Context:
     def host(self) -> HostKube:
         return HostKube(self.placement.host_cluster.kubeconfig)
 
+    @cached_property
+    def vcluster_api(self) -> HostKube:
+        """The vcluster's own API with its admin kubeconfig: only for steps after Kubeconfig."""
+        return HostKube(self.vcluster.kubeconfig)
+
     @property
     def ref(self) -> VClusterRef:
         vc = self.vcluster
@@ -176,7 +181,7 @@ def ensure_cluster_dns(ctx: Context) -> None:
     vcluster's Services from the vcluster's API, and its Service gets the host's
     ClusterIP from the syncer. Once it has, the syncer points every pod's resolver there
     (a restart with the address in its config; pods created before keep the host's)."""
-    kube = HostKube(ctx.vcluster.kubeconfig)
+    kube = ctx.vcluster_api
     for manifest in addons.coredns_manifests(_cluster_dns_image(), CLUSTER_DOMAIN):
         if kube.apply(manifest):
             ctx.changes.append(f"{manifest['kind']} {manifest['metadata']['name']} in the vcluster")
@@ -200,7 +205,7 @@ def _cluster_dns_ip(ctx: Context) -> str | None:
     Service with the host's ClusterIP); None before that, or before there is a vcluster."""
     if not ctx.vcluster.kubeconfig:
         return None
-    virtual = _cluster_ip(HostKube(ctx.vcluster.kubeconfig), "kube-dns", "kube-system")
+    virtual = _cluster_ip(ctx.vcluster_api, "kube-dns", "kube-system")
     host_copy = _cluster_ip(ctx.host, names.host_name("kube-dns", "kube-system", syncer_name(ctx.ref)),
                             ctx.placement.host_namespace)
     return virtual if virtual and virtual == host_copy else None
