@@ -22,6 +22,21 @@ class HostClusterQuerySet(RestrictedQuerySet):
         return self.annotate(load=Count("placements", filter=live))
 
 
+class Runtime(models.TextChoices):
+    """Where a vcluster's control plane and syncer run (provisioning.runtime)."""
+
+    KUBERNETES = "kubernetes", "Pods in the host cluster"
+    LOCAL = "local", "Processes on the worker (development)"
+
+
+class Access(models.TextChoices):
+    """How tenants reach a `kubernetes`-runtime vcluster's API server from outside the host."""
+
+    NODEPORT = "nodeport", "NodePort"
+    LOADBALANCER = "loadbalancer", "LoadBalancer"
+    INGRESS = "ingress", "Ingress (TLS passthrough)"
+
+
 class HostCluster(models.Model):
     """A Kubernetes cluster whose namespaces hold vclusters' workloads."""
 
@@ -35,6 +50,14 @@ class HostCluster(models.Model):
     # What tenants may ask of this host beyond the safe default (syncer.policy);
     # validated by provisioning.services before it is saved.
     tenant_policy = models.JSONField(default=dict, blank=True)
+    # Placements copy the runtime, so changing it affects new vclusters only.
+    runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.KUBERNETES)
+    # The control plane's image; blank: VCPORTAL_RUNTIME_IMAGE, else the one `make images` built.
+    runtime_image = models.CharField(max_length=300, blank=True)
+    access = models.CharField(max_length=20, choices=Access.choices, default=Access.NODEPORT)
+    # nodeport: the node address (IP or DNS name) put in kubeconfigs; ingress: the DNS
+    # domain under which each vcluster gets a name; loadbalancer: unused (the LB's address).
+    access_address = models.CharField(max_length=253, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = HostClusterQuerySet.as_manager()
@@ -73,7 +96,10 @@ class Placement(models.Model):
     # placements of Deleted vclusters stay for their teardown receipts.
     host_cluster = models.ForeignKey(HostCluster, null=True, on_delete=models.SET_NULL, related_name="placements")
     host_namespace = models.CharField(max_length=63)
-    runtime = models.CharField(max_length=20, default="local")
+    runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.LOCAL)
+    # What the `kubernetes` runtime must keep across pods and Services: the vcluster's CA
+    # and service-account keys, its Service's address and node port (JSON). Encrypted.
+    control_plane_state = EncryptedTextField(blank=True, default="")
     # What teardown removed and checked; shown on the vcluster page once Deleted.
     receipt = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
