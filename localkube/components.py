@@ -27,6 +27,7 @@ POD_CIDR = "10.244.0.0/16"
 HEALTH_PATHS = "/healthz,/readyz,/livez"
 SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
 KINE_SOCKET = "kine/kine.sock"  # relative to the state directory
+ADMISSION_PLUGINS = "NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,PodSecurity,NodeRestriction"
 
 
 def kine_endpoint(cluster: LocalCluster, config: ClusterConfig) -> str:
@@ -60,8 +61,7 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
         f"--client-ca-file={pki / 'ca.crt'}",
         "--anonymous-auth=false",
         "--authorization-mode=Node,RBAC",
-        "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
-        "ResourceQuota,PodSecurity,NodeRestriction",
+        f"--enable-admission-plugins={ADMISSION_PLUGINS}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",

@@ -299,6 +299,9 @@ HOSTCLUSTER_STATE_DIR = Path(
 VCPORTAL_VCLUSTER_HOST = env.str("VCPORTAL_VCLUSTER_HOST", default="127.0.0.1")
 VCPORTAL_VCLUSTER_SANS = [VCPORTAL_VCLUSTER_HOST, *env.list("VCPORTAL_VCLUSTER_EXTRA_SANS", default=[])]
 VCPORTAL_CONTROL_PLANE_START_TIMEOUT = _int("VCPORTAL_CONTROL_PLANE_START_TIMEOUT", default=90)
+# The `kubernetes` runtime's image where a host cluster names none; empty: the one
+# `make images` built and pushed to the local registry.
+VCPORTAL_RUNTIME_IMAGE = env.str("VCPORTAL_RUNTIME_IMAGE", default="")
 # The CoreDNS image each vcluster runs (its cluster DNS); empty: the one `make images` built.
 VCPORTAL_CLUSTER_DNS_IMAGE = env.str("VCPORTAL_CLUSTER_DNS_IMAGE", default="")
 VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", default=60)

@@ -31,6 +31,12 @@ EPHEMERAL_STORAGE_PER_POD = 2**30
 # tenant's pods: the quota makes room for it (its limits, one pod) on top of the team's
 # share, so tenants keep all of theirs. Kept in step with localkube.addons by a test.
 CLUSTER_DNS_SHARE = {"cpu_millicores": 100, "memory_bytes": 120 * 2**20, "pods": 1}
+SHARE_KEYS = ("cpu_millicores", "memory_bytes", "storage_bytes", "pods", "nodeports", "loadbalancers")
+
+
+def add_shares(*shares: dict[str, int]) -> dict[str, int]:
+    """The quota's terms (SHARE_KEYS), summed: the team's share and what runs beside it."""
+    return {key: sum(share.get(key, 0) for share in shares) for key in SHARE_KEYS}
 
 
 def host_namespace_name(vcluster_id: int, team_slug: str, vcluster_name: str) -> str:
@@ -99,7 +105,10 @@ def object_counts(pods: int) -> dict[str, str]:
     }
 
 
-def resource_quota(ns: str, owner_labels: dict, *, cpu_millicores: int, memory_bytes: int, storage_bytes: int, pods: int) -> dict:
+def resource_quota(ns: str, owner_labels: dict, *, cpu_millicores: int, memory_bytes: int, storage_bytes: int, pods: int,
+                   nodeports: int = 0, loadbalancers: int = 0) -> dict:
+    """Tenants get no node ports or load balancers of the host; a pod-based control
+    plane's Service may take one (its share)."""
     ephemeral = str(pods * EPHEMERAL_STORAGE_PER_POD)
     hard = {
         "requests.cpu": f"{cpu_millicores}m",
@@ -111,8 +120,8 @@ def resource_quota(ns: str, owner_labels: dict, *, cpu_millicores: int, memory_b
         "limits.ephemeral-storage": ephemeral,
         "pods": str(pods),
         **object_counts(pods),
-        "services.nodeports": "0",
-        "services.loadbalancers": "0",
+        "services.nodeports": str(nodeports),
+        "services.loadbalancers": str(loadbalancers),
     }
     return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("vcluster", ns, owner_labels), "spec": {"hard": hard}}
 

@@ -30,7 +30,7 @@ from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEve
 from . import hosts, manifests, rbac
 from .hostkube import HostKube, is_transient
 from .models import Placement, PodSecurity, TeamPolicy
-from .runtime import RuntimeFailure, VClusterRef, get_runtime, syncer_name
+from .runtime import RuntimeFailure, RuntimeNotReady, VClusterRef, get_runtime, syncer_name
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +66,11 @@ class Context:
     @property
     def ref(self) -> VClusterRef:
         vc = self.vcluster
-        return VClusterRef(vc.pk, vc.name, self.placement.host_namespace, vc.kubernetes_version)
+        return VClusterRef(vc.pk, vc.name, self.placement.host_namespace, vc.kubernetes_version, self.labels)
 
-    @property
+    @cached_property
     def runtime(self):
-        return get_runtime(self.placement.runtime)
+        return get_runtime(self.placement)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -106,19 +106,18 @@ def _ensure_placement(vc: VCluster) -> None:
     namespace = manifests.host_namespace_name(vc.pk, vc.team.slug, vc.name)
     try:
         with transaction.atomic():
-            Placement.objects.create(vcluster=vc, host_cluster=host, host_namespace=namespace)
+            Placement.objects.create(vcluster=vc, host_cluster=host, host_namespace=namespace, runtime=host.runtime)
     except IntegrityError:
         raise Permanent(f"host namespace {namespace} on {host} is already placed for another vcluster") from None
     vc.refresh_from_db()
 
 
 def ensure_quota(ctx: Context) -> None:
-    vc, ns, dns = ctx.vcluster, ctx.placement.host_namespace, manifests.CLUSTER_DNS_SHARE
-    ctx.apply(manifests.resource_quota(
-        ns, ctx.labels, cpu_millicores=vc.cpu_millicores + dns["cpu_millicores"],
-        memory_bytes=vc.memory_bytes + dns["memory_bytes"], storage_bytes=vc.storage_bytes,
-        pods=vc.pods + dns["pods"],
-    ))
+    vc, ns = ctx.vcluster, ctx.placement.host_namespace
+    team_share = {"cpu_millicores": vc.cpu_millicores, "memory_bytes": vc.memory_bytes,
+                  "storage_bytes": vc.storage_bytes, "pods": vc.pods}
+    total = manifests.add_shares(team_share, manifests.CLUSTER_DNS_SHARE, ctx.runtime.quota_share())
+    ctx.apply(manifests.resource_quota(ns, ctx.labels, **total))
     ctx.apply(manifests.limit_range(ns, ctx.labels))
 
 
@@ -377,6 +376,9 @@ def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None
     except (Transient, Permanent) as exc:
         _record_error(record, exc, transient=isinstance(exc, Transient) or permanent_is_transient)
         raise Transient(str(exc)) if permanent_is_transient else exc
+    except RuntimeNotReady as exc:
+        _record_error(record, exc, transient=True)
+        raise Transient(f"{step.name}: {exc}") from None
     except RuntimeFailure as exc:
         _record_error(record, exc, transient=permanent_is_transient)
         raise Transient(str(exc)) if permanent_is_transient else Permanent(f"{step.name}: {exc}") from None

@@ -1,9 +1,13 @@
 """Where a vcluster's control plane and syncer run.
 
-`ControlPlaneRuntime` is what the pipeline needs; `LocalProcessRuntime` runs both as
-processes on this machine with localkube, one state directory per vcluster under
-VCPORTAL_VAR_DIR/vclusters/<id>/. A runtime that runs them as a StatefulSet in the
-host namespace would implement the same methods and nothing else would change.
+`ControlPlaneRuntime` is what the pipeline needs. Each host cluster chooses one, and
+each placement keeps the choice it was made with:
+
+- `kubernetes` (provisioning.kuberuntime): a StatefulSet in the vcluster's host
+  namespace; production's runtime, and `make run`'s.
+- `local` (`LocalProcessRuntime`, here): processes on the worker's machine with
+  localkube, one state directory per vcluster under VCPORTAL_VAR_DIR/vclusters/<id>/;
+  for development and for tests on hosts whose nodes are all kwok's.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import dataclasses
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -33,16 +37,26 @@ class RuntimeFailure(RuntimeError):
     """A permanent runtime failure; the message is shown to the user."""
 
 
+class RuntimeNotReady(RuntimeError):
+    """Not there yet (a pod starting, a volume being deleted): worth retrying later."""
+
+
 @dataclass(frozen=True)
 class VClusterRef:
     id: int
     name: str
     host_namespace: str
     kubernetes_version: str
+    # The ownership marks of the vcluster's host objects (manifests.labels).
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 class ControlPlaneRuntime(Protocol):
     name: str
+
+    def quota_share(self) -> dict[str, int]:
+        """What the control plane takes of the host namespace's quota, in
+        manifests.SHARE_KEYS terms (the quota is raised by that much)."""
 
     def ensure_control_plane(self, vc: VClusterRef) -> bool:
         """Start the control plane unless it runs; True if it had to be started."""
@@ -80,6 +94,9 @@ class LocalProcessRuntime:
 
     def _dir(self, vc: VClusterRef) -> Path:
         return self.root / str(vc.id)
+
+    def quota_share(self) -> dict[str, int]:
+        return {}  # nothing of it runs in the host namespace
 
     def _cluster(self, vc: VClusterRef) -> LocalCluster:
         return LocalCluster(self._dir(vc) / "controlplane")
@@ -221,7 +238,12 @@ def syncer_name(vc: VClusterRef) -> str:
     return f"vc{vc.id}"
 
 
-def get_runtime(name: str = "local") -> ControlPlaneRuntime:
-    if name != LocalProcessRuntime.name:
-        raise RuntimeFailure(f"unknown control plane runtime {name!r}")
-    return LocalProcessRuntime()
+def get_runtime(placement) -> ControlPlaneRuntime:
+    """The runtime a placement was made with, on its host cluster."""
+    if placement.runtime == LocalProcessRuntime.name:
+        return LocalProcessRuntime()
+    if placement.runtime == "kubernetes":
+        from .kuberuntime import KubernetesRuntime  # it imports this module
+
+        return KubernetesRuntime(placement.host_cluster)
+    raise RuntimeFailure(f"unknown control plane runtime {placement.runtime!r}")

@@ -1,0 +1,296 @@
+"""The `kubernetes` runtime: each vcluster's control plane and syncer run as one pod of a
+StatefulSet in its host namespace (the objects are provisioning.controlplane's).
+
+The worker only talks to the host's API and, to check readiness, to the vcluster's API
+server where tenants reach it; nothing of a vcluster runs on the worker, so workers
+are interchangeable and the host cluster is what scales.
+
+What must outlive pods and Services is kept in the portal's database, encrypted
+(Placement.control_plane_state): the vcluster's CA and service-account keys, the
+Service's address and node port. So a deleted Secret comes back byte for byte, a
+deleted Service comes back on the same address and port, and kubeconfigs issued before
+stay valid. kine's data lives on the PVC: a new pod finds the cluster as it was.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from kubernetes.client import DiscoveryV1Api
+from kubernetes.client.rest import ApiException
+
+from localkube import images
+from syncer.policy import TenantPolicy
+
+from . import controlplane as cp
+from .hostkube import HostKube
+from .manifests import ownership_conflict, selector
+from .models import HostCluster, Placement
+from .runtime import RuntimeFailure, RuntimeNotReady, VClusterRef, syncer_name
+
+POLL = 0.25
+
+
+class KubernetesRuntime:
+    name = "kubernetes"
+
+    def __init__(self, host: HostCluster):
+        self.host = host
+        self.kube = HostKube(host.kubeconfig)
+        self.access = cp.Access(host.access, host.access_address)
+
+    # State kept in the database ---------------------------------------------
+    def _load(self, vc: VClusterRef) -> dict:
+        text = Placement.objects.filter(vcluster_id=vc.id).values_list("control_plane_state", flat=True).first()
+        return json.loads(text) if text else {}
+
+    def _save(self, vc: VClusterRef, state: dict) -> None:
+        Placement.objects.filter(vcluster_id=vc.id).update(control_plane_state=json.dumps(state))
+
+    def image(self) -> str:
+        try:
+            return self.host.runtime_image or settings.VCPORTAL_RUNTIME_IMAGE or images.reference("vcluster-runtime")
+        except images.ImagesMissing as exc:
+            raise RuntimeFailure(f"{exc} Or set the host cluster's runtime image.") from None
+
+    # ControlPlaneRuntime -----------------------------------------------------
+    def quota_share(self) -> dict[str, int]:
+        return cp.share(self.access)
+
+    def ensure_control_plane(self, vc: VClusterRef) -> bool:
+        state = self._load(vc)
+        changed = self._ensure_service(vc, state)
+        address = self._access_address(vc, state)
+        names = cp.server_names(vc.host_namespace, state["service_ip"], address)
+        if "keys" not in state:
+            state["keys"] = cp.new_keys(vc.name, names)
+        elif state.get("names") != names:
+            state["keys"] = cp.reissue_api_certificate(state["keys"], names)
+        state.update(names=names, address=address)
+        self._save(vc, state)  # before any object names these keys
+        changed |= self._apply_pod(vc, state, self.host.policy())
+        self._wait(vc, lambda: self._readyz(state) == 200, "the API server does not answer /readyz")
+        return changed
+
+    def control_plane_running(self, vc: VClusterRef) -> bool:
+        state = self._load(vc)
+        return "keys" in state and self._readyz(state) == 200
+
+    def server(self, vc: VClusterRef) -> str:
+        state = self._load(vc)
+        return self._server(state) if "address" in state else ""
+
+    def _server(self, state: dict) -> str:
+        return cp.server_url(cp.Access(self.access.mode, state["address"]), state.get("node_port"))
+
+    def admin_kubeconfig(self, vc: VClusterRef) -> str:
+        state = self._load(vc)
+        return cp.admin_kubeconfig(state["keys"], vc.name, self._server(state))
+
+    def pod_api_endpoint(self, vc: VClusterRef) -> tuple[str, int]:
+        return self._load(vc)["service_ip"], cp.SERVICE_PORT
+
+    def ensure_syncer(
+        self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy, dns_ip: str | None,
+    ) -> bool:
+        """The syncer runs in the control plane's pod with in-cluster credentials
+        (`host_kubeconfig` is not needed); this keeps its config current, which rolls
+        the pod when it changes."""
+        state = self._load(vc)
+        if state.get("dns_ip") != dns_ip:
+            state["dns_ip"] = dns_ip
+            self._save(vc, state)
+        return self._apply_pod(vc, state, policy)
+
+    def syncer_running(self, vc: VClusterRef) -> bool:
+        """Ready once the pod made from the current config has a ready syncer."""
+        pod = self._pod(vc)
+        if pod is None or (pod.metadata.annotations or {}).get(cp.CONFIG_HASH) != self._load(vc).get("hash"):
+            return False
+        return any(s.name == "syncer" and s.ready for s in pod.status.container_statuses or [])
+
+    def destroy(self, vc: VClusterRef) -> list[str]:
+        """Delete the pod first (nothing may hold the claim), then every object, then
+        wait until the claim's volume is gone: the provisioner removes its data."""
+        ns, removed = vc.host_namespace, []
+        claims = self._claims(vc)
+        if self._delete_ours(vc, "apps/v1", "StatefulSet", cp.STATEFULSET):
+            removed.append(f"StatefulSet {ns}/{cp.STATEFULSET}")
+        for pod in self._pods(vc):
+            self.kube.core.delete_namespaced_pod(pod, ns, grace_period_seconds=0, _request_timeout=10)
+            removed.append(f"Pod {ns}/{pod}")
+        for api_version, kind, name in (
+            ("v1", "Service", cp.SERVICE), ("networking.k8s.io/v1", "Ingress", cp.SERVICE),
+            ("networking.k8s.io/v1", "NetworkPolicy", cp.POLICY),
+            ("v1", "Secret", cp.PKI_SECRET), ("v1", "Secret", cp.SYNCER_SECRET),
+            *(("v1", "PersistentVolumeClaim", claim) for claim in claims),
+        ):
+            if self._delete_ours(vc, api_version, kind, name):
+                removed.append(f"{kind} {ns}/{name}")
+        kept = self._wait_volumes_gone(vc, claims)
+        removed += [f"PersistentVolume {pv} and its volume" for pv in claims.values() if pv and pv not in kept]
+        removed += [f"nothing: PersistentVolume {pv} is kept, its reclaim policy is Retain" for pv in kept]
+        if Placement.objects.filter(vcluster_id=vc.id).exclude(control_plane_state="").update(control_plane_state=""):
+            removed.append("the control plane's keys stored by the portal")
+        return removed
+
+    # Objects ---------------------------------------------------------------
+    def _ensure_service(self, vc: VClusterRef, state: dict) -> bool:
+        ns = vc.host_namespace
+        manifest = cp.service(ns, vc.labels, self.access, state.get("service_ip"), state.get("node_port"))
+        try:
+            changed = self.kube.apply(manifest)
+        except ApiException as exc:
+            if exc.status != 422 or not state.get("service_ip"):
+                raise
+            # The old address or port was taken meanwhile: take new ones, and reissue.
+            changed = self.kube.apply(cp.service(ns, vc.labels, self.access, None, None))
+        service = self.kube.core.read_namespaced_service(cp.SERVICE, ns, _request_timeout=10)
+        state["service_ip"] = service.spec.cluster_ip
+        state["node_port"] = service.spec.ports[0].node_port
+        state["lb_address"] = _load_balancer_address(service)
+        return changed
+
+    def _access_address(self, vc: VClusterRef, state: dict) -> str:
+        if self.access.mode == "ingress":
+            return cp.ingress_host(vc.host_namespace, self.access.address)
+        if self.access.mode == "loadbalancer":
+            if not state["lb_address"]:
+                raise RuntimeNotReady(f"Service {vc.host_namespace}/{cp.SERVICE} has no load balancer address yet")
+            return state["lb_address"]
+        return self.access.address
+
+    def _apply_pod(self, vc: VClusterRef, state: dict, policy: TenantPolicy) -> bool:
+        """Apply the Secrets, policy, ingress and StatefulSet for `state`; True if any changed."""
+        ns, labels = vc.host_namespace, vc.labels
+        syncer_files = cp.syncer_files(
+            vcluster=syncer_name(vc), namespace=ns, service_ip=state["service_ip"],
+            host_server=self._host_server(), policy=policy, dns_ip=state.get("dns_ip"),
+        )
+        state["hash"] = cp.config_hash(state["keys"], syncer_files)
+        self._save(vc, state)
+        manifests = [
+            cp.secret(cp.PKI_SECRET, ns, labels, state["keys"]),
+            cp.secret(cp.SYNCER_SECRET, ns, labels, syncer_files),
+            cp.network_policy(ns, labels, self._host_api_endpoints()),
+        ]
+        if self.access.mode == "ingress":
+            manifests.append(cp.ingress(ns, labels, state["address"]))
+        manifests.append(cp.statefulset(ns, labels, image=self.image(), storage_class=None, hash_=state["hash"]))
+        changed = False
+        for manifest in manifests:
+            changed |= self.kube.apply(manifest)
+        return changed
+
+    def _host_server(self) -> str:
+        """The host API as pods reach it: the `kubernetes` Service, by address (the pod
+        resolves no names: the namespace's policies keep it from the host's DNS)."""
+        service = self.kube.core.read_namespaced_service("kubernetes", "default", _request_timeout=10)
+        return f"https://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+
+    def _host_api_endpoints(self) -> list[tuple[str, int]]:
+        """Where the `kubernetes` Service leads: NetworkPolicies see traffic after the
+        Service's address is translated, so the syncer's egress names these."""
+        slices = DiscoveryV1Api(self.kube.api).list_namespaced_endpoint_slice(
+            "default", label_selector="kubernetes.io/service-name=kubernetes", _request_timeout=10).items
+        return sorted({(address, port.port) for s in slices for e in s.endpoints or [] for address in e.addresses
+                       for port in s.ports or []})
+
+    # Reading the pod -------------------------------------------------------
+    def _pod(self, vc: VClusterRef):
+        try:
+            return self.kube.core.read_namespaced_pod(cp.POD, vc.host_namespace, _request_timeout=10)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _pods(self, vc: VClusterRef) -> list[str]:
+        label = f"{cp.COMPONENT_LABEL}=control-plane"
+        pods = self.kube.core.list_namespaced_pod(vc.host_namespace, label_selector=label, _request_timeout=10)
+        return [p.metadata.name for p in pods.items]
+
+    def _claims(self, vc: VClusterRef) -> dict[str, str | None]:
+        """The control plane's claims and their volumes' names."""
+        claims = self.kube.core.list_namespaced_persistent_volume_claim(
+            vc.host_namespace, label_selector=selector(vc.id, settings.VCPORTAL_INSTALLATION), _request_timeout=10)
+        return {c.metadata.name: c.spec.volume_name for c in claims.items}
+
+    def _readyz(self, state: dict) -> int | None:
+        """What the API server answers on /readyz where tenants reach it, verified
+        against the vcluster's CA; None if nothing answers."""
+        url = urlsplit(self._server(state))
+        context = ssl.create_default_context(cadata=state["keys"]["ca.crt"])
+        connection = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context, timeout=2)
+        try:
+            connection.request("GET", "/readyz")
+            return connection.getresponse().status
+        except OSError:
+            return None
+        finally:
+            connection.close()
+
+    def _wait(self, vc: VClusterRef, done: Callable[[], bool], what: str) -> None:
+        timeout = settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeNotReady(f"{what} after {timeout}s; {self._pod_problem(vc)}")
+            time.sleep(POLL)
+
+    def _pod_problem(self, vc: VClusterRef) -> str:
+        """What holds the pod up, in a line a person can act on."""
+        pod = self._pod(vc)
+        if pod is None:
+            return f"there is no pod {vc.host_namespace}/{cp.POD} yet"
+        for status in pod.status.container_statuses or []:
+            waiting = status.state.waiting if status.state else None
+            if waiting and waiting.reason not in (None, "ContainerCreating"):
+                return f"container {status.name}: {waiting.reason}: {waiting.message or ''}".strip()
+        for condition in pod.status.conditions or []:
+            if condition.status != "True" and condition.message:
+                return f"pod {cp.POD}: {condition.message}"
+        return f"pod {cp.POD} is {pod.status.phase}"
+
+    # Teardown --------------------------------------------------------------
+    def _delete_ours(self, vc: VClusterRef, api_version: str, kind: str, name: str) -> bool:
+        existing = self.kube.labels_of(api_version, kind, name, vc.host_namespace)
+        if existing is None or ownership_conflict(existing, vc.labels):
+            return False
+        return self.kube.delete(api_version, kind, name, vc.host_namespace)
+
+    def _wait_volumes_gone(self, vc: VClusterRef, claims: dict[str, str | None]) -> set[str]:
+        """Wait until the pods, claims and (unless retained) volumes are gone; returns
+        the retained volumes."""
+        volumes = {pv for pv in claims.values() if pv}
+        retained = {pv for pv in volumes if self._reclaim_policy(pv) == "Retain"}
+        deadline = time.monotonic() + settings.VCPORTAL_NAMESPACE_DELETE_TIMEOUT
+        while self._pods(vc) or self._claims(vc) or any(self._reclaim_policy(pv) for pv in volumes - retained):
+            if time.monotonic() > deadline:
+                raise RuntimeNotReady("the control plane's pod, claim or volume is still being deleted")
+            time.sleep(POLL)
+        return retained
+
+    def _reclaim_policy(self, pv: str) -> str | None:
+        """The volume's reclaim policy; None once it is gone."""
+        try:
+            volume = self.kube.core.read_persistent_volume(pv, _request_timeout=10)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return volume.spec.persistent_volume_reclaim_policy
+
+
+def _load_balancer_address(service) -> str:
+    for entry in (service.status.load_balancer.ingress or []) if service.status.load_balancer else []:
+        if entry.ip or entry.hostname:
+            return entry.ip or entry.hostname
+    return ""
+

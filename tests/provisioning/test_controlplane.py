@@ -1,0 +1,164 @@
+"""The `kubernetes` runtime's objects (provisioning.controlplane): pure functions, plus
+one check by a real API server that its pod is admitted under Pod Security `restricted`."""
+
+import base64
+import ipaddress
+
+import pytest
+import yaml
+from cryptography import x509
+from kubernetes import client
+
+from provisioning import controlplane as cp
+from provisioning import manifests
+from syncer.config import load
+from syncer.kube import load_kubeconfig
+from syncer.policy import TenantPolicy
+
+LABELS = manifests.labels(7, "alpha", "test")
+NS = "vc-7-alpha-dev"
+
+
+def pod_spec(**kwargs) -> dict:
+    return cp.statefulset(NS, LABELS, image="registry/runtime:1", storage_class=None, hash_="h", **kwargs)[
+        "spec"]["template"]["spec"]
+
+
+def sans(cert_pem: str) -> set[str]:
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(n.value) if isinstance(n.value, ipaddress.IPv4Address) else n.value for n in names}
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return cp.new_keys("dev", cp.server_names(NS, "10.96.3.4", "203.0.113.9"))
+
+
+def test_every_container_is_restricted_and_bounded():
+    spec = pod_spec()
+    assert spec["securityContext"]["runAsNonRoot"] and spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    for container in spec["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+        assert context["readOnlyRootFilesystem"] is True
+        for bound in ("requests", "limits"):
+            assert set(container["resources"][bound]) == {"cpu", "memory", "ephemeral-storage"}, container["name"]
+
+
+def test_quota_share_is_the_pods_limits_and_its_service():
+    spec = pod_spec()
+    share = cp.share(cp.Access("nodeport", "198.51.100.1"))
+    assert share["cpu_millicores"] == sum(cp._millicores(c["resources"]["limits"]["cpu"]) for c in spec["containers"])
+    assert share["memory_bytes"] == sum(cp._bytes(c["resources"]["limits"]["memory"]) for c in spec["containers"])
+    assert (share["pods"], share["nodeports"], share["loadbalancers"]) == (1, 1, 0)
+    assert cp.share(cp.Access("loadbalancer"))["loadbalancers"] == 1
+    assert cp.share(cp.Access("ingress", "vc.example.com"))["nodeports"] == 0
+
+
+def test_each_container_mounts_only_the_keys_it_needs():
+    spec = pod_spec()
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounted = {}
+    for container in spec["containers"]:
+        for mount in container["volumeMounts"]:
+            volume = volumes.get(mount["name"], {})  # "data" is the claim template
+            if volume.get("secret", {}).get("secretName") == cp.PKI_SECRET:
+                mounted[container["name"]] = {item["key"] for item in volume["secret"]["items"]}
+    assert "kine" not in mounted
+    assert [name for name, files in mounted.items() if "ca.key" in files] == ["kube-controller-manager"]
+    token_holders = [c["name"] for c in spec["containers"] if any(m["name"] == "host-token" for m in c["volumeMounts"])]
+    assert token_holders == ["syncer"], "only the syncer holds host credentials"
+
+
+def test_only_the_api_port_is_offered_beyond_the_pod():
+    spec = pod_spec()
+    assert [p["containerPort"] for c in spec["containers"] for p in c.get("ports", [])] == [cp.API_PORT]
+    commands = " ".join(" ".join(c["command"]) for c in spec["containers"])
+    assert "--listen-address=127.0.0.1:2379" in commands and "--bind-address=127.0.0.1" in commands
+    policy = cp.network_policy(NS, LABELS, [("192.0.2.10", 6443)])
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": cp.API_PORT}]}]
+    assert policy["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "192.0.2.10/32"}}]
+
+
+def test_api_certificate_names_every_way_in(keys):
+    names = sans(keys["kube-apiserver.crt"])
+    assert {"10.96.3.4", "203.0.113.9", "127.0.0.1", "kubernetes.default.svc", f"{cp.SERVICE}.{NS}.svc"} <= names
+    again = cp.reissue_api_certificate(keys, cp.server_names(NS, "10.96.3.4", "vc.example.com"))
+    assert "vc.example.com" in sans(again["kube-apiserver.crt"]) and again["ca.key"] == keys["ca.key"]
+
+
+def test_admin_kubeconfig_is_signed_by_the_vclusters_ca(keys):
+    doc = yaml.safe_load(cp.admin_kubeconfig(keys, "dev", "https://203.0.113.9:30443"))
+    assert doc["clusters"][0]["cluster"]["server"] == "https://203.0.113.9:30443"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(doc["users"][0]["user"]["client-certificate-data"]))
+    ca = x509.load_pem_x509_certificate(keys["ca.crt"].encode())
+    cert.verify_directly_issued_by(ca)
+    assert "system:masters" in cert.subject.rfc4514_string()
+
+
+def test_server_url_per_access_mode():
+    assert cp.server_url(cp.Access("nodeport", "198.51.100.1"), 31000) == "https://198.51.100.1:31000"
+    assert cp.server_url(cp.Access("loadbalancer", "lb.example.com"), 31000) == "https://lb.example.com"
+    host = cp.ingress_host(NS, "vc.example.com")
+    assert cp.server_url(cp.Access("ingress", host), None) == f"https://{NS}.vc.example.com"
+
+
+def test_syncer_files_are_a_valid_config_with_in_cluster_credentials(tmp_path):
+    files = cp.syncer_files(vcluster="vc7", namespace=NS, service_ip="10.96.3.4", host_server="https://10.96.0.1:443",
+                            policy=TenantPolicy(), dns_ip=None)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    config = load(tmp_path / "syncer.yaml")
+    assert config.api_address() == ("10.96.3.4", cp.SERVICE_PORT) and config.host_namespace == NS
+    host = yaml.safe_load(files["host.kubeconfig"])
+    assert host["users"][0]["user"] == {"tokenFile": f"{cp.HOST_TOKEN_DIR}/token"}
+    (tmp_path / "token").write_text("t0ken\n")
+    (tmp_path / "ca.crt").write_text(cp.new_keys("x", ["127.0.0.1"])["ca.crt"])
+    text = files["host.kubeconfig"].replace(cp.HOST_TOKEN_DIR, str(tmp_path))
+    (tmp_path / "host.kubeconfig").write_text(text)
+    assert load_kubeconfig(tmp_path / "host.kubeconfig").token == "t0ken"
+
+
+def test_config_hash_follows_the_mounted_files(keys):
+    files = {"syncer.yaml": "a"}
+    assert cp.config_hash(keys, files) == cp.config_hash(dict(keys), dict(files))
+    assert cp.config_hash(keys, files) != cp.config_hash(keys, {"syncer.yaml": "b"})
+
+
+def test_recreated_service_asks_for_its_old_address_and_port():
+    access = cp.Access("nodeport", "198.51.100.1")
+    spec = cp.service(NS, LABELS, access, "10.96.3.4", 31000)["spec"]
+    assert spec["clusterIP"] == "10.96.3.4" and spec["ports"][0]["nodePort"] == 31000 and spec["type"] == "NodePort"
+    assert "clusterIP" not in cp.service(NS, LABELS, access, None, None)["spec"]
+    assert cp.service(NS, LABELS, cp.Access("ingress", "x"), "10.96.3.4", 31000)["spec"]["type"] == "ClusterIP"
+
+
+def test_quota_makes_room_for_the_control_planes_node_port():
+    total = manifests.add_shares({"cpu_millicores": 1000, "pods": 5}, cp.share(cp.Access("nodeport", "a")))
+    hard = manifests.resource_quota(NS, LABELS, **total)["spec"]["hard"]
+    assert hard["services.nodeports"] == "1" and hard["services.loadbalancers"] == "0" and hard["pods"] == "6"
+
+
+def test_restricted_pod_security_admits_the_pod(host_cluster):
+    """The host's PodSecurity admission judges the pod template (server-side dry run)."""
+    api = host_cluster.api_client()
+    core = client.CoreV1Api(api)
+    ns = "cp-restricted-check"
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn")}
+    try:
+        core.create_namespace({"metadata": {"name": ns, "labels": labels}})
+    except client.ApiException as exc:
+        assert exc.status == 409
+    try:
+        core.create_namespaced_service_account(ns, {"metadata": {"name": "vcportal-syncer"}})
+    except client.ApiException as exc:
+        assert exc.status == 409
+    template = cp.statefulset(ns, LABELS, image="registry/runtime:1", storage_class=None, hash_="h")["spec"]["template"]
+    spec = {**template["spec"], "volumes": [*template["spec"]["volumes"],
+                                            {"name": cp.DATA, "emptyDir": {}}]}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "control-plane", "namespace": ns}, "spec": spec}
+    created = core.create_namespaced_pod(ns, pod, dry_run="All")
+    assert created.metadata.name == "control-plane"
