@@ -181,6 +181,9 @@ runtime_rootfs() { # runtime_rootfs DIR
   tar -C "$site_packages" -cf - --exclude=__pycache__ yaml _yaml urllib3 | tar -C "$lib/site-packages" -xf -
   (cd "$root" && find syncer -name '*.py' -exec cp --parents {} "$rootfs/app/" \;)
   copy_shared_libraries "$rootfs"
+  # pyenv builds Python with debug symbols: three quarters of libpython's size.
+  strip --strip-unneeded "$rootfs/usr/local/bin/python3" "$rootfs/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0" \
+    "$lib"/lib-dynload/*.so
   # Bytecode now, checked against nothing at run time: the root filesystem is read-only
   # and its sources never change, so start-up compiles nothing.
   "$python_home/bin/python3.11" -m compileall -q -j 0 --invalidation-mode unchecked-hash \
