@@ -1,5 +1,5 @@
-"""What a host cluster with a real node runs through its API: cluster DNS, and the
-rights of the NetworkPolicy enforcer.
+"""What a host cluster with a real node runs through its API: cluster DNS, the
+rights of the NetworkPolicy enforcer, and dynamic volumes.
 
 CoreDNS runs as a Deployment in kube-system. The Service `kube-dns` has the address
 the kubelet writes into every pod's resolv.conf (realnode.CLUSTER_DNS_IP). CoreDNS
@@ -8,12 +8,21 @@ resolver, so other names fail fast. The enforcer (kube-router, a process on the 
 reads pods, namespaces, nodes and NetworkPolicies as `system:kube-router`.
 Provisioning runs the same CoreDNS inside every vcluster (`coredns_manifests`).
 
+Volumes come from rancher's local-path-provisioner, as on k3s or kind: the StorageClass
+`local-path` is the default, so a StatefulSet's PVC binds as on any real cluster. It
+waits for the first consumer, so the volume is a directory on the real node, made
+by a short-lived busybox helper pod, and it is deleted with its PV (reclaimPolicy
+Delete). The provisioner itself only talks to the API: it runs as non-root on a
+read-only root filesystem; its helper pods (root, a hostPath of the volumes
+directory) run in its own namespace, get no API token, and are its only pods.
+
 Applied with `kubectl apply --server-side`, so a start after a `make images` that
 built a new CoreDNS image rolls the Deployment to it.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -125,6 +134,134 @@ spec:
   - {name: dns-tcp, port: 53, protocol: TCP}
 """
 
+LOCAL_PATH_NAMESPACE = "local-path-storage"
+LOCAL_PATH_STORAGE_CLASS = "local-path"
+
+LOCAL_PATH_STORAGE = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: local-path-storage
+  # its helper pods mount the volumes directory of the node
+  labels: {pod-security.kubernetes.io/enforce: privileged}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, create, delete]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [local-path-config]
+  verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: local-path-provisioner}
+subjects: [{kind: ServiceAccount, name: local-path-provisioner, namespace: local-path-storage}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "vcportal:local-path-provisioner"}
+rules:
+- apiGroups: [""]
+  resources: [persistentvolumeclaims, nodes]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "vcportal:local-path-provisioner"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "vcportal:local-path-provisioner"}
+subjects: [{kind: ServiceAccount, name: local-path-provisioner, namespace: local-path-storage}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: local-path-config, namespace: local-path-storage}
+data:
+  config.json: "filled in by local_path_manifests"
+  setup: |-
+    #!/bin/sh
+    set -eu
+    mkdir -m 0777 -p "$VOL_DIR"
+  teardown: |-
+    #!/bin/sh
+    set -eu
+    rm -rf "$VOL_DIR"
+  helperPod.yaml: |-
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: helper-pod}
+    spec:
+      automountServiceAccountToken: false
+      priorityClassName: system-node-critical
+      containers:
+      - name: helper-pod
+        image: HELPER_IMAGE
+        resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 100m, memory: 64Mi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: local-path-provisioner, namespace: local-path-storage}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: local-path-provisioner}}
+  template:
+    metadata: {labels: {app: local-path-provisioner}}
+    spec:
+      serviceAccountName: local-path-provisioner
+      priorityClassName: system-cluster-critical
+      nodeSelector: {kubernetes.io/hostname: NODE}
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65534
+        runAsGroup: 65534
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: local-path-provisioner
+        image: IMAGE
+        args: [start, --config, /etc/config/config.json, --service-account-name, local-path-provisioner,
+               --helper-image, HELPER_IMAGE]
+        env:
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+        - {name: CONFIG_MOUNT_PATH, value: /etc/config/}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        resources: {requests: {cpu: 10m, memory: 32Mi}, limits: {cpu: 200m, memory: 128Mi}}
+        volumeMounts: [{name: config, mountPath: /etc/config, readOnly: true}]
+      volumes: [{name: config, configMap: {name: local-path-config}}]
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-path
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+"""
+
 
 def coredns_manifests(image: str, domain: str, service_ip: str | None = None) -> list[dict]:
     """CoreDNS answering for `domain`; its Service at `service_ip`, or wherever the
@@ -135,9 +272,23 @@ def coredns_manifests(image: str, domain: str, service_ip: str | None = None) ->
     return manifests
 
 
-def deploy(kubectl: Path, kubeconfig: Path, image: str, service_ip: str, domain: str) -> None:
+def local_path_manifests(image: str, helper_image: str, node: str, volumes_dir: Path) -> list[dict]:
+    """The provisioner on `node`, making each volume a directory in `volumes_dir` there."""
+    manifests = list(yaml.safe_load_all(
+        LOCAL_PATH_STORAGE.replace("HELPER_IMAGE", helper_image).replace("IMAGE", image).replace("NODE", node)
+    ))
+    config = next(m for m in manifests if m["kind"] == "ConfigMap")
+    config["data"]["config.json"] = json.dumps(
+        {"nodePathMap": [{"node": node, "paths": [str(volumes_dir)]}]}, indent=2
+    )
+    return manifests
+
+
+def deploy(kubectl: Path, kubeconfig: Path, image: str, service_ip: str, domain: str,
+           storage: list[dict]) -> None:
+    """Apply the enforcer's RBAC, CoreDNS (`image`) and `storage` (local_path_manifests)."""
     manifest = ENFORCER.format(enforcer=ENFORCER_USER) + "---\n" + yaml.safe_dump_all(
-        coredns_manifests(image, domain, service_ip))
+        coredns_manifests(image, domain, service_ip) + storage)
     result = subprocess.run(
         [str(kubectl), f"--kubeconfig={kubeconfig}", "apply", "--server-side",
          "--field-manager=localkube", "--force-conflicts", "-f", "-"],

@@ -9,6 +9,8 @@ The node is a network namespace (see network.py) and a directory, `<state>/node`
     pod-logs/     container logs, as /var/log/pods on a node
     cni/          the bridge network's config and host-local's address leases
     runc/         runc's container state
+    local-path/   the volumes of the default StorageClass (addons.py), one directory
+                  a PV: kept across restarts, removed with their PVs or the state directory
 
 containerd's sockets are in /run/vcp-<id>, as socket paths must be short. Nothing
 lives in the machine-wide defaults (/var/lib/kubelet, /run/containerd,
@@ -83,6 +85,10 @@ class RealNode:
     def cgroup_name(self) -> str:
         return f"vcportal-{self.link.cluster_id}"
 
+    @property
+    def volumes_dir(self) -> Path:
+        return self._path("local-path")
+
     def _path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
 
@@ -90,7 +96,7 @@ class RealNode:
     def start(self, deadline: float) -> None:
         """Bring the node up (what runs already is left alone) and return once it is
         Ready, the `kubernetes` Service leads to the API server, NetworkPolicies are
-        enforced and CoreDNS answers."""
+        enforced, CoreDNS answers and volumes can be provisioned."""
         node_bin = binaries.node_bin_dir()
         binaries.require(self.cluster.bin_dir, binaries.NODE_COMPONENTS)
         images.check_registry()
@@ -110,9 +116,14 @@ class RealNode:
         addons.deploy(
             self.cluster.bin_dir / "kubectl", self.cluster.admin_kubeconfig,
             images.reference("coredns"), CLUSTER_DNS_IP, CLUSTER_DOMAIN,
+            addons.local_path_manifests(
+                images.reference("local-path-provisioner"), images.reference("busybox"), NODE_NAME, self.volumes_dir
+            ),
         )
         self._spawn("kube-router", node_bin)  # once its RBAC exists
         self._wait("kubelet", lambda: _deployment_available(api, "kube-system", "coredns"), deadline)
+        self._wait("kubelet", lambda: _deployment_available(
+            api, addons.LOCAL_PATH_NAMESPACE, "local-path-provisioner"), deadline)
 
     def _spawn(self, name: str, node_bin: Path) -> None:
         if self.cluster.processes.pid(name) is not None:
@@ -144,7 +155,7 @@ class RealNode:
 
     # Files ----------------------------------------------------------------
     def _write_files(self, node_bin: Path, api_port: int) -> None:
-        for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "runc", "pki"):
+        for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "runc", "pki", "local-path"):
             self._path(sub).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.run_dir.mkdir(mode=0o700, exist_ok=True)
         server = f"https://{self.link.host_ip}:{api_port}"

@@ -5,6 +5,11 @@
 #   pause    the pod sandbox image containerd starts first in every pod: busybox's
 #            shell waiting for a signal (Kubernetes' own pause is C, not a Go module)
 #   coredns  the CoreDNS binary built by `make kube`
+#   local-path-provisioner  the embedded host's dynamic volume provisioner, built by `make kube`
+#   vcluster-runtime  a vcluster's control plane and syncer in one image: kine,
+#            kube-apiserver and kube-controller-manager as `make kube` built them, this
+#            machine's Python with a trimmed stdlib, PyYAML, urllib3 and the syncer
+#            package (Dockerfile.runtime builds the same for a real registry)
 # Images are assembled with umoci (an OCI layout, one layer each) and pushed with
 # skopeo. A tag is the upstream version plus a hash of everything that goes into the
 # image, so an image already in the registry is never rebuilt. The registry keeps its
@@ -27,6 +32,7 @@ log() { echo "images: $*" >&2; }
 
 "$root/scripts/services.sh" install images
 node_bin="$("$root/tools/kube/build.sh" node | tail -n 1)"
+kube_bin="$("$root/tools/kube/build.sh" | tail -n 1)"
 
 registry_up() { curl -fsS -o /dev/null "http://$registry/v2/"; }
 
@@ -117,12 +123,101 @@ coredns_image() {
   echo "$registry/coredns:$tag"
 }
 
+local_path_image() {
+  local src="$node_bin/local-path-provisioner" tag
+  tag="${LOCAL_PATH_PROVISIONER_VERSION#v}-$(content_hash "$src")"
+  if ! in_registry local-path-provisioner "$tag"; then
+    log "building local-path-provisioner:$tag"
+    local rootfs; rootfs="$(mktemp -d)"
+    mkdir -p "$rootfs/usr/local/bin"
+    cp "$src" "$rootfs/usr/local/bin/local-path-provisioner"
+    base_files "$rootfs"
+    publish local-path-provisioner "$tag" "$rootfs" --config.entrypoint /usr/local/bin/local-path-provisioner
+    rm -rf "$rootfs"
+  fi
+  echo "$registry/local-path-provisioner:$tag"
+}
+
+# The vcluster runtime's Python: this machine's interpreter (the one .venv is made
+# from), its standard library without what a server never imports, and PyYAML and
+# urllib3 from .venv: all the syncer needs.
+python_home="$("$root/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')"
+python_stdlib="$python_home/lib/python3.11"
+site_packages="$root/.venv/lib/python3.11/site-packages"
+# (tar patterns: they match at any depth, so the test packages inside the stdlib go too)
+stdlib_excluded=(test tests idlelib tkinter turtledemo turtle.py ensurepip lib2to3 distutils venv pydoc_data
+  site-packages "config-3.11-*" "lib-dynload/_tkinter.*" "lib-dynload/_test*"
+  "lib-dynload/xxlimited*" "lib-dynload/_ctypes_test.*" "lib-dynload/readline.*" "lib-dynload/_curses*")
+runtime_user=65532
+
+runtime_inputs() { # every file the vcluster runtime image is made of, in a stable order
+  printf '%s\n' "$kube_bin/kine" "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" \
+    "$python_home/bin/python3.11" "$python_home/lib/libpython3.11.so.1.0"
+  (cd "$root" && find syncer -name '*.py' | LC_ALL=C sort | sed "s|^|$root/|")
+  (cd "$site_packages" && find yaml _yaml urllib3 -type f ! -path '*__pycache__*' | LC_ALL=C sort | sed "s|^|$site_packages/|")
+}
+
+copy_shared_libraries() { # copy_shared_libraries ROOTFS: what its ELF files load, as ldd finds it
+  local rootfs=$1 lib
+  find "$rootfs" -type f \( -name '*.so*' -o -perm -u+x \) -exec ldd {} + 2>/dev/null \
+    | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/lib64\// {print $1}' | sort -u \
+    | while read -r lib; do
+        case $lib in
+          /lib64/*) mkdir -p "$rootfs/lib64" && cp -L "$lib" "$rootfs/lib64/" ;;
+          "$rootfs"/*) ;;
+          # Debian's loader searches /usr/lib/<triplet> without a cache; libpython lands there too.
+          *) cp -L "$lib" "$rootfs/usr/lib/x86_64-linux-gnu/" ;;
+        esac
+      done
+}
+
+runtime_rootfs() { # runtime_rootfs DIR
+  local rootfs=$1 lib=$1/usr/local/lib/python3.11 pattern
+  local excludes=(--exclude=__pycache__); for pattern in "${stdlib_excluded[@]}"; do excludes+=(--exclude="$pattern"); done
+  mkdir -p "$rootfs/usr/local/bin" "$rootfs/usr/lib/x86_64-linux-gnu" "$lib/site-packages" "$rootfs/app"
+  cp "$kube_bin/kine" "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" "$rootfs/usr/local/bin/"
+  cp "$python_home/bin/python3.11" "$rootfs/usr/local/bin/python3"
+  tar -C "$python_stdlib" -cf - "${excludes[@]}" . | tar -C "$lib" -xf -
+  tar -C "$site_packages" -cf - --exclude=__pycache__ yaml _yaml urllib3 | tar -C "$lib/site-packages" -xf -
+  (cd "$root" && find syncer -name '*.py' -exec cp --parents {} "$rootfs/app/" \;)
+  copy_shared_libraries "$rootfs"
+  # pyenv builds Python with debug symbols: three quarters of libpython's size.
+  strip --strip-unneeded "$rootfs/usr/local/bin/python3" "$rootfs/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0" \
+    "$lib"/lib-dynload/*.so
+  # Bytecode now, checked against nothing at run time: the root filesystem is read-only
+  # and its sources never change, so start-up compiles nothing.
+  "$python_home/bin/python3.11" -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+    -s "$rootfs" -p / "$lib" "$rootfs/app"
+  base_files "$rootfs"
+  echo "nonroot:x:$runtime_user:$runtime_user:nonroot:/nonexistent:/sbin/nologin" >>"$rootfs/etc/passwd"
+  echo "nonroot:x:$runtime_user:" >>"$rootfs/etc/group"
+  mkdir -p "$rootfs/var/lib/vcluster" && chown "$runtime_user:$runtime_user" "$rootfs/var/lib/vcluster"
+}
+
+runtime_image() {
+  local tag inputs
+  mapfile -t inputs < <(runtime_inputs)
+  tag="${KUBE_VERSION#v}-$(content_hash "${inputs[@]}")"
+  if ! in_registry vcluster-runtime "$tag"; then
+    log "building vcluster-runtime:$tag"
+    local rootfs; rootfs="$(mktemp -d)"
+    runtime_rootfs "$rootfs"
+    publish vcluster-runtime "$tag" "$rootfs" --config.user "$runtime_user:$runtime_user" \
+      --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env PYTHONPATH=/app \
+      --config.env PYTHONDONTWRITEBYTECODE=1
+    rm -rf "$rootfs"
+  fi
+  echo "$registry/vcluster-runtime:$tag"
+}
+
 start_registry
 refs="$(
   busybox_image busybox --config.cmd /bin/sh
   busybox_image pause --config.entrypoint /bin/sh --config.entrypoint -c \
     --config.entrypoint 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'
   coredns_image
+  local_path_image
+  runtime_image
 )"
 mkdir -p "$cache/images"
 echo "$refs" >"$cache/images/refs.tmp" && mv "$cache/images/refs.tmp" "$cache/images/refs"

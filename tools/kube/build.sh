@@ -2,13 +2,14 @@
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
 # kube-proxy, kine and kwok from the Go modules beside this script into a cache outside
 # the repository, keyed by version; the real-node runtime (containerd, runc, CNI
-# plugins, CoreDNS, kube-router, the registry) into a directory of its own
+# plugins, CoreDNS, kube-router, the registry, local-path-provisioner) into a directory of its own
 # beside it, keyed by its versions (binaries.node_bin_dir() computes the same path).
 # Whatever is already built is reused, so a warm run takes seconds.
 # Without an argument it builds the control plane's binaries (all that `make run` and
 # kwok nodes need); `node` also builds the real-node runtime and prints its directory;
-# `all` (`make kube`) builds both. The last line printed is the control-plane binary
-# directory, or with `node` the real-node binary directory.
+# `all` (`make kube`) builds both; `runtime` only what the vcluster runtime image holds
+# (kube-apiserver, kube-controller-manager, kine: Dockerfile.runtime). The last line
+# printed is the control-plane binary directory, or with `node` the real-node one.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -26,9 +27,15 @@ log() { echo "kube: $*" >&2; }
 k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 binaries=("${k8s_commands[@]}" kine kwok)
 node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
-node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router)
-want_node=false
-case "${1:-}" in node|all) want_node=true ;; "") ;; *) echo "usage: $0 [node|all]" >&2; exit 2 ;; esac
+node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router
+  local-path-provisioner)
+want_node=false want_kwok=true
+case "${1:-}" in
+  node|all) want_node=true ;;
+  runtime) k8s_commands=(kube-apiserver kube-controller-manager); binaries=("${k8s_commands[@]}" kine); want_kwok=false ;;
+  "") ;;
+  *) echo "usage: $0 [node|all|runtime]" >&2; exit 2 ;;
+esac
 $want_node || node_binaries=()
 mkdir -p "$node_bin/cni"
 
@@ -39,7 +46,7 @@ usual_time() {
     kube-apiserver) echo "~5 min" ;;
     kube-controller-manager) echo "~4 min" ;;
     coredns) echo "~8 min" ;;  # its plugins pull in most cloud SDKs
-    kine|containerd|registry|kube-router|kubelet) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
+    kine|containerd|registry|kube-router|kubelet|local-path-provisioner) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
 }
@@ -81,11 +88,13 @@ done
 kine_cgo=0; command -v gcc >/dev/null && kine_cgo=1
 build kine kine github.com/k3s-io/kine "$kine_cgo" \
   "-s -w -X github.com/k3s-io/kine/pkg/version.Version=$KINE_VERSION -X github.com/k3s-io/kine/pkg/version.GitCommit=release"
-build kwok kwok sigs.k8s.io/kwok/cmd/kwok 0 "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+if $want_kwok; then
+  build kwok kwok sigs.k8s.io/kwok/cmd/kwok 0 "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+fi
 
 # kwok needs its stage definitions; they ship inside its module.
-stages="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
-if [ ! -s "$bin/kwok-stages.yaml" ]; then
+if $want_kwok && [ ! -s "$bin/kwok-stages.yaml" ]; then
+  stages="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
     echo "---"; cat "$stages/$f"
@@ -111,5 +120,7 @@ if $want_node; then
     "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" "$node_bin"
   build kube-router kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router 0 \
     "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" "$node_bin"
+  build local-path-provisioner local-path-provisioner github.com/rancher/local-path-provisioner 0 \
+    "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" "$node_bin"
 fi
 if [ "${1:-}" = node ]; then echo "$node_bin"; else echo "$bin"; fi
