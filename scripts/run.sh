@@ -85,7 +85,15 @@ trap stop INT TERM EXIT
 if $py manage.py help hostcluster >/dev/null 2>&1; then
   $py manage.py hostcluster status >/dev/null 2>&1 || hostcluster=true
   if kubeconfig="$($py manage.py hostcluster start --real-nodes "$real_nodes")"; then
-    $py manage.py register_hostcluster local --kubeconfig "$kubeconfig" >&2 \
+    # With a real node, vclusters' control planes are pods on it, as on any host
+    # cluster, reached at the node's address; with kwok nodes only (no pod runs), they
+    # are processes here.
+    if [ "$real_nodes" -gt 0 ]; then
+      runtime=(--runtime kubernetes --access nodeport --access-address "$($py manage.py hostcluster node-address)")
+    else
+      runtime=(--runtime local)
+    fi
+    $py manage.py register_hostcluster local --kubeconfig "$kubeconfig" "${runtime[@]}" >&2 \
       || echo "run: could not register the host cluster (see above); new vclusters will fail until one is" >&2
   else
     hostcluster=false

@@ -43,6 +43,16 @@ def real_host(db, real_host_cluster):
 
 
 @pytest.fixture
+def kube_host(db, real_host_cluster):
+    """The host cluster with a real node, running vclusters' control planes as pods
+    (the `kubernetes` runtime), reached at the node's address."""
+    return services.register_host_cluster(
+        SYSTEM, name="test-pod-host", kubeconfig=real_host_cluster.admin_kubeconfig.read_text(),
+        runtime="kubernetes", access="nodeport", access_address=real_host_cluster.real_node().link.node_ip,
+    )
+
+
+@pytest.fixture
 def provisioned(world, host, var_dir):  # noqa: F811
     """provisioned(name, team=alpha, **fields): a vcluster run through the pipeline in
     this process (no Celery); torn down at the end of the test."""
@@ -52,6 +62,12 @@ def provisioned(world, host, var_dir):  # noqa: F811
 @pytest.fixture
 def provisioned_on_real_node(world, real_host, var_dir):  # noqa: F811
     """As `provisioned`, on the host cluster with a real node."""
+    yield from _provisioner(world)
+
+
+@pytest.fixture
+def provisioned_as_pods(world, kube_host, var_dir):  # noqa: F811
+    """As `provisioned`, with the control plane and syncer as a pod on the real node."""
     yield from _provisioner(world)
 
 

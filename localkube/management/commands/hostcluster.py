@@ -1,4 +1,8 @@
-"""`python manage.py hostcluster start|stop|status`: the embedded host cluster."""
+"""`python manage.py hostcluster start|stop|status|node-address`: the embedded host cluster.
+
+`node-address` prints the address at which this machine reaches the real node: where
+the node ports of vclusters' API servers are (what `make run` registers as the host's
+access address)."""
 
 from pathlib import Path
 
@@ -21,7 +25,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["start", "stop", "status"])
+        parser.add_argument("action", choices=["start", "stop", "status", "node-address"])
         parser.add_argument(
             "--state-dir",
             type=Path,
@@ -47,7 +51,7 @@ class Command(BaseCommand):
     def handle(self, action, state_dir, nodes, real_nodes, **options):
         cluster = LocalCluster(state_dir)
         try:
-            getattr(self, f"_{action}")(cluster, nodes, real_nodes)
+            getattr(self, f"_{action.replace('-', '_')}")(cluster, nodes, real_nodes)
         except (ClusterError, BinariesMissing, ImagesMissing, NetworkError) as exc:
             raise CommandError(str(exc)) from exc
 
@@ -82,3 +86,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{'api':<25} {'ready' if cluster.is_ready() else 'not ready':<22} {cluster.server}")
         if not all(s.running for s in statuses):
             raise CommandError("some components are stopped")
+
+    def _node_address(self, cluster: LocalCluster, *_) -> None:
+        if not cluster.config_path.exists() or not cluster.config.real_nodes:
+            raise CommandError(f"the host cluster in {cluster.state_dir} has no real node")
+        self.stdout.write(cluster.real_node().link.node_ip)

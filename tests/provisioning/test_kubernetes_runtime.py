@@ -1,0 +1,204 @@
+"""The `kubernetes` runtime on the host cluster with a real node: each vcluster's
+control plane and syncer are one pod of a StatefulSet in its host namespace, with its
+data on a volume from the host's provisioner (local-path-provisioner), reached by
+tenants at the node's address and the Service's node port.
+
+What this does not prove: a multi-node host (the pod moving to another node with its
+volume), a cloud load balancer or an ingress controller in front of the API server
+(those access modes are unit tested in test_controlplane.py only).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from kubernetes import client
+
+from accounts.audit import Actor, SYSTEM
+from localkube.testing import kubectl
+from provisioning import controlplane as cp
+from provisioning import manifests, pipeline, services
+from provisioning.hostkube import HostKube
+from provisioning.models import Placement
+from tests.kube.helpers import busybox_pod, deployment, eventually
+from tests.portal.conftest import make_vcluster
+from tests.provisioning.test_crash_safety import processes_under
+from vclusters import services as vcluster_services
+from vclusters.models import Phase, StepStatus, VCluster
+
+pytestmark = pytest.mark.realnode
+
+
+def vcluster_kube(vcluster) -> HostKube:
+    return HostKube(VCluster.objects.get(pk=vcluster.pk).kubeconfig)
+
+
+def host_kube(real_host_cluster) -> HostKube:
+    return HostKube(real_host_cluster.admin_kubeconfig.read_text())
+
+
+def control_plane_pod(real_host_cluster, vcluster):
+    ns = Placement.objects.get(vcluster=vcluster).host_namespace
+    return host_kube(real_host_cluster).core.read_namespaced_pod(cp.POD, ns)
+
+
+def kubectl_with(kubeconfig: str, tmp_path: Path, *args: str) -> str:
+    path = tmp_path / "vcluster.kubeconfig"
+    path.write_text(kubeconfig)
+    os.chmod(path, 0o600)
+    return kubectl(path, *args)
+
+
+def wait_ready(vcluster, timeout=120):
+    """The vcluster's API answers again (after its pod was replaced)."""
+    def answers():
+        try:
+            return vcluster_kube(vcluster).version()
+        except Exception:  # noqa: BLE001  (not yet: connection refused, TLS reset)
+            return None
+    return eventually(answers, timeout=timeout, interval=0.5, what="the vcluster's API server answering")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_control_plane_and_syncer_are_a_pod_on_the_host(provisioned_as_pods, real_host_cluster, var_dir, tmp_path):
+    vcluster = provisioned_as_pods("pods")
+    assert vcluster.phase == Phase.READY, vcluster.message
+    placement = Placement.objects.get(vcluster=vcluster)
+    assert placement.runtime == "kubernetes"
+
+    pod = control_plane_pod(real_host_cluster, vcluster)
+    assert pod.spec.node_name == "realnode-0"
+    assert {c.name for c in pod.status.container_statuses if c.ready} == {
+        "kine", "kube-apiserver", "kube-controller-manager", "syncer"}
+    assert not (var_dir / "vclusters" / str(vcluster.pk)).exists(), "no state on the worker"
+    assert not processes_under(var_dir), "no process of the vcluster on the worker"
+
+    server = yaml.safe_load(vcluster.kubeconfig)["clusters"][0]["cluster"]["server"]
+    assert server.startswith(f"https://{real_host_cluster.real_node().link.node_ip}:")
+    assert "kube-system" in kubectl_with(vcluster.kubeconfig, tmp_path, "get", "namespaces", "-o", "name")
+
+    # A tenant Deployment runs; it reaches its own API server as kubernetes.default.
+    api = vcluster_kube(vcluster)
+    api.core.create_namespace({"metadata": {"name": "team-ns"}})
+    client.AppsV1Api(api.api).create_namespaced_deployment("team-ns", deployment(
+        "web", busybox_pod("web", "sleep 3600")["spec"], replicas=2))
+    eventually(lambda: len([p for p in api.core.list_namespaced_pod("team-ns").items
+                            if p.status.phase == "Running"]) == 2,
+               timeout=120, interval=1, what="both tenant pods Running")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_pod_comes_back_with_its_data(provisioned_as_pods, real_host_cluster, tmp_path):
+    vcluster = provisioned_as_pods("survivor")
+    api = vcluster_kube(vcluster)
+    api.core.create_namespaced_config_map("default", {"metadata": {"name": "kept"}, "data": {"k": "v"}})
+    before = control_plane_pod(real_host_cluster, vcluster)
+
+    ns = Placement.objects.get(vcluster=vcluster).host_namespace
+    host_kube(real_host_cluster).core.delete_namespaced_pod(cp.POD, ns, grace_period_seconds=0)
+    eventually(lambda: control_plane_pod(real_host_cluster, vcluster).metadata.uid != before.metadata.uid,
+               timeout=60, interval=0.5, what="a new pod")
+    wait_ready(vcluster)
+
+    assert vcluster_kube(vcluster).core.read_namespaced_config_map("kept", "default").data == {"k": "v"}
+    assert "configmap/kept" in kubectl_with(vcluster.kubeconfig, tmp_path, "get", "configmaps", "-o", "name")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_repair_restores_a_deleted_service_and_secret_as_they_were(provisioned_as_pods, real_host_cluster, tmp_path):
+    vcluster = provisioned_as_pods("repaired")
+    ns = Placement.objects.get(vcluster=vcluster).host_namespace
+    core = host_kube(real_host_cluster).core
+    service = core.read_namespaced_service(cp.SERVICE, ns)
+    keys = core.read_namespaced_secret(cp.PKI_SECRET, ns).data
+
+    core.delete_namespaced_service(cp.SERVICE, ns)
+    core.delete_namespaced_secret(cp.PKI_SECRET, ns)
+    changes = pipeline.repair(vcluster.pk)
+
+    assert f"Service {ns}/{cp.SERVICE}" in changes and f"Secret {ns}/{cp.PKI_SECRET}" in changes
+    again = core.read_namespaced_service(cp.SERVICE, ns)
+    assert (again.spec.cluster_ip, again.spec.ports[0].node_port) == (
+        service.spec.cluster_ip, service.spec.ports[0].node_port)
+    assert core.read_namespaced_secret(cp.PKI_SECRET, ns).data == keys, "the same keys, not new ones"
+    vcluster.refresh_from_db()
+    assert "kube-system" in kubectl_with(vcluster.kubeconfig, tmp_path, "get", "namespaces", "-o", "name")
+    assert pipeline.repair(vcluster.pk) == [], "a second repair finds nothing to do"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_teardown_leaves_nothing_and_says_what_it_removed(provisioned_as_pods, real_host_cluster):
+    vcluster = provisioned_as_pods("gone")
+    ns = Placement.objects.get(vcluster=vcluster).host_namespace
+    kube = host_kube(real_host_cluster)
+    claim = kube.core.read_namespaced_persistent_volume_claim(cp.PVC, ns)
+    volume = kube.core.read_persistent_volume(claim.spec.volume_name)
+    directory = Path((volume.spec.local or volume.spec.host_path).path)
+    assert directory.is_dir(), "the volume's data is on the node"
+
+    VCluster.objects.filter(pk=vcluster.pk).update(phase=Phase.DELETING)
+    pipeline.teardown(vcluster.pk)
+
+    vcluster.refresh_from_db()
+    assert vcluster.phase == Phase.DELETED
+    receipt = json.dumps(Placement.objects.get(vcluster=vcluster).receipt)
+    for removed in (f"StatefulSet {ns}/{cp.STATEFULSET}", f"PersistentVolumeClaim {ns}/{cp.PVC}",
+                    f"PersistentVolume {volume.metadata.name} and its volume", f"Secret {ns}/{cp.PKI_SECRET}",
+                    f"Service {ns}/{cp.SERVICE}"):
+        assert removed in receipt
+    assert kube.find_labelled(manifests.selector(vcluster.pk, settings.VCPORTAL_INSTALLATION)) == []
+    with pytest.raises(client.ApiException) as gone:
+        kube.core.read_persistent_volume(volume.metadata.name)
+    assert gone.value.status == 404
+    assert not directory.exists(), "the provisioner removed the volume's directory"
+    assert Placement.objects.get(vcluster=vcluster).control_plane_state == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_while_the_pod_starts_resumes_to_ready(world, kube_host, celery_worker, real_host_cluster):
+    env = {"VCPORTAL_FAULT_PAUSE_AFTER_STEP": "1.0", "VCPORTAL_VCLUSTER_LOCK_TTL": "4"}
+    celery_worker.start(**env)
+    vcluster = vcluster_services.create_vcluster(Actor(world.teammate), world.alpha, name="crash")
+    eventually(lambda: vcluster.steps.filter(name="Control plane", status=StepStatus.RUNNING).exists(),
+               timeout=90, interval=0.05, what="the Control plane step running")
+    celery_worker.kill()
+    celery_worker.start(**env)
+
+    eventually(lambda: VCluster.objects.get(pk=vcluster.pk).phase == Phase.READY,
+               timeout=180, interval=0.5, what="Ready after the restart")
+    ns = Placement.objects.get(vcluster=vcluster).host_namespace
+    kube = host_kube(real_host_cluster)
+    assert len(kube.core.list_namespaced_pod(ns, label_selector=f"{cp.COMPONENT_LABEL}=control-plane").items) == 1
+    assert [c.metadata.name for c in kube.core.list_namespaced_persistent_volume_claim(ns).items] == [cp.PVC]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_both_runtimes_side_by_side(world, host_cluster, real_host_cluster, var_dir):
+    """One portal, two host clusters: one runs control planes as processes on the
+    worker, the other as pods; each team is placed on its own."""
+    local = services.register_host_cluster(SYSTEM, name="local-host", runtime="local",
+                                           kubeconfig=host_cluster.admin_kubeconfig.read_text(), teams=["beta"])
+    pods = services.register_host_cluster(
+        SYSTEM, name="pod-host", runtime="kubernetes", access="nodeport",
+        access_address=real_host_cluster.real_node().link.node_ip,
+        kubeconfig=real_host_cluster.admin_kubeconfig.read_text(), teams=["alpha"])
+    created = []
+    try:
+        for team, name in ((world.alpha, "as-pods"), (world.beta, "as-processes")):
+            vcluster = make_vcluster(team, name)
+            created.append(vcluster.pk)
+            pipeline.provision(vcluster.pk)
+        as_pods, as_processes = (VCluster.objects.get(pk=pk) for pk in created)
+        assert (as_pods.phase, as_processes.phase) == (Phase.READY, Phase.READY)
+        assert as_pods.placement.host_cluster == pods and as_pods.placement.runtime == "kubernetes"
+        assert as_processes.placement.host_cluster == local and as_processes.placement.runtime == "local"
+        assert control_plane_pod(real_host_cluster, as_pods).status.phase == "Running"
+        assert processes_under(var_dir / "vclusters" / str(as_processes.pk))
+        assert not (var_dir / "vclusters" / str(as_pods.pk)).exists()
+    finally:
+        for pk in created:
+            VCluster.objects.filter(pk=pk).update(phase=Phase.DELETING)
+            pipeline.teardown(pk)
