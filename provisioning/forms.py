@@ -48,6 +48,12 @@ class TenantPolicyField(forms.CharField):
         return parsed
 
 
+def _mono_input(placeholder: str) -> forms.TextInput:
+    """A one-line input for names and references: monospace, no autocomplete or spelling."""
+    return forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono",
+                                  "placeholder": placeholder})
+
+
 class HostClusterForm(forms.Form):
     """Shape only: the name, teams and kubeconfig are checked by the service."""
 
@@ -81,18 +87,12 @@ class HostClusterForm(forms.Form):
     # or on the edit form the current value (see clean()).
     runtime = forms.ChoiceField(choices=Runtime.choices, required=False, initial=Runtime.KUBERNETES,
                                 help_text=HELP["runtime"])
-    runtime_image = forms.CharField(
-        label="Runtime image", required=False, help_text=HELP["runtime_image"],
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono",
-                                      "placeholder": "e.g. registry.example.com/vcportal/runtime:1.0"}),
-    )
+    runtime_image = forms.CharField(label="Runtime image", required=False, help_text=HELP["runtime_image"],
+                                    widget=_mono_input("e.g. registry.example.com/vcportal/runtime:1.0"))
     access = forms.ChoiceField(choices=Access.choices, required=False, initial=Access.NODEPORT,
                                help_text=HELP["access"])
-    access_address = forms.CharField(
-        label="Access address", required=False, help_text=HELP["access_address"],
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono",
-                                      "placeholder": "e.g. node1.example.com or vc.example.com"}),
-    )
+    access_address = forms.CharField(label="Access address", required=False, help_text=HELP["access_address"],
+                                     widget=_mono_input("e.g. node1.example.com or vc.example.com"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
