@@ -152,7 +152,8 @@ def setup_world() -> str:
     host = LocalCluster(STATE / "host")
     host.init(name="bench-host", nodes=2)
     host.start()
-    services.register_host_cluster(SYSTEM, name="bench-host", kubeconfig=host.admin_kubeconfig.read_text())
+    services.register_host_cluster(SYSTEM, name="bench-host", kubeconfig=host.admin_kubeconfig.read_text(),
+                                   runtime="local")
     return create_token(Actor(user), name="bench")[1], host
 
 

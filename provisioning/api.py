@@ -8,7 +8,7 @@ from accounts.api import MayViewModel, validated, visible_team
 from accounts.audit import Actor
 
 from . import services
-from .models import HostCluster, PodSecurity
+from .models import Access, HostCluster, PodSecurity, Runtime
 
 
 def host_clusters_for(user):
@@ -55,7 +55,9 @@ class HostClusterSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = HostCluster
-        fields = ["name", "enabled", "capacity_notes", "teams", "tenant_policy", "load", "created_at"]
+        fields = ["name", "enabled", "capacity_notes", "teams", "tenant_policy", *services.RUNTIME_FIELDS, "load",
+                  "created_at"]
+        extra_kwargs = {field: {"help_text": services.HELP[field]} for field in services.RUNTIME_FIELDS}
 
 
 class HostClusterWriteSerializer(serializers.Serializer):
@@ -74,6 +76,14 @@ class HostClusterWriteSerializer(serializers.Serializer):
     )
     tenant_policy = TenantPolicyField(required=False, default=dict,
                                       help_text="What tenants may ask of this host; {} (the default) allows nothing extra.")
+    runtime = serializers.ChoiceField(choices=Runtime.choices, default=Runtime.KUBERNETES,
+                                      help_text=services.HELP["runtime"])
+    runtime_image = serializers.CharField(required=False, allow_blank=True, default="",
+                                          help_text=services.HELP["runtime_image"])
+    access = serializers.ChoiceField(choices=Access.choices, default=Access.NODEPORT,
+                                     help_text=services.HELP["access"])
+    access_address = serializers.CharField(required=False, allow_blank=True, default="",
+                                           help_text=services.HELP["access_address"])
 
 
 class HostClusterCreateSerializer(HostClusterWriteSerializer):
@@ -90,6 +100,11 @@ class HostClusterUpdateSerializer(HostClusterWriteSerializer):
     teams = serializers.ListField(child=serializers.CharField(), required=False,
                                   help_text="Replaces the list; [] opens the host cluster to every team.")
     tenant_policy = TenantPolicyField(required=False, help_text="Replaces the policy; {} allows nothing extra.")
+    runtime = serializers.ChoiceField(choices=Runtime.choices, required=False, help_text=services.HELP["runtime"])
+    runtime_image = serializers.CharField(required=False, allow_blank=True, help_text=services.HELP["runtime_image"])
+    access = serializers.ChoiceField(choices=Access.choices, required=False, help_text=services.HELP["access"])
+    access_address = serializers.CharField(required=False, allow_blank=True,
+                                           help_text=services.HELP["access_address"])
 
 
 @extend_schema_view(
@@ -122,7 +137,8 @@ class HostClusterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         host = services.register_host_cluster(Actor.from_request(request), **data)
         return self._shown(host, status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Change a host cluster: enabled, notes, teams, tenant policy, kubeconfig (platform admins)",
+    @extend_schema(summary="Change a host cluster: enabled, notes, teams, tenant policy, kubeconfig, runtime and "
+                   "access (platform admins)",
                    request=HostClusterUpdateSerializer, responses=HostClusterSerializer)
     def partial_update(self, request, name=None):
         data = validated(HostClusterUpdateSerializer, request)

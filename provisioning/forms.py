@@ -3,7 +3,8 @@ from django import forms
 
 from accounts.models import Team
 
-from .models import PodSecurity
+from .models import Access, PodSecurity, Runtime
+from .services import HELP
 
 TENANT_POLICY_EXAMPLE = (
     "csi_drivers: [secrets-store.csi.k8s.io]\n"
@@ -47,6 +48,12 @@ class TenantPolicyField(forms.CharField):
         return parsed
 
 
+def _mono_input(placeholder: str) -> forms.TextInput:
+    """A one-line input for names and references: monospace, no autocomplete or spelling."""
+    return forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono",
+                                  "placeholder": placeholder})
+
+
 class HostClusterForm(forms.Form):
     """Shape only: the name, teams and kubeconfig are checked by the service."""
 
@@ -76,10 +83,27 @@ class HostClusterForm(forms.Form):
         help_text="What tenants may ask of this host beyond the safe default (YAML; empty allows nothing extra): "
         "csi_drivers, tolerations, node_label_keys, runtime_classes, external_name_services.",
     )
+    # Selects a browser always sends; a POST without one (a script) keeps the default,
+    # or on the edit form the current value (see clean()).
+    runtime = forms.ChoiceField(choices=Runtime.choices, required=False, initial=Runtime.KUBERNETES,
+                                help_text=HELP["runtime"])
+    runtime_image = forms.CharField(label="Runtime image", required=False, help_text=HELP["runtime_image"],
+                                    widget=_mono_input("e.g. registry.example.com/vcportal/runtime:1.0"))
+    access = forms.ChoiceField(choices=Access.choices, required=False, initial=Access.NODEPORT,
+                               help_text=HELP["access"])
+    access_address = forms.CharField(label="Access address", required=False, help_text=HELP["access_address"],
+                                     widget=_mono_input("e.g. node1.example.com or vc.example.com"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["teams"].choices = list(Team.objects.values_list("slug", "name"))
+
+    def clean(self):
+        cleaned = super().clean()
+        for select in ("runtime", "access"):
+            if not cleaned.get(select):
+                cleaned.pop(select, None)
+        return cleaned
 
 
 class HostClusterEditForm(HostClusterForm):
@@ -93,7 +117,8 @@ class HostClusterEditForm(HostClusterForm):
         kubeconfig.required = False
         kubeconfig.label = "Replace kubeconfig"
         kubeconfig.help_text = "Leave empty to keep the current one. " + KUBECONFIG_HELP
-        self.order_fields(["enabled", "capacity_notes", "teams", "tenant_policy", "kubeconfig"])
+        self.order_fields(["enabled", "capacity_notes", "teams", "tenant_policy", "runtime", "runtime_image", "access",
+                           "access_address", "kubeconfig"])
 
     def changes(self) -> dict:
         data = dict(self.cleaned_data)

@@ -9,7 +9,9 @@ connecting to the cluster, stored encrypted, and never logged, audited or return
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 
 import yaml
 from django.core.exceptions import ValidationError
@@ -17,15 +19,15 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from kubernetes.config.config_exception import ConfigException
 
-from accounts import access
+from accounts.access import require_of
 from accounts.audit import Actor, record
 from accounts.models import Team
 from portal.errors import invalid
 from syncer.policy import PolicyError, TenantPolicy
-from vclusters.models import COUNTS_AGAINST_QUOTA
+from vclusters.models import COUNTS_AGAINST_QUOTA, NAME_RE
 
 from . import hosts
-from .models import HostCluster, Placement, PodSecurity, TeamPolicy
+from .models import Access, HostCluster, Placement, PodSecurity, Runtime, TeamPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,34 @@ KUBECONFIG_MAX_LENGTH = 64 * 1024
 # credentials inline (`kubectl config view --raw --flatten --minify` gives one).
 UNSAFE_CLUSTER_KEYS = {"certificate-authority"}
 UNSAFE_USER_KEYS = {"client-certificate", "client-key", "tokenFile", "token-file", "exec", "auth-provider"}
+
+IMAGE_MAX_LENGTH = HostCluster._meta.get_field("runtime_image").max_length
+ADDRESS_MAX_LENGTH = HostCluster._meta.get_field("access_address").max_length
+# `[registry[:port]/]path[:tag][@sha256:<64 hex>]`, as container registries spell references.
+_REGISTRY = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_RE = re.compile(
+    rf"\A(?:{_REGISTRY}/)?{_PATH_PART}(?:/{_PATH_PART})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?\Z"
+)
+# Each vcluster of an `ingress` host is `<host namespace>.<domain>`: a namespace is one
+# DNS label of up to 63 characters, and the whole name at most 253.
+INGRESS_DOMAIN_MAX_LENGTH = 253 - 64
+RUNTIME_FIELDS = ("runtime", "runtime_image", "access", "access_address")
+# What each of them means: the API's schema, the forms and the command show the same.
+HELP = {
+    "runtime": "Where new vclusters' control planes and syncers run: kubernetes (pods in the host cluster's "
+               "namespaces) or local (processes on the worker; development). A change affects new vclusters only: "
+               "each vcluster keeps the runtime it was placed with.",
+    "runtime_image": "Image of the control plane and syncer for the kubernetes runtime, "
+                     "[registry[:port]/]path[:tag][@sha256:…]; empty: the portal's default. "
+                     "A change affects new vclusters only.",
+    "access": "How tenants reach a kubernetes-runtime vcluster's API server: nodeport (a port on a node), "
+              "loadbalancer (a LoadBalancer Service each) or ingress (TLS passthrough, a name each). "
+              "A change affects new vclusters only.",
+    "access_address": "nodeport: the address (IP or DNS name) of a node tenants can reach, put in kubeconfigs; "
+                      "ingress: the DNS domain under which each vcluster is <host-namespace>.<domain>; "
+                      "loadbalancer: unused. A change affects new vclusters only.",
+}
 
 
 
@@ -79,6 +109,69 @@ def _parse_policy(value) -> tuple[dict, list[str]]:
         return {key: allowed for key, allowed in TenantPolicy.from_dict(value).to_dict().items() if allowed}, []
     except PolicyError as exc:
         return {}, [str(exc)]
+
+
+def _choice_errors(value, choices) -> list[str]:
+    return [] if value in choices.values else [f"Choose one of: {', '.join(choices.values)}."]
+
+
+def _image_errors(image) -> list[str]:
+    """Blank (the default image) or something shaped like an image reference."""
+    if not isinstance(image, str):
+        return ["Must be text."]
+    if len(image) > IMAGE_MAX_LENGTH:
+        return [f"At most {IMAGE_MAX_LENGTH} characters."]
+    if image and not IMAGE_RE.match(image):
+        return ["Give an image reference, [registry[:port]/]path[:tag][@sha256:…], e.g. "
+                "registry.example.com:5000/vcportal/runtime:1.0, without spaces."]
+    return []
+
+
+def _is_dns_name(name: str) -> bool:
+    """A DNS name of lowercase labels; its last label is not all digits, so an IP
+    address (or a mistyped one) is not taken for a name."""
+    labels = name.split(".")
+    return (len(name) <= 253 and all(len(label) <= 63 and NAME_RE.fullmatch(label) for label in labels)
+            and not labels[-1].isdigit())
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _access_address_errors(runtime, mode, address) -> list[str]:
+    """What the address must be for this runtime and access mode (the mode itself is
+    checked on its own). Only the kubernetes runtime's nodeport and ingress use it."""
+    if not isinstance(address, str):
+        return ["Must be text."]
+    if len(address) > ADDRESS_MAX_LENGTH:
+        return [f"At most {ADDRESS_MAX_LENGTH} characters."]
+    if runtime != Runtime.KUBERNETES:
+        return []
+    if mode == Access.NODEPORT and not (_is_ip_address(address) or _is_dns_name(address)):
+        return ["Give the address of a node tenants can reach (an IP address or DNS name, e.g. 203.0.113.10 or "
+                "node1.example.com): with access nodeport, kubeconfigs name it with each vcluster's node port."]
+    if mode == Access.INGRESS and not (_is_dns_name(address) and len(address) <= INGRESS_DOMAIN_MAX_LENGTH):
+        return ["Give the DNS domain whose names reach the ingress controller (e.g. vc.example.com, at most "
+                f"{INGRESS_DOMAIN_MAX_LENGTH} characters): each vcluster is <host-namespace>.<domain>."]
+    return []
+
+
+def _normal_address(address):
+    """Addresses and names compare and are stored in lowercase, without surrounding spaces."""
+    return address.strip().lower() if isinstance(address, str) else address
+
+
+def _runtime_errors(runtime, runtime_image, mode, access_address) -> dict[str, list[str]]:
+    errors = {"runtime": _choice_errors(runtime, Runtime), "access": _choice_errors(mode, Access),
+              "runtime_image": _image_errors(runtime_image)}
+    if not errors["runtime"] and not errors["access"]:  # the address's rules depend on both
+        errors["access_address"] = _access_address_errors(runtime, mode, access_address)
+    return errors
 
 
 def _unsafe_keys(doc: dict) -> list[str]:
@@ -131,29 +224,33 @@ def _as_text(host: HostCluster, teams: list[Team] | None = None) -> dict:
     """What the audit log keeps of a host cluster: everything but its kubeconfig."""
     teams = host.teams.all() if teams is None else teams
     return {"enabled": host.enabled, "capacity_notes": host.capacity_notes, "teams": sorted(t.slug for t in teams),
-            "tenant_policy": host.tenant_policy}
+            "tenant_policy": host.tenant_policy, **{field: getattr(host, field) for field in RUNTIME_FIELDS}}
 
 
 # Host clusters ----------------------------------------------------------------
 def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capacity_notes="", teams=(),
-                          tenant_policy=None) -> HostCluster:
+                          tenant_policy=None, runtime=Runtime.KUBERNETES, runtime_image="", access=Access.NODEPORT,
+                          access_address="") -> HostCluster:
     """Add a host cluster once its kubeconfig reaches the cluster. Every bad field is
     reported at once; nothing is written unless all are good."""
-    access.require_of(actor, "add", HostCluster)
+    require_of(actor, "add", HostCluster)
     team_list, team_errors = _parse_teams(teams)
     policy, policy_errors = _parse_policy({} if tenant_policy is None else tenant_policy)
+    access_address = _normal_address(access_address)
     _raise({
         "name": _name_errors(name),
         "capacity_notes": _notes_errors(capacity_notes),
         "teams": team_errors,
         "tenant_policy": policy_errors,
+        **_runtime_errors(runtime, runtime_image, access, access_address),
         "kubeconfig": _kubeconfig_errors(kubeconfig),
     })
     try:
         with transaction.atomic():
             host = HostCluster.objects.create(
                 name=name, kubeconfig=kubeconfig, enabled=bool(enabled), capacity_notes=capacity_notes,
-                tenant_policy=policy,
+                tenant_policy=policy, runtime=runtime, runtime_image=runtime_image, access=access,
+                access_address=access_address,
             )
             host.teams.set(team_list)
             record(actor, "host_cluster.create", target=host, **_as_text(host, team_list))
@@ -163,25 +260,41 @@ def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capac
     return host
 
 
-def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=None) -> tuple[HostCluster, bool]:
+def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=None,
+                                   **runtime) -> tuple[HostCluster, bool]:
     """Register a host cluster, or replace the kubeconfig of one with that name (what
     `manage.py register_hostcluster` does). `enabled` None keeps an existing host's
-    state; a new one starts enabled. Returns the host cluster and whether it is new."""
+    state; a new one starts enabled. `runtime` holds those of RUNTIME_FIELDS to set;
+    those left out keep an existing host's values, or get the defaults on a new one.
+    Returns the host cluster and whether it is new."""
     host = HostCluster.objects.filter(name=name).first()
+    changes = {"kubeconfig": kubeconfig, **runtime}
     if host is None:
-        return register_host_cluster(actor, name=name, kubeconfig=kubeconfig, enabled=enabled is not False), True
-    changes = {"kubeconfig": kubeconfig} if enabled is None else {"kubeconfig": kubeconfig, "enabled": enabled}
+        return register_host_cluster(actor, name=name, enabled=enabled is not False, **changes), True
+    if enabled is not None:
+        changes["enabled"] = enabled
     return update_host_cluster(actor, host, **changes), False
 
 
-UPDATABLE = {"enabled", "capacity_notes", "teams", "tenant_policy", "kubeconfig"}
+UPDATABLE = {"enabled", "capacity_notes", "teams", "tenant_policy", "kubeconfig", *RUNTIME_FIELDS}
+
+
+def _runtime_change_errors(host: HostCluster, changes: dict) -> dict[str, list[str]]:
+    """The runtime fields checked together as they would be after the change, and only
+    if it changes one of them: a host row written otherwise (an older rule, a test row)
+    can still be enabled, disabled or annotated."""
+    after = {field: changes.get(field, getattr(host, field)) for field in RUNTIME_FIELDS}
+    if all(after[field] == getattr(host, field) for field in RUNTIME_FIELDS):
+        return {}
+    return _runtime_errors(after["runtime"], after["runtime_image"], after["access"], after["access_address"])
 
 
 def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostCluster:
-    """Change any of enabled, capacity_notes, teams (slugs), tenant_policy and kubeconfig
-    (checked by connecting, like at registration). The name is the host cluster's
-    identity and stays."""
-    access.require_of(actor, "change", host)
+    """Change any of enabled, capacity_notes, teams (slugs), tenant_policy, kubeconfig
+    (checked by connecting, like at registration) and the runtime fields (new vclusters
+    only: placements keep the runtime they were made with). The name is the host
+    cluster's identity and stays."""
+    require_of(actor, "change", host)
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
@@ -192,6 +305,9 @@ def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostClust
         changes["teams"], errors["teams"] = _parse_teams(changes["teams"])
     if "tenant_policy" in changes:
         changes["tenant_policy"], errors["tenant_policy"] = _parse_policy(changes["tenant_policy"])
+    if "access_address" in changes:
+        changes["access_address"] = _normal_address(changes["access_address"])
+    errors.update(_runtime_change_errors(host, changes))
     if "kubeconfig" in changes:
         errors["kubeconfig"] = _kubeconfig_errors(changes["kubeconfig"])
     _raise(errors)
@@ -211,6 +327,10 @@ def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostClust
         if "kubeconfig" in changes:
             locked.kubeconfig = changes["kubeconfig"]
             fields.append("kubeconfig")
+        for field in RUNTIME_FIELDS:
+            if field in changes:
+                setattr(locked, field, changes[field])
+                fields.append(field)
         locked.save(update_fields=fields)
         if "teams" in changes:
             locked.teams.set(changes["teams"])
@@ -233,7 +353,7 @@ def live_placements(host: HostCluster):
 def delete_host_cluster(actor: Actor, host: HostCluster) -> None:
     """Forget a host cluster that no live vcluster is placed on. Placements of Deleted
     vclusters (with their teardown receipts) stay and no longer name a host cluster."""
-    access.require_of(actor, "delete", host)
+    require_of(actor, "delete", host)
     with transaction.atomic():
         # The row lock makes a concurrent placement on this host wait, then fail.
         locked = HostCluster.objects.select_for_update().get(pk=host.pk)
@@ -257,7 +377,7 @@ def pod_security_of(team: Team) -> str:
 def set_pod_security(actor: Actor, team: Team, pod_security) -> TeamPolicy:
     """The Pod Security level enforced on the host namespaces of the team's vclusters:
     new ones at once, existing ones at the reconciler's next pass."""
-    access.require_of(actor, "change", team)
+    require_of(actor, "change", team)
     if pod_security not in PodSecurity.values:
         raise invalid("pod_security", f"Must be one of: {', '.join(PodSecurity.values)}.")
     with transaction.atomic():

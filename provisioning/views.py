@@ -45,7 +45,8 @@ def host_cluster_list(request):
 def host_cluster_edit(request, name):
     host = _host(request, name)
     initial = {"enabled": host.enabled, "capacity_notes": host.capacity_notes,
-               "teams": [t.slug for t in host.teams.all()], "tenant_policy": host.tenant_policy}
+               "teams": [t.slug for t in host.teams.all()], "tenant_policy": host.tenant_policy,
+               **{field: getattr(host, field) for field in services.RUNTIME_FIELDS}}
     form = HostClusterEditForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
@@ -60,7 +61,7 @@ def host_cluster_edit(request, name):
         status = 400
     placements = (
         services.live_placements(host).select_related("vcluster__team")
-        .only("host_namespace", "vcluster__name", "vcluster__phase", "vcluster__team__name")
+        .only("host_namespace", "runtime", "vcluster__name", "vcluster__phase", "vcluster__team__name")
         .order_by("vcluster__team__name", "vcluster__name")
     )
     context = {"host": host, "form": form, "placements": placements}

@@ -16,7 +16,8 @@ from .models import Phase, VCluster, VClusterEvent, VClusterStep
 
 SHOWN_FIELDS = [f.name for f in VCluster._meta.concrete_fields if f.name != "kubeconfig"]
 # The placement as the detail shows it; never the host cluster's kubeconfig.
-PLACEMENT_FIELDS = ["placement__host_namespace", "placement__receipt", "placement__host_cluster__name"]
+PLACEMENT_FIELDS = ["placement__host_namespace", "placement__runtime", "placement__receipt",
+                    "placement__host_cluster__name"]
 
 
 class StepSerializer(serializers.ModelSerializer):
@@ -47,6 +48,9 @@ class PlacementSerializer(serializers.Serializer):
     host_cluster = serializers.CharField(source="host_cluster.name", allow_null=True, default=None,
                                          help_text="null once the host cluster has been removed.")
     host_namespace = serializers.CharField()
+    runtime = serializers.CharField(help_text="Where its control plane and syncer run: kubernetes (pods in the host "
+                                    "namespace) or local (processes on a worker); kept from its host cluster's "
+                                    "runtime when it was placed.")
 
 
 class ReceiptStepSerializer(serializers.Serializer):

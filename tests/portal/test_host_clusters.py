@@ -42,6 +42,10 @@ def counts():
     return HostCluster.objects.count(), AuditEvent.objects.count()
 
 
+# What a host cluster row gets when nothing is said about its runtime.
+DEFAULT_RUNTIME = {"runtime": "kubernetes", "runtime_image": "", "access": "nodeport", "access_address": ""}
+
+
 def kubeconfig(**user) -> str:
     """The unreachable kubeconfig with other user credentials."""
     doc = yaml.safe_load(UNREACHABLE_KUBECONFIG)
@@ -59,7 +63,8 @@ def test_it_lists_host_clusters_with_their_live_load_and_never_the_kubeconfig(st
     body = staff.get("/api/v1/host-clusters/").json()
     assert body["count"] == 2
     first, second = body["results"]
-    assert set(first) == {"name", "enabled", "capacity_notes", "teams", "tenant_policy", "load", "created_at"}
+    assert set(first) == {"name", "enabled", "capacity_notes", "teams", "tenant_policy", "load", "created_at",
+                          *DEFAULT_RUNTIME}
     assert (first["name"], first["enabled"], first["capacity_notes"], first["teams"], first["load"]) == (
         "east", True, "8 nodes", [], 2)
     assert (second["name"], second["enabled"], sorted(second["teams"]), second["load"]) == (
@@ -163,9 +168,10 @@ def test_it_changes_enabled_notes_and_teams_and_audits_without_the_kubeconfig(st
     assert (r.json()["enabled"], r.json()["capacity_notes"], r.json()["teams"]) == (False, "draining", ["beta"])
     event = AuditEvent.objects.get(action="host_cluster.update")
     assert (event.actor, event.target_name, event.team) == (world.staff, "east", None)
-    assert event.data == {"before": {"enabled": True, "capacity_notes": "", "teams": [], "tenant_policy": {}},
+    assert event.data == {"before": {"enabled": True, "capacity_notes": "", "teams": [], "tenant_policy": {},
+                                     **DEFAULT_RUNTIME},
                           "after": {"enabled": False, "capacity_notes": "draining", "teams": ["beta"],
-                                    "tenant_policy": {}}}
+                                    "tenant_policy": {}, **DEFAULT_RUNTIME}}
     r = staff.patch("/api/v1/host-clusters/east/", {"teams": []}, format="json")
     assert r.json()["teams"] == []
 
@@ -266,6 +272,146 @@ def test_the_name_cannot_be_changed(world):
     assert "name" in exc.value.message_dict
 
 
+# Runtime and access -----------------------------------------------------------
+DIGEST = "@sha256:" + "0" * 64
+
+
+@pytest.mark.parametrize("body, field, message", [
+    ({"runtime": "docker"}, "runtime", "not a valid choice"),
+    ({"access": "hostport"}, "access", "not a valid choice"),
+    ({"runtime_image": "registry.example.com/vcportal/runtime:1.0 latest"}, "runtime_image", "image reference"),
+    ({"runtime_image": "vcportal/Runtime"}, "runtime_image", "image reference"),
+    ({"runtime_image": "runtime:"}, "runtime_image", "image reference"),
+    ({"runtime_image": "runtime@sha256:abc"}, "runtime_image", "image reference"),
+    ({"runtime_image": "r/" + "a" * 299}, "runtime_image", "At most 300"),
+    ({}, "access_address", "Give the address of a node"),  # nodeport, the default, needs one
+    ({"access_address": "not an address"}, "access_address", "Give the address of a node"),
+    ({"access_address": "10.0.0.256"}, "access_address", "Give the address of a node"),
+    ({"access_address": "node_1.example.com"}, "access_address", "Give the address of a node"),
+    ({"access": "ingress"}, "access_address", "Give the DNS domain"),
+    ({"access": "ingress", "access_address": "10.0.0.5"}, "access_address", "Give the DNS domain"),
+    ({"access": "ingress", "access_address": "*.vc.example.com"}, "access_address", "Give the DNS domain"),
+    ({"access": "ingress", "access_address": ("a" * 60 + ".") * 4 + "com"}, "access_address", "at most 189"),
+    ({"access_address": "x" * 254}, "access_address", "At most 253"),
+])
+def test_it_refuses_bad_runtime_settings_at_registration_and_writes_nothing(staff, world, body, field, message):
+    before = counts()
+    r = staff.post("/api/v1/host-clusters/", {"name": "west", "kubeconfig": UNREACHABLE_KUBECONFIG, **body},
+                   format="json")
+    assert r.status_code == 400, r.json()
+    assert message in " ".join(r.json()["errors"][field]), r.json()
+    assert counts() == before
+
+
+def test_it_reports_bad_runtime_settings_with_the_other_bad_fields(staff, world):
+    r = staff.post("/api/v1/host-clusters/", {"name": "Bad Name", "kubeconfig": UNREACHABLE_KUBECONFIG,
+                                              "runtime_image": "no spaces please", "access": "ingress"}, format="json")
+    assert r.status_code == 400
+    assert set(r.json()["errors"]) == {"name", "kubeconfig", "runtime_image", "access_address"}
+
+
+@pytest.mark.parametrize("body, stored", [
+    ({"access_address": "203.0.113.10"}, {"access_address": "203.0.113.10"}),
+    ({"access_address": " Node1.Example.COM "}, {"access_address": "node1.example.com"}),
+    ({"access_address": "2001:db8::1"}, {"access_address": "2001:db8::1"}),
+    ({"access_address": "localhost"}, {"access_address": "localhost"}),
+    ({"access": "ingress", "access_address": "vc.example.com"}, {"access": "ingress", "access_address": "vc.example.com"}),
+    ({"access": "loadbalancer"}, {"access": "loadbalancer"}),
+    ({"runtime": "local"}, {"runtime": "local"}),  # the local runtime uses no access settings
+    ({"runtime": "local", "access": "ingress"}, {"runtime": "local", "access": "ingress"}),
+    ({"access": "loadbalancer", "runtime_image": "127.0.0.1:5390/vcportal/runtime:v1.37.2-ab12"},
+     {"access": "loadbalancer", "runtime_image": "127.0.0.1:5390/vcportal/runtime:v1.37.2-ab12"}),
+    ({"access": "loadbalancer", "runtime_image": "ghcr.io/org/vc-runtime" + DIGEST},
+     {"access": "loadbalancer", "runtime_image": "ghcr.io/org/vc-runtime" + DIGEST}),
+    ({"access": "loadbalancer", "runtime_image": "runtime:1.0" + DIGEST},
+     {"access": "loadbalancer", "runtime_image": "runtime:1.0" + DIGEST}),
+])
+def test_it_changes_the_runtime_settings(staff, world, body, stored):
+    make_host("east")
+    r = staff.patch("/api/v1/host-clusters/east/", body, format="json")
+    assert r.status_code == 200, r.json()
+    expected = {**DEFAULT_RUNTIME, **stored}
+    assert {field: r.json()[field] for field in DEFAULT_RUNTIME} == expected
+    host = HostCluster.objects.get(name="east")
+    assert {field: getattr(host, field) for field in DEFAULT_RUNTIME} == expected
+
+
+def test_a_runtime_change_is_checked_against_the_settings_it_keeps_and_audited(staff, world):
+    make_host("east", access_address="203.0.113.10")
+    before = counts()
+    r = staff.patch("/api/v1/host-clusters/east/", {"access": "ingress", "capacity_notes": "x"}, format="json")
+    assert r.status_code == 400  # an IP address is no DNS domain
+    assert "Give the DNS domain" in r.json()["errors"]["access_address"][0]
+    assert counts() == before
+    assert HostCluster.objects.get(name="east").access == "nodeport"
+
+    r = staff.patch("/api/v1/host-clusters/east/", {"runtime": "local"}, format="json")
+    assert r.status_code == 200, r.json()
+    event = AuditEvent.objects.get(action="host_cluster.update")
+    assert (event.data["before"]["runtime"], event.data["after"]["runtime"]) == ("kubernetes", "local")
+    assert event.data["after"]["access_address"] == "203.0.113.10"
+
+
+def test_changing_the_runtime_leaves_placed_vclusters_as_they_were(staff, world):
+    host = make_host("east", runtime="local")
+    placement = place(make_vcluster(world.alpha, "web", phase=Phase.READY), host)
+    r = staff.patch("/api/v1/host-clusters/east/", {"runtime": "kubernetes", "access": "loadbalancer"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert Placement.objects.get(pk=placement.pk).runtime == "local"
+
+
+def test_the_schema_documents_runtime_and_access_with_their_choices(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    for name in ("HostCluster", "HostClusterCreateRequest", "PatchedHostClusterUpdateRequest"):
+        properties = components[name]["properties"]
+        assert set(DEFAULT_RUNTIME) <= set(properties), name
+        assert "new vclusters only" in properties["runtime"]["description"]
+        assert "<host-namespace>.<domain>" in properties["access_address"]["description"]
+    enums = {name: set(components[name]["enum"]) for name in components if "enum" in components[name]}
+    assert {"kubernetes", "local"} in enums.values() and {"nodeport", "loadbalancer", "ingress"} in enums.values()
+    assert "runtime" in components["Placement"]["properties"]
+
+
+def test_the_pages_show_and_set_runtime_and_access(staff_page, world):
+    make_host("east", access_address="203.0.113.10")
+    make_host("west", runtime="local")
+    page = staff_page.get("/host-clusters/").content.decode()
+    east = page[page.index('id="host-east"'):page.index('id="host-west"')]
+    assert 'data-runtime="kubernetes"' in east and 'data-access="nodeport"' in east and "203.0.113.10" in east
+    west = page[page.index('id="host-west"'):]
+    assert 'data-runtime="local"' in west and "Only the kubernetes runtime uses it" in west
+    form = page[page.index('id="new-host"'):]
+    assert '<select name="runtime"' in form and '<option value="kubernetes" selected>' in form
+    assert '<select name="access"' in form and 'name="access_address"' in form and 'name="runtime_image"' in form
+    assert "new vclusters only" in form
+
+    edit = staff_page.get("/host-clusters/west/").content.decode()
+    assert '<option value="local" selected>' in edit and "runtime <span class=\"mono\">local</span>" in edit
+    r = staff_page.post("/host-clusters/west/", {"runtime": "kubernetes", "access": "ingress",
+                                                 "access_address": "203.0.113.10", "kubeconfig": ""})
+    assert r.status_code == 400 and b"Give the DNS domain" in r.content
+    assert HostCluster.objects.get(name="west").runtime == "local"
+    r = staff_page.post("/host-clusters/west/", {"runtime": "kubernetes", "access": "ingress",
+                                                 "access_address": "vc.example.com", "kubeconfig": ""})
+    assert r.status_code == 302
+    west = HostCluster.objects.get(name="west")
+    assert (west.runtime, west.access, west.access_address) == ("kubernetes", "ingress", "vc.example.com")
+
+
+def test_the_register_page_reports_bad_runtime_settings_and_writes_nothing(staff_page, world):
+    before = counts()
+    r = staff_page.post("/host-clusters/", {"name": "west", "kubeconfig": UNREACHABLE_KUBECONFIG, "runtime": "docker",
+                                            "access": "nodeport", "runtime_image": "a b", "access_address": ""})
+    assert r.status_code == 400 and b"Select a valid choice" in r.content
+    r = staff_page.post("/host-clusters/", {"name": "west", "kubeconfig": UNREACHABLE_KUBECONFIG,
+                                            "runtime": "kubernetes", "access": "nodeport", "runtime_image": "a b",
+                                            "access_address": ""})
+    assert r.status_code == 400
+    assert b"Give an image reference" in r.content and b"Give the address of a node" in r.content
+    assert counts() == before
+
+
 # Removing ---------------------------------------------------------------------
 @pytest.mark.parametrize("phase", [Phase.PENDING, Phase.PROVISIONING, Phase.READY, Phase.FAILED, Phase.DELETING])
 def test_it_keeps_a_host_cluster_that_a_live_vcluster_is_placed_on(staff, world, phase):
@@ -288,7 +434,7 @@ def test_it_removes_a_host_cluster_and_keeps_deleted_vclusters_receipts(staff, w
     assert not HostCluster.objects.exists()
     event = AuditEvent.objects.get(action="host_cluster.delete")
     assert (event.target_name, event.data) == ("east", {"enabled": True, "capacity_notes": "", "teams": [],
-                                                     "tenant_policy": {}})
+                                                     "tenant_policy": {}, **DEFAULT_RUNTIME})
     placement = Placement.objects.get(vcluster=gone)
     assert (placement.host_cluster, placement.host_namespace, placement.receipt) == (None, "vc-alpha-gone", receipt)
 
@@ -350,9 +496,10 @@ def test_the_page_refuses_to_remove_a_host_cluster_in_use(staff_page, world):
 def test_it_registers_a_reachable_cluster_and_keeps_its_kubeconfig_secret(staff, world, host_cluster):
     text = host_cluster.admin_kubeconfig.read_text()
     r = staff.post("/api/v1/host-clusters/", {"name": "local", "kubeconfig": text, "capacity_notes": "kwok",
-                                              "teams": ["alpha"]}, format="json")
+                                              "teams": ["alpha"], "access_address": "127.0.0.1"}, format="json")
     assert r.status_code == 201, r.json()
-    assert r.json() == {**r.json(), "name": "local", "enabled": True, "teams": ["alpha"], "load": 0}
+    assert r.json() == {**r.json(), "name": "local", "enabled": True, "teams": ["alpha"], "load": 0,
+                        **DEFAULT_RUNTIME, "access_address": "127.0.0.1"}
     assert "kubeconfig" not in r.json()
     host = HostCluster.objects.get(name="local")
     assert host.kubeconfig == text
@@ -361,7 +508,8 @@ def test_it_registers_a_reachable_cluster_and_keeps_its_kubeconfig_secret(staff,
         stored = cursor.fetchone()[0]
     assert "client-key-data" not in stored and "BEGIN" not in stored
     event = AuditEvent.objects.get(action="host_cluster.create")
-    assert event.data == {"enabled": True, "capacity_notes": "kwok", "teams": ["alpha"], "tenant_policy": {}}
+    assert event.data == {"enabled": True, "capacity_notes": "kwok", "teams": ["alpha"], "tenant_policy": {},
+                          **DEFAULT_RUNTIME, "access_address": "127.0.0.1"}
     assert hosts.choose_for(world.alpha) == host
 
     # Replacing it with one that does not answer keeps the old one.
@@ -377,9 +525,11 @@ def test_it_registers_a_reachable_cluster_and_keeps_its_kubeconfig_secret(staff,
 
 def test_it_registers_a_reachable_cluster_through_the_page(staff_page, world, host_cluster):
     r = staff_page.post("/host-clusters/", {"name": "local", "kubeconfig": host_cluster.admin_kubeconfig.read_text(),
-                                            "capacity_notes": "", "enabled": "on", "teams": ["beta"]})
+                                            "capacity_notes": "", "enabled": "on", "teams": ["beta"],
+                                            "runtime": "local", "access": "nodeport", "runtime_image": "",
+                                            "access_address": ""})
     assert r.status_code == 302, r.content.decode()
     host = HostCluster.objects.get(name="local")
-    assert (host.enabled, list(host.teams.values_list("slug", flat=True))) == (True, ["beta"])
+    assert (host.enabled, list(host.teams.values_list("slug", flat=True)), host.runtime) == (True, ["beta"], "local")
     page = staff_page.get("/host-clusters/").content.decode()
     assert 'id="host-local"' in page and "Host cluster local registered." in page

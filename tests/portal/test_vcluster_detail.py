@@ -53,7 +53,7 @@ def provisioned(world, phase=Phase.READY, **placement):
 def test_the_api_detail_shows_placement_events_durations_and_receipt(api, world):
     vcluster = provisioned(world)
     body = api("viewer").get(f"/api/v1/vclusters/{vcluster.pk}/").json()
-    assert body["placement"] == {"host_cluster": "east", "host_namespace": "vc-alpha-web"}
+    assert body["placement"] == {"host_cluster": "east", "host_namespace": "vc-alpha-web", "runtime": "local"}
     assert [(e["kind"], e["message"]) for e in body["events"]] == [
         ("repair", "Repaired drift: ResourceQuota"), ("retry", "Retried by teammate"), ("failure", "Control plane: timed out")]
     assert all(e["created_at"] for e in body["events"])
@@ -61,6 +61,14 @@ def test_the_api_detail_shows_placement_events_durations_and_receipt(api, world)
     assert body["receipt"] is None
     Placement.objects.filter(vcluster=vcluster).update(receipt=RECEIPT)
     assert api("viewer").get(f"/api/v1/vclusters/{vcluster.pk}/").json()["receipt"] == RECEIPT
+
+
+def test_the_api_detail_names_the_runtime_the_vcluster_was_placed_with(api, world):
+    vcluster = provisioned(world, runtime="kubernetes")
+    Placement.objects.filter(vcluster=vcluster).update(control_plane_state='{"ca": "s3cr3t-ca"}')
+    body = api("viewer").get(f"/api/v1/vclusters/{vcluster.pk}/").json()
+    assert body["placement"] == {"host_cluster": "east", "host_namespace": "vc-alpha-web", "runtime": "kubernetes"}
+    assert "control_plane_state" not in str(body) and "s3cr3t" not in str(body)
 
 
 def test_the_api_detail_of_an_unplaced_vcluster_says_so(api, world):
@@ -146,7 +154,7 @@ def test_a_removed_host_cluster_is_named_as_such(teammate, api, world):
     page = teammate.get(f"/vclusters/{vcluster.pk}/").content.decode()
     assert "(removed since)" in page and "vc-alpha-web" in page and "Teardown receipt" in page
     detail = api("teammate").get(f"/api/v1/vclusters/{vcluster.pk}/").json()
-    assert detail["placement"] == {"host_cluster": None, "host_namespace": "vc-alpha-web"}
+    assert detail["placement"] == {"host_cluster": None, "host_namespace": "vc-alpha-web", "runtime": "local"}
     assert detail["receipt"] == RECEIPT
 
 

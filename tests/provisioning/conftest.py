@@ -31,14 +31,15 @@ def var_dir(settings, tmp_path):
 
 @pytest.fixture
 def host(db, host_cluster):
-    return services.register_host_cluster(SYSTEM, name="test-host", kubeconfig=host_cluster.admin_kubeconfig.read_text())
+    return services.register_host_cluster(SYSTEM, name="test-host", kubeconfig=host_cluster.admin_kubeconfig.read_text(),
+                                           runtime="local")
 
 
 @pytest.fixture
 def real_host(db, real_host_cluster):
     """The session's host cluster with a real node, where tenant pods really run."""
     return services.register_host_cluster(
-        SYSTEM, name="test-real-host", kubeconfig=real_host_cluster.admin_kubeconfig.read_text(),
+        SYSTEM, name="test-real-host", kubeconfig=real_host_cluster.admin_kubeconfig.read_text(), runtime="local",
     )
 
 

@@ -1,7 +1,8 @@
 """`python manage.py register_hostcluster NAME --kubeconfig FILE`: add or update a host
 cluster through the same audited service as the pages and the API, as the system actor:
 the kubeconfig gets the same checks (no file references, exec or auth-provider plugins;
-the cluster must answer)."""
+the cluster must answer), and so do the runtime options. An option left out keeps an
+existing host's value and gives a new one the default."""
 
 from pathlib import Path
 
@@ -19,15 +20,20 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--kubeconfig", type=Path, required=True)
         parser.add_argument("--disabled", action="store_true", help="Disable it: place no new vclusters on it. Without this flag an existing host keeps its state.")
+        # No argparse choices: the service checks the values, so every bad one is
+        # reported at once, with the API's messages.
+        for field in services.RUNTIME_FIELDS:
+            parser.add_argument(f"--{field.replace('_', '-')}", dest=field, help=services.HELP[field])
 
     def handle(self, name, kubeconfig, disabled, **options):
         try:
             text = kubeconfig.read_text()
         except OSError as exc:
             raise CommandError(f"cannot read {kubeconfig}: {exc.strerror}") from None
+        runtime = {field: options[field] for field in services.RUNTIME_FIELDS if options[field] is not None}
         try:
             host, created = services.register_or_replace_kubeconfig(
-                SYSTEM, name=name, kubeconfig=text, enabled=False if disabled else None
+                SYSTEM, name=name, kubeconfig=text, enabled=False if disabled else None, **runtime
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{field}: {' '.join(m)}" for field, m in exc.message_dict.items())) from None
