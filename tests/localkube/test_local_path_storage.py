@@ -6,13 +6,14 @@ cluster, its data outlives the pod, and deleting it deletes the PV and the direc
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from localkube import addons
+from localkube import LocalCluster, addons
 from localkube.images import reference
 from localkube.realnode import NODE_NAME
 from tests.kube.helpers import eventually, logs, new_namespace
@@ -47,6 +48,16 @@ def volume_pod(name: str, claim: str, script: str) -> client.V1Pod:
                 name="main", image=reference("busybox"), command=["sh", "-c", script],
                 volume_mounts=[client.V1VolumeMount(name="data", mount_path="/data")],
             )],
+        ),
+    )
+
+
+def default_class_claim(name: str) -> client.V1PersistentVolumeClaim:
+    """A claim on the default StorageClass."""
+    return client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteOnce"], resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}),
         ),
     )
 
@@ -87,12 +98,7 @@ def test_a_claim_keeps_its_data_across_pods_and_its_volume_goes_with_it(real_hos
     api = real_host_cluster.api_client()
     core = client.CoreV1Api(api)
     ns = new_namespace(core)
-    core.create_namespaced_persistent_volume_claim(ns, client.V1PersistentVolumeClaim(
-        metadata=client.V1ObjectMeta(name="data"),
-        spec=client.V1PersistentVolumeClaimSpec(
-            access_modes=["ReadWriteOnce"], resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}),
-        ),
-    ))
+    core.create_namespaced_persistent_volume_claim(ns, default_class_claim("data"))
 
     run_to_completion(real_host_cluster, core, ns, volume_pod("writer", "data", "echo kept > /data/note"))
     claim = core.read_namespaced_persistent_volume_claim("data", ns)
@@ -111,3 +117,25 @@ def test_a_claim_keeps_its_data_across_pods_and_its_volume_goes_with_it(real_hos
     eventually(lambda: gone(lambda: core.read_persistent_volume(volume.metadata.name)), timeout=120,
                what="the PV to be deleted")
     eventually(lambda: not directory.exists(), timeout=60, what=f"{directory} to be removed")
+
+
+@pytest.mark.kube
+def test_a_stopped_node_with_a_volume_in_use_leaves_nothing_that_blocks_deleting_its_state(tmp_path):
+    state = tmp_path / "host"
+    cluster = LocalCluster(state)
+    cluster.init(name="volumes", nodes=0, real_nodes=1)
+    try:
+        cluster.start(timeout=240)
+        core = client.CoreV1Api(cluster.api_client())
+        ns = new_namespace(core)
+        core.create_namespaced_persistent_volume_claim(ns, default_class_claim("data"))
+        core.create_namespaced_pod(ns, volume_pod("user", "data", "echo in use > /data/note; sleep 3600"))
+        volumes_dir = cluster.real_node().volumes_dir
+        eventually(lambda: any((d / "note").exists() for d in volumes_dir.iterdir()), timeout=120,
+                   what="the pod's file in its volume")
+    finally:
+        cluster.stop()
+
+    assert cluster.real_node().leftovers() == {"processes": [], "mounts": [], "cgroups": []}
+    shutil.rmtree(state)
+    assert not state.exists()

@@ -150,7 +150,8 @@ stdlib_excluded=(test tests idlelib tkinter turtledemo turtle.py ensurepip lib2t
   "lib-dynload/xxlimited*" "lib-dynload/_ctypes_test.*" "lib-dynload/readline.*" "lib-dynload/_curses*")
 runtime_user=65532
 
-runtime_inputs() { # every file the vcluster runtime image is made of, in a stable order
+runtime_inputs() { # what the vcluster runtime image is made of, in a stable order; the
+  # interpreter stands for its standard library and the system libraries it was built with
   printf '%s\n' "$kube_bin/kine" "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" \
     "$python_home/bin/python3.11" "$python_home/lib/libpython3.11.so.1.0"
   (cd "$root" && find syncer -name '*.py' | LC_ALL=C sort | sed "s|^|$root/|")
@@ -164,7 +165,6 @@ copy_shared_libraries() { # copy_shared_libraries ROOTFS: what its ELF files loa
     | while read -r lib; do
         case $lib in
           /lib64/*) mkdir -p "$rootfs/lib64" && cp -L "$lib" "$rootfs/lib64/" ;;
-          "$rootfs"/*) ;;
           # Debian's loader searches /usr/lib/<triplet> without a cache; libpython lands there too.
           *) cp -L "$lib" "$rootfs/usr/lib/x86_64-linux-gnu/" ;;
         esac
