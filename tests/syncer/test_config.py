@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from localkube.ports import allocate
 from syncer import config, kube
 from syncer.health import probe
-from tests.kube.helpers import eventually
+from tests.kube.helpers import eventually, new_namespace
 
 from .conftest import REPO
 
@@ -167,6 +167,45 @@ def test_rotated_credentials_are_picked_up_from_the_kubeconfig_file(tmp_path):
             {"kind": "Namespace"}
     finally:
         server.shutdown()
+
+
+def whoami(api: kube.Client) -> str:
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    return api.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=review)[
+        "status"]["userInfo"]["username"]
+
+
+def test_a_token_file_the_kubelet_rotates_is_read_again_when_the_old_token_is_refused(
+        host_cluster, operator, tmp_path):
+    """As in the runtime pod: a kubeconfig naming a projected token file and a CA file."""
+    namespace = new_namespace(operator.core, "token-file")
+    try:
+        tokens = {}
+        for account in ("first", "second"):
+            operator.core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+            tokens[account] = operator.core.create_namespaced_service_account_token(
+                account, namespace, {"spec": {"audiences": [], "expirationSeconds": 600}}).status.token
+        (tmp_path / "token").write_text(tokens["first"])
+        doc = kubeconfig({"tokenFile": "token"})  # relative to the kubeconfig, as kubectl reads it
+        doc["clusters"][0]["cluster"] = {"server": host_cluster.server,
+                                         "certificate-authority": str(host_cluster.ca_cert_path)}
+        api = kube.Client.from_kubeconfig(write(tmp_path / "kc", **doc))
+        assert whoami(api) == f"system:serviceaccount:{namespace}:first"
+
+        operator.core.delete_namespaced_service_account("first", namespace)  # its tokens stop working
+        eventually(lambda: refused_with(api, 401), what="the first token refused")
+        (tmp_path / "token").write_text(tokens["second"])  # the kubelet's rotation
+        assert whoami(api) == f"system:serviceaccount:{namespace}:second"
+    finally:
+        operator.core.delete_namespace(namespace)
+
+
+def refused_with(api: kube.Client, status: int) -> bool:
+    try:
+        whoami(api)
+    except kube.ApiError as exc:
+        return exc.status == status
+    return False
 
 
 def test_a_syncer_that_cannot_list_its_clusters_is_alive_but_not_ready(tmp_path):
