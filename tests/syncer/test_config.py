@@ -12,6 +12,7 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from localkube import LocalCluster
 from localkube.ports import allocate
 from syncer import config, kube
 from syncer.health import probe
@@ -223,6 +224,41 @@ def test_a_syncer_that_cannot_list_its_clusters_is_alive_but_not_ready(tmp_path)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_syncer_started_before_its_vclusters_api_server_waits_for_it_then_gets_ready(
+        host_cluster, operator, tmp_path_factory):
+    """As in the runtime pod, where it starts beside kine and kube-apiserver: it does not
+    exit, says once what it waits for, answers the kubelet's probes on a wildcard address."""
+    vcluster = LocalCluster(tmp_path_factory.mktemp("late"))
+    vcluster.init(name="late")
+    namespace = new_namespace(operator.core, "late")
+    work = tmp_path_factory.mktemp("late-syncer")
+    port = allocate(["health"])["health"]
+    path = write(work / "syncer.yaml", vcluster="late", virtual_kubeconfig=str(vcluster.admin_kubeconfig),
+                 host_kubeconfig=str(host_cluster.admin_kubeconfig), host_namespace=namespace,
+                 health_address=f"0.0.0.0:{port}")
+    log = work / "syncer.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "syncer", "--config", str(path)], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT)
+    waiting = "waiting for the vcluster API server"
+    try:
+        eventually(lambda: waiting in log.read_text(), what="the syncer saying what it waits for")
+        assert probe(f"127.0.0.1:{port}", "/healthz") == 200
+        assert probe(f"127.0.0.1:{port}", "/readyz") == 503
+
+        vcluster.start()
+        eventually(lambda: probe(f"127.0.0.1:{port}", "/readyz") == 200 or proc.poll() is not None,
+                   timeout=60, what="the syncer ready")
+        assert proc.poll() is None, log.read_text()
+        assert probe(f"127.0.0.1:{port}", "/readyz") == 200
+        assert log.read_text().count(waiting) == 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        vcluster.stop()
+        operator.core.delete_namespace(namespace)
 
 
 def test_a_policy_in_the_config_is_read_and_a_bad_one_refused(tmp_path):
