@@ -7,7 +7,7 @@
     resync_period: 300                   # seconds between full reconciles (optional)
     host_service_account: default        # what host pods run as (optional)
     api_endpoint: 10.96.12.34:443        # the vcluster API as host pods reach it (optional)
-    dns_ip: 10.96.12.35                  # the vcluster's DNS as host pods reach it (optional)
+    dns_ip: 10.96.12.35                  # the vcluster's DNS as host pods reach it (optional, see below)
     workers: 8                           # pod workers (optional)
     health_address: 127.0.0.1:8081       # serves /healthz and /readyz (optional)
     kubelet_address: 127.0.0.1:10250     # serves the vcluster's kubelet API (optional; see syncer.kubelet)
@@ -20,6 +20,15 @@
 Relative paths are relative to the file. Without `kubelet_address`, virtual Nodes carry
 no address and the vcluster's API server answers `kubectl logs`/`exec`/`attach`/
 `port-forward` with an error: nothing in the vcluster reaches the host's kubelets.
+
+Without `dns_ip`, the syncer finds the vcluster's DNS itself: the ClusterIP of its
+`kube-system/kube-dns` Service, once the host copy of that Service has the same
+address (so that it routes); pods created from then on resolve through it, pods
+created before keep the host's resolver. An explicit `dns_ip` wins.
+
+`health_address` may be a wildcard (`0.0.0.0:8081`) for a kubelet probing a pod's IP;
+`kubelet_address` must be an address the vcluster's API server reaches, as it is
+published on the virtual Nodes (`127.0.0.1:10250` beside it in one pod).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """`/healthz` and `/readyz` over HTTP, for a supervisor or a Kubernetes probe.
 
 /healthz answers 200 while the process serves at all; /readyz answers 200 once the
-syncer has listed both clusters and started its controllers, 503 before. Plain HTTP on
-the address the config gives (loopback locally): the answers carry no data.
+syncer has listed both clusters and started its controllers, 503 before (also while it
+waits for an API server to answer). Plain HTTP on the address the config gives
+(loopback locally; every address, 0.0.0.0, in a pod for the kubelet's probes): the
+answers carry no data.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Not the official `kubernetes` package: importing its generated models costs about 20 MiB,
 a quarter of the syncer's memory budget, and we need neither the models nor its watch
 helper (the informer does list and watch itself). Kubeconfigs with a client certificate
-or a bearer token are supported; exec and auth-provider plugins are not.
+or a bearer token (inline, or a `tokenFile` such as a projected service-account token the
+kubelet rotates) are supported; exec and auth-provider plugins are not.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+READYZ_TIMEOUT = 5
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Connection:
     server: str
     ssl_context: ssl.SSLContext
     token: str | None = None
+    token_file: Path | None = None  # where the token was read from, if from a file
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,11 @@ def load_kubeconfig(path: Path | str) -> Connection:
     user = _named(doc, "users", context["user"], path).get("user") or {}
     if "exec" in user or "auth-provider" in user:
         raise KubeconfigError(f"{path}: exec and auth-provider credentials are not supported")
-    token = user.get("token")
+    token, token_file = user.get("token"), None
     if not token and user.get("tokenFile"):
-        token = Path(user["tokenFile"]).read_text().strip()
-    return Connection(cluster["server"].rstrip("/"), ssl_context(cluster, user, path.parent), token)
+        token_file = path.parent / user["tokenFile"]
+        token = token_file.read_text().strip()
+    return Connection(cluster["server"].rstrip("/"), ssl_context(cluster, user, path.parent), token, token_file)
 
 
 def _named(doc: dict, section: str, name: str | None, path: Path) -> dict:
@@ -183,14 +187,16 @@ class Client:
     """Thread-safe: urllib3 pools connections per thread as needed.
 
     Made from a kubeconfig file, it reads the file again when a request is refused as
-    unauthorized or cannot connect and the file has changed since: rotated credentials
-    or a server that moved are picked up without a restart."""
+    unauthorized or cannot connect and the file, or the token file it names, has changed
+    since: rotated credentials (a projected token the kubelet renews) or a server that
+    moved are picked up without a restart."""
 
     def __init__(self, connection: Connection, *, pool_size: int = 32, timeout: float = 30,
                  source: Path | None = None):
         self._pool_size, self._timeout = pool_size, timeout
-        self._source, self._stamp = source, _stamp(source)
+        self._source = source
         self._session = self._open(connection)
+        self._stamps_read = self._stamps()
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str, **kwargs) -> Client:
@@ -214,13 +220,31 @@ class Client:
                                    retries=False)
         return _Session(connection, headers, pool)
 
+    def _stamps(self) -> tuple | None:
+        """The stamps of the kubeconfig file and of the token file it names; None without
+        a file, or while one is missing (being rewritten)."""
+        if self._source is None:
+            return None
+        files = (self._source, self._session.connection.token_file)
+        stamps = tuple(_stamp(path) for path in files if path is not None)
+        return None if None in stamps else stamps
+
     def reload_if_changed(self) -> bool:
-        stamp = _stamp(self._source)
-        if stamp is None or stamp == self._stamp:
+        stamps = self._stamps()  # before reading: a change while reading is seen next time
+        if stamps is None or stamps == self._stamps_read:
             return False
-        self._session, self._stamp = self._open(load_kubeconfig(self._source)), stamp
-        logger.info("%s changed; using it from now on", self._source)
+        self._session, self._stamps_read = self._open(load_kubeconfig(self._source)), stamps
+        logger.info("%s or its token file changed; using them from now on", self._source)
         return True
+
+    def unready(self) -> str | None:
+        """Why the API server does not serve yet (no connection, or its /readyz fails);
+        None once it does. A refusal (401, 403) is an answer: requests will say more."""
+        try:
+            response = self._send("GET", "/readyz", None, timeout=READYZ_TIMEOUT)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return str(exc) or type(exc).__name__
+        return f"/readyz answers {response.status}" if response.status >= 500 else None
 
     def _send(self, method: str, path: str, params: dict | None, extra_headers: dict | None = None, **kwargs):
         query = f"?{urlencode(params)}" if params else ""

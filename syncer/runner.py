@@ -9,6 +9,10 @@ Start-up lists everything on both sides before any controller acts, so a restart
 syncer works from a fresh picture: it finds its existing host objects by their marks
 (no duplicates, whatever their names), removes those whose virtual object is gone, and
 carries on.
+
+It may start before either API server answers (in a pod, beside its vcluster's API
+server): it then waits, saying once what for, with /healthz up and /readyz at 503; it
+never gives up, since an exit would only make the kubelet back off before a restart.
 """
 
 from __future__ import annotations
@@ -17,13 +21,12 @@ import functools
 import logging
 import signal
 import threading
-import time
 
 from . import names
 from .config import SyncerConfig
 from .controller import VIRTUAL_INDEX, Controller, SyncContext, virtual_index
 from .health import HealthServer
-from .informer import Informer
+from .informer import Backoff, Informer
 from .kind import OURS, VIRTUAL, Watch
 from .kinds import REGISTRY
 from .kube import Client
@@ -32,7 +35,6 @@ from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
-SYNC_TIMEOUT = 60
 SYNCED_TO_HOST = tuple(kind for kind in REGISTRY if kind.to_host)
 
 
@@ -69,21 +71,34 @@ class Syncer:
 
     # Running -------------------------------------------------------------------
     def start(self) -> None:
+        if not self._wait_until_answering():
+            return
         for informer in self.informers:
             informer.start()
-        deadline = time.monotonic() + SYNC_TIMEOUT
-        for informer in self.informers:
+        for informer in self.informers:  # a list that fails is retried (the informer logs why)
             while not informer.synced.wait(0.1):
                 if self._stopped.is_set():  # asked to stop before it could list: nothing to start
                     return
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not list {informer.name} within {SYNC_TIMEOUT}s")
         for controller in self.controllers:
             controller.resync()
             controller.start()
         self.ready.set()
         logger.info("syncer for vcluster %s is running (host namespace %s)",
                     self.config.vcluster, self.config.host_namespace)
+
+    def _wait_until_answering(self) -> bool:
+        """Wait for both API servers to serve; False if asked to stop meanwhile."""
+        for side, client in (("vcluster", self.ctx.virtual), ("host", self.ctx.host)):
+            backoff, waited = Backoff(limit=2), False
+            while (why := client.unready()) is not None:
+                if not waited:
+                    logger.info("waiting for the %s API server at %s to serve (%s)", side, client.server, why)
+                    waited = True
+                if self._stopped.wait(backoff.next()):
+                    return False
+            if waited:
+                logger.info("the %s API server at %s serves", side, client.server)
+        return True
 
     def resync(self) -> None:
         for controller in self.controllers:

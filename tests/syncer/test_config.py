@@ -12,10 +12,11 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from localkube import LocalCluster
 from localkube.ports import allocate
 from syncer import config, kube
 from syncer.health import probe
-from tests.kube.helpers import eventually
+from tests.kube.helpers import eventually, new_namespace
 
 from .conftest import REPO
 
@@ -169,6 +170,45 @@ def test_rotated_credentials_are_picked_up_from_the_kubeconfig_file(tmp_path):
         server.shutdown()
 
 
+def whoami(api: kube.Client) -> str:
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    return api.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=review)[
+        "status"]["userInfo"]["username"]
+
+
+def test_a_token_file_the_kubelet_rotates_is_read_again_when_the_old_token_is_refused(
+        host_cluster, operator, tmp_path):
+    """As in the runtime pod: a kubeconfig naming a projected token file and a CA file."""
+    namespace = new_namespace(operator.core, "token-file")
+    try:
+        tokens = {}
+        for account in ("first", "second"):
+            operator.core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+            tokens[account] = operator.core.create_namespaced_service_account_token(
+                account, namespace, {"spec": {"audiences": [], "expirationSeconds": 600}}).status.token
+        (tmp_path / "token").write_text(tokens["first"])
+        doc = kubeconfig({"tokenFile": "token"})  # relative to the kubeconfig, as kubectl reads it
+        doc["clusters"][0]["cluster"] = {"server": host_cluster.server,
+                                         "certificate-authority": str(host_cluster.ca_cert_path)}
+        api = kube.Client.from_kubeconfig(write(tmp_path / "kc", **doc))
+        assert whoami(api) == f"system:serviceaccount:{namespace}:first"
+
+        operator.core.delete_namespaced_service_account("first", namespace)  # its tokens stop working
+        eventually(lambda: refused_with(api, 401), what="the first token refused")
+        (tmp_path / "token").write_text(tokens["second"])  # the kubelet's rotation
+        assert whoami(api) == f"system:serviceaccount:{namespace}:second"
+    finally:
+        operator.core.delete_namespace(namespace)
+
+
+def refused_with(api: kube.Client, status: int) -> bool:
+    try:
+        whoami(api)
+    except kube.ApiError as exc:
+        return exc.status == status
+    return False
+
+
 def test_a_syncer_that_cannot_list_its_clusters_is_alive_but_not_ready(tmp_path):
     unreachable = kubeconfig({"token": "t"})
     unreachable["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
@@ -184,6 +224,41 @@ def test_a_syncer_that_cannot_list_its_clusters_is_alive_but_not_ready(tmp_path)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_syncer_started_before_its_vclusters_api_server_waits_for_it_then_gets_ready(
+        host_cluster, operator, tmp_path_factory):
+    """As in the runtime pod, where it starts beside kine and kube-apiserver: it does not
+    exit, says once what it waits for, answers the kubelet's probes on a wildcard address."""
+    vcluster = LocalCluster(tmp_path_factory.mktemp("late"))
+    vcluster.init(name="late")
+    namespace = new_namespace(operator.core, "late")
+    work = tmp_path_factory.mktemp("late-syncer")
+    port = allocate(["health"])["health"]
+    path = write(work / "syncer.yaml", vcluster="late", virtual_kubeconfig=str(vcluster.admin_kubeconfig),
+                 host_kubeconfig=str(host_cluster.admin_kubeconfig), host_namespace=namespace,
+                 health_address=f"0.0.0.0:{port}")
+    log = work / "syncer.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "syncer", "--config", str(path)], cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT)
+    waiting = "waiting for the vcluster API server"
+    try:
+        eventually(lambda: waiting in log.read_text(), what="the syncer saying what it waits for")
+        assert probe(f"127.0.0.1:{port}", "/healthz") == 200
+        assert probe(f"127.0.0.1:{port}", "/readyz") == 503
+
+        vcluster.start()
+        eventually(lambda: probe(f"127.0.0.1:{port}", "/readyz") == 200 or proc.poll() is not None,
+                   timeout=60, what="the syncer ready")
+        assert proc.poll() is None, log.read_text()
+        assert probe(f"127.0.0.1:{port}", "/readyz") == 200
+        assert log.read_text().count(waiting) == 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        vcluster.stop()
+        operator.core.delete_namespace(namespace)
 
 
 def test_a_policy_in_the_config_is_read_and_a_bad_one_refused(tmp_path):

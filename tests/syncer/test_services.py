@@ -9,6 +9,7 @@ from kubernetes.client.rest import ApiException
 from syncer import names
 from tests.kube.helpers import eventually, new_namespace
 
+from .test_configs import pod_using
 from .test_pods import deployment
 
 
@@ -122,3 +123,32 @@ def test_a_service_the_host_refuses_gets_an_event_saying_why(vcluster, operator)
     assert event.type == "Warning" and "exceeded quota" in event.message
     assert event.involved_object.kind == "Service"
     assert not vcluster.host_objects()["services"]
+
+
+def test_pods_resolve_through_the_vclusters_dns_once_its_service_routes_without_a_restart(vcluster):
+    """No dns_ip in the config: the syncer points host pods at kube-system/kube-dns once
+    the host copy has its ClusterIP; pods created before keep the host's resolver."""
+    tenant = vcluster.tenant.core
+    assert "dns_ip" not in vcluster.config_path.read_text()
+    syncer_pid = vcluster.syncer.pid
+    tenant.create_namespaced_pod("default", pod_using("before"))
+    before = eventually(lambda: [p for p in vcluster.host_pods() if p.metadata.name == vcluster.host_name("before")],
+                        what="the host pod of a pod created before the vcluster's DNS")[0]
+    assert before.spec.dns_policy == "ClusterFirst" and before.spec.dns_config is None
+
+    dns = service("kube-dns", {"k8s-app": "kube-dns"})
+    dns.spec.ports = [client.V1ServicePort(name="dns", port=53, protocol="UDP", target_port=53)]
+    tenant.create_namespaced_service("kube-system", dns)
+    host_copy = vcluster.host_name("kube-dns", "kube-system")
+    host_ip = eventually(lambda: vcluster.operator.core.read_namespaced_service(
+        host_copy, vcluster.host_namespace).spec.cluster_ip, what="the host copy of kube-dns")
+    eventually(lambda: tenant.read_namespaced_service("kube-dns", "kube-system").spec.cluster_ip == host_ip,
+               what="the virtual kube-dns recreated with the host's ClusterIP")
+
+    tenant.create_namespaced_pod("default", pod_using("after"))
+    after = eventually(lambda: [p for p in vcluster.host_pods() if p.metadata.name == vcluster.host_name("after")],
+                       what="the host pod of a pod created after")[0]
+    assert after.spec.dns_policy == "None"
+    assert after.spec.dns_config.nameservers == [host_ip]
+    assert after.spec.dns_config.searches[0] == "default.svc.cluster.local"
+    assert vcluster.syncer.pid == syncer_pid and vcluster.syncer.proc.poll() is None

@@ -191,6 +191,21 @@ def test_with_an_api_endpoint_kubernetes_default_points_at_the_vcluster():
     assert spec["dnsConfig"]["searches"][0] == "shop.svc.cluster.local"
 
 
+def kube_dns(cluster_ip: str | None) -> dict:
+    return {"metadata": {"name": "kube-dns", "namespace": "kube-system"}, "spec": {"clusterIP": cluster_ip}}
+
+
+@pytest.mark.parametrize("virtual, host_copies, expected", [
+    (None, [], None),  # no cluster DNS in the vcluster
+    (kube_dns("10.0.0.10"), [], None),  # not copied to the host yet
+    (kube_dns("10.0.0.10"), [kube_dns("10.96.7.7")], None),  # the vcluster's own IP: does not route on the host
+    (kube_dns("10.96.7.7"), [kube_dns("10.96.7.7")], "10.96.7.7"),  # recreated with the host's IP
+    (kube_dns("None"), [kube_dns("None")], None),  # headless: no address to point at
+])
+def test_the_cluster_dns_address_is_the_kube_dns_ip_once_the_host_copy_has_it(virtual, host_copies, expected):
+    assert pods.cluster_dns_ip(virtual, host_copies) == expected
+
+
 def test_without_an_api_endpoint_nothing_points_anywhere():
     spec = pods.host_pod(virtual_pod(), TARGET, "tok")["spec"]
     assert "hostAliases" not in spec and "dnsConfig" not in spec

@@ -12,19 +12,25 @@ Life of a pod, by what the reconcile of its key finds:
 - a virtual pod being deleted → delete the host pod with the same grace period, then,
   once it is gone, finish deleting the virtual pod (what a kubelet would do);
 - only a host pod → delete it.
+
+The Target a pod is translated with is the config's, plus the vcluster's DNS address
+once its `kube-dns` Service routes on the host (`translate.cluster_dns_ip`, from the
+informers' caches) when the config names none: pods created from then on resolve
+through the vcluster's DNS, without a restart; pods created before keep the host's.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import time
 from datetime import datetime
 
 from ... import names
 from ...controller import Controller
-from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS, SERVICEACCOUNTS, ApiError
-from ...translate import Refused
+from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError
+from ...translate import Refused, Target
 from . import translate
 
 logger = logging.getLogger(__name__)
@@ -97,7 +103,15 @@ class PodController(Controller):
 
     def _desired(self, vpod: dict, host_name: str) -> dict:
         tokens = translate.token_sources(vpod)
-        return translate.host_pod(vpod, self.ctx.target, names.token_secret_name(host_name) if tokens else None)
+        return translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None)
+
+    def _target(self) -> Target:
+        target = self.ctx.target
+        if target.dns_ip:  # the config's wins
+            return target
+        dns_ip = translate.cluster_dns_ip(self.ctx.vinf[SERVICES].get(translate.CLUSTER_DNS),
+                                          self.ctx.controllers["Service"].host_copies(translate.CLUSTER_DNS))
+        return dataclasses.replace(target, dns_ip=dns_ip) if dns_ip else target
 
     def _missing(self, namespace: str, refs: translate.Refs) -> list[str]:
         missing = []

@@ -3,7 +3,9 @@
 `host_pod` copies the spec, renames what the pod refers to (configmaps, secrets,
 claims, its Service for `subdomain`), mounts the vcluster's service-account tokens from
 the token Secret, scopes pod (anti-)affinity to the vcluster, and makes the pod safe
-for the host (`syncer.kinds.pods.safety`), raising Refused when it cannot.
+for the host (`syncer.kinds.pods.safety`), raising Refused when it cannot. With
+`target.dns_ip` it points the pod's resolver at the vcluster's DNS; `cluster_dns_ip`
+decides that address when the config names none.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ DROPPED_POD_FIELDS = ("priority", "priorityClassName", "preemptionPolicy", "over
 # the tenant removes is removed on the host too, while keys host components add stay.
 ANN_COPIED = names.PREFIX + "copied-annotations"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+# The vcluster's DNS Service, as its CoreDNS add-on names it.
+CLUSTER_DNS = "kube-system/kube-dns"
 
 
 @dataclass
@@ -274,6 +278,16 @@ def _point_at_vcluster(spec: dict, namespace: str, target: Target) -> None:
                          *(tenant.get("searches") or [])],
             "options": tenant.get("options") or [{"name": "ndots", "value": "5"}],
         }
+
+
+def cluster_dns_ip(service: dict | None, host_copies: list[dict]) -> str | None:
+    """The vcluster's DNS address for host pods: the ClusterIP of its `kube-dns` Service
+    once a host copy has the same one (the Services kind recreates the virtual Service
+    with the host's IP); until then it would not route, and this is None."""
+    ip = (service or {}).get("spec", {}).get("clusterIP")
+    if ip in (None, "", "None"):
+        return None
+    return ip if any(copy["spec"].get("clusterIP") == ip for copy in host_copies) else None
 
 
 def _is_dns_label(name: str) -> bool:
