@@ -112,9 +112,10 @@ def ingress_host(namespace: str, domain: str) -> str:
 
 def server_url(access: Access, node_port: int | None) -> str:
     """The API server's URL as tenants reach it."""
+    host = f"[{access.address}]" if ":" in access.address else access.address  # IPv6
     if access.mode == "nodeport":
-        return f"https://{access.address}:{node_port}"
-    return f"https://{access.address}"
+        return f"https://{host}:{node_port}"
+    return f"https://{host}"
 
 
 def server_names(namespace: str, service_ip: str, access_address: str) -> list[str]:
@@ -170,14 +171,14 @@ def _client_kubeconfig(ca: pki.KeyPair, name: str, server: str, user: str, group
 
 
 # The syncer's files ------------------------------------------------------------
-def syncer_files(*, vcluster: str, namespace: str, service_ip: str, host_server: str, policy: TenantPolicy,
-                 dns_ip: str | None) -> dict[str, str]:
+def syncer_files(*, vcluster: str, namespace: str, service_ip: str, host_server: str,
+                 policy: TenantPolicy) -> dict[str, str]:
     """syncer.yaml and the host kubeconfig it names: in-cluster credentials, the pod's
     projected token (the kubelet rotates it; the syncer re-reads it)."""
     config = SyncerConfig(
         vcluster=vcluster, host_namespace=namespace,
         virtual_kubeconfig=f"{PKI_DIR}/syncer.kubeconfig", host_kubeconfig=f"{SYNCER_DIR}/host.kubeconfig",
-        api_endpoint=f"{service_ip}:{SERVICE_PORT}", dns_ip=dns_ip,
+        api_endpoint=f"{service_ip}:{SERVICE_PORT}",
         health_address=f"0.0.0.0:{SYNCER_HEALTH_PORT}", kubelet_address=KUBELET_ADDRESS,
         kubelet_cert=f"{PKI_DIR}/syncer-kubelet.crt", kubelet_key=f"{PKI_DIR}/syncer-kubelet.key",
         kubelet_client_ca=f"{PKI_DIR}/ca.crt", policy=policy,

@@ -96,24 +96,19 @@ class KubernetesRuntime:
     def pod_api_endpoint(self, vc: VClusterRef) -> tuple[str, int]:
         return self._load(vc)["service_ip"], cp.SERVICE_PORT
 
-    def ensure_syncer(
-        self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy, dns_ip: str | None,
-    ) -> bool:
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
         """The syncer runs in the control plane's pod with in-cluster credentials
         (`host_kubeconfig` is not needed); this keeps its config current, which rolls
-        the pod when it changes."""
-        state = self._load(vc)
-        if state.get("dns_ip") != dns_ip:
-            state["dns_ip"] = dns_ip
-            self._save(vc, state)
-        return self._apply_pod(vc, state, policy)
+        the pod when it changes (a new tenant policy)."""
+        return self._apply_pod(vc, self._load(vc), policy)
 
     def syncer_running(self, vc: VClusterRef) -> bool:
-        """Ready once the pod made from the current config has a ready syncer."""
+        """Ready once the pod made from the current config has a ready syncer and API server."""
         pod = self._pod(vc)
         if pod is None or (pod.metadata.annotations or {}).get(cp.CONFIG_HASH) != self._load(vc).get("hash"):
             return False
-        return any(s.name == "syncer" and s.ready for s in pod.status.container_statuses or [])
+        ready = {s.name for s in pod.status.container_statuses or [] if s.ready}
+        return {"syncer", "kube-apiserver"} <= ready
 
     def destroy(self, vc: VClusterRef) -> list[str]:
         """Delete the pod first (nothing may hold the claim), then every object, then
@@ -171,7 +166,7 @@ class KubernetesRuntime:
         ns, labels = vc.host_namespace, vc.labels
         syncer_files = cp.syncer_files(
             vcluster=syncer_name(vc), namespace=ns, service_ip=state["service_ip"],
-            host_server=self._host_server(), policy=policy, dns_ip=state.get("dns_ip"),
+            host_server=self._host_server(), policy=policy,
         )
         state["hash"] = cp.config_hash(state["keys"], syncer_files)
         self._save(vc, state)

@@ -139,10 +139,6 @@ def ensure_control_plane(ctx: Context) -> None:
 
 
 def ensure_syncer(ctx: Context) -> None:
-    _run_syncer(ctx, _cluster_dns_ip(ctx))
-
-
-def _run_syncer(ctx: Context, dns_ip: str | None) -> None:
     def host_kubeconfig() -> str:
         server, ca_pem = ctx.host.server()
         return token_kubeconfig(
@@ -150,7 +146,7 @@ def _run_syncer(ctx: Context, dns_ip: str | None) -> None:
             manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
         )
 
-    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy(), dns_ip):
+    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy()):
         ctx.changes.append("syncer started")
     _wait_syncer_ready(ctx, settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
 
@@ -178,18 +174,18 @@ def ensure_kubeconfig(ctx: Context) -> None:
 def ensure_cluster_dns(ctx: Context) -> None:
     """CoreDNS inside the vcluster, a tenant workload as in vcluster: it answers for the
     vcluster's Services from the vcluster's API, and its Service gets the host's
-    ClusterIP from the syncer. Once it has, the syncer points every pod's resolver there
-    (a restart with the address in its config; pods created before keep the host's)."""
+    ClusterIP from the syncer. Once it has, the syncer points the resolver of every pod
+    it creates there (it reads the address itself; pods created before keep the host's).
+    Done when that has happened."""
     kube = ctx.vcluster_api
     for manifest in addons.coredns_manifests(_cluster_dns_image(), CLUSTER_DOMAIN):
         if kube.apply(manifest):
             ctx.changes.append(f"{manifest['kind']} {manifest['metadata']['name']} in the vcluster")
     deadline = time.monotonic() + settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT
-    while (dns_ip := _cluster_dns_ip(ctx)) is None:
+    while _cluster_dns_ip(ctx) is None:
         if time.monotonic() > deadline:
             raise Transient("the vcluster's DNS Service has not got its host address yet")
         time.sleep(0.2)
-    _run_syncer(ctx, dns_ip)
 
 
 def _cluster_dns_image() -> str:

@@ -73,11 +73,10 @@ class ControlPlaneRuntime(Protocol):
         """The address and port at which the vcluster's pods (on the host's nodes) reach
         its API server: what `kubernetes.default` means inside the vcluster."""
 
-    def ensure_syncer(
-        self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy, dns_ip: str | None,
-    ) -> bool:
-        """Start the syncer unless it runs with this `policy` and cluster DNS address,
-        with host credentials from `host_kubeconfig()`; True if it had to be (re)started."""
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
+        """Start the syncer unless it runs with this `policy`, with host credentials
+        from `host_kubeconfig()` where the runtime needs them; True if it had to be
+        (re)started."""
 
     def syncer_running(self, vc: VClusterRef) -> bool:
         """True once the syncer is ready: it has listed both clusters and syncs."""
@@ -146,18 +145,18 @@ class LocalProcessRuntime:
         finally:
             path.unlink()
 
-    def ensure_syncer(
-        self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy, dns_ip: str | None,
-    ) -> bool:
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
         """The syncer runs as `python -m syncer`, without Django, with an environment of
         only what it needs (spawn()'s minimal base and PYTHONPATH): no portal secrets."""
         processes, config_path = self._processes(vc), vcluster_config_path(vc.id)
         stored = _stored_config(config_path)
-        desired = self._syncer_config(vc, policy, dns_ip, stored.health_address if stored else None)
+        desired = self._syncer_config(vc, policy, stored.health_address if stored else None)
         if processes.pid("syncer") is not None:
             if desired == stored and stored.health_address:
                 return False
-            processes.stop("syncer")  # its config changed (the host's tenant policy), or it predates /readyz
+            # Its config changed (the host's tenant policy), it predates /readyz, or it
+            # names a DNS address, which the syncer now finds itself.
+            processes.stop("syncer")
         base = self._dir(vc)
         write_private(base / "host.kubeconfig", host_kubeconfig())
         self._cluster(vc).write_kubeconfig(base / "virtual.kubeconfig", "vcportal-syncer", ("system:masters",))
@@ -167,14 +166,12 @@ class LocalProcessRuntime:
                         env={"PYTHONPATH": str(settings.BASE_DIR)})
         return True
 
-    def _syncer_config(
-        self, vc: VClusterRef, policy: TenantPolicy, dns_ip: str | None, health_address: str | None,
-    ) -> SyncerConfig:
+    def _syncer_config(self, vc: VClusterRef, policy: TenantPolicy, health_address: str | None) -> SyncerConfig:
         base = self._dir(vc)
         return SyncerConfig(
             vcluster=syncer_name(vc), virtual_kubeconfig=base / "virtual.kubeconfig",
             host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
-            api_endpoint="{}:{}".format(*self.pod_api_endpoint(vc)), dns_ip=dns_ip,
+            api_endpoint="{}:{}".format(*self.pod_api_endpoint(vc)),
             health_address=health_address, policy=TenantPolicy.from_dict(policy.to_dict()),  # as stored
             **self._kubelet_endpoint(vc),
         )

@@ -101,6 +101,7 @@ def test_admin_kubeconfig_is_signed_by_the_vclusters_ca(keys):
 
 def test_server_url_per_access_mode():
     assert cp.server_url(cp.Access("nodeport", "198.51.100.1"), 31000) == "https://198.51.100.1:31000"
+    assert cp.server_url(cp.Access("nodeport", "2001:db8::1"), 31000) == "https://[2001:db8::1]:31000"
     assert cp.server_url(cp.Access("loadbalancer", "lb.example.com"), 31000) == "https://lb.example.com"
     host = cp.ingress_host(NS, "vc.example.com")
     assert cp.server_url(cp.Access("ingress", host), None) == f"https://{NS}.vc.example.com"
@@ -108,7 +109,7 @@ def test_server_url_per_access_mode():
 
 def test_syncer_files_are_a_valid_config_with_in_cluster_credentials(tmp_path):
     files = cp.syncer_files(vcluster="vc7", namespace=NS, service_ip="10.96.3.4", host_server="https://10.96.0.1:443",
-                            policy=TenantPolicy(), dns_ip=None)
+                            policy=TenantPolicy())
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     config = load(tmp_path / "syncer.yaml")

@@ -49,7 +49,7 @@ def kubectl_with(kubeconfig: str, tmp_path: Path, *args: str) -> str:
     path = tmp_path / "vcluster.kubeconfig"
     path.write_text(kubeconfig)
     os.chmod(path, 0o600)
-    return kubectl(path, *args)
+    return kubectl(path, *args).stdout
 
 
 def wait_ready(vcluster, timeout=120):
