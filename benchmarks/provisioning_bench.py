@@ -69,8 +69,8 @@ def readyz(kubeconfig: str) -> bool:
 
 
 class Portal:
-    def __init__(self, token: str):
-        self.token = token
+    def __init__(self, token: str, team: str = "bench"):
+        self.token, self.team = token, team
 
     def client(self) -> APIClient:
         api = APIClient()
@@ -80,7 +80,7 @@ class Portal:
     def create_to_ready(self, name: str) -> tuple[int, float]:
         api = self.client()
         start = time.perf_counter()
-        response = api.post("/api/v1/vclusters/", {"team": "bench", "name": name}, format="json")
+        response = api.post("/api/v1/vclusters/", {"team": self.team, "name": name}, format="json")
         assert response.status_code == 201, response.content
         vcluster_id = response.json()["id"]
         while True:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ import yaml
 from localkube import kubeconfig, pki
 from localkube.cluster import ADMIN_USER
 from localkube.components import (
-    ADMISSION_PLUGINS, AUDIT_POLICY, HEALTH_PATHS, SERVICE_CIDR, SERVICE_IP, SQLITE_OPTIONS,
+    ADMISSION_PLUGINS, AUDIT_POLICY, HEALTH_PATHS, SERVICE_CIDR, SQLITE_OPTIONS,
 )
 from syncer.config import SyncerConfig
 from syncer.policy import TenantPolicy
@@ -118,11 +119,12 @@ def server_url(access: Access, node_port: int | None) -> str:
     return f"https://{host}"
 
 
-def server_names(namespace: str, service_ip: str, access_address: str) -> list[str]:
+def server_names(namespace: str, service_ip: str, access_address: str, service_cidr: str = SERVICE_CIDR) -> list[str]:
     """What the API server's certificate names: how tenants reach it from outside, how
     the vcluster's pods reach it (the Service's address and DNS names; inside, the
-    `kubernetes` names), and loopback for the pod's own components."""
-    names = ["127.0.0.1", "localhost", SERVICE_IP, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+    `kubernetes` names and its Service's address), and loopback for the pod's own components."""
+    inside = str(ipaddress.ip_network(service_cidr)[1])
+    names = ["127.0.0.1", "localhost", inside, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
              "kubernetes.default.svc.cluster.local", service_ip, SERVICE, f"{SERVICE}.{namespace}",
              f"{SERVICE}.{namespace}.svc", access_address]
     return list(dict.fromkeys(n for n in names if n))
@@ -217,7 +219,10 @@ def service(ns: str, owner_labels: dict, access: Access, cluster_ip: str | None,
     port = {"name": "https", "protocol": "TCP", "port": SERVICE_PORT, "targetPort": API_PORT}
     if node_port and access.service_type != "ClusterIP":
         port["nodePort"] = node_port
-    spec = {"type": access.service_type, "selector": pod_labels(owner_labels), "ports": [port]}
+    # Not-ready addresses too: the pod is NotReady whenever any container is (a syncer
+    # restarting), and tenants should still reach the API server, the only one there is.
+    spec = {"type": access.service_type, "selector": pod_labels(owner_labels), "ports": [port],
+            "publishNotReadyAddresses": True}
     if cluster_ip:
         spec["clusterIP"] = cluster_ip
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(SERVICE, ns, owner_labels), "spec": spec}
@@ -253,7 +258,10 @@ def network_policy(ns: str, owner_labels: dict, host_api: list[tuple[str, int]])
     }
 
 
-def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str | None, hash_: str) -> dict:
+def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str | None, hash_: str,
+                service_cidr: str = SERVICE_CIDR) -> dict:
+    """`service_cidr` is the host's Service range: the syncer gives each virtual Service
+    its host copy's address, which the vcluster's API server takes only from its own range."""
     labels = pod_labels(owner_labels)
     claim = {
         "metadata": {"name": DATA, "labels": owner_labels},
@@ -270,7 +278,11 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
             "terminationGracePeriodSeconds": 10,
             "securityContext": {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID,
                                 "fsGroup": USER_ID, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [_kine(image), _apiserver(image), _controller_manager(image), _syncer(image)],
+            # kine and the API server are sidecars (restartable init containers): the
+            # controller manager and the syncer start once the API server is ready, so
+            # neither crash-loops on an API without its bootstrap RBAC yet.
+            "initContainers": [_sidecar(_kine(image)), _sidecar(_apiserver(image, service_cidr))],
+            "containers": [_controller_manager(image), _syncer(image)],
             "volumes": [
                 {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                 *(_pki_volume(c) for c in PKI_OF),
@@ -290,6 +302,15 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
             "template": pod, "volumeClaimTemplates": [claim],
         },
     }
+
+
+def _sidecar(container: dict) -> dict:
+    return {**container, "restartPolicy": "Always"}
+
+
+def containers(pod_spec: dict) -> list[dict]:
+    """Every container of the pod, sidecars first."""
+    return [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
 
 
 def _pki_volume(component: str) -> dict:
@@ -319,7 +340,7 @@ def _kine(image: str) -> dict:
     ], [{"name": DATA, "mountPath": DATA_DIR}])
 
 
-def _apiserver(image: str) -> dict:
+def _apiserver(image: str, service_cidr: str) -> dict:
     pki = PKI_DIR
     container = _container("kube-apiserver", image, [
         "/usr/local/bin/kube-apiserver",
@@ -330,7 +351,7 @@ def _apiserver(image: str) -> dict:
         "--authorization-mode=Node,RBAC", f"--enable-admission-plugins={ADMISSION_PLUGINS}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key",
-        f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
+        f"--service-cluster-ip-range={service_cidr}", "--allow-privileged=true",
         "--endpoint-reconciler-type=none", "--profiling=false", "--enable-priority-and-fairness=false",
         f"--kubelet-client-certificate={pki}/kubelet-client.crt", f"--kubelet-client-key={pki}/kubelet-client.key",
         f"--kubelet-certificate-authority={pki}/ca.crt", "--kubelet-preferred-address-types=InternalIP",
@@ -341,9 +362,9 @@ def _apiserver(image: str) -> dict:
     container.update({
         "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         "ports": [{"name": "https", "containerPort": API_PORT, "protocol": "TCP"}],
+        "startupProbe": {"httpGet": {**probe, "path": "/readyz"}, "periodSeconds": 1, "failureThreshold": 300},
         "readinessProbe": {"httpGet": {**probe, "path": "/readyz"}, "periodSeconds": 1, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {**probe, "path": "/livez"}, "initialDelaySeconds": 30, "periodSeconds": 10,
-                          "failureThreshold": 6},
+        "livenessProbe": {"httpGet": {**probe, "path": "/livez"}, "periodSeconds": 10, "failureThreshold": 6},
     })
     return container
 
@@ -382,6 +403,7 @@ def share(access: Access) -> dict[str, int]:
     """What the control plane takes of the namespace quota, in manifests.Share's terms:
     its pod's limits, its claim, and the node port or load balancer of its Service.
     (One more pod also makes room for its Service and two Secrets in the object counts.)"""
+    # Sidecars run beside the other containers, so the pod's total is their sum.
     cpu = sum(_millicores(limits["cpu"]) for _, limits in RESOURCES.values())
     memory = sum(_bytes(limits["memory"]) for _, limits in RESOURCES.values())
     return {"cpu_millicores": cpu, "memory_bytes": memory, "pods": 1, "storage_bytes": _bytes(STORAGE),

@@ -24,8 +24,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from kubernetes.client import DiscoveryV1Api
 from kubernetes.client.rest import ApiException
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from localkube import images
+from localkube.components import SERVICE_CIDR
 from syncer.policy import TenantPolicy
 
 from . import controlplane as cp
@@ -63,18 +65,19 @@ class KubernetesRuntime:
     def quota_share(self) -> dict[str, int]:
         return cp.share(self.access)
 
-    def ensure_control_plane(self, vc: VClusterRef) -> bool:
+    def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
         state = self._load(vc)
         changed = self._ensure_service(vc, state)
         address = self._access_address(vc, state)
-        names = cp.server_names(vc.host_namespace, state["service_ip"], address)
+        state.setdefault("service_cidr", self._host_service_cidr())
+        names = cp.server_names(vc.host_namespace, state["service_ip"], address, state["service_cidr"])
         if "keys" not in state:
             state["keys"] = cp.new_keys(vc.name, names)
         elif state.get("names") != names:
             state["keys"] = cp.reissue_api_certificate(state["keys"], names)
         state.update(names=names, address=address)
         self._save(vc, state)  # before any object names these keys
-        changed |= self._apply_pod(vc, state, self.host.policy())
+        changed += self._apply_pod(vc, state, self.host.policy())
         self._wait(vc, lambda: self._readyz(state) == 200, "the API server does not answer /readyz")
         return changed
 
@@ -96,7 +99,7 @@ class KubernetesRuntime:
     def pod_api_endpoint(self, vc: VClusterRef) -> tuple[str, int]:
         return self._load(vc)["service_ip"], cp.SERVICE_PORT
 
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> list[str]:
         """The syncer runs in the control plane's pod with in-cluster credentials
         (`host_kubeconfig` is not needed); this keeps its config current, which rolls
         the pod when it changes (a new tenant policy)."""
@@ -107,7 +110,7 @@ class KubernetesRuntime:
         pod = self._pod(vc)
         if pod is None or (pod.metadata.annotations or {}).get(cp.CONFIG_HASH) != self._load(vc).get("hash"):
             return False
-        ready = {s.name for s in pod.status.container_statuses or [] if s.ready}
+        ready = {s.name for s in _statuses(pod) if s.ready}
         return {"syncer", "kube-apiserver"} <= ready
 
     def destroy(self, vc: VClusterRef) -> list[str]:
@@ -124,11 +127,13 @@ class KubernetesRuntime:
             ("v1", "Service", cp.SERVICE), ("networking.k8s.io/v1", "Ingress", cp.SERVICE),
             ("networking.k8s.io/v1", "NetworkPolicy", cp.POLICY),
             ("v1", "Secret", cp.PKI_SECRET), ("v1", "Secret", cp.SYNCER_SECRET),
-            *(("v1", "PersistentVolumeClaim", claim) for claim in claims),
         ):
             if self._delete_ours(vc, api_version, kind, name):
                 removed.append(f"{kind} {ns}/{name}")
+        for claim in claims:  # the StatefulSet's retention policy may have deleted them already
+            self._delete_ours(vc, "v1", "PersistentVolumeClaim", claim)
         kept = self._wait_volumes_gone(vc, claims)
+        removed += [f"PersistentVolumeClaim {ns}/{claim}" for claim in claims]
         removed += [f"PersistentVolume {pv} and its volume" for pv in claims.values() if pv and pv not in kept]
         removed += [f"nothing: PersistentVolume {pv} is kept, its reclaim policy is Retain" for pv in kept]
         if Placement.objects.filter(vcluster_id=vc.id).exclude(control_plane_state="").update(control_plane_state=""):
@@ -136,16 +141,21 @@ class KubernetesRuntime:
         return removed
 
     # Objects ---------------------------------------------------------------
-    def _ensure_service(self, vc: VClusterRef, state: dict) -> bool:
+    def _apply(self, manifest: dict) -> list[str]:
+        """Apply one object; what changed, as the pipeline records it."""
+        meta = manifest["metadata"]
+        return [f"{manifest['kind']} {meta['namespace']}/{meta['name']}"] if self.kube.apply(manifest) else []
+
+    def _ensure_service(self, vc: VClusterRef, state: dict) -> list[str]:
         ns = vc.host_namespace
         manifest = cp.service(ns, vc.labels, self.access, state.get("service_ip"), state.get("node_port"))
         try:
-            changed = self.kube.apply(manifest)
+            changed = self._apply(manifest)
         except ApiException as exc:
             if exc.status != 422 or not state.get("service_ip"):
                 raise
             # The old address or port was taken meanwhile: take new ones, and reissue.
-            changed = self.kube.apply(cp.service(ns, vc.labels, self.access, None, None))
+            changed = self._apply(cp.service(ns, vc.labels, self.access, None, None))
         service = self.kube.core.read_namespaced_service(cp.SERVICE, ns, _request_timeout=10)
         state["service_ip"] = service.spec.cluster_ip
         state["node_port"] = service.spec.ports[0].node_port
@@ -161,8 +171,8 @@ class KubernetesRuntime:
             return state["lb_address"]
         return self.access.address
 
-    def _apply_pod(self, vc: VClusterRef, state: dict, policy: TenantPolicy) -> bool:
-        """Apply the Secrets, policy, ingress and StatefulSet for `state`; True if any changed."""
+    def _apply_pod(self, vc: VClusterRef, state: dict, policy: TenantPolicy) -> list[str]:
+        """Apply the Secrets, policy, ingress and StatefulSet for `state`; what changed."""
         ns, labels = vc.host_namespace, vc.labels
         syncer_files = cp.syncer_files(
             vcluster=syncer_name(vc), namespace=ns, service_ip=state["service_ip"],
@@ -177,17 +187,27 @@ class KubernetesRuntime:
         ]
         if self.access.mode == "ingress":
             manifests.append(cp.ingress(ns, labels, state["address"]))
-        manifests.append(cp.statefulset(ns, labels, image=self.image(), storage_class=None, hash_=state["hash"]))
-        changed = False
-        for manifest in manifests:
-            changed |= self.kube.apply(manifest)
-        return changed
+        manifests.append(cp.statefulset(ns, labels, image=self.image(), storage_class=None, hash_=state["hash"],
+                                        service_cidr=state["service_cidr"]))
+        return [change for manifest in manifests for change in self._apply(manifest)]
 
     def _host_server(self) -> str:
         """The host API as pods reach it: the `kubernetes` Service, by address (the pod
         resolves no names: the namespace's policies keep it from the host's DNS)."""
         service = self.kube.core.read_namespaced_service("kubernetes", "default", _request_timeout=10)
         return f"https://{service.spec.cluster_ip}:{service.spec.ports[0].port}"
+
+    def _host_service_cidr(self) -> str:
+        """The host's Service range, from its ServiceCIDR objects (Kubernetes 1.33 and
+        later; the one named `kubernetes` first); localkube's range where there are none."""
+        try:
+            resource = self.kube.dynamic.resources.get(api_version="networking.k8s.io/v1", kind="ServiceCIDR")
+            items = resource.get(_request_timeout=10).items
+        except (ResourceNotFoundError, ApiException):
+            return SERVICE_CIDR
+        items = sorted(items, key=lambda item: item.metadata.name != "kubernetes")
+        cidrs = [cidr for item in items for cidr in item.spec.cidrs or [] if ":" not in cidr]
+        return cidrs[0] if cidrs else SERVICE_CIDR
 
     def _host_api_endpoints(self) -> list[tuple[str, int]]:
         """Where the `kubernetes` Service leads: NetworkPolicies see traffic after the
@@ -244,7 +264,7 @@ class KubernetesRuntime:
         pod = self._pod(vc)
         if pod is None:
             return f"there is no pod {vc.host_namespace}/{cp.POD} yet"
-        for status in pod.status.container_statuses or []:
+        for status in _statuses(pod):
             waiting = status.state.waiting if status.state else None
             if waiting and waiting.reason not in (None, "ContainerCreating"):
                 return f"container {status.name}: {waiting.reason}: {waiting.message or ''}".strip()
@@ -281,6 +301,11 @@ class KubernetesRuntime:
                 return None
             raise
         return volume.spec.persistent_volume_reclaim_policy
+
+
+def _statuses(pod) -> list:
+    """Every container's status, the sidecars' (init containers) included."""
+    return [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
 
 
 def _load_balancer_address(service) -> str:

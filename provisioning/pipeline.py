@@ -132,8 +132,7 @@ def ensure_syncer_identity(ctx: Context) -> None:
 
 
 def ensure_control_plane(ctx: Context) -> None:
-    if ctx.runtime.ensure_control_plane(ctx.ref):
-        ctx.changes.append("control plane started")
+    ctx.changes.extend(ctx.runtime.ensure_control_plane(ctx.ref))
     address, port = ctx.runtime.pod_api_endpoint(ctx.ref)
     ctx.apply(manifests.api_access_policy(ctx.placement.host_namespace, ctx.labels, address, port))
 
@@ -146,8 +145,7 @@ def ensure_syncer(ctx: Context) -> None:
             manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
         )
 
-    if ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy()):
-        ctx.changes.append("syncer started")
+    ctx.changes.extend(ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy()))
     _wait_syncer_ready(ctx, settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
 
 

@@ -58,8 +58,9 @@ class ControlPlaneRuntime(Protocol):
         """What the control plane takes of the host namespace's quota, in
         manifests.SHARE_KEYS terms (the quota is raised by that much)."""
 
-    def ensure_control_plane(self, vc: VClusterRef) -> bool:
-        """Start the control plane unless it runs; True if it had to be started."""
+    def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
+        """Start the control plane unless it runs, and wait until it serves; returns
+        what it had to start, create or change (empty: nothing)."""
 
     def control_plane_running(self, vc: VClusterRef) -> bool: ...
 
@@ -73,10 +74,10 @@ class ControlPlaneRuntime(Protocol):
         """The address and port at which the vcluster's pods (on the host's nodes) reach
         its API server: what `kubernetes.default` means inside the vcluster."""
 
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> list[str]:
         """Start the syncer unless it runs with this `policy`, with host credentials
-        from `host_kubeconfig()` where the runtime needs them; True if it had to be
-        (re)started."""
+        from `host_kubeconfig()` where the runtime needs them; returns what it had to
+        (re)start or change."""
 
     def syncer_running(self, vc: VClusterRef) -> bool:
         """True once the syncer is ready: it has listed both clusters and syncs."""
@@ -104,7 +105,7 @@ class LocalProcessRuntime:
         base = self._dir(vc)
         return ProcessDir(base, base / "run", base / "logs")
 
-    def ensure_control_plane(self, vc: VClusterRef) -> bool:
+    def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
         if vc.kubernetes_version != kube_version():
             raise RuntimeFailure(
                 f"Kubernetes {vc.kubernetes_version} is not available on this worker (it runs {kube_version()})."
@@ -112,7 +113,7 @@ class LocalProcessRuntime:
         cluster = self._cluster(vc)
         if cluster.config_path.exists() and all(s.running for s in cluster.status()):
             network.publish(self._api_port(vc))  # again: a port recorded before a reboot is lost
-            return False
+            return []
         self._dir(vc).mkdir(mode=0o700, parents=True, exist_ok=True)
         cluster.init(name=vc.name, extra_sans=tuple(settings.VCPORTAL_VCLUSTER_SANS))
         try:
@@ -120,7 +121,7 @@ class LocalProcessRuntime:
         except ClusterError as exc:
             raise RuntimeFailure(str(exc)) from None
         network.publish(self._api_port(vc))
-        return True
+        return ["control plane started"]
 
     def control_plane_running(self, vc: VClusterRef) -> bool:
         cluster = self._cluster(vc)
@@ -145,7 +146,7 @@ class LocalProcessRuntime:
         finally:
             path.unlink()
 
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> bool:
+    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> list[str]:
         """The syncer runs as `python -m syncer`, without Django, with an environment of
         only what it needs (spawn()'s minimal base and PYTHONPATH): no portal secrets."""
         processes, config_path = self._processes(vc), vcluster_config_path(vc.id)
@@ -153,7 +154,7 @@ class LocalProcessRuntime:
         desired = self._syncer_config(vc, policy, stored.health_address if stored else None)
         if processes.pid("syncer") is not None:
             if desired == stored and stored.health_address:
-                return False
+                return []
             # Its config changed (the host's tenant policy), it predates /readyz, or it
             # names a DNS address, which the syncer now finds itself.
             processes.stop("syncer")
@@ -164,7 +165,7 @@ class LocalProcessRuntime:
         write_private(config_path, dataclasses.replace(desired, health_address=f"127.0.0.1:{health}").dump())
         processes.spawn("syncer", [sys.executable, "-m", "syncer", "--config", str(config_path)],
                         env={"PYTHONPATH": str(settings.BASE_DIR)})
-        return True
+        return ["syncer started"]
 
     def _syncer_config(self, vc: VClusterRef, policy: TenantPolicy, health_address: str | None) -> SyncerConfig:
         base = self._dir(vc)

@@ -40,7 +40,7 @@ def test_every_container_is_restricted_and_bounded():
     assert spec["securityContext"]["runAsNonRoot"] and spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
-    for container in spec["containers"]:
+    for container in cp.containers(spec):
         context = container["securityContext"]
         assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
         assert context["readOnlyRootFilesystem"] is True
@@ -51,8 +51,9 @@ def test_every_container_is_restricted_and_bounded():
 def test_quota_share_is_the_pods_limits_and_its_service():
     spec = pod_spec()
     share = cp.share(cp.Access("nodeport", "198.51.100.1"))
-    assert share["cpu_millicores"] == sum(cp._millicores(c["resources"]["limits"]["cpu"]) for c in spec["containers"])
-    assert share["memory_bytes"] == sum(cp._bytes(c["resources"]["limits"]["memory"]) for c in spec["containers"])
+    every = cp.containers(spec)
+    assert share["cpu_millicores"] == sum(cp._millicores(c["resources"]["limits"]["cpu"]) for c in every)
+    assert share["memory_bytes"] == sum(cp._bytes(c["resources"]["limits"]["memory"]) for c in every)
     assert (share["pods"], share["nodeports"], share["loadbalancers"]) == (1, 1, 0)
     assert cp.share(cp.Access("loadbalancer"))["loadbalancers"] == 1
     assert cp.share(cp.Access("ingress", "vc.example.com"))["nodeports"] == 0
@@ -62,21 +63,30 @@ def test_each_container_mounts_only_the_keys_it_needs():
     spec = pod_spec()
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounted = {}
-    for container in spec["containers"]:
+    for container in cp.containers(spec):
         for mount in container["volumeMounts"]:
             volume = volumes.get(mount["name"], {})  # "data" is the claim template
             if volume.get("secret", {}).get("secretName") == cp.PKI_SECRET:
                 mounted[container["name"]] = {item["key"] for item in volume["secret"]["items"]}
     assert "kine" not in mounted
     assert [name for name, files in mounted.items() if "ca.key" in files] == ["kube-controller-manager"]
-    token_holders = [c["name"] for c in spec["containers"] if any(m["name"] == "host-token" for m in c["volumeMounts"])]
+    token_holders = [c["name"] for c in cp.containers(spec)
+                     if any(m["name"] == "host-token" for m in c["volumeMounts"])]
     assert token_holders == ["syncer"], "only the syncer holds host credentials"
+
+
+def test_the_api_server_is_up_before_what_needs_it_starts():
+    spec = pod_spec()
+    assert [(c["name"], c.get("restartPolicy")) for c in spec["initContainers"]] == [
+        ("kine", "Always"), ("kube-apiserver", "Always")]
+    assert spec["initContainers"][1]["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert [c["name"] for c in spec["containers"]] == ["kube-controller-manager", "syncer"]
 
 
 def test_only_the_api_port_is_offered_beyond_the_pod():
     spec = pod_spec()
-    assert [p["containerPort"] for c in spec["containers"] for p in c.get("ports", [])] == [cp.API_PORT]
-    commands = " ".join(" ".join(c["command"]) for c in spec["containers"])
+    assert [p["containerPort"] for c in cp.containers(spec) for p in c.get("ports", [])] == [cp.API_PORT]
+    commands = " ".join(" ".join(c["command"]) for c in cp.containers(spec))
     assert "--listen-address=127.0.0.1:2379" in commands and "--bind-address=127.0.0.1" in commands
     policy = cp.network_policy(NS, LABELS, [("192.0.2.10", 6443)])
     assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": cp.API_PORT}]}]
@@ -86,6 +96,7 @@ def test_only_the_api_port_is_offered_beyond_the_pod():
 def test_api_certificate_names_every_way_in(keys):
     names = sans(keys["kube-apiserver.crt"])
     assert {"10.96.3.4", "203.0.113.9", "127.0.0.1", "kubernetes.default.svc", f"{cp.SERVICE}.{NS}.svc"} <= names
+    assert "172.20.0.1" in cp.server_names(NS, "172.20.3.4", "a", "172.20.0.0/16"), "inside: the host's range"
     again = cp.reissue_api_certificate(keys, cp.server_names(NS, "10.96.3.4", "vc.example.com"))
     assert "vc.example.com" in sans(again["kube-apiserver.crt"]) and again["ca.key"] == keys["ca.key"]
 

@@ -23,7 +23,7 @@ from provisioning import controlplane as cp
 from provisioning import manifests, pipeline, services
 from provisioning.hostkube import HostKube
 from provisioning.models import Placement
-from tests.kube.helpers import busybox_pod, deployment, eventually
+from tests.kube.helpers import SMALL, busybox_pod, deployment, eventually
 from tests.portal.conftest import make_vcluster
 from tests.provisioning.test_crash_safety import processes_under
 from vclusters import services as vcluster_services
@@ -71,7 +71,8 @@ def test_control_plane_and_syncer_are_a_pod_on_the_host(provisioned_as_pods, rea
 
     pod = control_plane_pod(real_host_cluster, vcluster)
     assert pod.spec.node_name == "realnode-0"
-    assert {c.name for c in pod.status.container_statuses if c.ready} == {
+    statuses = [*pod.status.init_container_statuses, *pod.status.container_statuses]
+    assert {c.name for c in statuses if c.ready} == {
         "kine", "kube-apiserver", "kube-controller-manager", "syncer"}
     assert not (var_dir / "vclusters" / str(vcluster.pk)).exists(), "no state on the worker"
     assert not processes_under(var_dir), "no process of the vcluster on the worker"
@@ -84,10 +85,14 @@ def test_control_plane_and_syncer_are_a_pod_on_the_host(provisioned_as_pods, rea
     api = vcluster_kube(vcluster)
     api.core.create_namespace({"metadata": {"name": "team-ns"}})
     client.AppsV1Api(api.api).create_namespaced_deployment("team-ns", deployment(
-        "web", busybox_pod("web", "sleep 3600")["spec"], replicas=2))
+        "web", busybox_pod("web", "echo started; sleep 3600", restart="Always", resources=SMALL).spec, replicas=2))
     eventually(lambda: len([p for p in api.core.list_namespaced_pod("team-ns").items
                             if p.status.phase == "Running"]) == 2,
                timeout=120, interval=1, what="both tenant pods Running")
+    # logs and exec: the API server calls the syncer's kubelet API inside the pod.
+    assert "started" in kubectl_with(vcluster.kubeconfig, tmp_path, "-n", "team-ns", "logs", "deploy/web")
+    assert kubectl_with(vcluster.kubeconfig, tmp_path, "-n", "team-ns", "exec", "deploy/web", "--",
+                        "echo", "inside").strip() == "inside"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -175,7 +175,8 @@ def tenants(host, django_db_setup, django_db_blocker, tmp_path_factory) -> dict[
     work = tmp_path_factory.mktemp("network-isolation")
     with django_db_blocker.unblock(), transaction.atomic(), override_settings(VAR_DIR=work / "var"):
         services.register_host_cluster(
-            SYSTEM, name="test-real-host", kubeconfig=host.cluster.admin_kubeconfig.read_text(), runtime="local",
+            SYSTEM, name="test-real-host", kubeconfig=host.cluster.admin_kubeconfig.read_text(),
+            runtime="kubernetes", access="nodeport", access_address=host.cluster.real_node().link.node_ip,
         )
         provisioner = _provisioner(world=None)
         provision = next(provisioner)

@@ -56,8 +56,9 @@ def syncer_name_of(vcluster) -> str:
 
 
 @pytest.fixture
-def tenant(provisioned_on_real_node, real_host_cluster):
-    return Tenant(provisioned_on_real_node("workloads"), real_host_cluster)
+def tenant(provisioned_as_pods, real_host_cluster):
+    """On the production runtime: the control plane and syncer are a pod beside these."""
+    return Tenant(provisioned_as_pods("workloads"), real_host_cluster)
 
 
 def test_a_pod_reaches_its_own_api_server_as_kubernetes_default_on_443(tenant):
