@@ -44,6 +44,8 @@ from localkube import LocalCluster  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from provisioning_bench import Portal, row, start_worker, vcluster_rss  # noqa: E402
 
+os.environ["VCPORTAL_VAR_DIR"] = str(settings.VAR_DIR)  # provisioning_bench set its own: the worker's must be ours
+
 MEMORY_CGROUP = Path("/sys/fs/cgroup/memory")
 
 
@@ -65,6 +67,16 @@ def control_plane_pod_uid(host: LocalCluster, vcluster_id: int) -> str:
 
     ns = Placement.objects.get(vcluster_id=vcluster_id).host_namespace
     return client.CoreV1Api(host.api_client()).read_namespaced_pod(controlplane.POD, ns).metadata.uid
+
+
+def step_medians(vcluster_ids: list[int]) -> list[tuple[str, float]]:
+    """Where the time goes: each provisioning step's median duration, slowest first."""
+    from vclusters.models import VClusterStep
+
+    durations = {}
+    for step in VClusterStep.objects.filter(vcluster_id__in=vcluster_ids):
+        durations.setdefault(step.name, []).append((step.finished_at - step.started_at).total_seconds())
+    return sorted(((name, statistics.median(d)) for name, d in durations.items()), key=lambda item: -item[1])[:4]
 
 
 def setup_world(host: LocalCluster) -> dict[str, Portal]:
@@ -117,6 +129,7 @@ def main() -> int:
             "kubernetes": [pod_working_set_mib(control_plane_pod_uid(host, vc)) for vc, _ in created["kubernetes"]],
             "local": [vcluster_rss(vc) for vc, _ in created["local"]],
         }
+        slowest = step_medians([vc for vc, _ in created["kubernetes"]])
         deletes = {runtime: [portals[runtime].delete_to_gone(vc) for vc, _ in created[runtime]] for runtime in portals}
 
         times = {runtime: [t for _, t in results] for runtime, results in created.items()}
@@ -130,6 +143,7 @@ def main() -> int:
         row("per vcluster: local processes' RSS (MiB)", memory["local"], "", ".0f")
         row("delete-to-gone, kubernetes (s)", deletes["kubernetes"])
         row("delete-to-gone, local (s)", deletes["local"])
+        print("\nkubernetes runtime, median per step (s): " + ", ".join(f"{k} {v:.2f}" for k, v in slowest))
     finally:
         if worker:
             worker.terminate()

@@ -78,7 +78,8 @@ anonymous:
 # requests, limits per container; limits are what the quota share counts.
 RESOURCES = {
     "kine": ({"cpu": "25m", "memory": "32Mi"}, {"cpu": "250m", "memory": "128Mi"}),
-    "kube-apiserver": ({"cpu": "100m", "memory": "256Mi"}, {"cpu": "1", "memory": "640Mi"}),
+    # Its start-up is CPU-bound and parallel: a limit of one CPU made it seconds slower.
+    "kube-apiserver": ({"cpu": "100m", "memory": "256Mi"}, {"cpu": "2", "memory": "640Mi"}),
     "kube-controller-manager": ({"cpu": "50m", "memory": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
     "syncer": ({"cpu": "50m", "memory": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
 }
@@ -263,12 +264,7 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
     """`service_cidr` is the host's Service range: the syncer gives each virtual Service
     its host copy's address, which the vcluster's API server takes only from its own range."""
     labels = pod_labels(owner_labels)
-    claim = {
-        "metadata": {"name": DATA, "labels": owner_labels},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": STORAGE}}},
-    }
-    if storage_class:
-        claim["spec"]["storageClassName"] = storage_class
+    claim = _claim_template(owner_labels, storage_class)
     pod = {
         "metadata": {"labels": {**owner_labels, **labels}, "annotations": {CONFIG_HASH: hash_}},
         "spec": {
@@ -278,11 +274,14 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
             "terminationGracePeriodSeconds": 10,
             "securityContext": {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID,
                                 "fsGroup": USER_ID, "seccompProfile": {"type": "RuntimeDefault"}},
-            # kine and the API server are sidecars (restartable init containers): the
-            # controller manager and the syncer start once the API server is ready, so
-            # neither crash-loops on an API without its bootstrap RBAC yet.
-            "initContainers": [_sidecar(_kine(image)), _sidecar(_apiserver(image, service_cidr))],
-            "containers": [_controller_manager(image), _syncer(image)],
+            # Sidecars (restartable init containers) start in order, each once the one
+            # before is started: kine, then the syncer (it waits for the API by itself,
+            # and loading Python overlaps the API server's start), then the API server,
+            # whose startup probe holds back the controller manager until the API is
+            # ready, so that it does not crash-loop on an API without its bootstrap RBAC.
+            "initContainers": [_sidecar(_kine(image)), _sidecar(_syncer(image)),
+                               _sidecar(_apiserver(image, service_cidr))],
+            "containers": [_controller_manager(image)],
             "volumes": [
                 {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                 *(_pki_volume(c) for c in PKI_OF),
@@ -302,6 +301,25 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
             "template": pod, "volumeClaimTemplates": [claim],
         },
     }
+
+
+def _claim_template(owner_labels: dict, storage_class: str | None) -> dict:
+    claim = {
+        "metadata": {"name": DATA, "labels": owner_labels},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": STORAGE}}},
+    }
+    if storage_class:
+        claim["spec"]["storageClassName"] = storage_class
+    return claim
+
+
+def claim(ns: str, owner_labels: dict, storage_class: str | None) -> dict:
+    """The StatefulSet's claim, made before it: the StatefulSet adopts a claim of its
+    name. Created with the pod instead, the claim is still being annotated by the
+    volume controller when the scheduler binds it, and the pod waits out a retry."""
+    template = _claim_template(owner_labels, storage_class)
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {**template["metadata"], "name": PVC, "namespace": ns}, "spec": template["spec"]}
 
 
 def _sidecar(container: dict) -> dict:

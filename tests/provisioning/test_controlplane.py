@@ -78,9 +78,9 @@ def test_each_container_mounts_only_the_keys_it_needs():
 def test_the_api_server_is_up_before_what_needs_it_starts():
     spec = pod_spec()
     assert [(c["name"], c.get("restartPolicy")) for c in spec["initContainers"]] == [
-        ("kine", "Always"), ("kube-apiserver", "Always")]
-    assert spec["initContainers"][1]["startupProbe"]["httpGet"]["path"] == "/readyz"
-    assert [c["name"] for c in spec["containers"]] == ["kube-controller-manager", "syncer"]
+        ("kine", "Always"), ("syncer", "Always"), ("kube-apiserver", "Always")]
+    assert spec["initContainers"][-1]["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert [c["name"] for c in spec["containers"]] == ["kube-controller-manager"]
 
 
 def test_only_the_api_port_is_offered_beyond_the_pod():
