@@ -313,15 +313,6 @@ def _claim_template(owner_labels: dict, storage_class: str | None) -> dict:
     return claim
 
 
-def claim(ns: str, owner_labels: dict, storage_class: str | None) -> dict:
-    """The StatefulSet's claim, made before it: the StatefulSet adopts a claim of its
-    name. Created with the pod instead, the claim is still being annotated by the
-    volume controller when the scheduler binds it, and the pod waits out a retry."""
-    template = _claim_template(owner_labels, storage_class)
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {**template["metadata"], "name": PVC, "namespace": ns}, "spec": template["spec"]}
-
-
 def _sidecar(container: dict) -> dict:
     return {**container, "restartPolicy": "Always"}
 

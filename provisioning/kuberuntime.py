@@ -187,7 +187,6 @@ class KubernetesRuntime:
         ]
         if self.access.mode == "ingress":
             manifests.append(cp.ingress(ns, labels, state["address"]))
-        manifests.append(cp.claim(ns, labels, None))
         manifests.append(cp.statefulset(ns, labels, image=self.image(), storage_class=None, hash_=state["hash"],
                                         service_cidr=state["service_cidr"]))
         return [change for manifest in manifests for change in self._apply(manifest)]
