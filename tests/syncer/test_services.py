@@ -97,6 +97,15 @@ def test_a_deleted_virtual_service_is_deleted_on_the_host(vcluster):
     vcluster.tenant.core.create_namespaced_service("default", service("web", {"app": "web"}))
     eventually(lambda: vcluster.host_objects()["services"], what="the host service")
 
+    def aligned():
+        # Until then the syncer may be recreating it with the host's ClusterIP, and a
+        # delete in between finds nothing (404): wait for the Service the tenant keeps.
+        virtual = vcluster.tenant.core.read_namespaced_service("web", "default")
+        host = vcluster.operator.core.read_namespaced_service(vcluster.host_name("web"), vcluster.host_namespace)
+        return virtual.spec.cluster_ip == host.spec.cluster_ip
+
+    eventually(aligned, what="the virtual service with the host's ClusterIP")
+
     vcluster.tenant.core.delete_namespaced_service("web", "default")
 
     eventually(lambda: not vcluster.host_objects()["services"], what="the host service gone")
