@@ -56,7 +56,7 @@ from localkube.images import reference, registry_address
 from localkube.network import NodeLink, cluster_id
 from localkube.realnode import CLUSTER_DNS_IP, KUBELET_PORT
 from localkube.testing import kubectl
-from provisioning import services
+from provisioning import controlplane, services
 from syncer import names
 from tests.kube.helpers import eventually, new_namespace
 from tests.kube.test_real_node import run_pod
@@ -296,6 +296,20 @@ def test_a_tenant_pod_cannot_reach_a_private_address_outside_its_namespace(tenan
     address = private_address(host, target)
     assert from_bystander(host, address) == "open"
     assert probe(host, tenants[team], address) == BLOCKED
+
+
+@pytest.mark.parametrize("port", [2379, controlplane.KCM_PORT, 10250])  # kine, controller manager, syncer's kubelet API
+@pytest.mark.parametrize("team", TEAMS)
+def test_a_tenant_pod_reaches_only_the_api_port_of_its_control_planes_pod(tenants, host, team, port):
+    """The control plane's pod shares the tenant's host namespace, whose policy lets
+    its pods connect to each other: what keeps kine (no authentication), the controller
+    manager and the syncer's kubelet API from them is that they listen on the pod's
+    loopback only."""
+    tenant = tenants[team]
+    core = client.CoreV1Api(host.cluster.api_client())
+    pod_ip = core.read_namespaced_pod(controlplane.POD, tenant.host_namespace).status.pod_ip
+    script = f"{connect(f'{pod_ip}:{controlplane.API_PORT}', 'control')}; {connect(f'{pod_ip}:{port}', 'target')}"
+    assert exec_in(host, tenant.host_namespace, tenant.client_pod, script) == BLOCKED
 
 
 @pytest.mark.parametrize("team", TEAMS)
