@@ -178,8 +178,10 @@ class KubernetesRuntime:
             vcluster=syncer_name(vc), namespace=ns, service_ip=state["service_ip"],
             host_server=self._host_server(), policy=policy,
         )
-        state["hash"] = cp.config_hash(state["keys"], syncer_files)
-        self._save(vc, state)
+        config_hash = cp.config_hash(state["keys"], syncer_files)
+        if state.get("hash") != config_hash:  # a repair of an unchanged vcluster writes nothing
+            state["hash"] = config_hash
+            self._save(vc, state)
         manifests = [
             cp.secret(cp.PKI_SECRET, ns, labels, state["keys"]),
             cp.secret(cp.SYNCER_SECRET, ns, labels, syncer_files),
