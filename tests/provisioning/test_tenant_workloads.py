@@ -44,7 +44,8 @@ class Tenant:
     def log(self, pod: str) -> str:
         host_name = names.host_name(pod, "default", syncer_name_of(self.vcluster))
         try:
-            return self.host.read_namespaced_pod_log(host_name, self.vcluster.placement.host_namespace)
+            # The client turns an empty log (a container that has printed nothing yet) into None.
+            return self.host.read_namespaced_pod_log(host_name, self.vcluster.placement.host_namespace) or ""
         except client.ApiException:
             return ""
 
