@@ -89,7 +89,9 @@ class Syncer:
     def _wait_until_answering(self) -> bool:
         """Wait for both API servers to serve; False if asked to stop meanwhile."""
         for side, client in (("vcluster", self.ctx.virtual), ("host", self.ctx.host)):
-            backoff, waited = Backoff(limit=2), False
+            # Twice a second at most: in a pod the syncer starts before its API server,
+            # and each second it sleeps past the server's start is a second of every create.
+            backoff, waited = Backoff(limit=0.5), False
             while (why := client.unready()) is not None:
                 if not waited:
                     logger.info("waiting for the %s API server at %s to serve (%s)", side, client.server, why)
