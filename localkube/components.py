@@ -12,6 +12,7 @@ socket's path may be at most 107 bytes long, which a deep state directory exceed
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 import requests
@@ -124,19 +125,31 @@ def _kubelet_client(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
 
 
 def _controller_manager(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    pki = cluster.pki_dir
-    kubeconfig = cluster.state_dir / "kube-controller-manager.kubeconfig"
+    return controller_manager_args(
+        cluster.pki_dir, cluster.state_dir / "kube-controller-manager.kubeconfig",
+        config.ports["kube-controller-manager"],
+    )
+
+
+def controller_manager_args(pki: PurePath, kubeconfig: PurePath, port: int) -> list[str]:
+    """kube-controller-manager's flags, as a vcluster's runs on either runtime: files in
+    `pki` under their usual names (provisioning.controlplane mounts them the same)."""
     return [
         f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
         f"--authorization-always-allow-paths={HEALTH_PATHS}",
         "--bind-address=127.0.0.1",
-        f"--secure-port={config.ports['kube-controller-manager']}",
+        f"--secure-port={port}",
         f"--tls-cert-file={pki / 'kube-controller-manager.crt'}",
         f"--tls-private-key-file={pki / 'kube-controller-manager.key'}",
         "--leader-elect=false",
         "--use-service-account-credentials=true",
+        # Building each controller's client creates its ServiceAccount and asks for a
+        # token, some 150 requests through one client; at the default 20 per second
+        # that alone held the controllers (and the `view` role's rules) back 5 s.
+        "--kube-api-qps=200",
+        "--kube-api-burst=400",
         f"--service-account-private-key-file={pki / 'sa.key'}",
         f"--root-ca-file={pki / 'ca.crt'}",
         f"--cluster-signing-cert-file={pki / 'ca.crt'}",

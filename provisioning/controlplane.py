@@ -30,13 +30,14 @@ import hashlib
 import ipaddress
 import json
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import yaml
 
 from localkube import kubeconfig, pki
 from localkube.cluster import ADMIN_USER
 from localkube.components import (
-    ADMISSION_PLUGINS, AUDIT_POLICY, HEALTH_PATHS, SERVICE_CIDR, SQLITE_OPTIONS,
+    ADMISSION_PLUGINS, AUDIT_POLICY, SERVICE_CIDR, SQLITE_OPTIONS, controller_manager_args,
 )
 from syncer.config import SyncerConfig
 from syncer.policy import TenantPolicy
@@ -77,8 +78,10 @@ anonymous:
 
 # requests, limits per container; limits are what the quota share counts.
 RESOURCES = {
-    "kine": ({"cpu": "25m", "memory": "32Mi"}, {"cpu": "250m", "memory": "128Mi"}),
-    # Its start-up is CPU-bound and parallel: a limit of one CPU made it seconds slower.
+    # The API server's start-up writes and lists everything once, through kine: a
+    # quarter of a CPU throttled kine for half of those seconds and made the start
+    # seconds slower; so did a limit of one CPU for the API server itself.
+    "kine": ({"cpu": "25m", "memory": "32Mi"}, {"cpu": "1", "memory": "128Mi"}),
     "kube-apiserver": ({"cpu": "100m", "memory": "256Mi"}, {"cpu": "2", "memory": "640Mi"}),
     "kube-controller-manager": ({"cpu": "50m", "memory": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
     "syncer": ({"cpu": "50m", "memory": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
@@ -296,8 +299,11 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
     return {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(STATEFULSET, ns, owner_labels),
         "spec": {
+            # No claim retention policy: the default keeps the claim when the StatefulSet
+            # is deleted (repair brings it back with its data; teardown deletes the claim
+            # itself), and the policy's owner references, added to a claim the scheduler
+            # is binding, made every first scheduling attempt fail and wait its back-off.
             "replicas": 1, "serviceName": SERVICE, "selector": {"matchLabels": labels},
-            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
             "template": pod, "volumeClaimTemplates": [claim],
         },
     }
@@ -379,19 +385,10 @@ def _apiserver(image: str, service_cidr: str) -> dict:
 
 
 def _controller_manager(image: str) -> dict:
-    pki = PKI_DIR
-    kubeconfig_path = f"{pki}/kube-controller-manager.kubeconfig"
-    return _container("kube-controller-manager", image, [
-        "/usr/local/bin/kube-controller-manager",
-        f"--kubeconfig={kubeconfig_path}", f"--authentication-kubeconfig={kubeconfig_path}",
-        f"--authorization-kubeconfig={kubeconfig_path}", f"--authorization-always-allow-paths={HEALTH_PATHS}",
-        "--bind-address=127.0.0.1", f"--secure-port={KCM_PORT}",
-        f"--tls-cert-file={pki}/kube-controller-manager.crt", f"--tls-private-key-file={pki}/kube-controller-manager.key",
-        "--leader-elect=false", "--use-service-account-credentials=true",
-        f"--service-account-private-key-file={pki}/sa.key", f"--root-ca-file={pki}/ca.crt",
-        f"--cluster-signing-cert-file={pki}/ca.crt", f"--cluster-signing-key-file={pki}/ca.key",
-        "--controllers=*", "--profiling=false",
-    ], [_pki_mount("kube-controller-manager")])
+    pki = PurePosixPath(PKI_DIR)
+    args = controller_manager_args(pki, pki / "kube-controller-manager.kubeconfig", KCM_PORT)
+    return _container("kube-controller-manager", image, ["/usr/local/bin/kube-controller-manager", *args],
+                      [_pki_mount("kube-controller-manager")])
 
 
 def _syncer(image: str) -> dict:

@@ -130,7 +130,7 @@ class KubernetesRuntime:
         ):
             if self._delete_ours(vc, api_version, kind, name):
                 removed.append(f"{kind} {ns}/{name}")
-        for claim in claims:  # the StatefulSet's retention policy may have deleted them already
+        for claim in claims:  # kept by the StatefulSet (it retains claims), so a deleted one comes back with its data
             self._delete_ours(vc, "v1", "PersistentVolumeClaim", claim)
         kept = self._wait_volumes_gone(vc, claims)
         removed += [f"PersistentVolumeClaim {ns}/{claim}" for claim in claims]

@@ -75,6 +75,12 @@ def test_each_container_mounts_only_the_keys_it_needs():
     assert token_holders == ["syncer"], "only the syncer holds host credentials"
 
 
+def test_deleting_the_statefulset_keeps_its_claim():
+    spec = cp.statefulset(NS, LABELS, image="registry/runtime:1", storage_class=None, hash_="h")["spec"]
+    assert spec.get("persistentVolumeClaimRetentionPolicy", {}).get("whenDeleted", "Retain") == "Retain"
+    assert spec["volumeClaimTemplates"][0]["metadata"]["name"] + f"-{cp.POD}" == cp.PVC
+
+
 def test_the_api_server_is_up_before_what_needs_it_starts():
     spec = pod_spec()
     assert [(c["name"], c.get("restartPolicy")) for c in spec["initContainers"]] == [

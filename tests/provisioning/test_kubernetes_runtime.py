@@ -96,7 +96,7 @@ def test_control_plane_and_syncer_are_a_pod_on_the_host(provisioned_as_pods, rea
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_killed_pod_comes_back_with_its_data(provisioned_as_pods, real_host_cluster, tmp_path):
+def test_a_killed_pod_or_statefulset_comes_back_with_its_data(provisioned_as_pods, real_host_cluster, tmp_path):
     vcluster = provisioned_as_pods("survivor")
     api = vcluster_kube(vcluster)
     api.core.create_namespaced_config_map("default", {"metadata": {"name": "kept"}, "data": {"k": "v"}})
@@ -110,6 +110,15 @@ def test_a_killed_pod_comes_back_with_its_data(provisioned_as_pods, real_host_cl
 
     assert vcluster_kube(vcluster).core.read_namespaced_config_map("kept", "default").data == {"k": "v"}
     assert "configmap/kept" in kubectl_with(vcluster.kubeconfig, tmp_path, "get", "configmaps", "-o", "name")
+
+    # A deleted StatefulSet takes its pod along but leaves the claim; repair brings both back.
+    client.AppsV1Api(host_kube(real_host_cluster).api).delete_namespaced_stateful_set(
+        cp.STATEFULSET, ns, propagation_policy="Foreground")
+    eventually(lambda: not host_kube(real_host_cluster).exists("apps/v1", "StatefulSet", cp.STATEFULSET, ns),
+               timeout=60, interval=0.5, what="the StatefulSet gone")
+    assert f"StatefulSet {ns}/{cp.STATEFULSET}" in pipeline.repair(vcluster.pk)
+    wait_ready(vcluster)
+    assert vcluster_kube(vcluster).core.read_namespaced_config_map("kept", "default").data == {"k": "v"}
 
 
 @pytest.mark.django_db(transaction=True)
