@@ -8,7 +8,6 @@ from .models import HostCluster, Placement, TeamPolicy
 @admin.register(HostCluster)
 class HostClusterAdmin(ReadOnly):
     list_display = ["name", "enabled", "created_at"]
-    exclude = ["kubeconfig"]
 
 
 @admin.register(Placement)

@@ -11,13 +11,10 @@ class StepInline(admin.TabularInline):
 
 
 @admin.register(VCluster)
-class VClusterAdmin(admin.ModelAdmin):
+class VClusterAdmin(ReadOnly):
     list_display = ["name", "team", "phase", "kubernetes_version", "created_at"]
     list_filter = ["phase"]
     search_fields = ["name", "team__slug"]
-    exclude = ["kubeconfig"]
-    # Changes go through the portal's service functions, which audit them.
-    readonly_fields = [f.name for f in VCluster._meta.fields if f.name != "kubeconfig"]
     inlines = [StepInline]
 
 
