@@ -52,6 +52,18 @@ def kubectl_with(kubeconfig: str, tmp_path: Path, *args: str) -> str:
     return kubectl(path, *args).stdout
 
 
+def wait_replaced(real_host_cluster, vcluster, old_uid: str, timeout=120):
+    """A new control-plane pod is Ready. Until then the old pod's containers, deleted
+    without a grace period, may still answer for a moment: waiting only for an answer
+    once let the test talk to a server that was about to go."""
+    def replaced():
+        pod = control_plane_pod(real_host_cluster, vcluster)
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        return pod.metadata.uid != old_uid and ready
+    eventually(replaced, timeout=timeout, interval=0.5, what="a new control-plane pod, ready")
+    wait_ready(vcluster)
+
+
 def wait_ready(vcluster, timeout=120):
     """The vcluster's API answers again (after its pod was replaced)."""
     def answers():
@@ -104,20 +116,20 @@ def test_a_killed_pod_or_statefulset_comes_back_with_its_data(provisioned_as_pod
 
     ns = Placement.objects.get(vcluster=vcluster).host_namespace
     host_kube(real_host_cluster).core.delete_namespaced_pod(cp.POD, ns, grace_period_seconds=0)
-    eventually(lambda: control_plane_pod(real_host_cluster, vcluster).metadata.uid != before.metadata.uid,
-               timeout=60, interval=0.5, what="a new pod")
-    wait_ready(vcluster)
+    wait_replaced(real_host_cluster, vcluster, before.metadata.uid)
 
     assert vcluster_kube(vcluster).core.read_namespaced_config_map("kept", "default").data == {"k": "v"}
     assert "configmap/kept" in kubectl_with(vcluster.kubeconfig, tmp_path, "get", "configmaps", "-o", "name")
 
     # A deleted StatefulSet takes its pod along but leaves the claim; repair brings both back.
+    before = control_plane_pod(real_host_cluster, vcluster)
     client.AppsV1Api(host_kube(real_host_cluster).api).delete_namespaced_stateful_set(
         cp.STATEFULSET, ns, propagation_policy="Foreground")
-    eventually(lambda: not host_kube(real_host_cluster).exists("apps/v1", "StatefulSet", cp.STATEFULSET, ns),
-               timeout=60, interval=0.5, what="the StatefulSet gone")
+    eventually(lambda: not host_kube(real_host_cluster).exists("apps/v1", "StatefulSet", cp.STATEFULSET, ns)
+               and not host_kube(real_host_cluster).exists("v1", "Pod", cp.POD, ns),
+               timeout=60, interval=0.5, what="the StatefulSet and its pod gone")
     assert f"StatefulSet {ns}/{cp.STATEFULSET}" in pipeline.repair(vcluster.pk)
-    wait_ready(vcluster)
+    wait_replaced(real_host_cluster, vcluster, before.metadata.uid)
     assert vcluster_kube(vcluster).core.read_namespaced_config_map("kept", "default").data == {"k": "v"}
 
 
