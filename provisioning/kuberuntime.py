@@ -152,6 +152,13 @@ class KubernetesRuntime:
         try:
             changed = self._apply(manifest)
         except ApiException as exc:
+            if exc.status == 403 and "exceeded quota" in str(exc.body):
+                # The quota makes room for exactly this Service. A create aborted midway
+                # (a worker killed during it) charges the quota without making the
+                # Service, until the host recounts (its quota resync, 5 minutes by default).
+                raise RuntimeNotReady(f"the host refused Service {ns}/{cp.SERVICE} as over the namespace's quota, "
+                                      "which counts a node port no Service holds (an aborted create) until the "
+                                      "host recounts it") from None
             if exc.status != 422 or not state.get("service_ip"):
                 raise
             # The old address or port was taken meanwhile: take new ones, and reissue.
