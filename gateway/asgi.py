@@ -1,5 +1,5 @@
 """One ASGI application for the portal: /kube/ goes to the gateway, everything else to
-Django. Served by uvicorn (see README, Gateway). The router also answers the ASGI
+Django. Served by uvicorn (see docs/gateway.md). The router also answers the ASGI
 lifespan, which Django does not: the gateway starts its attribution writer at start-up
 and writes what is pending at shutdown."""
 

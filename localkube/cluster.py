@@ -362,5 +362,5 @@ class LocalCluster:
 def go_runtime_env() -> dict[str, str]:
     """Go runtime settings for every component. GOGC=50 (Go's default is 100) trims
     ~35 MiB of idle heap from a control plane for ~0.3 s more start-up; 25 saves 20 MiB
-    more but costs over a second of start. See README, Performance."""
+    more but costs over a second of start. See docs/performance.md, Control plane."""
     return {"GOGC": os.environ.get("VCPORTAL_KUBE_GOGC", "50")}

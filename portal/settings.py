@@ -1,6 +1,6 @@
 """Settings, read from the environment and checked strictly at start-up.
 
-Every variable is documented in README.md (Configuration). A missing required
+Every variable is documented in docs/configuration.md. A missing required
 value or a malformed one stops the process with ImproperlyConfigured.
 """
 
@@ -46,7 +46,7 @@ def _env_or_make_run_file(name: str) -> str:
 def _required(name: str) -> str:
     value = _env_or_make_run_file(name)
     if not value:
-        raise ImproperlyConfigured(f"{name} must be set (see README.md, Configuration)")
+        raise ImproperlyConfigured(f"{name} must be set (see docs/configuration.md)")
     return value
 
 
@@ -197,7 +197,7 @@ def _fernet_keys() -> list[str]:
     if not keys:
         raise ImproperlyConfigured(
             "FIELD_ENCRYPTION_KEYS must be set: a comma-separated list of Fernet keys, "
-            "newest first (see README.md, Configuration)"
+            "newest first (see docs/configuration.md)"
         )
     for key in keys:
         try:

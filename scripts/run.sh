@@ -5,7 +5,7 @@
 # sends tokens over HTTPS only), with a private CA that personal kubeconfigs carry. The
 # host cluster has one real node (containerd, kubelet: pods really run) when run as root,
 # and kwok nodes. On a fresh machine it first builds the Kubernetes binaries, the node's
-# runtime and its images (once; see README, Build times).
+# runtime and its images (once; see docs/embedded-host.md).
 # Ctrl-C stops everything this script started.
 #   scripts/run.sh            all of it
 #   scripts/run.sh prepare    only the var directory (secrets, database, admin) and exit
@@ -107,7 +107,7 @@ fi
 # kept in the database by django-celery-beat).
 .venv/bin/celery -A portal worker -B --pool threads --concurrency 8 --loglevel INFO >"$var/celery.log" 2>&1 &
 pids+=($!)
-# Pages, API and gateway are one ASGI application (README, Gateway); uvicorn serves
+# Pages, API and gateway are one ASGI application (docs/gateway.md); uvicorn serves
 # it twice: plain HTTP for the browser, TLS for kubectl. --ws websockets: uvicorn's
 # default WebSocket implementation refuses kubectl's port-forward handshake.
 .venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port 8000 \

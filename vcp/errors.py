@@ -1,6 +1,6 @@
 """The one error type of vcp: a message for people and the exit code for scripts."""
 
-# Exit codes, documented in `vcp --help` and the README.
+# Exit codes, documented in `vcp --help` and docs/cli.md.
 OTHER, USAGE, AUTH, NOT_FOUND, QUOTA = 1, 2, 3, 4, 5
 
 

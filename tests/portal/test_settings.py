@@ -1,5 +1,5 @@
 """Settings fail fast, naming the variable, on missing or malformed values; unset
-secrets fall back to the files `make run` keeps, so the README's commands work in a
+secrets fall back to the files `make run` keeps, so the documented commands work in a
 second terminal with no variable set."""
 
 import os
@@ -95,7 +95,7 @@ def test_each_missing_file_fails_fast_naming_its_variable(tmp_path):
 
 @pytest.mark.kube
 def test_the_readmes_commands_work_in_a_second_terminal(tmp_path):
-    """A var directory prepared by make run's own script; then the README's commands,
+    """A var directory prepared by make run's own script; then the documented commands,
     as written, in an environment holding none of the variables."""
     var_dir = tmp_path / "var"
     env = environment(var_dir)
