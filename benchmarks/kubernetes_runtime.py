@@ -149,11 +149,12 @@ def main() -> int:
             worker.terminate()
             worker.wait(timeout=30)
         from provisioning import pipeline
-        from vclusters.models import Phase, VCluster
+        from vclusters import lifecycle
+        from vclusters.models import VCluster
 
-        for pk in VCluster.objects.exclude(phase=Phase.DELETED).values_list("pk", flat=True):
-            VCluster.objects.filter(pk=pk).update(phase=Phase.DELETING)
-            pipeline.teardown(pk)
+        for vcluster in VCluster.objects.exclude(phase=lifecycle.Phase.DELETED):
+            lifecycle.transition(vcluster, lifecycle.Event.DELETE)
+            pipeline.teardown(vcluster.pk)
         host.stop()
         connection.creation.destroy_test_db(old_name, verbosity=0)
     return 0

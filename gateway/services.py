@@ -27,7 +27,8 @@ from accounts.audit import Actor, record
 from accounts.models import Membership, Role, hash_token
 from portal.errors import NotReady
 from provisioning.rbac import PLATFORM_ADMIN, role_group
-from vclusters.models import Phase, VCluster
+from vclusters.lifecycle import PHASES, Phase
+from vclusters.models import VCluster
 
 from .kubestatus import Refusal
 from .models import AccessToken, Purpose
@@ -220,7 +221,7 @@ def _groups(row: dict) -> tuple[str, ...]:
 
 def _check_phase(row: dict) -> None:
     name, phase = row["vcluster__name"], row["vcluster__phase"]
-    if phase in (Phase.DELETING, Phase.DELETED):
+    if PHASES[phase].deletion_requested:
         raise Refusal(404, f"vcluster {name} has been deleted.")
     if phase == Phase.FAILED:
         raise Refusal(503, f"vcluster {name} failed: {row['vcluster__message'] or 'no message'}. "

@@ -37,7 +37,8 @@ from provisioning import pipeline
 from provisioning.hostkube import is_transient
 from provisioning.models import HostCluster
 from vclusters import services
-from vclusters.models import DELETABLE, Phase, StepStatus, VCluster
+from vclusters.lifecycle import DELETABLE, Phase
+from vclusters.models import StepStatus, VCluster
 
 from . import crd, status
 from .kube import ManagementCluster, SecretConflict
@@ -129,7 +130,7 @@ class ObjectPass:
                 secret = self.cluster.write_kubeconfig(self.obj, vcluster.kubeconfig)
             except SecretConflict as exc:
                 secret_error = str(exc)
-        elif vcluster.phase in (Phase.DELETING, Phase.DELETED):
+        elif vcluster.lifecycle.deletion_requested:
             self.cluster.delete_kubeconfig(self.obj)
         if vcluster.phase != Phase.DELETED:
             self.cluster.set_finalizer(self.obj, present=True)
@@ -139,7 +140,7 @@ class ObjectPass:
 
     def _finalize(self, binding: VirtualClusterBinding | None) -> None:
         vcluster = binding.vcluster if binding else None
-        if vcluster is not None and vcluster.phase in DELETABLE:
+        if vcluster is not None and _may_request_deletion(vcluster):
             services.delete_vcluster(self.actor, vcluster)
         if vcluster is None or vcluster.phase == Phase.DELETED:
             self.cluster.delete_kubeconfig(self.obj)
@@ -160,18 +161,24 @@ class ObjectPass:
 def _object_gone(binding: VirtualClusterBinding) -> None:
     """The owning object disappeared without its finalizer running: tear down."""
     vcluster = binding.vcluster
-    if vcluster.phase in DELETABLE:
+    if _may_request_deletion(vcluster):
         logger.warning("gitops: %s is gone; tearing its vcluster %s down", binding, vcluster.pk)
         services.delete_vcluster(actor_for(binding.namespace, binding.name), vcluster)
     elif vcluster.phase == Phase.DELETED:
         binding.delete()
 
 
+def _may_request_deletion(vcluster: VCluster) -> bool:
+    """Once only: a teardown that gave up (DeleteFailed) waits for a person's Retry, as it
+    does for a vcluster deleted in the portal, instead of being retried every pass."""
+    return vcluster.phase in DELETABLE and not vcluster.lifecycle.deletion_requested
+
+
 def _steps(vcluster: VCluster) -> tuple[int, int, str]:
     """(steps done, steps in all, the step running now or "") of the work in progress:
-    teardown once the vcluster is being deleted, provisioning before."""
-    deleting = vcluster.phase in (Phase.DELETING, Phase.DELETED)
-    names = [s.name for s in (pipeline.TEARDOWN if deleting else pipeline.PROVISION)]
+    teardown once the vcluster's deletion was asked for, provisioning before."""
+    steps = pipeline.TEARDOWN if vcluster.lifecycle.deletion_requested else pipeline.PROVISION
+    names = [s.name for s in steps]
     rows = dict(vcluster.steps.filter(name__in=names).values_list("name", "status"))
     done = sum(1 for name in names if rows.get(name) == StepStatus.SUCCEEDED)
     running = next((name for name in names if rows.get(name) == StepStatus.RUNNING), "")

@@ -7,7 +7,10 @@ value is a valid quantity, a supported version, or within quota is the portal's
 decision, reported in status, so all refusals read alike.
 """
 
+from vclusters.lifecycle import Phase
 from vclusters.models import NAME_MAX_LENGTH, NAME_RE
+
+from .status import REFUSED
 
 GROUP = "vcportal.io"
 VERSION = "v1alpha1"
@@ -51,7 +54,8 @@ SPEC = {
 STATUS = {
     "type": "object",
     "properties": {
-        "phase": {"type": "string", "description": "The vcluster's phase in the portal, or Refused."},
+        "phase": {"type": "string", "enum": [*Phase.values, REFUSED],
+                  "description": "The vcluster's phase in the portal, or Refused."},
         "message": {"type": "string"},
         "observedGeneration": {"type": "integer", "format": "int64"},
         "stepsDone": {"type": "integer"},

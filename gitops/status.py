@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from accounts import resources
 from accounts.quantities import QuantityError
+from vclusters import lifecycle
 
 READY = "Ready"
 SPEC_ACCEPTED = "SpecAccepted"
@@ -80,34 +81,23 @@ def refusal(reason: str, message: str, *, spec_invalid: bool = False) -> Observe
     return Observed(REFUSED, tuple(conditions))
 
 
-# Ready's reason and message for a vcluster in each portal phase but Ready.
-NOT_READY = {
-    "Pending": ("Provisioning", "Waiting for a provisioning worker."),
-    "Provisioning": ("Provisioning", "Provisioning."),
-    "Failed": ("ProvisioningFailed", "Provisioning failed; a team member can retry it in the portal."),
-    "Deleting": ("Deleting", "Tearing the vcluster down."),
-    "Deleted": ("DeletedInPortal", "The vcluster was deleted in the portal and is not recreated: "
-                                   "delete this VirtualCluster and apply it again for a new one."),
-}
-
-
 def of_vcluster(vcluster_id: int, phase: str, message: str, steps: tuple[int, int], secret_name: str,
                 spec_problems: list[str], secret_error: str = "") -> Observed:
     """A VirtualCluster whose vcluster exists (or existed: Deleted). `secret_error` says
     why its kubeconfig Secret could not be written."""
-    if phase == "Ready" and secret_error:
+    if phase == lifecycle.Phase.READY and secret_error:
         ready = Condition(READY, False, "SecretConflict", secret_error)
         secret_name = ""
-    elif phase == "Ready":
-        ready = Condition(READY, True, "Ready", f"The vcluster is ready; its kubeconfig is in Secret {secret_name}.")
+    elif phase == lifecycle.Phase.READY:
+        ready = Condition(READY, True, lifecycle.PHASES[lifecycle.Phase.READY].gitops_reason, f"The vcluster is ready; its kubeconfig is in Secret {secret_name}.")
     else:
-        reason, default = NOT_READY[phase]
-        ready = Condition(READY, False, reason, message or default)
+        info = lifecycle.PHASES[lifecycle.Phase(phase)]
+        ready = Condition(READY, False, info.gitops_reason, message or info.gitops_message)
     if spec_problems:
         accepted = Condition(SPEC_ACCEPTED, False, "ImmutableField", " ".join(spec_problems))
     else:
         accepted = Condition(SPEC_ACCEPTED, True, "Accepted")
-    return Observed(phase, (ready, accepted), vcluster_id, steps, secret_name if phase == "Ready" else "")
+    return Observed(phase, (ready, accepted), vcluster_id, steps, secret_name if phase == lifecycle.Phase.READY else "")
 
 
 def build(observed: Observed, generation: int, previous: dict | None, now: str) -> dict:

@@ -9,7 +9,8 @@ from accounts.access import PLATFORM, RestrictedQuerySet
 from accounts.models import Team
 from portal.fields import EncryptedTextField
 from syncer.policy import TenantPolicy
-from vclusters.models import COUNTS_AGAINST_QUOTA, VCluster
+from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
+from vclusters.models import VCluster
 
 
 class HostClusterQuerySet(RestrictedQuerySet):

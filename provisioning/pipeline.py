@@ -25,7 +25,9 @@ from localkube import addons, images
 from localkube.realnode import CLUSTER_DOMAIN
 from syncer import names
 from syncer.rbac import token_kubeconfig
-from vclusters.models import EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep
+from vclusters import lifecycle
+from vclusters.lifecycle import Event, EventKind, Phase
+from vclusters.models import StepStatus, VCluster, VClusterEvent, VClusterStep
 
 from . import hosts, manifests, rbac
 from .hostkube import HostKube, is_transient
@@ -305,23 +307,26 @@ TEARDOWN = (
 # Running the steps ------------------------------------------------------------
 def provision(vcluster_id: int) -> None:
     """Bring a Pending or Provisioning vcluster to Ready, or mark it Failed."""
-    if not _transition(vcluster_id, Phase.PENDING, Phase.PROVISIONING):
-        if not VCluster.objects.filter(pk=vcluster_id, phase=Phase.PROVISIONING).exists():
-            return
-    ctx = Context(_load(vcluster_id))
+    vc = _load(vcluster_id)
+    if vc is None:
+        return
+    lifecycle.transition(vc, Event.START)
+    if vc.phase != Phase.PROVISIONING:
+        return
+    ctx = Context(vc)
     try:
         for step in PROVISION:
             _run(ctx, step)
     except Permanent as exc:
-        _fail(vcluster_id, str(exc))
+        _fail(vc, str(exc))
         return
-    _transition(vcluster_id, Phase.PROVISIONING, Phase.READY, message="")
+    lifecycle.transition(vc, Event.READY, message="")
 
 
 def teardown(vcluster_id: int) -> None:
     """Remove everything of a Deleting vcluster, check it is gone, mark it Deleted."""
     vc = _load(vcluster_id)
-    if vc.phase != Phase.DELETING:
+    if vc is None or vc.phase != Phase.DELETING:
         return
     ctx = Context(vc)
     removed = []
@@ -334,16 +339,13 @@ def teardown(vcluster_id: int) -> None:
         )
     else:
         remove_credentials(ctx)
-    now = timezone.now()
-    VCluster.objects.filter(pk=vcluster_id, phase=Phase.DELETING).update(
-        phase=Phase.DELETED, deleted_at=now, updated_at=now, message=""
-    )
+    lifecycle.transition(vc, Event.TORN_DOWN, deleted_at=timezone.now(), message="")
 
 
 def repair(vcluster_id: int) -> list[str]:
     """Re-ensure every provisioning step of a Ready vcluster; record what drifted."""
     vc = _load(vcluster_id)
-    if vc.phase != Phase.READY or not Placement.objects.filter(vcluster=vc).exists():
+    if vc is None or vc.phase != Phase.READY or not Placement.objects.filter(vcluster=vc).exists():
         return []
     ctx = Context(vc)
     for step in PROVISION:
@@ -420,34 +422,24 @@ def _step(vc: VCluster, name: str) -> VClusterStep:
     return record
 
 
-def _load(vcluster_id: int) -> VCluster:
-    return VCluster.objects.select_related("team").get(pk=vcluster_id)
+def _load(vcluster_id: int) -> VCluster | None:
+    """None once the row is gone: a task for it has nothing left to do."""
+    return VCluster.objects.select_related("team").filter(pk=vcluster_id).first()
 
 
-def _transition(vcluster_id: int, expected: Phase, new: Phase, **fields) -> bool:
-    """Compare-and-set the phase; False if someone else moved it first."""
-    return bool(
-        VCluster.objects.filter(pk=vcluster_id, phase=expected).update(phase=new, updated_at=timezone.now(), **fields)
-    )
-
-
-def _fail(vcluster_id: int, message: str, expected: Phase = Phase.PROVISIONING, new: Phase = Phase.FAILED) -> None:
+def _fail(vc: VCluster, message: str) -> None:
+    """Stop the vcluster's work where a person must look (lifecycle: Provisioning
+    becomes Failed, Deleting DeleteFailed), with its Running step marked Failed."""
     with transaction.atomic():
-        if _transition(vcluster_id, expected, new, message=message):
-            VClusterEvent.objects.create(vcluster_id=vcluster_id, kind=EventKind.FAILURE, message=message)
-            VClusterStep.objects.filter(vcluster_id=vcluster_id, status=StepStatus.RUNNING).update(
+        if lifecycle.transition(vc, Event.FAIL, message=message):
+            VClusterStep.objects.filter(vcluster=vc, status=StepStatus.RUNNING).update(
                 status=StepStatus.FAILED, finished_at=timezone.now()
             )
-    logger.warning("vcluster %s failed: %s", vcluster_id, message)
-
-
-# What a vcluster becomes when its task gives up: a phase the reconciler leaves alone.
-GIVEN_UP = {Phase.PROVISIONING: Phase.FAILED, Phase.DELETING: Phase.DELETE_FAILED}
+            logger.warning("vcluster %s is %s: %s", vc.pk, vc.phase, message)
 
 
 def give_up(vcluster_id: int, message: str) -> None:
-    """Too many transient errors in a row: stop, so a person looks at it. Provisioning
-    becomes Failed and teardown DeleteFailed, each with an event; Retry resumes either."""
-    phase = VCluster.objects.filter(pk=vcluster_id).values_list("phase", flat=True).first()
-    if phase in GIVEN_UP:
-        _fail(vcluster_id, f"Gave up after repeated errors: {message}", phase, GIVEN_UP[phase])
+    """Too many transient errors in a row: stop, so a person looks at it. Retry
+    resumes the work."""
+    if vc := _load(vcluster_id):
+        _fail(vc, f"Gave up after repeated errors: {message}")

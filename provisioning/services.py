@@ -24,7 +24,8 @@ from accounts.audit import Actor, record
 from accounts.models import Team
 from portal.errors import invalid
 from syncer.policy import PolicyError, TenantPolicy
-from vclusters.models import COUNTS_AGAINST_QUOTA, NAME_RE
+from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
+from vclusters.models import NAME_RE
 
 from . import hosts
 from .models import Access, HostCluster, Placement, PodSecurity, Runtime, TeamPolicy

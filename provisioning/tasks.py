@@ -21,7 +21,9 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from vclusters.models import Phase, VCluster
+from vclusters import lifecycle
+from vclusters.lifecycle import Work
+from vclusters.models import VCluster
 
 from . import pipeline
 
@@ -113,11 +115,7 @@ def reconcile_all() -> None:
     with held_lock("reconcile-all", settings.VCPORTAL_RECONCILE_INTERVAL) as lock:
         if lock is None:
             return
-        by_phase = {
-            Phase.PENDING: provision_vcluster,
-            Phase.PROVISIONING: provision_vcluster,
-            Phase.DELETING: teardown_vcluster,
-            Phase.READY: repair_vcluster,
-        }
-        for vcluster_id, phase in VCluster.objects.filter(phase__in=by_phase).values_list("pk", "phase"):
-            by_phase[phase].delay(vcluster_id)
+        task_for = {Work.PROVISION: provision_vcluster, Work.TEARDOWN: teardown_vcluster,
+                    Work.REPAIR: repair_vcluster}
+        for vcluster_id, phase in VCluster.objects.filter(phase__in=lifecycle.WORK).values_list("pk", "phase"):
+            task_for[lifecycle.WORK[phase]].delay(vcluster_id)

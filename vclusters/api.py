@@ -11,7 +11,8 @@ from accounts.models import Team
 from portal.errors import invalid
 
 from . import services
-from .models import Phase, VCluster, VClusterEvent, VClusterStep
+from .lifecycle import Phase
+from .models import VCluster, VClusterEvent, VClusterStep
 
 
 SHOWN_FIELDS = [f.name for f in VCluster._meta.concrete_fields if f.name != "kubeconfig"]
@@ -74,11 +75,18 @@ class VClusterSerializer(serializers.ModelSerializer):
     cpu = serializers.SerializerMethodField()
     memory = serializers.SerializerMethodField()
     storage = serializers.SerializerMethodField()
+    in_progress = serializers.BooleanField(
+        source="lifecycle.in_progress", read_only=True,
+        help_text="Work is under way (provisioning or teardown): the phase will change by itself. "
+                  "Once false, the phase stays until someone acts.")
+    retryable = serializers.BooleanField(
+        source="failed", read_only=True,
+        help_text="Its provisioning or teardown gave up and waits for a person: POST retry/ resumes it.")
 
     class Meta:
         model = VCluster
         fields = ["id", "name", "team", "kubernetes_version", "cpu", "memory", "storage", "pods", "phase",
-                  "message", "created_by", "created_at", "updated_at", "deleted_at"]
+                  "in_progress", "retryable", "message", "created_by", "created_at", "updated_at", "deleted_at"]
 
     def get_cpu(self, vcluster) -> str:
         return resources.BY_NAME["cpu"].format(vcluster.cpu_millicores)

@@ -10,6 +10,8 @@ from accounts.access import MANAGE, PLATFORM, VIEW, WRITE, RestrictedQuerySet
 from accounts.models import Team
 from portal.fields import EncryptedTextField
 
+from .lifecycle import COUNTS_AGAINST_QUOTA, INITIAL, PHASES, RETRYABLE, EventKind, Phase, PhaseInfo
+
 NAME_MAX_LENGTH = 40
 NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 validate_name = RegexValidator(
@@ -17,35 +19,6 @@ validate_name = RegexValidator(
     "Use lowercase letters, digits and '-', starting and ending with a letter or digit (a DNS-1123 label).",
     code="invalid_name",
 )
-
-
-class Phase(models.TextChoices):
-    PENDING = "Pending"
-    PROVISIONING = "Provisioning"
-    READY = "Ready"
-    FAILED = "Failed"
-    DELETING = "Deleting"
-    DELETED = "Deleted"
-    # Teardown gave up after repeated errors; waits for Retry (the reconciler leaves it).
-    DELETE_FAILED = "DeleteFailed", "Teardown failed"
-
-
-# Work is still going on: pages keep polling these.
-IN_PROGRESS = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.DELETING})
-# Everything but Deleted holds (or may soon hold) resources, so counts against quota.
-COUNTS_AGAINST_QUOTA = frozenset(Phase) - {Phase.DELETED}
-DELETABLE = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.READY, Phase.FAILED, Phase.DELETE_FAILED})
-# Retry resumes provisioning of a Failed vcluster and teardown of a DeleteFailed one.
-RETRY_TO = {Phase.FAILED: Phase.PENDING, Phase.DELETE_FAILED: Phase.DELETING}
-BADGE = {
-    Phase.PENDING: "neutral",
-    Phase.PROVISIONING: "info",
-    Phase.READY: "success",
-    Phase.FAILED: "danger",
-    Phase.DELETING: "warning",
-    Phase.DELETED: "muted",
-    Phase.DELETE_FAILED: "danger",
-}
 
 
 class VClusterQuerySet(RestrictedQuerySet):
@@ -74,7 +47,7 @@ class VCluster(models.Model):
     memory_bytes = models.BigIntegerField()
     storage_bytes = models.BigIntegerField()
     pods = models.BigIntegerField()
-    phase = models.CharField(max_length=12, choices=Phase.choices, default=Phase.PENDING, db_index=True)
+    phase = models.CharField(max_length=12, choices=Phase.choices, default=INITIAL, db_index=True)
     message = models.TextField(blank=True)
     # Written by provisioning once the vcluster is Ready; never logged.
     kubeconfig = EncryptedTextField(blank=True)
@@ -98,12 +71,18 @@ class VCluster(models.Model):
         return self.name
 
     @property
-    def in_progress(self) -> bool:
-        return self.phase in IN_PROGRESS
+    def lifecycle(self) -> PhaseInfo:
+        """What its phase means (vclusters.lifecycle), for pages: badge, in_progress, …"""
+        return PHASES[self.phase]
 
     @property
-    def badge(self) -> str:
-        return BADGE[self.phase]
+    def failed(self) -> bool:
+        """Its work gave up and waits for a person (Retry)."""
+        return self.phase in RETRYABLE
+
+    @property
+    def deleted(self) -> bool:
+        return self.phase == Phase.DELETED
 
     def requested(self) -> dict[str, str | int]:
         return {r.name: r.format(getattr(self, r.field)) for r in resources.RESOURCES}
@@ -132,12 +111,6 @@ class VClusterStep(models.Model):
 
     def __str__(self):
         return f"{self.vcluster}: {self.name} ({self.status})"
-
-
-class EventKind(models.TextChoices):
-    REPAIR = "repair", "Repair"
-    RETRY = "retry", "Retry"
-    FAILURE = "failure", "Failure"
 
 
 class VClusterEvent(models.Model):

@@ -6,18 +6,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
-from django.utils import timezone
 
 from accounts import access, resources
 from accounts.audit import Actor, record
 from accounts.models import Team
 from portal.errors import NotReady, QuotaExceeded, invalid
 
-from .models import (
-    DELETABLE, NAME_MAX_LENGTH, RETRY_TO, EventKind, Phase, StepStatus, VCluster, VClusterEvent, VClusterStep,
-    validate_name,
-)
-from .signals import provision_requested, send_on_commit, teardown_requested
+from . import lifecycle
+from .lifecycle import Event, Phase
+from .models import NAME_MAX_LENGTH, StepStatus, VCluster, VClusterStep, validate_name
 
 
 def default_spec() -> dict[str, str | int]:
@@ -87,21 +84,18 @@ def create_vcluster(actor: Actor, team: Team, *, name: str, **raw) -> VCluster:
             raise invalid("name", f"{team} already has a vcluster named \"{fields['name']}\".") from None
         record(actor, "vcluster.create", team=team, target=vcluster, **vcluster.requested(),
                kubernetes_version=vcluster.kubernetes_version)
-        send_on_commit(provision_requested, vcluster.pk)
+        lifecycle.created(vcluster)
     return vcluster
 
 
 def delete_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
     access.require(actor.user, "delete", vcluster)
     with transaction.atomic():
-        changed = VCluster.objects.filter(pk=vcluster.pk, phase__in=DELETABLE).update(
-            phase=Phase.DELETING, updated_at=timezone.now()
-        )
-        if not changed:
+        phase_before = VCluster.objects.select_for_update().values_list("phase", flat=True).get(pk=vcluster.pk)
+        vcluster.phase = phase_before
+        if not lifecycle.transition(vcluster, Event.DELETE):
             raise invalid("phase", f"{vcluster} is already {vcluster.phase.lower()}.")
-        record(actor, "vcluster.delete", team=vcluster.team, target=vcluster, phase_before=vcluster.phase)
-        send_on_commit(teardown_requested, vcluster.pk)
-    vcluster.refresh_from_db()
+        record(actor, "vcluster.delete", team=vcluster.team, target=vcluster, phase_before=phase_before)
     return vcluster
 
 
@@ -113,21 +107,17 @@ def retry_vcluster(actor: Actor, vcluster: VCluster) -> VCluster:
     reset to Pending, so it shows as running again with its own times."""
     access.require(actor.user, "change", vcluster)
     with transaction.atomic():
-        phase, failure = (
-            VCluster.objects.select_for_update().filter(pk=vcluster.pk).values_list("phase", "message").first()
+        vcluster.phase, failure = (
+            VCluster.objects.select_for_update().values_list("phase", "message").get(pk=vcluster.pk)
         )
-        if phase not in RETRY_TO:
-            raise invalid("phase", f"Only a Failed or DeleteFailed vcluster can be retried; {vcluster} is {phase}.")
-        VCluster.objects.filter(pk=vcluster.pk).update(phase=RETRY_TO[phase], message="", updated_at=timezone.now())
+        note = f"Retried by {actor.user.get_username()} after: {failure or 'no message'}"
+        if not lifecycle.transition(vcluster, Event.RETRY, message="", note=note):
+            raise invalid("phase", f"Only a Failed or DeleteFailed vcluster can be retried; {vcluster} is "
+                                   f"{vcluster.phase}.")
         VClusterStep.objects.filter(vcluster=vcluster, status__in=[StepStatus.FAILED, StepStatus.RUNNING]).update(
             status=StepStatus.PENDING, started_at=None, finished_at=None, message=""
         )
-        VClusterEvent.objects.create(vcluster=vcluster, kind=EventKind.RETRY,
-                                     message=f"Retried by {actor.user.get_username()} after: {failure or 'no message'}")
         record(actor, "vcluster.retry", team=vcluster.team, target=vcluster, failure=failure or "")
-        signal = teardown_requested if phase == Phase.DELETE_FAILED else provision_requested
-        send_on_commit(signal, vcluster.pk)
-    vcluster.refresh_from_db()
     return vcluster
 
 

@@ -6,8 +6,8 @@ Signals rather than Celery's send_task by name: the contract is a Python object
 both sides import, receivers run in-process (so eager tasks in tests still work), and
 vclusters stays usable with no receiver at all (the vcluster then waits in its phase).
 
-Both are sent only once the transaction that changed the phase has committed, with
-sender=VCluster and the vcluster's id:
+The lifecycle (vclusters.lifecycle) sends them, only once the transaction that changed
+the phase has committed, with sender=VCluster and the vcluster's id:
 
 - provision_requested: a new vcluster, or a Failed one retried, is Pending;
 - teardown_requested: a vcluster is Deleting.
@@ -16,11 +16,9 @@ sender=VCluster and the vcluster's id:
 from django.db import transaction
 from django.dispatch import Signal
 
-from .models import VCluster
-
 provision_requested = Signal()
 teardown_requested = Signal()
 
 
-def send_on_commit(signal: Signal, vcluster_id: int) -> None:
-    transaction.on_commit(lambda: signal.send(sender=VCluster, vcluster_id=vcluster_id))
+def send_on_commit(signal: Signal, sender: type, vcluster_id: int) -> None:
+    transaction.on_commit(lambda: signal.send(sender=sender, vcluster_id=vcluster_id))

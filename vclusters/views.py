@@ -16,7 +16,8 @@ from portal.views import add_service_errors, paginate, query_without_page
 from . import services
 from .api import VClusterFilter, kubeconfig_filename, placement_of
 from .forms import VClusterForm
-from .models import DELETABLE, IN_PROGRESS, RETRY_TO, Phase, VCluster
+from .lifecycle import DELETABLE, IN_PROGRESS, RETRYABLE, Phase
+from .models import VCluster
 
 DASHBOARD_PAGE_SIZE = 25
 
@@ -107,7 +108,7 @@ def vcluster_detail(request, pk):
         "events": vcluster.events.all(),
         "placement": placement_of(vcluster),
         "deletable": vcluster.phase in DELETABLE and access.allowed(request.user, "delete", vcluster),
-        "retryable": vcluster.phase in RETRY_TO and access.allowed(request.user, "change", vcluster),
+        "retryable": vcluster.phase in RETRYABLE and access.allowed(request.user, "change", vcluster),
         "downloadable": vcluster.phase == Phase.READY and access.allowed(request.user, "connect", vcluster),
         "break_glass": vcluster.phase == Phase.READY
         and access.allowed(request.user, "download_admin_kubeconfig", vcluster),

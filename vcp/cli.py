@@ -35,7 +35,7 @@ create_app = typer.Typer(help="Create a vcluster.", no_args_is_help=True)
 list_app = typer.Typer(help="List vclusters.", no_args_is_help=True)
 get_app = typer.Typer(help="Show one vcluster.", no_args_is_help=True)
 delete_app = typer.Typer(help="Delete a vcluster.", no_args_is_help=True)
-retry_app = typer.Typer(help="Retry a Failed vcluster.", no_args_is_help=True)
+retry_app = typer.Typer(help="Retry a Failed or DeleteFailed vcluster.", no_args_is_help=True)
 quota_app = typer.Typer(help="A team's quota (setting it is for platform admins).", no_args_is_help=True)
 for sub_app, name in [(create_app, "create"), (list_app, "list"), (get_app, "get"), (delete_app, "delete"),
                       (retry_app, "retry"), (quota_app, "quota")]:
@@ -162,17 +162,26 @@ def create_vcluster(
     out.print(f"vcluster {vcluster['name']} created in team {vcluster['team']}: {vcluster['phase']}")
     if not (wait or connect_to_it):
         return
-    vcluster = follow(api, vcluster, {"Ready", "Failed"}, started)
-    if vcluster["phase"] == "Failed":
-        raise VcpError(f"vcluster {name} failed: {vcluster['message']}\n"
-                       f"Fix the cause, then `vcp retry vcluster {name} --team {vcluster['team']}`.")
+    vcluster = follow(api, vcluster, started)
+    if vcluster["phase"] != "Ready":
+        raise VcpError(settled_elsewhere(vcluster))
     out.print(f"Ready in {time.monotonic() - started:.1f}s.")
     if connect_to_it:
         switch_to(api, vcluster, kubeconfig.default_path())
 
 
-def follow(api: Api, vcluster: dict, settled: set[str], started: float) -> dict:
-    return progress.follow(lambda: api.get(f"vclusters/{vcluster['id']}/"), vcluster, settled, out, started)
+def follow(api: Api, vcluster: dict, started: float) -> dict:
+    """Show the vcluster's steps until its work is done (the portal says when: in_progress)."""
+    return progress.follow(lambda: api.get(f"vclusters/{vcluster['id']}/"), vcluster, out, started)
+
+
+def settled_elsewhere(vcluster: dict) -> str:
+    """Why the work followed ended in another phase than the one asked for."""
+    name, team = vcluster["name"], vcluster["team"]
+    if vcluster["retryable"]:
+        return (f"vcluster {name} is {vcluster['phase']}: {vcluster['message'] or 'no message'}\n"
+                f"Fix the cause, then `vcp retry vcluster {name} --team {team}`.")
+    return f"vcluster {name} is {vcluster['phase']}: {vcluster['message'] or 'no message'}"
 
 
 @list_app.command("vclusters")
@@ -219,13 +228,15 @@ def delete_vcluster(
     vcluster = api.delete(f"vclusters/{find_vcluster(api, name, team)['id']}/")
     out.print(f"vcluster {name} in team {vcluster['team']}: {vcluster['phase']}")
     if wait:
-        follow(api, vcluster, {"Deleted"}, started)
+        vcluster = follow(api, vcluster, started)
+        if vcluster["phase"] != "Deleted":
+            raise VcpError(settled_elsewhere(vcluster))
         out.print(f"Deleted in {time.monotonic() - started:.1f}s.")
 
 
 @retry_app.command("vcluster")
 def retry_vcluster(name: NameArgument, team: TeamOption = None):
-    """Retry a Failed vcluster: provisioning resumes at the step that failed."""
+    """Retry a Failed or DeleteFailed vcluster: provisioning or teardown resumes at the step that failed."""
     api, _ = connected()
     vcluster = api.post(f"vclusters/{find_vcluster(api, name, team)['id']}/retry/")
     out.print(f"vcluster {name} in team {vcluster['team']}: {vcluster['phase']}")

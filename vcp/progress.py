@@ -38,8 +38,8 @@ def render(vcluster: dict, steps: list[dict], elapsed: float) -> Group:
     return Group(header, table)
 
 
-def follow(fetch: Callable[[], dict], first: dict, settled: set[str], console: Console, started: float) -> dict:
-    """Poll fetch() until the phase is one of `settled`; return the last answer. Steps
+def follow(fetch: Callable[[], dict], first: dict, console: Console, started: float) -> dict:
+    """Poll fetch() until the vcluster's work is done (no longer in_progress); return the last answer. Steps
     already finished in `first` (provisioning's, when following a teardown) are not shown."""
     done_before = {step["name"] for step in first["steps"] if step["status"] in FINISHED}
 
@@ -48,7 +48,7 @@ def follow(fetch: Callable[[], dict], first: dict, settled: set[str], console: C
 
     if console.is_terminal:
         with Live(console=console, auto_refresh=False) as live:
-            return _poll(fetch, settled, lambda v: live.update(render(v, new_steps(v), time.monotonic() - started),
+            return _poll(fetch, lambda v: live.update(render(v, new_steps(v), time.monotonic() - started),
                                                                refresh=True))
     printed: set[str] = set()
 
@@ -58,13 +58,13 @@ def follow(fetch: Callable[[], dict], first: dict, settled: set[str], console: C
                 printed.add(step["name"])
                 console.print(step_line(step))
 
-    return _poll(fetch, settled, print_finished)
+    return _poll(fetch, print_finished)
 
 
-def _poll(fetch, settled, show) -> dict:
+def _poll(fetch, show) -> dict:
     while True:
         vcluster = fetch()
         show(vcluster)
-        if vcluster["phase"] in settled:
+        if not vcluster["in_progress"]:
             return vcluster
         time.sleep(POLL_SECONDS)

@@ -136,7 +136,8 @@ def test_refused_at_once(world, ready):
     assert authorize(token, ready.pk)
 
     for phase, code, words in [(Phase.FAILED, 503, "failed"), (Phase.PROVISIONING, 503, "not ready"),
-                               (Phase.DELETING, 404, "deleted"), (Phase.DELETED, 404, "deleted")]:
+                               (Phase.DELETING, 404, "deleted"), (Phase.DELETED, 404, "deleted"),
+                               (Phase.DELETE_FAILED, 404, "deleted")]:
         ready.__class__.objects.filter(pk=ready.pk).update(phase=phase)
         assert (refusal(token, ready.pk).code, words in refusal(token, ready.pk).message) == (code, True)
     ready.__class__.objects.filter(pk=ready.pk).update(phase=Phase.READY)

@@ -145,3 +145,35 @@ def test_a_foreign_secret_is_left_alone_and_an_owner_gone_by_hand_is_torn_down(m
     reconcile(settings)
     assert not VirtualClusterBinding.objects.exists()
     assert management.kube.exists("v1", "Secret", "other-kubeconfig", ns)
+
+
+def test_a_teardown_that_gave_up_waits_for_a_person_and_the_finalizer_stays(management, settings, world, host):
+    """DeleteFailed is reported, not retried behind the team's back: the finalizer
+    holds the object until someone retries the teardown in the portal."""
+    host.enabled = False  # provisioning fails at once (no host open to the team): no control plane to wait for
+    host.save()
+    reconcile(settings)
+    ns = management.namespace(team="alpha")
+    management.apply("stuck", ns)
+    reconcile(settings)  # created, and Failed at commit
+    reconcile(settings)  # status and finalizer
+    vcluster = VCluster.objects.get(team=world.alpha, name="stuck")
+    assert vcluster.phase == Phase.FAILED
+    # As a teardown that kept failing leaves it (tests/provisioning/test_teardown_failure.py).
+    VCluster.objects.filter(pk=vcluster.pk).update(phase=Phase.DELETE_FAILED, message="Gave up after repeated errors: x")
+
+    management.kubectl("delete", f"{crd.PLURAL}.{crd.GROUP}", "stuck", "-n", ns, "--wait=false")
+    reconcile(settings)
+    reconcile(settings)
+    assert VCluster.objects.get(pk=vcluster.pk).phase == Phase.DELETE_FAILED
+    obj = management.get("stuck", ns)
+    assert obj["metadata"]["finalizers"] == [crd.FINALIZER] and obj["status"]["phase"] == "DeleteFailed"
+    ready = management.conditions("stuck", ns)["Ready"]
+    assert (ready["reason"], ready["message"]) == ("DeleteFailed", "Gave up after repeated errors: x")
+    assert obj["status"]["stepsTotal"] == len(pipeline.TEARDOWN)
+
+    services.retry_vcluster(Actor(world.teammate), VCluster.objects.get(pk=vcluster.pk))  # torn down at commit
+    assert VCluster.objects.get(pk=vcluster.pk).phase == Phase.DELETED
+    reconcile(settings)
+    assert management.get("stuck", ns) is None
+    assert not VirtualClusterBinding.objects.exists()
