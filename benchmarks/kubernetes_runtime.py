@@ -62,11 +62,11 @@ def pod_working_set_mib(uid: str) -> float:
 def control_plane_pod_uid(host: LocalCluster, vcluster_id: int) -> str:
     from kubernetes import client
 
-    from provisioning import controlplane
+    from provisioning import kubeobjects
     from provisioning.models import Placement
 
     ns = Placement.objects.get(vcluster_id=vcluster_id).host_namespace
-    return client.CoreV1Api(host.api_client()).read_namespaced_pod(controlplane.POD, ns).metadata.uid
+    return client.CoreV1Api(host.api_client()).read_namespaced_pod(kubeobjects.POD, ns).metadata.uid
 
 
 def step_medians(vcluster_ids: list[int]) -> list[tuple[str, float]]:

@@ -45,7 +45,7 @@ from kubernetes import client  # noqa: E402
 
 from controlplane_bench import memory_mib, percentile  # noqa: E402
 from localkube import LocalCluster  # noqa: E402
-from localkube.images import reference  # noqa: E402
+from controlplane.images import reference  # noqa: E402
 from localkube.testing import kubectl  # noqa: E402
 from syncer_bench import HOST_NAMESPACE, synced_vcluster  # noqa: E402
 

@@ -5,8 +5,8 @@ key is not kept."""
 
 from pathlib import Path
 
-from localkube import pki
-from localkube.files import write_private
+from controlplane import pki
+from controlplane.files import write_private
 
 DEFAULT_NAMES = ("127.0.0.1", "localhost")
 

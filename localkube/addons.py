@@ -6,7 +6,7 @@ the kubelet writes into every pod's resolv.conf (realnode.CLUSTER_DNS_IP). CoreD
 answers for cluster.local from the API and forwards nothing: the node has no upstream
 resolver, so other names fail fast. The enforcer (kube-router, a process on the node)
 reads pods, namespaces, nodes and NetworkPolicies as `system:kube-router`.
-Provisioning runs the same CoreDNS inside every vcluster (`coredns_manifests`).
+CoreDNS's manifests are a vcluster's add-on too (controlplane.addons): the host runs the same.
 
 Volumes come from rancher's local-path-provisioner, as on k3s or kind: the StorageClass
 `local-path` is the default, so a StatefulSet's PVC binds as on any real cluster. It
@@ -27,6 +27,8 @@ import subprocess
 from pathlib import Path
 
 import yaml
+
+from controlplane.addons import coredns_manifests
 
 ENFORCER_USER = "system:kube-router"
 
@@ -50,88 +52,6 @@ kind: ClusterRoleBinding
 metadata: {{name: "vcportal:network-policy-enforcer"}}
 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "vcportal:network-policy-enforcer"}}
 subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{enforcer}"}}]
-"""
-
-COREDNS = """\
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: coredns, namespace: kube-system}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: "system:coredns"}
-rules:
-- apiGroups: [""]
-  resources: [services, pods, namespaces]
-  verbs: [list, watch]
-- apiGroups: [discovery.k8s.io]
-  resources: [endpointslices]
-  verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "system:coredns"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
-subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: coredns, namespace: kube-system}
-data:
-  Corefile: |
-    .:53 {
-        errors
-        health
-        ready
-        kubernetes DOMAIN in-addr.arpa ip6.arpa {
-            pods insecure
-            fallthrough in-addr.arpa ip6.arpa
-            ttl 30
-        }
-        cache 30
-        reload
-        loadbalance
-    }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: coredns
-  namespace: kube-system
-  labels: {k8s-app: kube-dns}
-spec:
-  replicas: 1
-  selector: {matchLabels: {k8s-app: kube-dns}}
-  template:
-    metadata: {labels: {k8s-app: kube-dns}}
-    spec:
-      serviceAccountName: coredns
-      priorityClassName: system-cluster-critical
-      dnsPolicy: Default
-      containers:
-      - name: coredns
-        image: IMAGE
-        args: [-conf, /etc/coredns/Corefile]
-        ports:
-        - {name: dns, containerPort: 53, protocol: UDP}
-        - {name: dns-tcp, containerPort: 53, protocol: TCP}
-        readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 2}
-        livenessProbe: {httpGet: {path: /health, port: 8080}, initialDelaySeconds: 10}
-        resources: {requests: {cpu: 50m, memory: 40Mi}, limits: {cpu: 100m, memory: 120Mi}}
-        volumeMounts: [{name: config, mountPath: /etc/coredns, readOnly: true}]
-      volumes: [{name: config, configMap: {name: coredns}}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels: {k8s-app: kube-dns}
-spec:
-  selector: {k8s-app: kube-dns}
-  ports:
-  - {name: dns, port: 53, protocol: UDP}
-  - {name: dns-tcp, port: 53, protocol: TCP}
 """
 
 LOCAL_PATH_NAMESPACE = "local-path-storage"
@@ -261,15 +181,6 @@ provisioner: rancher.io/local-path
 reclaimPolicy: Delete
 volumeBindingMode: WaitForFirstConsumer
 """
-
-
-def coredns_manifests(image: str, domain: str, service_ip: str | None = None) -> list[dict]:
-    """CoreDNS answering for `domain`; its Service at `service_ip`, or wherever the
-    cluster allocates it. Also what provisioning runs inside each vcluster."""
-    manifests = list(yaml.safe_load_all(COREDNS.replace("IMAGE", image).replace("DOMAIN", domain)))
-    if service_ip:
-        manifests[-1]["spec"]["clusterIP"] = service_ip
-    return manifests
 
 
 def local_path_manifests(image: str, helper_image: str, node: str, volumes_dir: Path) -> list[dict]:

@@ -23,13 +23,15 @@ from pathlib import Path
 
 import requests
 
-from . import binaries, kubeconfig, network, pki, ports
+from controlplane import kubeconfig, pki
+from controlplane.kubeconfig import ADMIN_USER
+from controlplane.files import write_private
+
+from . import binaries, network, ports
 from .components import SERVICE_IP, command_line, probe
-from .files import write_private
 from .processes import ProcessDir
 
 
-ADMIN_USER = "vcportal-admin"
 CONTROL_PLANE = ("kine", "kube-apiserver", "kube-controller-manager")
 HOST_EXTRAS = ("kube-scheduler", "kwok")
 NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "kube-router")  # a real node's, see realnode.py

@@ -12,29 +12,33 @@ socket's path may be at most 107 bytes long, which a deep state directory exceed
 
 from __future__ import annotations
 
-from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 import requests
+
+from controlplane import components as cp
+from controlplane.components import HEALTH_PATHS
 
 from . import ports
 
 if TYPE_CHECKING:
     from .cluster import ClusterConfig, LocalCluster
 
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"  # first address of SERVICE_CIDR: the `kubernetes` Service
+SERVICE_IP = "10.96.0.1"  # first address of controlplane SERVICE_CIDR: the `kubernetes` Service
 POD_CIDR = "10.244.0.0/16"
-HEALTH_PATHS = "/healthz,/readyz,/livez"
-SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
 KINE_SOCKET = "kine/kine.sock"  # relative to the state directory
-ADMISSION_PLUGINS = "NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,PodSecurity,NodeRestriction"
 
 
-def kine_endpoint(cluster: LocalCluster, config: ClusterConfig) -> str:
-    if config.datastore:
-        return config.datastore
-    return f"sqlite://{cluster.state_dir / 'kine' / 'state.db'}?{SQLITE_OPTIONS}"
+def layout(cluster: LocalCluster, config: ClusterConfig) -> cp.Layout:
+    """A cluster's parts in its state directory. Only a vcluster keeps an audit log:
+    only the portal and the syncer change host clusters, as themselves."""
+    state = cluster.state_dir
+    return cp.Layout(
+        pki=cluster.pki_dir,
+        kine_listen=f"unix://{KINE_SOCKET}",
+        datastore=config.datastore or cp.sqlite_datastore(state / "kine" / "state.db"),
+        audit=None if config.is_host else (state / "audit-policy.yaml", state / "logs" / "audit.log"),
+    )
 
 
 def command_line(component: str, cluster: LocalCluster, config: ClusterConfig) -> list[str]:
@@ -42,125 +46,28 @@ def command_line(component: str, cluster: LocalCluster, config: ClusterConfig) -
 
 
 def _kine(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    return [
-        f"--listen-address=unix://{KINE_SOCKET}",
-        "--metrics-bind-address=0",
-        f"--endpoint={kine_endpoint(cluster, config)}",
-    ]
+    return cp.kine_args(layout(cluster, config))
 
 
 def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    pki = cluster.pki_dir
-    return [
-        f"--etcd-servers=unix://{KINE_SOCKET}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        f"--secure-port={config.ports['kube-apiserver']}",
-        f"--cert-dir={pki}",
-        f"--tls-cert-file={pki / 'kube-apiserver.crt'}",
-        f"--tls-private-key-file={pki / 'kube-apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        "--anonymous-auth=false",
-        "--authorization-mode=Node,RBAC",
-        f"--enable-admission-plugins={ADMISSION_PLUGINS}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--allow-privileged=true",
-        # Loopback addresses are not valid Endpoints; nothing outside reaches them.
-        "--endpoint-reconciler-type=none",
-        "--profiling=false",
-        # API Priority and Fairness shares an API server between many clients; a
-        # vcluster's serves one tenant, and skipping its bootstrap saves ~1.4 s of start.
-        f"--enable-priority-and-fairness={str(config.is_host).lower()}",
-    ] + _kubelet_client(cluster, config) + _audit(cluster, config)
-
-
-# What a vcluster's API server logs: who changed what, never a request or response body
-# (Metadata level: Secrets stay out of the log), and no reads.
-AUDIT_POLICY = """\
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-- level: Metadata
-  verbs: [create, update, patch, delete, deletecollection]
-- level: None
-"""
-
-
-def _audit(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    """A vcluster's audit log, logs/audit.log: changes made through the portal's gateway
-    name the person it impersonates (impersonatedUser). Rotated at 10 MiB, two old files
-    kept, so it stays under 30 MiB. Host clusters keep none: only the portal and the
-    syncer change them, as themselves."""
-    if config.is_host:
-        return []
-    policy = cluster.state_dir / "audit-policy.yaml"
-    if not policy.exists() or policy.read_text() != AUDIT_POLICY:
-        policy.write_text(AUDIT_POLICY)
-    return [
-        f"--audit-policy-file={policy}",
-        f"--audit-log-path={cluster.state_dir / 'logs' / 'audit.log'}",
-        "--audit-log-maxsize=10",
-        "--audit-log-maxbackup=2",
-        "--audit-log-maxage=7",
-    ]
-
-
-def _kubelet_client(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    """How the API server reaches kubelets: its own client certificate, and theirs
-    verified against the cluster CA."""
-    if not config.calls_kubelets:
-        return []
-    pki = cluster.pki_dir
-    return [
-        f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
-        f"--kubelet-client-key={pki / 'kubelet-client.key'}",
-        f"--kubelet-certificate-authority={pki / 'ca.crt'}",
-        # Node names resolve nowhere; the InternalIP is the node's end of its link.
-        "--kubelet-preferred-address-types=InternalIP",
-    ]
+    files = layout(cluster, config)
+    if files.audit:
+        policy = files.audit[0]
+        if not policy.exists() or policy.read_text() != cp.AUDIT_POLICY:
+            policy.write_text(cp.AUDIT_POLICY)
+    return cp.apiserver_args(
+        files, bind="127.0.0.1", advertise="127.0.0.1", port=config.ports["kube-apiserver"],
+        calls_kubelets=config.calls_kubelets, priority_and_fairness=config.is_host,
+    )
 
 
 def _controller_manager(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
     return [
-        *controller_manager_args(
-            cluster.pki_dir, cluster.state_dir / "kube-controller-manager.kubeconfig",
-            config.ports["kube-controller-manager"],
-        ),
+        *cp.controller_manager_args(layout(cluster, config), cluster.state_dir / "kube-controller-manager.kubeconfig",
+                                    config.ports["kube-controller-manager"]),
         # Recount every quota twice a minute, not every 5: a request aborted after the
         # quota admitted it leaves the count too high until then (provisioning waits).
         "--resource-quota-sync-period=30s",
-    ]
-
-
-def controller_manager_args(pki: PurePath, kubeconfig: PurePath, port: int) -> list[str]:
-    """kube-controller-manager's flags, as a vcluster's runs on either runtime: files in
-    `pki` under their usual names (provisioning.controlplane mounts them the same)."""
-    return [
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--authorization-always-allow-paths={HEALTH_PATHS}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={pki / 'kube-controller-manager.crt'}",
-        f"--tls-private-key-file={pki / 'kube-controller-manager.key'}",
-        "--leader-elect=false",
-        "--use-service-account-credentials=true",
-        # Building each controller's client creates its ServiceAccount and asks for a
-        # token, some 150 requests through one client; at the default 20 per second
-        # that alone held the controllers (and the `view` role's rules) back 5 s.
-        "--kube-api-qps=200",
-        "--kube-api-burst=400",
-        f"--service-account-private-key-file={pki / 'sa.key'}",
-        f"--root-ca-file={pki / 'ca.crt'}",
-        f"--cluster-signing-cert-file={pki / 'ca.crt'}",
-        f"--cluster-signing-key-file={pki / 'ca.key'}",
-        "--controllers=*",
-        "--profiling=false",
     ]
 
 

@@ -45,9 +45,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from . import addons, binaries, images, network, pki
-from .components import SERVICE_CIDR
-from .files import write_private
+from controlplane import images, pki
+from controlplane.components import CLUSTER_DOMAIN, SERVICE_CIDR
+from controlplane.files import write_private
+
+from . import addons, binaries, network
 from .processes import process_alive
 
 from .cluster import NODE_PROCESSES, ClusterError, go_runtime_env
@@ -58,7 +60,6 @@ if TYPE_CHECKING:
 NODE_NAME = "realnode-0"
 POD_SUBNET = "10.88.0.0/24"  # the node's pods; masqueraded, so every cluster may reuse it
 CLUSTER_DNS_IP = "10.96.0.10"
-CLUSTER_DOMAIN = "cluster.local"
 KUBELET_PORT = 10250
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

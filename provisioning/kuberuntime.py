@@ -1,5 +1,5 @@
 """The `kubernetes` runtime: each vcluster's control plane and syncer run as one pod of a
-StatefulSet in its host namespace (the objects are provisioning.controlplane's).
+StatefulSet in its host namespace (the objects are provisioning.kubeobjects's).
 
 The worker only talks to the host's API and, to check readiness, to the vcluster's API
 server where tenants reach it; nothing of a vcluster runs on the worker, so workers
@@ -26,11 +26,11 @@ from kubernetes.client import DiscoveryV1Api
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from localkube import images
-from localkube.components import SERVICE_CIDR
+from controlplane import images
+from controlplane.components import SERVICE_CIDR
 from syncer.policy import TenantPolicy
 
-from . import controlplane as cp
+from . import kubeobjects as cp
 from .hostkube import HostKube
 from .manifests import ownership_conflict, selector
 from .models import HostCluster, Placement

@@ -21,8 +21,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kubernetes.client.rest import ApiException
 
-from localkube import addons, images
-from localkube.realnode import CLUSTER_DOMAIN
+from controlplane import addons, images
+from controlplane.components import CLUSTER_DOMAIN
 from syncer import names
 from syncer.rbac import token_kubeconfig
 from vclusters import lifecycle

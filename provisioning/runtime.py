@@ -24,8 +24,8 @@ from django.conf import settings
 
 from localkube import ClusterError, LocalCluster, network
 from localkube.binaries import kube_version
-from localkube.cluster import ADMIN_USER
-from localkube.files import write_private
+from controlplane.kubeconfig import ADMIN_USER
+from controlplane.files import write_private
 from localkube.ports import allocate
 from localkube.processes import ProcessDir, process_alive
 from syncer.config import ConfigError, SyncerConfig, load, vcluster_config_path

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from localkube.binaries import versions
-from localkube.images import reference
+from controlplane.images import reference
 from tests.kube.helpers import eventually, logs, new_namespace
 
 pytestmark = [pytest.mark.kube, pytest.mark.realnode]

@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from localkube import LocalCluster
-from localkube.images import reference
+from controlplane.images import reference
 from localkube.testing import kubectl
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from localkube import images
+from controlplane import images
 from localkube.network import LINK_RANGE, NodeLink, cluster_id
 
 

@@ -7,7 +7,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from localkube import pki, ports
+from controlplane import pki
+from localkube import ports
 
 
 def test_issued_server_cert_is_signed_by_the_ca_and_names_its_sans():

@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from localkube import LocalCluster, addons
-from localkube.images import reference
+from controlplane.images import reference
 from localkube.realnode import NODE_NAME
 from tests.kube.helpers import eventually, logs, new_namespace
 

@@ -91,3 +91,36 @@ def test_the_static_check_sees_imports_inside_functions(tmp_path):
     source.write_text("def f():\n    from provisioning import tasks\n    import syncer.rbac\n")
     found = [module for _, module in _imports(source) if _is_forbidden(module, FORBIDDEN["vclusters"])]
     assert found == ["provisioning", "provisioning.tasks", "syncer.rbac"]
+
+
+# Only the local runtime drives the embedded host emulator; everything else builds a
+# control plane from `controlplane`, which needs neither Django nor any app.
+LOCAL_RUNTIME = {"provisioning/runtime.py"}
+APPS_AND_HELPERS = {"django", "accounts", "vclusters", "provisioning", "gateway", "gitops", "portal", "localkube",
+                    "syncer", "vcp"}
+
+
+@pytest.mark.parametrize("app", ["provisioning", "gateway", "gitops"])
+def test_only_the_local_runtime_imports_the_emulator(app):
+    offending = [
+        f"{path.relative_to(ROOT)}:{line}: {module}"
+        for path in sorted((ROOT / app).rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in LOCAL_RUNTIME
+        for line, module in _imports(path)
+        if _is_forbidden(module, {"localkube"})
+    ]
+    assert offending == []
+
+
+def test_the_control_plane_package_imports_no_django_and_no_app():
+    offending = [f"{path.relative_to(ROOT)}:{line}: {module}"
+                 for path in sorted((ROOT / "controlplane").rglob("*.py"))
+                 for line, module in _imports(path) if _is_forbidden(module, APPS_AND_HELPERS)]
+    assert offending == []
+    code = ("import importlib, pkgutil, sys, controlplane\n"
+            "for m in pkgutil.walk_packages(controlplane.__path__, 'controlplane.'): importlib.import_module(m.name)\n"
+            "print(' '.join(sorted({n.split('.')[0] for n in sys.modules} & %r)))" % APPS_AND_HELPERS)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []

@@ -5,7 +5,7 @@ import re
 import pytest
 from kubernetes.utils import parse_quantity
 
-from localkube import addons
+from controlplane import addons
 from provisioning import manifests
 
 LABELS = manifests.labels(7, "alpha", "portal-a")

@@ -51,12 +51,12 @@ from kubernetes import client
 
 from accounts.audit import SYSTEM
 from localkube import LocalCluster
-from localkube.files import write_private
-from localkube.images import reference, registry_address
+from controlplane.files import write_private
+from controlplane.images import reference, registry_address
 from localkube.network import NodeLink, cluster_id
 from localkube.realnode import CLUSTER_DNS_IP, KUBELET_PORT
 from localkube.testing import kubectl
-from provisioning import controlplane, services
+from provisioning import kubeobjects, services
 from syncer import names
 from tests.kube.helpers import eventually, new_namespace
 from tests.kube.test_real_node import run_pod
@@ -298,7 +298,7 @@ def test_a_tenant_pod_cannot_reach_a_private_address_outside_its_namespace(tenan
     assert probe(host, tenants[team], address) == BLOCKED
 
 
-@pytest.mark.parametrize("port", [2379, controlplane.KCM_PORT, 10250])  # kine, controller manager, syncer's kubelet API
+@pytest.mark.parametrize("port", [2379, kubeobjects.KCM_PORT, 10250])  # kine, controller manager, syncer's kubelet API
 @pytest.mark.parametrize("team", TEAMS)
 def test_a_tenant_pod_reaches_only_the_api_port_of_its_control_planes_pod(tenants, host, team, port):
     """The control plane's pod shares the tenant's host namespace, whose policy lets
@@ -307,8 +307,8 @@ def test_a_tenant_pod_reaches_only_the_api_port_of_its_control_planes_pod(tenant
     loopback only."""
     tenant = tenants[team]
     core = client.CoreV1Api(host.cluster.api_client())
-    pod_ip = core.read_namespaced_pod(controlplane.POD, tenant.host_namespace).status.pod_ip
-    script = f"{connect(f'{pod_ip}:{controlplane.API_PORT}', 'control')}; {connect(f'{pod_ip}:{port}', 'target')}"
+    pod_ip = core.read_namespaced_pod(kubeobjects.POD, tenant.host_namespace).status.pod_ip
+    script = f"{connect(f'{pod_ip}:{kubeobjects.API_PORT}', 'control')}; {connect(f'{pod_ip}:{port}', 'target')}"
     assert exec_in(host, tenant.host_namespace, tenant.client_pod, script) == BLOCKED
 
 

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from accounts.audit import Actor
-from localkube.images import reference
+from controlplane.images import reference
 from localkube.testing import kubectl
 from localkube.processes import ProcessDir
 from provisioning import pipeline, services

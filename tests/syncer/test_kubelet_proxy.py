@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from localkube import pki
+from controlplane import pki
 from localkube.binaries import bin_dir
 from localkube.testing import kubectl
 from tests.kube.helpers import eventually, logs, run_pod, web_server

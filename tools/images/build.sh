@@ -15,7 +15,7 @@
 # image, so an image already in the registry is never rebuilt. The registry keeps its
 # data outside the repository and is started here when it is not running.
 # The last lines printed are the image references, one a line; the same lines go to
-# $cache/images/refs, where localkube (localkube/images.py) reads them.
+# $cache/images/refs, where controlplane/images.py reads them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/../.."

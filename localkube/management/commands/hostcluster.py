@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from localkube import ClusterError, LocalCluster
 from localkube.binaries import BinariesMissing
-from localkube.images import ImagesMissing
+from controlplane.images import ImagesMissing
 from localkube.network import NetworkError
 
 DEFAULT_NODES = 3

@@ -34,11 +34,9 @@ from pathlib import PurePosixPath
 
 import yaml
 
-from localkube import kubeconfig, pki
-from localkube.cluster import ADMIN_USER
-from localkube.components import (
-    ADMISSION_PLUGINS, AUDIT_POLICY, SERVICE_CIDR, SQLITE_OPTIONS, controller_manager_args,
-)
+from controlplane import components, kubeconfig, pki
+from controlplane.components import AUDIT_POLICY, CLUSTER_DOMAIN, HEALTH_ONLY_AUTHENTICATION, SERVICE_CIDR
+from controlplane.kubeconfig import ADMIN_USER
 from syncer.config import SyncerConfig
 from syncer.policy import TenantPolicy
 
@@ -67,14 +65,12 @@ STORAGE = "1Gi"
 HOST_API_TOKEN_SECONDS = 3600
 CONFIG_HASH = "vcportal.io/config-hash"
 
-# Only health paths for anonymous requests; everything else needs a certificate.
-AUTHENTICATION = """\
-apiVersion: apiserver.config.k8s.io/v1
-kind: AuthenticationConfiguration
-anonymous:
-  enabled: true
-  conditions: [{path: /livez}, {path: /readyz}, {path: /healthz}]
-"""
+# Where the pod's parts are, as its containers see them.
+LAYOUT = components.Layout(
+    pki=PurePosixPath(PKI_DIR), kine_listen="127.0.0.1:2379",
+    datastore=components.sqlite_datastore(PurePosixPath(DATA_DIR) / "state.db"),
+    audit=(PurePosixPath(PKI_DIR) / "audit-policy.yaml", PurePosixPath(DATA_DIR) / "audit.log"),
+)
 
 # requests, limits per container; limits are what the quota share counts.
 RESOURCES = {
@@ -129,7 +125,7 @@ def server_names(namespace: str, service_ip: str, access_address: str, service_c
     `kubernetes` names and its Service's address), and loopback for the pod's own components."""
     inside = str(ipaddress.ip_network(service_cidr)[1])
     names = ["127.0.0.1", "localhost", inside, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             "kubernetes.default.svc.cluster.local", service_ip, SERVICE, f"{SERVICE}.{namespace}",
+             f"kubernetes.default.svc.{CLUSTER_DOMAIN}", service_ip, SERVICE, f"{SERVICE}.{namespace}",
              f"{SERVICE}.{namespace}.svc", access_address]
     return list(dict.fromkeys(n for n in names if n))
 
@@ -149,7 +145,7 @@ def new_keys(name: str, api_names: list[str]) -> dict[str, str]:
     files["kube-controller-manager.kubeconfig"] = _client_kubeconfig(ca, name, local, "system:kube-controller-manager")
     files["syncer.kubeconfig"] = _client_kubeconfig(ca, name, local, "vcportal-syncer", ("system:masters",))
     texts = {k: v.decode() if isinstance(v, bytes) else v for k, v in files.items()}
-    return {**texts, "authentication.yaml": AUTHENTICATION, "audit-policy.yaml": AUDIT_POLICY}
+    return {**texts, "authentication.yaml": HEALTH_ONLY_AUTHENTICATION, "audit-policy.yaml": AUDIT_POLICY}
 
 
 def reissue_api_certificate(keys: dict[str, str], api_names: list[str]) -> dict[str, str]:
@@ -349,30 +345,17 @@ def _pki_mount(component: str) -> dict:
 
 
 def _kine(image: str) -> dict:
-    return _container("kine", image, [
-        "/usr/local/bin/kine", "--listen-address=127.0.0.1:2379", "--metrics-bind-address=0",
-        f"--endpoint=sqlite://{DATA_DIR}/state.db?{SQLITE_OPTIONS}",
-    ], [{"name": DATA, "mountPath": DATA_DIR}])
+    return _container("kine", image, ["/usr/local/bin/kine", *components.kine_args(LAYOUT)],
+                      [{"name": DATA, "mountPath": DATA_DIR}])
 
 
 def _apiserver(image: str, service_cidr: str) -> dict:
-    pki = PKI_DIR
-    container = _container("kube-apiserver", image, [
-        "/usr/local/bin/kube-apiserver",
-        "--etcd-servers=http://127.0.0.1:2379",
-        "--bind-address=0.0.0.0", f"--secure-port={API_PORT}", "--advertise-address=$(POD_IP)",
-        f"--tls-cert-file={pki}/kube-apiserver.crt", f"--tls-private-key-file={pki}/kube-apiserver.key",
-        f"--client-ca-file={pki}/ca.crt", f"--authentication-config={pki}/authentication.yaml",
-        "--authorization-mode=Node,RBAC", f"--enable-admission-plugins={ADMISSION_PLUGINS}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key",
-        f"--service-cluster-ip-range={service_cidr}", "--allow-privileged=true",
-        "--endpoint-reconciler-type=none", "--profiling=false", "--enable-priority-and-fairness=false",
-        f"--kubelet-client-certificate={pki}/kubelet-client.crt", f"--kubelet-client-key={pki}/kubelet-client.key",
-        f"--kubelet-certificate-authority={pki}/ca.crt", "--kubelet-preferred-address-types=InternalIP",
-        f"--audit-policy-file={pki}/audit-policy.yaml", f"--audit-log-path={DATA_DIR}/audit.log",
-        "--audit-log-maxsize=10", "--audit-log-maxbackup=2", "--audit-log-maxage=7",
-    ], [_pki_mount("kube-apiserver"), {"name": DATA, "mountPath": DATA_DIR}])
+    args = components.apiserver_args(
+        LAYOUT, bind="0.0.0.0", advertise="$(POD_IP)", port=API_PORT, service_cidr=service_cidr,
+        health_only_anonymous=True,
+    )
+    container = _container("kube-apiserver", image, ["/usr/local/bin/kube-apiserver", *args],
+                           [_pki_mount("kube-apiserver"), {"name": DATA, "mountPath": DATA_DIR}])
     probe = {"scheme": "HTTPS", "port": API_PORT}
     container.update({
         "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
@@ -385,8 +368,7 @@ def _apiserver(image: str, service_cidr: str) -> dict:
 
 
 def _controller_manager(image: str) -> dict:
-    pki = PurePosixPath(PKI_DIR)
-    args = controller_manager_args(pki, pki / "kube-controller-manager.kubeconfig", KCM_PORT)
+    args = components.controller_manager_args(LAYOUT, LAYOUT.pki / "kube-controller-manager.kubeconfig", KCM_PORT)
     return _container("kube-controller-manager", image, ["/usr/local/bin/kube-controller-manager", *args],
                       [_pki_mount("kube-controller-manager")])
 

@@ -7,6 +7,9 @@ import yaml
 
 from .pki import KeyPair
 
+# The portal's own cluster-admin user in every cluster it makes (host and vcluster).
+ADMIN_USER = "vcportal-admin"
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()

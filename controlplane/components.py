@@ -1,0 +1,140 @@
+"""The flags each component of a control plane runs with, whichever runtime runs it.
+
+A component's flags are a function of its Layout (where the keys, the datastore and
+the audit log are: a state directory on the worker, or paths in a pod) and of a few
+choices that differ by design between the runtimes, each named as an argument. The
+embedded host cluster (localkube) builds its own API server from the same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+SERVICE_CIDR = "10.96.0.0/16"  # where the host's Service range cannot be read (before ServiceCIDR objects)
+CLUSTER_DOMAIN = "cluster.local"
+SERVICE_ACCOUNT_ISSUER = f"https://kubernetes.default.svc.{CLUSTER_DOMAIN}"
+HEALTH_PATHS = "/healthz,/readyz,/livez"
+SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
+ADMISSION_PLUGINS = "NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,PodSecurity,NodeRestriction"
+
+# What a vcluster's API server logs: who changed what, never a request or response body
+# (Metadata level: Secrets stay out of the log), and no reads. Changes made through the
+# portal's gateway name the person it impersonates (impersonatedUser).
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+"""
+
+# Anonymous requests may read the health paths and nothing else: probes and readiness
+# checks need no credentials, everything else a client certificate.
+HEALTH_ONLY_AUTHENTICATION = """\
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions: [{path: /livez}, {path: /readyz}, {path: /healthz}]
+"""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a control plane's parts are, as its processes see them."""
+
+    pki: PurePath  # keys and certificates, under the names new_keys and localkube give them
+    kine_listen: str  # kine's listener: a unix socket, or loopback inside a pod
+    datastore: str  # kine's --endpoint
+    audit: tuple[PurePath, PurePath] | None = None  # (policy file, log file); host clusters keep none
+
+    @property
+    def etcd(self) -> str:
+        """kine's listener as the API server names it."""
+        return self.kine_listen if self.kine_listen.startswith("unix://") else f"http://{self.kine_listen}"
+
+
+def sqlite_datastore(path: PurePath) -> str:
+    return f"sqlite://{path}?{SQLITE_OPTIONS}"
+
+
+def kine_args(layout: Layout) -> list[str]:
+    return [f"--listen-address={layout.kine_listen}", "--metrics-bind-address=0", f"--endpoint={layout.datastore}"]
+
+
+def apiserver_args(layout: Layout, *, bind: str, advertise: str, port: int, service_cidr: str = SERVICE_CIDR,
+                   health_only_anonymous: bool = False, calls_kubelets: bool = True,
+                   priority_and_fairness: bool = False) -> list[str]:
+    """kube-apiserver's flags. `health_only_anonymous` reads HEALTH_ONLY_AUTHENTICATION
+    from authentication.yaml beside the keys (else anonymous requests are refused);
+    `calls_kubelets` gives it a client certificate for kubelets (logs, exec: a real
+    node's, or in a vcluster its syncer's); API Priority and Fairness shares an API
+    server between many clients, where a vcluster's serves one tenant, and skipping
+    its bootstrap saves ~1.4 s of start."""
+    pki = layout.pki
+    args = [
+        f"--etcd-servers={layout.etcd}",
+        f"--bind-address={bind}",
+        f"--advertise-address={advertise}",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki / 'kube-apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'kube-apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        (f"--authentication-config={pki / 'authentication.yaml'}" if health_only_anonymous
+         else "--anonymous-auth=false"),
+        "--authorization-mode=Node,RBAC",
+        f"--enable-admission-plugins={ADMISSION_PLUGINS}",
+        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--service-cluster-ip-range={service_cidr}",
+        "--allow-privileged=true",
+        # Its address is loopback or a pod's, not a valid Endpoint of `kubernetes`.
+        "--endpoint-reconciler-type=none",
+        "--profiling=false",
+        f"--enable-priority-and-fairness={str(priority_and_fairness).lower()}",
+    ]
+    if calls_kubelets:
+        args += [
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            # Node names resolve nowhere; the InternalIP is the node's (or syncer's) address.
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+    if layout.audit:
+        policy, log = layout.audit
+        # Rotated at 10 MiB with two old files kept: under 30 MiB.
+        args += [f"--audit-policy-file={policy}", f"--audit-log-path={log}", "--audit-log-maxsize=10",
+                 "--audit-log-maxbackup=2", "--audit-log-maxage=7"]
+    return args
+
+
+def controller_manager_args(layout: Layout, kubeconfig: PurePath, port: int) -> list[str]:
+    pki = layout.pki
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--authorization-always-allow-paths={HEALTH_PATHS}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={pki / 'kube-controller-manager.crt'}",
+        f"--tls-private-key-file={pki / 'kube-controller-manager.key'}",
+        "--leader-elect=false",
+        "--use-service-account-credentials=true",
+        # Building each controller's client creates its ServiceAccount and asks for a
+        # token, some 150 requests through one client; at the default 20 per second
+        # that alone held the controllers (and the `view` role's rules) back 5 s.
+        "--kube-api-qps=200",
+        "--kube-api-burst=400",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}",
+        f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+        f"--cluster-signing-key-file={pki / 'ca.key'}",
+        "--controllers=*",
+        "--profiling=false",
+    ]
