@@ -24,16 +24,20 @@ class Resource:
     label: str
     parse: Callable[[str | int], int]
     format: Callable[[int], str | int]
+    example: str  # in Kubernetes notation, for help texts and schemas
+    count: bool = False  # a plain number (pods), not a quantity
 
 
 RESOURCES = (
     Resource("cpu", "cpu_millicores", "CPU",
-             lambda v: quantities.parse_cpu(v, maximum_millicores=MAX_CPU_MILLICORES), quantities.format_cpu),
+             lambda v: quantities.parse_cpu(v, maximum_millicores=MAX_CPU_MILLICORES), quantities.format_cpu,
+             '"2" or "500m"'),
     Resource("memory", "memory_bytes", "Memory",
-             lambda v: quantities.parse_bytes(v, maximum=MAX_MEMORY_BYTES), quantities.format_bytes),
+             lambda v: quantities.parse_bytes(v, maximum=MAX_MEMORY_BYTES), quantities.format_bytes, '"4Gi"'),
     Resource("storage", "storage_bytes", "Storage",
-             lambda v: quantities.parse_bytes(v, maximum=MAX_STORAGE_BYTES), quantities.format_bytes),
-    Resource("pods", "pods", "Pods", lambda v: quantities.parse_count(v, maximum=MAX_PODS), int),
+             lambda v: quantities.parse_bytes(v, maximum=MAX_STORAGE_BYTES), quantities.format_bytes, '"10Gi"'),
+    Resource("pods", "pods", "Pods", lambda v: quantities.parse_count(v, maximum=MAX_PODS), int,
+             "50", count=True),
 )
 BY_NAME = {r.name: r for r in RESOURCES}
 

@@ -62,7 +62,7 @@ def pod_working_set_mib(uid: str) -> float:
 def control_plane_pod_uid(host: LocalCluster, vcluster_id: int) -> str:
     from kubernetes import client
 
-    from provisioning import kubeobjects
+    from provisioning.runtimes import kubeobjects
     from provisioning.models import Placement
 
     ns = Placement.objects.get(vcluster_id=vcluster_id).host_namespace

@@ -33,8 +33,8 @@ from django.utils import timezone
 from accounts import resources
 from accounts.models import Team
 from portal.errors import QuotaExceeded
+from portal.kubeapi import describe, is_transient
 from provisioning import pipeline
-from provisioning.hostkube import is_transient
 from provisioning.models import HostCluster
 from vclusters import services
 from vclusters.lifecycle import DELETABLE, Phase
@@ -72,7 +72,7 @@ def reconcile(cluster_name: str) -> None:
             expected = is_transient(exc) or getattr(exc, "status", None) == 404  # busy, or deleted meanwhile
             log = logger.info if expected else logger.exception
             log("gitops: %s/%s: %s (tried again next pass)",
-                object_pass.namespace, object_pass.name, pipeline.describe(exc))
+                object_pass.namespace, object_pass.name, describe(exc))
     for binding in bindings.values():
         _object_gone(binding)
 

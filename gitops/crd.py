@@ -7,6 +7,7 @@ value is a valid quantity, a supported version, or within quota is the portal's
 decision, reported in status, so all refusals read alike.
 """
 
+from accounts import resources
 from vclusters.lifecycle import Phase
 from vclusters.models import NAME_MAX_LENGTH, NAME_RE
 
@@ -44,10 +45,8 @@ SPEC = {
     "description": "What the vcluster is created with; every field is optional (the portal's defaults apply).",
     "properties": {
         "kubernetesVersion": {"type": "string", "description": "One of the portal's versions, e.g. v1.37.2."},
-        "cpu": {**_QUANTITY, "description": "CPU, in Kubernetes notation (2, 500m)."},
-        "memory": {**_QUANTITY, "description": "Memory, e.g. 4Gi."},
-        "storage": {**_QUANTITY, "description": "Storage, e.g. 20Gi."},
-        "pods": {"type": "integer", "minimum": 1, "description": "Maximum number of pods."},
+        **{r.name: {**({"type": "integer", "minimum": 1} if r.count else _QUANTITY),
+                    "description": f"{r.label}, e.g. {r.example}."} for r in resources.RESOURCES},
     },
 }
 

@@ -7,9 +7,9 @@ import base64
 import time
 
 from kubernetes.client import ApiextensionsV1Api, CustomObjectsApi
-from kubernetes.client.rest import ApiException
 
-from provisioning.hostkube import REQUEST_TIMEOUT, HostKube
+from portal.kubeapi import REQUEST_TIMEOUT, read_or_none
+from provisioning.hostkube import HostKube
 
 from . import crd
 
@@ -117,12 +117,9 @@ class ManagementCluster:
         """The Secret `name` next to obj if obj owns it, None if there is none; raises
         SecretConflict if someone else's Secret has that name."""
         meta = obj["metadata"]
-        try:
-            secret = self.kube.core.read_namespaced_secret(name, meta["namespace"], _request_timeout=REQUEST_TIMEOUT)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        secret = read_or_none(self.kube.core.read_namespaced_secret, name, meta["namespace"])
+        if secret is None:
+            return None
         if not any(ref.uid == meta["uid"] for ref in secret.metadata.owner_references or []):
             raise SecretConflict(f"Secret {name} exists in {meta['namespace']} and does not belong to this "
                                  "VirtualCluster; the kubeconfig is not written over it.")

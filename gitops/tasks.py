@@ -14,9 +14,8 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from provisioning.hostkube import is_transient
-from provisioning.pipeline import describe
-from provisioning.tasks import held_lock
+from portal.kubeapi import describe, is_transient
+from portal.locks import held_lock
 
 from . import controller
 

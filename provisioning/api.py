@@ -7,8 +7,8 @@ from accounts import access
 from accounts.api import MayViewModel, validated, visible_team
 from accounts.audit import Actor
 
-from . import services
-from .models import Access, HostCluster, PodSecurity, Runtime
+from . import runtimes, services
+from .models import Access, HostCluster, PodSecurity
 
 
 def host_clusters_for(user):
@@ -76,7 +76,7 @@ class HostClusterWriteSerializer(serializers.Serializer):
     )
     tenant_policy = TenantPolicyField(required=False, default=dict,
                                       help_text="What tenants may ask of this host; {} (the default) allows nothing extra.")
-    runtime = serializers.ChoiceField(choices=Runtime.choices, default=Runtime.KUBERNETES,
+    runtime = serializers.ChoiceField(choices=runtimes.CHOICES, default=runtimes.DEFAULT,
                                       help_text=services.HELP["runtime"])
     runtime_image = serializers.CharField(required=False, allow_blank=True, default="",
                                           help_text=services.HELP["runtime_image"])
@@ -100,7 +100,7 @@ class HostClusterUpdateSerializer(HostClusterWriteSerializer):
     teams = serializers.ListField(child=serializers.CharField(), required=False,
                                   help_text="Replaces the list; [] opens the host cluster to every team.")
     tenant_policy = TenantPolicyField(required=False, help_text="Replaces the policy; {} allows nothing extra.")
-    runtime = serializers.ChoiceField(choices=Runtime.choices, required=False, help_text=services.HELP["runtime"])
+    runtime = serializers.ChoiceField(choices=runtimes.CHOICES, required=False, help_text=services.HELP["runtime"])
     runtime_image = serializers.CharField(required=False, allow_blank=True, help_text=services.HELP["runtime_image"])
     access = serializers.ChoiceField(choices=Access.choices, required=False, help_text=services.HELP["access"])
     access_address = serializers.CharField(required=False, allow_blank=True,

@@ -3,7 +3,8 @@ from django import forms
 
 from accounts.models import Team
 
-from .models import Access, PodSecurity, Runtime
+from . import runtimes
+from .models import Access, PodSecurity
 from .services import HELP
 
 TENANT_POLICY_EXAMPLE = (
@@ -85,7 +86,7 @@ class HostClusterForm(forms.Form):
     )
     # Selects a browser always sends; a POST without one (a script) keeps the default,
     # or on the edit form the current value (see clean()).
-    runtime = forms.ChoiceField(choices=Runtime.choices, required=False, initial=Runtime.KUBERNETES,
+    runtime = forms.ChoiceField(choices=runtimes.CHOICES, required=False, initial=runtimes.DEFAULT,
                                 help_text=HELP["runtime"])
     runtime_image = forms.CharField(label="Runtime image", required=False, help_text=HELP["runtime_image"],
                                     widget=_mono_input("e.g. registry.example.com/vcportal/runtime:1.0"))

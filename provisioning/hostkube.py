@@ -21,11 +21,11 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
+from portal.kubeapi import REQUEST_TIMEOUT
+
 from .manifests import ownership_conflict
 
 FIELD_MANAGER = "vcportal"
-TRANSIENT_STATUS = {409, 429, 500, 502, 503, 504}
-REQUEST_TIMEOUT = 10
 
 
 class HostUnreachable(RuntimeError):
@@ -44,13 +44,6 @@ def _content(obj) -> dict:
     for key in ("resourceVersion", "managedFields"):
         content["metadata"].pop(key, None)
     return content
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying: the API was busy, briefly unreachable, or raced us."""
-    if isinstance(exc, ApiException):
-        return exc.status in TRANSIENT_STATUS or exc.status == 0
-    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 class HostKube:

@@ -9,6 +9,7 @@ marks it is about to write (`ownership_conflict`) and refuses otherwise.
 
 from __future__ import annotations
 
+from accounts import resources
 from syncer.rbac import NODE_READER, host_rules
 
 MAX_NAME = 63
@@ -31,7 +32,9 @@ EPHEMERAL_STORAGE_PER_POD = 2**30
 # tenant's pods: the quota makes room for it (its limits, one pod) on top of the team's
 # share, so tenants keep all of theirs. Kept in step with localkube.addons by a test.
 CLUSTER_DNS_SHARE = {"cpu_millicores": 100, "memory_bytes": 120 * 2**20, "pods": 1}
-SHARE_KEYS = ("cpu_millicores", "memory_bytes", "storage_bytes", "pods", "nodeports", "loadbalancers")
+# What a quota counts of a vcluster and of what runs beside it: the resources a team
+# asks for, and the Services that take a node port or load balancer.
+SHARE_KEYS = (*(r.field for r in resources.RESOURCES), "nodeports", "loadbalancers")
 
 
 def add_shares(*shares: dict[str, int]) -> dict[str, int]:

@@ -12,6 +12,8 @@ from syncer.policy import TenantPolicy
 from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
 from vclusters.models import VCluster
 
+from . import runtimes
+
 
 class HostClusterQuerySet(RestrictedQuerySet):
     # Platform infrastructure: no team role sees or changes host clusters.
@@ -21,13 +23,6 @@ class HostClusterQuerySet(RestrictedQuerySet):
         """Annotated with `load`: how many live vclusters are placed on each."""
         live = Q(placements__vcluster__phase__in=COUNTS_AGAINST_QUOTA)
         return self.annotate(load=Count("placements", filter=live))
-
-
-class Runtime(models.TextChoices):
-    """Where a vcluster's control plane and syncer run (provisioning.runtime)."""
-
-    KUBERNETES = "kubernetes", "Pods in the host cluster"
-    LOCAL = "local", "Processes on the worker (development)"
 
 
 class Access(models.TextChoices):
@@ -52,7 +47,7 @@ class HostCluster(models.Model):
     # validated by provisioning.services before it is saved.
     tenant_policy = models.JSONField(default=dict, blank=True)
     # Placements copy the runtime, so changing it affects new vclusters only.
-    runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.KUBERNETES)
+    runtime = models.CharField(max_length=20, choices=runtimes.CHOICES, default=runtimes.DEFAULT)
     # The control plane's image; blank: VCPORTAL_RUNTIME_IMAGE, else the one `make images` built.
     runtime_image = models.CharField(max_length=300, blank=True)
     access = models.CharField(max_length=20, choices=Access.choices, default=Access.NODEPORT)
@@ -97,7 +92,7 @@ class Placement(models.Model):
     # placements of Deleted vclusters stay for their teardown receipts.
     host_cluster = models.ForeignKey(HostCluster, null=True, on_delete=models.SET_NULL, related_name="placements")
     host_namespace = models.CharField(max_length=63)
-    runtime = models.CharField(max_length=20, choices=Runtime.choices, default=Runtime.LOCAL)
+    runtime = models.CharField(max_length=20, choices=runtimes.CHOICES, default=runtimes.LOCAL)
     # What the `kubernetes` runtime must keep across pods and Services: the vcluster's CA
     # and service-account keys, its Service's address and node port (JSON). Encrypted.
     control_plane_state = EncryptedTextField(blank=True, default="")

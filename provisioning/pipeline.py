@@ -19,7 +19,9 @@ import yaml
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from kubernetes.client.rest import ApiException
+
+from accounts import resources
+from portal.kubeapi import describe, is_transient, read_or_none
 
 from controlplane import addons, images
 from controlplane.components import CLUSTER_DOMAIN
@@ -29,10 +31,10 @@ from vclusters import lifecycle
 from vclusters.lifecycle import Event, EventKind, Phase
 from vclusters.models import StepStatus, VCluster, VClusterEvent, VClusterStep
 
-from . import hosts, manifests, rbac
-from .hostkube import HostKube, is_transient
+from . import hosts, manifests, rbac, runtimes
+from .hostkube import HostKube
 from .models import Placement, PodSecurity, TeamPolicy
-from .runtime import RuntimeFailure, RuntimeNotReady, VClusterRef, get_runtime, syncer_name
+from .runtimes import RuntimeFailure, RuntimeNotReady, VClusterRef, syncer_name
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +73,9 @@ class Context:
         return VClusterRef(vc.pk, vc.name, self.placement.host_namespace, vc.kubernetes_version, self.labels)
 
     @cached_property
-    def runtime(self):
-        return get_runtime(self.placement)
+    def runtime(self) -> runtimes.ControlPlaneRuntime:
+        """The runtime the vcluster was placed with, keeping its state in the placement."""
+        return runtimes.create(self.placement.runtime, self.placement.host_cluster, PlacementState(self.vcluster.pk))
 
     @property
     def labels(self) -> dict[str, str]:
@@ -88,6 +91,23 @@ class Context:
             meta = manifest["metadata"]
             where = f"{meta['namespace']}/" if meta.get("namespace") else ""
             self.changes.append(f"{manifest['kind']} {where}{meta['name']}")
+
+
+class PlacementState:
+    """A runtime's StateStore: its placement's control_plane_state, encrypted at rest."""
+
+    def __init__(self, vcluster_id: int):
+        self.rows = Placement.objects.filter(vcluster_id=vcluster_id)
+
+    def load(self) -> dict:
+        text = self.rows.values_list("control_plane_state", flat=True).first()
+        return json.loads(text) if text else {}
+
+    def save(self, state: dict) -> None:
+        self.rows.update(control_plane_state=json.dumps(state))
+
+    def clear(self) -> bool:
+        return bool(self.rows.exclude(control_plane_state="").update(control_plane_state=""))
 
 
 # Provisioning steps -----------------------------------------------------------
@@ -116,8 +136,7 @@ def _ensure_placement(vc: VCluster) -> None:
 
 def ensure_quota(ctx: Context) -> None:
     vc, ns = ctx.vcluster, ctx.placement.host_namespace
-    team_share = {"cpu_millicores": vc.cpu_millicores, "memory_bytes": vc.memory_bytes,
-                  "storage_bytes": vc.storage_bytes, "pods": vc.pods}
+    team_share = {r.field: getattr(vc, r.field) for r in resources.RESOURCES}
     total = manifests.add_shares(team_share, manifests.CLUSTER_DNS_SHARE, ctx.runtime.quota_share())
     ctx.apply(manifests.resource_quota(ns, ctx.labels, **total))
     ctx.apply(manifests.limit_range(ns, ctx.labels))
@@ -207,12 +226,8 @@ def _cluster_dns_ip(ctx: Context) -> str | None:
 
 
 def _cluster_ip(kube: HostKube, name: str, namespace: str) -> str | None:
-    try:
-        return kube.core.read_namespaced_service(name, namespace, _request_timeout=10).spec.cluster_ip
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    service = read_or_none(kube.core.read_namespaced_service, name, namespace)
+    return service.spec.cluster_ip if service else None
 
 
 def ensure_access_bindings(ctx: Context) -> None:
@@ -404,17 +419,6 @@ def _record_error(record: VClusterStep, exc: BaseException, transient: bool) -> 
         VClusterStep.objects.filter(pk=record.pk).update(
             status=StepStatus.FAILED, finished_at=timezone.now(), message=describe(exc)
         )
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line, secret-free description of an error for users."""
-    if isinstance(exc, ApiException):
-        try:
-            message = json.loads(exc.body or "{}").get("message") or exc.reason
-        except ValueError:
-            message = exc.reason
-        return f"host API answered {exc.status}: {message}"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _step(vc: VCluster, name: str) -> VClusterStep:

@@ -27,8 +27,8 @@ from syncer.policy import PolicyError, TenantPolicy
 from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
 from vclusters.models import NAME_RE
 
-from . import hosts
-from .models import Access, HostCluster, Placement, PodSecurity, Runtime, TeamPolicy
+from . import hosts, runtimes
+from .models import Access, HostCluster, Placement, PodSecurity, TeamPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def _parse_policy(value) -> tuple[dict, list[str]]:
         return {}, [str(exc)]
 
 
-def _choice_errors(value, choices) -> list[str]:
-    return [] if value in choices.values else [f"Choose one of: {', '.join(choices.values)}."]
+def _choice_errors(value, allowed) -> list[str]:
+    return [] if value in allowed else [f"Choose one of: {', '.join(allowed)}."]
 
 
 def _image_errors(image) -> list[str]:
@@ -151,7 +151,7 @@ def _access_address_errors(runtime, mode, address) -> list[str]:
         return ["Must be text."]
     if len(address) > ADDRESS_MAX_LENGTH:
         return [f"At most {ADDRESS_MAX_LENGTH} characters."]
-    if runtime != Runtime.KUBERNETES:
+    if not runtimes.REGISTRY[runtime].uses_access:
         return []
     if mode == Access.NODEPORT and not (_is_ip_address(address) or _is_dns_name(address)):
         return ["Give the address of a node tenants can reach (an IP address or DNS name, e.g. 203.0.113.10 or "
@@ -168,7 +168,7 @@ def _normal_address(address):
 
 
 def _runtime_errors(runtime, runtime_image, mode, access_address) -> dict[str, list[str]]:
-    errors = {"runtime": _choice_errors(runtime, Runtime), "access": _choice_errors(mode, Access),
+    errors = {"runtime": _choice_errors(runtime, list(runtimes.REGISTRY)), "access": _choice_errors(mode, Access.values),
               "runtime_image": _image_errors(runtime_image)}
     if not errors["runtime"] and not errors["access"]:  # the address's rules depend on both
         errors["access_address"] = _access_address_errors(runtime, mode, access_address)
@@ -230,7 +230,7 @@ def _as_text(host: HostCluster, teams: list[Team] | None = None) -> dict:
 
 # Host clusters ----------------------------------------------------------------
 def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capacity_notes="", teams=(),
-                          tenant_policy=None, runtime=Runtime.KUBERNETES, runtime_image="", access=Access.NODEPORT,
+                          tenant_policy=None, runtime=runtimes.DEFAULT, runtime_image="", access=Access.NODEPORT,
                           access_address="") -> HostCluster:
     """Add a host cluster once its kubeconfig reaches the cluster. Every bad field is
     reported at once; nothing is written unless all are good."""

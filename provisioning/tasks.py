@@ -14,13 +14,12 @@ one restarted) resumes. Transient errors retry with exponential backoff.
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import contextmanager
 
-import redis
 from celery import shared_task
 from django.conf import settings
 
+from portal.kubeapi import describe
+from portal.locks import held_lock
 from vclusters import lifecycle
 from vclusters.lifecycle import Work
 from vclusters.models import VCluster
@@ -30,41 +29,6 @@ from . import pipeline
 logger = logging.getLogger(__name__)
 
 LOCK_BUSY_COUNTDOWN = 2
-
-
-@contextmanager
-def held_lock(name: str, ttl: float):
-    """A non-blocking Redis lock, renewed by a thread for as long as it is held, so
-    a long step (a control plane starting on a busy machine) keeps it, and a killed
-    process loses it within `ttl`. Yields the lock, or None if someone holds it."""
-    # Not thread-local: the keeper thread renews the token this thread acquired.
-    lock = redis.Redis.from_url(settings.REDIS_URL).lock(f"vcportal:{name}", timeout=ttl, thread_local=False)
-    if not lock.acquire(blocking=False):
-        yield None
-        return
-    done = threading.Event()
-    keeper = threading.Thread(target=_keep, args=(lock, ttl, done), daemon=True)
-    keeper.start()
-    try:
-        yield lock
-    finally:
-        done.set()
-        keeper.join()
-        try:
-            lock.release()
-        except redis.exceptions.LockError:
-            logger.warning("lock %s expired while held; work is idempotent, so this is safe", name)
-
-
-def _keep(lock, ttl: float, done: threading.Event) -> None:
-    while not done.wait(ttl / 3):
-        try:
-            lock.reacquire()
-        except redis.exceptions.LockError:
-            logger.warning("lost lock %s; another worker may resume this work", lock.name)
-            return
-        except redis.exceptions.ConnectionError:
-            logger.warning("cannot renew lock %s: Redis unreachable", lock.name)
 
 
 def _backoff(retries: int) -> float:
@@ -105,7 +69,7 @@ def _repair_or_log(vcluster_id: int) -> None:
     try:
         pipeline.repair(vcluster_id)
     except Exception as exc:
-        logger.warning("vcluster %s: repair failed: %s", vcluster_id, pipeline.describe(exc))
+        logger.warning("vcluster %s: repair failed: %s", vcluster_id, describe(exc))
 
 
 @shared_task

@@ -95,7 +95,7 @@ def test_the_static_check_sees_imports_inside_functions(tmp_path):
 
 # Only the local runtime drives the embedded host emulator; everything else builds a
 # control plane from `controlplane`, which needs neither Django nor any app.
-LOCAL_RUNTIME = {"provisioning/runtime.py"}
+LOCAL_RUNTIME = {"provisioning/runtimes/local.py"}
 APPS_AND_HELPERS = {"django", "accounts", "vclusters", "provisioning", "gateway", "gitops", "portal", "localkube",
                     "syncer", "vcp"}
 
@@ -124,3 +124,12 @@ def test_the_control_plane_package_imports_no_django_and_no_app():
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == []
+
+
+def test_runtimes_keep_their_state_through_the_store_not_the_database():
+    """A runtime is handed what it keeps (a StateStore); it reads no model."""
+    forbidden = {"django.db", "provisioning.models", "vclusters", "accounts", "gitops", "gateway"}
+    offending = [f"{path.relative_to(ROOT)}:{line}: {module}"
+                 for path in sorted((ROOT / "provisioning" / "runtimes").rglob("*.py"))
+                 for line, module in _imports(path) if _is_forbidden(module, forbidden)]
+    assert offending == []

@@ -1,4 +1,4 @@
-"""The `kubernetes` runtime's objects (provisioning.kubeobjects): pure functions, plus
+"""The `kubernetes` runtime's objects (provisioning.runtimes.kubeobjects): pure functions, plus
 one check by a real API server that its pod is admitted under Pod Security `restricted`."""
 
 import base64
@@ -9,7 +9,7 @@ import yaml
 from cryptography import x509
 from kubernetes import client
 
-from provisioning import kubeobjects as cp
+from provisioning.runtimes import kubeobjects as cp
 from provisioning import manifests
 from syncer.config import load
 from syncer.kube import load_kubeconfig

@@ -19,7 +19,7 @@ from kubernetes import client
 
 from accounts.audit import Actor, SYSTEM
 from localkube.testing import kubectl
-from provisioning import kubeobjects as cp
+from provisioning.runtimes import kubeobjects as cp
 from provisioning import manifests, pipeline, services
 from provisioning.hostkube import HostKube
 from provisioning.models import Placement

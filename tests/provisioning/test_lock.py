@@ -2,7 +2,7 @@
 
 import time
 
-from provisioning.tasks import held_lock
+from portal.locks import held_lock
 
 
 def test_the_lock_outlives_its_ttl_while_held_and_admits_one_holder():

@@ -56,7 +56,8 @@ from controlplane.images import reference, registry_address
 from localkube.network import NodeLink, cluster_id
 from localkube.realnode import CLUSTER_DNS_IP, KUBELET_PORT
 from localkube.testing import kubectl
-from provisioning import kubeobjects, services
+from provisioning import services
+from provisioning.runtimes import kubeobjects
 from syncer import names
 from tests.kube.helpers import eventually, new_namespace
 from tests.kube.test_real_node import run_pod

@@ -12,7 +12,7 @@ from controlplane.images import reference
 from localkube.testing import kubectl
 from localkube.processes import ProcessDir
 from provisioning import pipeline, services
-from provisioning.runtime import LocalProcessRuntime, VClusterRef
+from provisioning.runtimes import LocalProcessRuntime, VClusterRef
 from syncer.config import load, vcluster_config_path
 from syncer.policy import TenantPolicy
 from tests.kube.helpers import eventually

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from provisioning.hostkube import HostKube
-from provisioning.runtime import syncer_name
+from provisioning.runtimes import syncer_name
 from syncer import names
 from tests.kube.helpers import SMALL, busybox_pod, deployment, eventually, web_server
 

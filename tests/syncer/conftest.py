@@ -28,7 +28,7 @@ from localkube import LocalCluster
 from localkube.ports import allocate
 from provisioning import manifests
 from provisioning.hostkube import HostKube
-from provisioning.runtime import write_kubelet_endpoint
+from provisioning.runtimes.local import write_kubelet_endpoint
 from syncer import names, rbac
 from syncer.health import probe
 from tests.kube.helpers import eventually, new_namespace

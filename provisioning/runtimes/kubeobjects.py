@@ -1,5 +1,5 @@
 """A vcluster's control plane as host objects, for the `kubernetes` runtime: keys and
-manifests as pure functions, unit tested; provisioning.kuberuntime applies them.
+manifests as pure functions, unit tested; runtimes.kubernetes applies them.
 
 Everything runs in ONE pod of a StatefulSet (one replica, so a deleted pod comes back
 on the same volume) in the vcluster's host namespace:
@@ -40,7 +40,7 @@ from controlplane.kubeconfig import ADMIN_USER
 from syncer.config import SyncerConfig
 from syncer.policy import TenantPolicy
 
-from .manifests import VCLUSTER_LABEL, _meta
+from ..manifests import VCLUSTER_LABEL, _meta
 
 STATEFULSET = "vcluster"
 POD = f"{STATEFULSET}-0"

@@ -1,14 +1,8 @@
-"""Where a vcluster's control plane and syncer run.
-
-`ControlPlaneRuntime` is what the pipeline needs. Each host cluster chooses one, and
-each placement keeps the choice it was made with:
-
-- `kubernetes` (provisioning.kuberuntime): a StatefulSet in the vcluster's host
-  namespace; production's runtime, and `make run`'s.
-- `local` (`LocalProcessRuntime`, here): processes on the worker's machine with
-  localkube, one state directory per vcluster under VCPORTAL_VAR_DIR/vclusters/<id>/;
-  for development and for tests on hosts whose nodes are all kwok's.
-"""
+"""The `local` runtime: a vcluster's control plane and syncer as processes on the
+worker's machine (localkube's launcher, building from controlplane), one state
+directory per vcluster under VCPORTAL_VAR_DIR/vclusters/<id>/. For development and for
+tests on hosts whose nodes are all kwok's; nothing of it works when the worker is a
+container. The only module outside localkube that drives it."""
 
 from __future__ import annotations
 
@@ -16,80 +10,30 @@ import dataclasses
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from django.conf import settings
 
+from controlplane.files import write_private
+from controlplane.kubeconfig import ADMIN_USER
 from localkube import ClusterError, LocalCluster, network
 from localkube.binaries import kube_version
-from controlplane.kubeconfig import ADMIN_USER
-from controlplane.files import write_private
 from localkube.ports import allocate
 from localkube.processes import ProcessDir, process_alive
 from syncer.config import ConfigError, SyncerConfig, load, vcluster_config_path
 from syncer.health import probe
 from syncer.policy import TenantPolicy
 
-
-class RuntimeFailure(RuntimeError):
-    """A permanent runtime failure; the message is shown to the user."""
-
-
-class RuntimeNotReady(RuntimeError):
-    """Not there yet (a pod starting, a volume being deleted): worth retrying later."""
-
-
-@dataclass(frozen=True)
-class VClusterRef:
-    id: int
-    name: str
-    host_namespace: str
-    kubernetes_version: str
-    # The ownership marks of the vcluster's host objects (manifests.labels).
-    labels: dict[str, str] = field(default_factory=dict, compare=False)
-
-
-class ControlPlaneRuntime(Protocol):
-    name: str
-
-    def quota_share(self) -> dict[str, int]:
-        """What the control plane takes of the host namespace's quota, in
-        manifests.SHARE_KEYS terms (the quota is raised by that much)."""
-
-    def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
-        """Start the control plane unless it runs, and wait until it serves; returns
-        what it had to start, create or change (empty: nothing)."""
-
-    def control_plane_running(self, vc: VClusterRef) -> bool: ...
-
-    def server(self, vc: VClusterRef) -> str:
-        """The vcluster API server's URL as tenants reach it."""
-
-    def admin_kubeconfig(self, vc: VClusterRef) -> str:
-        """A kubeconfig with cluster-admin rights, naming server(vc)."""
-
-    def pod_api_endpoint(self, vc: VClusterRef) -> tuple[str, int]:
-        """The address and port at which the vcluster's pods (on the host's nodes) reach
-        its API server: what `kubernetes.default` means inside the vcluster."""
-
-    def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> list[str]:
-        """Start the syncer unless it runs with this `policy`, with host credentials
-        from `host_kubeconfig()` where the runtime needs them; returns what it had to
-        (re)start or change."""
-
-    def syncer_running(self, vc: VClusterRef) -> bool:
-        """True once the syncer is ready: it has listed both clusters and syncs."""
-
-    def destroy(self, vc: VClusterRef) -> list[str]:
-        """Stop everything and remove all state; returns what was removed."""
+from .base import RuntimeFailure, VClusterRef, syncer_name
 
 
 class LocalProcessRuntime:
+    """Keeps its state in its own directory on the worker: the host cluster and the
+    portal's store are not needed."""
+
     name = "local"
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, host=None, store=None, root: Path | None = None):
         self.root = Path(root or Path(settings.VAR_DIR) / "vclusters")
 
     def _dir(self, vc: VClusterRef) -> Path:
@@ -122,10 +66,6 @@ class LocalProcessRuntime:
             raise RuntimeFailure(str(exc)) from None
         network.publish(self._api_port(vc))
         return ["control plane started"]
-
-    def control_plane_running(self, vc: VClusterRef) -> bool:
-        cluster = self._cluster(vc)
-        return cluster.config_path.exists() and all(s.running for s in cluster.status()) and cluster.is_ready()
 
     def server(self, vc: VClusterRef) -> str:
         return f"https://{settings.VCPORTAL_VCLUSTER_HOST}:{self._api_port(vc)}"
@@ -229,19 +169,3 @@ def _stored_config(path: Path) -> SyncerConfig | None:
         return load(path)
     except ConfigError:  # none yet, or unreadable: written afresh
         return None
-
-
-def syncer_name(vc: VClusterRef) -> str:
-    """The syncer's suffix for host object names: short and unique per vcluster."""
-    return f"vc{vc.id}"
-
-
-def get_runtime(placement) -> ControlPlaneRuntime:
-    """The runtime a placement was made with, on its host cluster."""
-    if placement.runtime == LocalProcessRuntime.name:
-        return LocalProcessRuntime()
-    if placement.runtime == "kubernetes":
-        from .kuberuntime import KubernetesRuntime  # it imports this module
-
-        return KubernetesRuntime(placement.host_cluster)
-    raise RuntimeFailure(f"unknown control plane runtime {placement.runtime!r}")

@@ -1,13 +1,13 @@
 """The `kubernetes` runtime: each vcluster's control plane and syncer run as one pod of a
-StatefulSet in its host namespace (the objects are provisioning.kubeobjects's).
+StatefulSet in its host namespace (the objects are kubeobjects', built from controlplane).
 
 The worker only talks to the host's API and, to check readiness, to the vcluster's API
 server where tenants reach it; nothing of a vcluster runs on the worker, so workers
 are interchangeable and the host cluster is what scales.
 
-What must outlive pods and Services is kept in the portal's database, encrypted
-(Placement.control_plane_state): the vcluster's CA and service-account keys, the
-Service's address and node port. So a deleted Secret comes back byte for byte, a
+What must outlive pods and Services (State: the vcluster's CA and service-account keys,
+the Service's address and node port) goes to the StateStore the pipeline hands it,
+which the portal keeps encrypted. So a deleted Secret comes back byte for byte, a
 deleted Service comes back on the same address and port, and kubeconfigs issued before
 stay valid. kine's data lives on the PVC: a new pod finds the cluster as it was.
 """
@@ -15,10 +15,10 @@ stay valid. kine's data lives on the PVC: a new pod finds the cluster as it was.
 from __future__ import annotations
 
 import http.client
-import json
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -27,33 +27,51 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from controlplane import images
+from portal.kubeapi import read_or_none
 from controlplane.components import SERVICE_CIDR
 from syncer.policy import TenantPolicy
 
+from ..hostkube import HostKube
+from ..manifests import ownership_conflict, selector
 from . import kubeobjects as cp
-from .hostkube import HostKube
-from .manifests import ownership_conflict, selector
-from .models import HostCluster, Placement
-from .runtime import RuntimeFailure, RuntimeNotReady, VClusterRef, syncer_name
+from .base import RuntimeFailure, RuntimeNotReady, StateStore, VClusterRef, syncer_name
 
 POLL = 0.25
+
+
+@dataclass
+class State:
+    """What the runtime keeps of one vcluster between calls and across pods."""
+
+    keys: dict[str, str] = field(default_factory=dict)  # file name -> PEM or YAML (kubeobjects.new_keys)
+    names: list[str] = field(default_factory=list)  # what the serving certificate names
+    address: str = ""  # where tenants reach the API server (node, load balancer or ingress host)
+    service_ip: str = ""
+    node_port: int | None = None
+    lb_address: str = ""
+    service_cidr: str = ""  # the host's Service range, the vcluster's too
+    hash: str = ""  # of the mounted files, as on the pod template (kubeobjects.config_hash)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> State:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class KubernetesRuntime:
     name = "kubernetes"
 
-    def __init__(self, host: HostCluster):
-        self.host = host
+    def __init__(self, host, store: StateStore):
+        """`host`: the HostCluster (its kubeconfig, access, image and tenant policy)."""
+        self.host, self.store = host, store
         self.kube = HostKube(host.kubeconfig)
         self.access = cp.Access(host.access, host.access_address)
 
-    # State kept in the database ---------------------------------------------
-    def _load(self, vc: VClusterRef) -> dict:
-        text = Placement.objects.filter(vcluster_id=vc.id).values_list("control_plane_state", flat=True).first()
-        return json.loads(text) if text else {}
+    def _load(self) -> State:
+        return State.from_dict(self.store.load())
 
-    def _save(self, vc: VClusterRef, state: dict) -> None:
-        Placement.objects.filter(vcluster_id=vc.id).update(control_plane_state=json.dumps(state))
+    def _save(self, state: State) -> None:
+        self.store.save(asdict(state))
 
     def image(self) -> str:
         try:
@@ -66,49 +84,45 @@ class KubernetesRuntime:
         return cp.share(self.access)
 
     def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
-        state = self._load(vc)
+        state = self._load()
         changed = self._ensure_service(vc, state)
         address = self._access_address(vc, state)
-        state.setdefault("service_cidr", self._host_service_cidr())
-        names = cp.server_names(vc.host_namespace, state["service_ip"], address, state["service_cidr"])
-        if "keys" not in state:
-            state["keys"] = cp.new_keys(vc.name, names)
-        elif state.get("names") != names:
-            state["keys"] = cp.reissue_api_certificate(state["keys"], names)
-        state.update(names=names, address=address)
-        self._save(vc, state)  # before any object names these keys
+        state.service_cidr = state.service_cidr or self._host_service_cidr()
+        names = cp.server_names(vc.host_namespace, state.service_ip, address, state.service_cidr)
+        if not state.keys:
+            state.keys = cp.new_keys(vc.name, names)
+        elif state.names != names:
+            state.keys = cp.reissue_api_certificate(state.keys, names)
+        state.names, state.address = names, address
+        self._save(state)  # before any object names these keys
         changed += self._apply_pod(vc, state, self.host.policy())
         self._wait(vc, lambda: self._readyz(state) == 200, "the API server does not answer /readyz")
         return changed
 
-    def control_plane_running(self, vc: VClusterRef) -> bool:
-        state = self._load(vc)
-        return "keys" in state and self._readyz(state) == 200
-
     def server(self, vc: VClusterRef) -> str:
-        state = self._load(vc)
-        return self._server(state) if "address" in state else ""
+        state = self._load()
+        return self._server(state) if state.address else ""
 
-    def _server(self, state: dict) -> str:
-        return cp.server_url(cp.Access(self.access.mode, state["address"]), state.get("node_port"))
+    def _server(self, state: State) -> str:
+        return cp.server_url(cp.Access(self.access.mode, state.address), state.node_port)
 
     def admin_kubeconfig(self, vc: VClusterRef) -> str:
-        state = self._load(vc)
-        return cp.admin_kubeconfig(state["keys"], vc.name, self._server(state))
+        state = self._load()
+        return cp.admin_kubeconfig(state.keys, vc.name, self._server(state))
 
     def pod_api_endpoint(self, vc: VClusterRef) -> tuple[str, int]:
-        return self._load(vc)["service_ip"], cp.SERVICE_PORT
+        return self._load().service_ip, cp.SERVICE_PORT
 
     def ensure_syncer(self, vc: VClusterRef, host_kubeconfig: Callable[[], str], policy: TenantPolicy) -> list[str]:
         """The syncer runs in the control plane's pod with in-cluster credentials
         (`host_kubeconfig` is not needed); this keeps its config current, which rolls
         the pod when it changes (a new tenant policy)."""
-        return self._apply_pod(vc, self._load(vc), policy)
+        return self._apply_pod(vc, self._load(), policy)
 
     def syncer_running(self, vc: VClusterRef) -> bool:
         """Ready once the pod made from the current config has a ready syncer and API server."""
         pod = self._pod(vc)
-        if pod is None or (pod.metadata.annotations or {}).get(cp.CONFIG_HASH) != self._load(vc).get("hash"):
+        if pod is None or (pod.metadata.annotations or {}).get(cp.CONFIG_HASH) != self._load().hash:
             return False
         ready = {s.name for s in _statuses(pod) if s.ready}
         return {"syncer", "kube-apiserver"} <= ready
@@ -136,7 +150,7 @@ class KubernetesRuntime:
         removed += [f"PersistentVolumeClaim {ns}/{claim}" for claim in claims]
         removed += [f"PersistentVolume {pv} and its volume" for pv in claims.values() if pv and pv not in kept]
         removed += [f"nothing: PersistentVolume {pv} is kept, its reclaim policy is Retain" for pv in kept]
-        if Placement.objects.filter(vcluster_id=vc.id).exclude(control_plane_state="").update(control_plane_state=""):
+        if self.store.clear():
             removed.append("the control plane's keys stored by the portal")
         return removed
 
@@ -146,9 +160,9 @@ class KubernetesRuntime:
         meta = manifest["metadata"]
         return [f"{manifest['kind']} {meta['namespace']}/{meta['name']}"] if self.kube.apply(manifest) else []
 
-    def _ensure_service(self, vc: VClusterRef, state: dict) -> list[str]:
+    def _ensure_service(self, vc: VClusterRef, state: State) -> list[str]:
         ns = vc.host_namespace
-        manifest = cp.service(ns, vc.labels, self.access, state.get("service_ip"), state.get("node_port"))
+        manifest = cp.service(ns, vc.labels, self.access, state.service_ip or None, state.node_port)
         try:
             changed = self._apply(manifest)
         except ApiException as exc:
@@ -159,45 +173,45 @@ class KubernetesRuntime:
                 raise RuntimeNotReady(f"the host refused Service {ns}/{cp.SERVICE} as over the namespace's quota, "
                                       "which counts a node port no Service holds (an aborted create) until the "
                                       "host recounts it") from None
-            if exc.status != 422 or not state.get("service_ip"):
+            if exc.status != 422 or not state.service_ip:
                 raise
             # The old address or port was taken meanwhile: take new ones, and reissue.
             changed = self._apply(cp.service(ns, vc.labels, self.access, None, None))
         service = self.kube.core.read_namespaced_service(cp.SERVICE, ns, _request_timeout=10)
-        state["service_ip"] = service.spec.cluster_ip
-        state["node_port"] = service.spec.ports[0].node_port
-        state["lb_address"] = _load_balancer_address(service)
+        state.service_ip = service.spec.cluster_ip
+        state.node_port = service.spec.ports[0].node_port
+        state.lb_address = _load_balancer_address(service)
         return changed
 
-    def _access_address(self, vc: VClusterRef, state: dict) -> str:
+    def _access_address(self, vc: VClusterRef, state: State) -> str:
         if self.access.mode == "ingress":
             return cp.ingress_host(vc.host_namespace, self.access.address)
         if self.access.mode == "loadbalancer":
-            if not state["lb_address"]:
+            if not state.lb_address:
                 raise RuntimeNotReady(f"Service {vc.host_namespace}/{cp.SERVICE} has no load balancer address yet")
-            return state["lb_address"]
+            return state.lb_address
         return self.access.address
 
-    def _apply_pod(self, vc: VClusterRef, state: dict, policy: TenantPolicy) -> list[str]:
+    def _apply_pod(self, vc: VClusterRef, state: State, policy: TenantPolicy) -> list[str]:
         """Apply the Secrets, policy, ingress and StatefulSet for `state`; what changed."""
         ns, labels = vc.host_namespace, vc.labels
         syncer_files = cp.syncer_files(
-            vcluster=syncer_name(vc), namespace=ns, service_ip=state["service_ip"],
+            vcluster=syncer_name(vc), namespace=ns, service_ip=state.service_ip,
             host_server=self._host_server(), policy=policy,
         )
-        config_hash = cp.config_hash(state["keys"], syncer_files)
-        if state.get("hash") != config_hash:  # a repair of an unchanged vcluster writes nothing
-            state["hash"] = config_hash
-            self._save(vc, state)
+        config_hash = cp.config_hash(state.keys, syncer_files)
+        if state.hash != config_hash:  # a repair of an unchanged vcluster writes nothing
+            state.hash = config_hash
+            self._save(state)
         manifests = [
-            cp.secret(cp.PKI_SECRET, ns, labels, state["keys"]),
+            cp.secret(cp.PKI_SECRET, ns, labels, state.keys),
             cp.secret(cp.SYNCER_SECRET, ns, labels, syncer_files),
             cp.network_policy(ns, labels, self._host_api_endpoints()),
         ]
         if self.access.mode == "ingress":
-            manifests.append(cp.ingress(ns, labels, state["address"]))
-        manifests.append(cp.statefulset(ns, labels, image=self.image(), storage_class=None, hash_=state["hash"],
-                                        service_cidr=state["service_cidr"]))
+            manifests.append(cp.ingress(ns, labels, state.address))
+        manifests.append(cp.statefulset(ns, labels, image=self.image(), storage_class=None, hash_=state.hash,
+                                        service_cidr=state.service_cidr))
         return [change for manifest in manifests for change in self._apply(manifest)]
 
     def _host_server(self) -> str:
@@ -228,12 +242,7 @@ class KubernetesRuntime:
 
     # Reading the pod -------------------------------------------------------
     def _pod(self, vc: VClusterRef):
-        try:
-            return self.kube.core.read_namespaced_pod(cp.POD, vc.host_namespace, _request_timeout=10)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return read_or_none(self.kube.core.read_namespaced_pod, cp.POD, vc.host_namespace)
 
     def _pods(self, vc: VClusterRef) -> list[str]:
         label = f"{cp.COMPONENT_LABEL}=control-plane"
@@ -246,11 +255,11 @@ class KubernetesRuntime:
             vc.host_namespace, label_selector=selector(vc.id, settings.VCPORTAL_INSTALLATION), _request_timeout=10)
         return {c.metadata.name: c.spec.volume_name for c in claims.items}
 
-    def _readyz(self, state: dict) -> int | None:
+    def _readyz(self, state: State) -> int | None:
         """What the API server answers on /readyz where tenants reach it, verified
         against the vcluster's CA; None if nothing answers."""
         url = urlsplit(self._server(state))
-        context = ssl.create_default_context(cadata=state["keys"]["ca.crt"])
+        context = ssl.create_default_context(cadata=state.keys["ca.crt"])
         connection = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context, timeout=2)
         try:
             connection.request("GET", "/readyz")
@@ -303,13 +312,8 @@ class KubernetesRuntime:
 
     def _reclaim_policy(self, pv: str) -> str | None:
         """The volume's reclaim policy; None once it is gone."""
-        try:
-            volume = self.kube.core.read_persistent_volume(pv, _request_timeout=10)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return volume.spec.persistent_volume_reclaim_policy
+        volume = read_or_none(self.kube.core.read_persistent_volume, pv)
+        return volume.spec.persistent_volume_reclaim_policy if volume else None
 
 
 def _statuses(pod) -> list:
