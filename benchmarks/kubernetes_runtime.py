@@ -85,7 +85,7 @@ def setup_world(host: LocalCluster) -> dict[str, Portal]:
     from accounts.audit import SYSTEM, Actor
     from accounts.models import Membership, Role, Team
     from accounts.services import create_token
-    from provisioning import services
+    from provisioning.hostclusters import services
 
     user = get_user_model().objects.create_user("bench", is_staff=True)
     portals = {}

@@ -147,7 +147,7 @@ def setup_world() -> str:
     from accounts.audit import SYSTEM, Actor
     from accounts.models import Membership, Role, Team
     from accounts.services import create_token
-    from provisioning import services
+    from provisioning.hostclusters import services
 
     user = get_user_model().objects.create_user("bench", is_staff=True)
     team = Team.objects.create(name="Bench", slug="bench", max_vclusters=100, cpu_millicores=10**6,

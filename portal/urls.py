@@ -7,7 +7,7 @@ from accounts.api import AuditEventViewSet, MemberViewSet, MeView, TeamViewSet, 
 from gateway.api import KubeconfigView
 from gateway.urls import urlpatterns as gateway_api
 from gateway.views import vcluster_kubeconfig
-from provisioning.api import HostClusterViewSet, TeamPolicyView
+from provisioning.hostclusters.api import HostClusterViewSet, TeamPolicyView
 from vclusters.api import VClusterViewSet
 
 router = DefaultRouter(trailing_slash=True)

@@ -10,6 +10,6 @@ class ProvisioningConfig(AppConfig):
         from accounts import extensions
 
         from . import signals  # noqa: F401  (connects the receivers of vclusters' signals and of worker start-up)
-        from .views import team_policy_section
+        from .hostclusters.views import team_policy_section
 
         extensions.add_team_section("provisioning/team_policy_section.html", team_policy_section)

@@ -44,7 +44,7 @@ class HostCluster(models.Model):
     # Teams that may use this host cluster; none means every team.
     teams = models.ManyToManyField(Team, blank=True, related_name="host_clusters")
     # What tenants may ask of this host beyond the safe default (syncer.policy);
-    # validated by provisioning.services before it is saved.
+    # validated by provisioning.hostclusters.services before it is saved.
     tenant_policy = models.JSONField(default=dict, blank=True)
     # Placements copy the runtime, so changing it affects new vclusters only.
     runtime = models.CharField(max_length=20, choices=runtimes.CHOICES, default=runtimes.DEFAULT)
@@ -88,7 +88,7 @@ class Placement(models.Model):
 
     vcluster = models.OneToOneField(VCluster, on_delete=models.CASCADE, related_name="placement")
     # Set only while the host cluster is registered: one can be removed once no live
-    # vcluster is placed on it (provisioning.services.delete_host_cluster), and the
+    # vcluster is placed on it (provisioning.hostclusters.services.delete_host_cluster), and the
     # placements of Deleted vclusters stay for their teardown receipts.
     host_cluster = models.ForeignKey(HostCluster, null=True, on_delete=models.SET_NULL, related_name="placements")
     host_namespace = models.CharField(max_length=63)

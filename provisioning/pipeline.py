@@ -31,7 +31,8 @@ from vclusters import lifecycle
 from vclusters.lifecycle import Event, EventKind, Phase
 from vclusters.models import StepStatus, VCluster, VClusterEvent, VClusterStep
 
-from . import hosts, manifests, rbac, runtimes
+from . import manifests, rbac, runtimes
+from .hostclusters.placement import NoHostCluster, choose_for
 from .hostkube import HostKube
 from .models import Placement, PodSecurity, TeamPolicy
 from .runtimes import RuntimeFailure, RuntimeNotReady, VClusterRef, syncer_name
@@ -122,8 +123,8 @@ def _ensure_placement(vc: VCluster) -> None:
     if Placement.objects.filter(vcluster=vc).exists():
         return
     try:
-        host = hosts.choose_for(vc.team)
-    except hosts.NoHostCluster as exc:
+        host = choose_for(vc.team)
+    except NoHostCluster as exc:
         raise Permanent(str(exc)) from None
     namespace = manifests.host_namespace_name(vc.pk, vc.team.slug, vc.name)
     try:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from .hostclusters import views
 
 urlpatterns = [
     path("host-clusters/", views.host_cluster_list, name="host-cluster-list"),

@@ -15,6 +15,7 @@ stay valid. kine's data lives on the PVC: a new pod finds the cluster as it was.
 from __future__ import annotations
 
 import http.client
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from . import kubeobjects as cp
 from .base import RuntimeFailure, RuntimeNotReady, StateStore, VClusterRef, syncer_name
 
 POLL = 0.25
+IMAGE_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)(?:$|[-+_])")
 
 
 @dataclass
@@ -79,11 +81,22 @@ class KubernetesRuntime:
         except images.ImagesMissing as exc:
             raise RuntimeFailure(f"{exc} Or set the host cluster's runtime image.") from None
 
+    def _check_version(self, vc: VClusterRef) -> None:
+        """The image runs one Kubernetes version; its tag says which when it starts with
+        one (`make images`' 1.37.2-<hash>, or v1.37.2). Another tag is taken on trust."""
+        image = self.image()
+        tag = image.rsplit("/", 1)[-1].partition("@")[0].partition(":")[2]
+        match = IMAGE_VERSION.match(tag)
+        if match and f"v{match[1]}" != vc.kubernetes_version:
+            raise RuntimeFailure(f"Kubernetes {vc.kubernetes_version} is not available on host cluster {self.host}: "
+                                 f"its runtime image {image} runs v{match[1]}.")
+
     # ControlPlaneRuntime -----------------------------------------------------
     def quota_share(self) -> dict[str, int]:
         return cp.share(self.access)
 
     def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
+        self._check_version(vc)
         state = self._load()
         changed = self._ensure_service(vc, state)
         address = self._access_address(vc, state)

@@ -159,7 +159,7 @@ def test_a_teardown_that_gave_up_waits_for_a_person_and_the_finalizer_stays(mana
     reconcile(settings)  # status and finalizer
     vcluster = VCluster.objects.get(team=world.alpha, name="stuck")
     assert vcluster.phase == Phase.FAILED
-    # As a teardown that kept failing leaves it (tests/provisioning/test_teardown_failure.py).
+    # As a teardown that kept failing leaves it (tests/provisioning/contract/test_teardown_failure.py).
     VCluster.objects.filter(pk=vcluster.pk).update(phase=Phase.DELETE_FAILED, message="Gave up after repeated errors: x")
 
     management.kubectl("delete", f"{crd.PLURAL}.{crd.GROUP}", "stuck", "-n", ns, "--wait=false")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent
-from provisioning import hosts
+from provisioning.hostclusters import placement as hosts
 from provisioning.models import HostCluster, Placement
 from tests.portal.conftest import UNREACHABLE_KUBECONFIG, make_host, make_team, make_vcluster
 from vclusters.models import Phase
@@ -264,7 +264,7 @@ def test_the_name_cannot_be_changed(world):
     from django.core.exceptions import ValidationError
 
     from accounts.audit import Actor
-    from provisioning.services import update_host_cluster
+    from provisioning.hostclusters.services import update_host_cluster
 
     host = make_host("east")
     with pytest.raises(ValidationError) as exc:

@@ -126,10 +126,40 @@ def test_the_control_plane_package_imports_no_django_and_no_app():
     assert result.stdout.split() == []
 
 
+def _resolved_imports(path: Path):
+    """(line, module) for every import in the file, relative ones made absolute."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            module = node.module if node.level == 0 else ".".join(filter(None, [base, node.module]))
+            yield node.lineno, module
+            yield from ((node.lineno, f"{module}.{alias.name}") for alias in node.names)
+
+
+def _offending(folder: str, forbidden: set[str]) -> list[str]:
+    return [f"{path.relative_to(ROOT)}:{line}: {module}"
+            for path in sorted((ROOT / folder).rglob("*.py"))
+            for line, module in _resolved_imports(path) if _is_forbidden(module, forbidden)]
+
+
 def test_runtimes_keep_their_state_through_the_store_not_the_database():
     """A runtime is handed what it keeps (a StateStore); it reads no model."""
-    forbidden = {"django.db", "provisioning.models", "vclusters", "accounts", "gitops", "gateway"}
-    offending = [f"{path.relative_to(ROOT)}:{line}: {module}"
-                 for path in sorted((ROOT / "provisioning" / "runtimes").rglob("*.py"))
-                 for line, module in _imports(path) if _is_forbidden(module, forbidden)]
-    assert offending == []
+    forbidden = {"django.db", "provisioning.models", "vclusters", "accounts", "gitops", "gateway",
+                 "provisioning.pipeline", "provisioning.tasks", "provisioning.hostclusters"}
+    assert _offending("provisioning/runtimes", forbidden) == []
+
+
+def test_the_host_cluster_registry_does_not_drive_the_lifecycle():
+    """provisioning's two rooms: the registry (hostclusters) says where vclusters may go;
+    the lifecycle (pipeline, tasks, signals, manifests, rbac) does the work and asks
+    the registry for a placement, never the other way round."""
+    lifecycle = {f"provisioning.{m}" for m in ("pipeline", "tasks", "signals", "manifests", "rbac")}
+    assert _offending("provisioning/hostclusters", lifecycle) == []
+
+
+def test_relative_imports_are_resolved():
+    modules = {module for _, module in _resolved_imports(ROOT / "provisioning" / "hostclusters" / "services.py")}
+    assert {"provisioning.runtimes", "provisioning.models", "provisioning.hostclusters.placement"} <= modules

@@ -5,22 +5,40 @@ starts, and no CNI enforces the NetworkPolicies. These tests prove what the API
 servers do (admission, quota, RBAC, authentication), not what a kubelet would.
 `real_host` and `provisioned_on_real_node` use the host cluster with a real node
 instead, where containers run and the NetworkPolicies are enforced.
+
+The runtime contract (tests in contract/): `runtime_host` runs a test once per runtime, so the production runtime keeps every promise the development
+one does: `local` on the kwok host, `kubernetes` on the host with a real node (its
+control plane is a pod that must really run; marker realnode).
 """
 
 import os
 import signal
+from collections import Counter
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 from django.db import connection
+from kubernetes import client
 
 from accounts.audit import SYSTEM
-from provisioning import pipeline, services
+from localkube import LocalCluster
+from localkube.testing import kubectl
+from localkube.processes import process_alive
+from portal.kubeapi import read_or_none
+from provisioning import pipeline
+from provisioning.hostclusters import services
+from provisioning.models import HostCluster
+from provisioning.runtimes import kubeobjects
+from tests.kube.helpers import eventually
 from tests.portal.conftest import make_vcluster, world  # noqa: F401  (personas)
 from vclusters.models import Phase, VCluster
+
+RUNTIMES = ["local", pytest.param("kubernetes", marks=pytest.mark.realnode)]
 
 
 @pytest.fixture
@@ -29,10 +47,88 @@ def var_dir(settings, tmp_path):
     return settings.VAR_DIR
 
 
+@dataclass
+class RuntimeHost:
+    """A host cluster registered with one runtime, and what the contract tests need to
+    know of that runtime's control planes."""
+
+    runtime: str
+    host: HostCluster
+    cluster: LocalCluster
+    var_dir: Path
+
+    def _local_control_plane(self, vcluster) -> LocalCluster:
+        return LocalCluster(self.var_dir / "vclusters" / str(vcluster.pk) / "controlplane")
+
+    def kill_control_plane(self, vcluster) -> None:
+        """As a crash would: the API server's process, or the control plane's pod."""
+        if self.runtime == "local":
+            apiserver = self._local_control_plane(vcluster).pids()["kube-apiserver"]
+            os.kill(apiserver, signal.SIGKILL)
+            eventually(lambda: not process_alive(apiserver), what="the API server gone")
+        else:
+            core = client.CoreV1Api(self.cluster.api_client())
+            ns = vcluster.placement.host_namespace
+            uid = core.read_namespaced_pod(kubeobjects.POD, ns).metadata.uid
+            core.delete_namespaced_pod(kubeobjects.POD, ns, grace_period_seconds=0)
+            eventually(lambda: _pod_uid(core, ns) != uid, what="the control plane's pod gone")
+
+    def serves(self, vcluster) -> bool:
+        """The vcluster's API server answers /readyz with its admin kubeconfig."""
+        with tempfile.NamedTemporaryFile("w", suffix=".kubeconfig") as file:
+            file.write(vcluster.kubeconfig)
+            file.flush()
+            return kubectl(Path(file.name), "get", "--raw", "/readyz", check=False).stdout.strip() == "ok"
+
+    def processes(self, vcluster) -> dict[str, int]:
+        """The control plane's processes on this machine: the local runtime's."""
+        if self.runtime != "local":
+            return {}
+        return self._local_control_plane(vcluster).pids()
+
+    def leftovers(self, vcluster, processes: dict[str, int]) -> list[str]:
+        """What of a torn-down vcluster still runs or is stored outside the host's API
+        (whose labelled objects the pipeline's own check lists): the local runtime's
+        processes and state directory; the kubernetes runtime keeps nothing outside."""
+        found = [f"process {name} (pid {pid})" for name, pid in processes.items() if process_alive(pid)]
+        state = self.var_dir / "vclusters" / str(vcluster.pk)
+        if state.exists():
+            found.append(f"state directory {state}")
+        return found
+
+    @property
+    def stopped_word(self) -> str:
+        """What the teardown receipt's first step names as stopped."""
+        return "kube-apiserver" if self.runtime == "local" else kubeobjects.STATEFULSET
+
+
+def _pod_uid(core, ns: str) -> str | None:
+    pod = read_or_none(core.read_namespaced_pod, kubeobjects.POD, ns)
+    return pod.metadata.uid if pod else None
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime_host(request, db, settings, tmp_path) -> RuntimeHost:
+    settings.VAR_DIR = tmp_path / "var"
+    if request.param == "local":
+        cluster = request.getfixturevalue("host_cluster")
+        host = services.register_host_cluster(SYSTEM, name="test-host", runtime="local",
+                                               kubeconfig=cluster.admin_kubeconfig.read_text())
+    else:
+        cluster = request.getfixturevalue("real_host_cluster")
+        host = services.register_host_cluster(
+            SYSTEM, name="test-host", kubeconfig=cluster.admin_kubeconfig.read_text(), runtime="kubernetes",
+            access="nodeport", access_address=cluster.real_node().link.node_ip,
+        )
+    return RuntimeHost(request.param, host, cluster, settings.VAR_DIR)
+
+
 @pytest.fixture
 def host(db, host_cluster):
     return services.register_host_cluster(SYSTEM, name="test-host", kubeconfig=host_cluster.admin_kubeconfig.read_text(),
                                            runtime="local")
+
+
 
 
 @pytest.fixture
@@ -143,6 +239,22 @@ def celery_worker(transactional_db, settings, var_dir, tmp_path):
     for pk in VCluster.objects.exclude(phase=Phase.DELETED).values_list("pk", flat=True):
         VCluster.objects.filter(pk=pk).update(phase=Phase.DELETING)
         pipeline.teardown(pk)
+
+
+def processes_under(root) -> Counter:
+    """How many live processes run from each state directory below `root`, by name."""
+    found = Counter()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not process_alive(int(entry)):
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            exe = os.path.basename(os.readlink(f"/proc/{entry}/exe"))
+        except OSError:
+            continue
+        if cwd.startswith(str(root)):
+            found[(cwd, exe)] += 1
+    return found
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,17 +17,17 @@ import yaml
 from django.conf import settings
 from kubernetes import client
 
-from accounts.audit import Actor, SYSTEM
+from accounts.audit import SYSTEM
 from localkube.testing import kubectl
-from provisioning.runtimes import kubeobjects as cp
-from provisioning import manifests, pipeline, services
+from provisioning import manifests, pipeline
+from provisioning.hostclusters import services
 from provisioning.hostkube import HostKube
 from provisioning.models import Placement
+from provisioning.runtimes import kubeobjects as cp
 from tests.kube.helpers import SMALL, busybox_pod, deployment, eventually
 from tests.portal.conftest import make_vcluster
-from tests.provisioning.test_crash_safety import processes_under
-from vclusters import services as vcluster_services
-from vclusters.models import Phase, StepStatus, VCluster
+from tests.provisioning.conftest import processes_under
+from vclusters.models import Phase, VCluster
 
 pytestmark = pytest.mark.realnode
 
@@ -181,24 +181,6 @@ def test_teardown_leaves_nothing_and_says_what_it_removed(provisioned_as_pods, r
     assert gone.value.status == 404
     assert not directory.exists(), "the provisioner removed the volume's directory"
     assert Placement.objects.get(vcluster=vcluster).control_plane_state == ""
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_while_the_pod_starts_resumes_to_ready(world, kube_host, celery_worker, real_host_cluster):
-    env = {"VCPORTAL_FAULT_PAUSE_AFTER_STEP": "1.0", "VCPORTAL_VCLUSTER_LOCK_TTL": "4"}
-    celery_worker.start(**env)
-    vcluster = vcluster_services.create_vcluster(Actor(world.teammate), world.alpha, name="crash")
-    eventually(lambda: vcluster.steps.filter(name="Control plane", status=StepStatus.RUNNING).exists(),
-               timeout=90, interval=0.05, what="the Control plane step running")
-    celery_worker.kill()
-    celery_worker.start(**env)
-
-    eventually(lambda: VCluster.objects.get(pk=vcluster.pk).phase == Phase.READY,
-               timeout=180, interval=0.5, what="Ready after the restart")
-    ns = Placement.objects.get(vcluster=vcluster).host_namespace
-    kube = host_kube(real_host_cluster)
-    assert len(kube.core.list_namespaced_pod(ns, label_selector=f"{cp.COMPONENT_LABEL}=control-plane").items) == 1
-    assert [c.metadata.name for c in kube.core.list_namespaced_persistent_volume_claim(ns).items] == [cp.PVC]
 
 
 @pytest.mark.django_db(transaction=True)

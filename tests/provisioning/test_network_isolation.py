@@ -56,7 +56,7 @@ from controlplane.images import reference, registry_address
 from localkube.network import NodeLink, cluster_id
 from localkube.realnode import CLUSTER_DNS_IP, KUBELET_PORT
 from localkube.testing import kubectl
-from provisioning import services
+from provisioning.hostclusters import services
 from provisioning.runtimes import kubeobjects
 from syncer import names
 from tests.kube.helpers import eventually, new_namespace

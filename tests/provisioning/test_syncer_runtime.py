@@ -11,7 +11,8 @@ from accounts.audit import Actor
 from controlplane.images import reference
 from localkube.testing import kubectl
 from localkube.processes import ProcessDir
-from provisioning import pipeline, services
+from provisioning import pipeline
+from provisioning.hostclusters import services
 from provisioning.runtimes import LocalProcessRuntime, VClusterRef
 from syncer.config import load, vcluster_config_path
 from syncer.policy import TenantPolicy

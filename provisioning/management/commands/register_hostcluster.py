@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.audit import SYSTEM
-from provisioning import services
+from provisioning.hostclusters import services
 
 
 class Command(BaseCommand):

@@ -27,8 +27,9 @@ from syncer.policy import PolicyError, TenantPolicy
 from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
 from vclusters.models import NAME_RE
 
-from . import hosts, runtimes
-from .models import Access, HostCluster, Placement, PodSecurity, TeamPolicy
+from .. import runtimes
+from . import placement
+from ..models import Access, HostCluster, Placement, PodSecurity, TeamPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +206,8 @@ def _kubeconfig_errors(text) -> list[str]:
                 "embed the credentials instead, e.g. with `kubectl config view --raw --flatten --minify`."
             ]
     try:
-        hosts.check_kubeconfig(text)
-    except hosts.HostClusterError as exc:
+        placement.check_kubeconfig(text)
+    except placement.HostClusterError as exc:
         return [str(exc)]
     except (ConfigException, ValueError, TypeError, KeyError, AttributeError) as exc:
         # The client's own complaint (a missing key, bad base64): names keys, not values.

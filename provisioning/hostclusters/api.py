@@ -7,8 +7,9 @@ from accounts import access
 from accounts.api import MayViewModel, validated, visible_team
 from accounts.audit import Actor
 
-from . import runtimes, services
-from .models import Access, HostCluster, PodSecurity
+from .. import runtimes
+from . import services
+from ..models import Access, HostCluster, PodSecurity
 
 
 def host_clusters_for(user):

@@ -1,6 +1,7 @@
 """A teardown that keeps failing stops in a visible phase, DeleteFailed, with an event;
 the reconciler leaves it there, and Retry resumes teardown. With a real Celery worker
-(and beat), the host cluster, and a finalizer that holds the host namespace."""
+(and beat), the host cluster, and a finalizer that holds the host namespace. Part of
+the runtime contract: on each runtime."""
 
 import pytest
 from django.test import Client
@@ -40,23 +41,23 @@ class Finalizer:
 
 
 @pytest.fixture
-def finalizer(host_cluster):
+def finalizer(runtime_host):
     """Released before the worker fixture's own clean-up, which must see the namespace go."""
-    finalizer = Finalizer(client.CoreV1Api(host_cluster.api_client()))
+    finalizer = Finalizer(client.CoreV1Api(runtime_host.cluster.api_client()))
     yield finalizer
     finalizer.release()
 
 
 def test_a_teardown_that_keeps_failing_is_shown_and_retry_finishes_it(
-    world, host, celery_worker, finalizer, host_cluster, var_dir, settings
+    world, host, celery_worker, finalizer, runtime_host, var_dir, settings
 ):
     settings.STORAGES = {**settings.STORAGES,  # the page, without collectstatic's manifest
                          "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-    # Host objects only (no binaries for this version), then held by a finalizer.
+    # Host objects only (no runtime has this version), then held by a finalizer.
     vcluster = make_vcluster(world.alpha, "held", kubernetes_version="v1.30.0")
     pipeline.provision(vcluster.pk)
     ns = VCluster.objects.get(pk=vcluster.pk).placement.host_namespace
-    core = client.CoreV1Api(host_cluster.api_client())
+    core = client.CoreV1Api(runtime_host.cluster.api_client())
     finalizer.hold(ns)
 
     celery_worker.start(VCPORTAL_MAX_TRANSIENT_RETRIES="2", VCPORTAL_NAMESPACE_DELETE_TIMEOUT="1")

@@ -1,13 +1,13 @@
 """Checking a host cluster's kubeconfig and choosing a host cluster for a new vcluster.
-Registering one is provisioning.services' job (audited, with its safety checks)."""
+Registering one is the services' job (audited, with its safety checks)."""
 
 from __future__ import annotations
 
 import yaml
 from django.db.models import Q
 
-from .hostkube import HostKube, HostUnreachable
-from .models import HostCluster
+from ..hostkube import HostKube, HostUnreachable
+from ..models import HostCluster
 
 
 class HostClusterError(ValueError):

@@ -2,8 +2,10 @@
 object it did not write, and caps how many objects a tenant may create on the host.
 Each test attempts the escape against the real host cluster.
 
-Vclusters here ask for a Kubernetes version without binaries: the pipeline writes every
-host object, then fails at the control plane, so no control plane has to start.
+Vclusters here ask for a Kubernetes version no runtime has: the pipeline writes every
+host object, then fails at the control plane, so no control plane has to start. Part of
+the runtime contract: every test runs on each runtime (conftest.runtime_host), whose
+quota share the namespace's limits include.
 """
 
 import pytest
@@ -32,16 +34,16 @@ def _host_objects_of(provisioned, name, team, **fields) -> VCluster:
 
 
 @pytest.fixture
-def core(host_cluster):
-    return client.CoreV1Api(host_cluster.api_client())
+def core(runtime_host):
+    return client.CoreV1Api(runtime_host.cluster.api_client())
 
 
 @pytest.fixture
-def foreign_objects(core, host_cluster):
+def foreign_objects(core, runtime_host):
     """Host objects made by someone else; removed after the test."""
     made = []
     yield made
-    rbac = client.RbacAuthorizationV1Api(host_cluster.api_client())
+    rbac = client.RbacAuthorizationV1Api(runtime_host.cluster.api_client())
     for kind, name in made:
         try:
             core.delete_namespace(name) if kind == "Namespace" else rbac.delete_cluster_role_binding(name)
@@ -121,11 +123,11 @@ def test_a_namespace_that_is_not_ours_is_neither_adopted_nor_deleted(
 
 
 def test_a_cluster_role_binding_that_is_not_ours_is_neither_adopted_nor_deleted(
-    world, host, var_dir, host_cluster, foreign_objects
+    world, host, var_dir, runtime_host, foreign_objects
 ):
     vcluster = make_vcluster(world.alpha, "bound", **HOST_OBJECTS_ONLY)
     name = manifests.node_reader_binding_name(manifests.host_namespace_name(vcluster.pk, "alpha", "bound"))
-    rbac = client.RbacAuthorizationV1Api(host_cluster.api_client())
+    rbac = client.RbacAuthorizationV1Api(runtime_host.cluster.api_client())
     theirs = {"kind": "User", "name": "someone", "apiGroup": "rbac.authorization.k8s.io"}
     rbac.create_cluster_role_binding({
         "metadata": {"name": name},
@@ -147,11 +149,11 @@ def test_a_cluster_role_binding_that_is_not_ours_is_neither_adopted_nor_deleted(
 
 # Object counts and ephemeral storage --------------------------------------------
 @pytest.fixture
-def as_syncer(host_cluster):
+def as_syncer(runtime_host):
     """A client for a vcluster's host namespace with its syncer's own credentials."""
 
     def connect(vcluster) -> client.CoreV1Api:
-        admin = HostKube(host_cluster.admin_kubeconfig.read_text())
+        admin = HostKube(runtime_host.cluster.admin_kubeconfig.read_text())
         server, ca_pem = admin.server()
         kubeconfig = token_kubeconfig(admin.api, server, ca_pem.encode(), vcluster.placement.host_namespace,
                                       manifests.SYNCER, seconds=600)
@@ -178,7 +180,9 @@ def test_the_syncer_cannot_create_more_objects_than_the_quota_counts(provisioned
     ns = vcluster.placement.host_namespace
     _quota_ready(core, ns)
     syncer = as_syncer(vcluster)
-    counts = manifests.object_counts(2 + manifests.CLUSTER_DNS_SHARE["pods"])  # room for the vcluster's CoreDNS
+    # Room for the vcluster's CoreDNS, and for the control plane's pod where it runs in the namespace.
+    beside = manifests.add_shares(manifests.CLUSTER_DNS_SHARE, pipeline.Context(vcluster).runtime.quota_share())
+    counts = manifests.object_counts(2 + beside["pods"])
 
     def service(i, kind="ClusterIP"):
         return syncer.create_namespaced_service(ns, client.V1Service(
@@ -218,7 +222,7 @@ def test_no_load_balancers_and_ephemeral_storage_is_capped_and_defaulted(provisi
 
     big = pod("big")
     big.spec.containers[0].resources = client.V1ResourceRequirements(
-        requests={"ephemeral-storage": "4Gi"}, limits={"ephemeral-storage": "4Gi"})  # 1Gi a pod, CoreDNS's too
+        requests={"ephemeral-storage": "64Gi"}, limits={"ephemeral-storage": "64Gi"})  # 1Gi a pod the quota counts
     with pytest.raises(ApiException) as over:
         syncer.create_namespaced_pod(ns, big)
     assert over.value.status == 403 and "ephemeral-storage" in over.value.body

@@ -3,8 +3,8 @@ from django import forms
 
 from accounts.models import Team
 
-from . import runtimes
-from .models import Access, PodSecurity
+from .. import runtimes
+from ..models import Access, PodSecurity
 from .services import HELP
 
 TENANT_POLICY_EXAMPLE = (

@@ -13,7 +13,7 @@ from portal.views import add_service_errors
 from . import services
 from .api import host_clusters_for
 from .forms import HostClusterEditForm, HostClusterForm, PodSecurityForm
-from .models import HostCluster, PodSecurity
+from ..models import HostCluster, PodSecurity
 
 
 def _host(request, name):

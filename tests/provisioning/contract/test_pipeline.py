@@ -1,9 +1,8 @@
-"""The provisioning pipeline, run in-process against the real host cluster."""
+"""The provisioning pipeline, run in-process against the real host cluster: part of the
+runtime contract, so every test runs on each runtime (conftest.runtime_host)."""
 
 import base64
 import json
-import os
-import signal
 
 import pytest
 import requests
@@ -12,8 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 
-from localkube import LocalCluster
-from localkube.processes import process_alive
+from controlplane.images import reference
 from localkube.testing import kubectl
 from provisioning import manifests, pipeline
 from provisioning.hostkube import HostKube
@@ -28,8 +26,9 @@ pytestmark = [
 ]
 
 
-def _control_plane(var_dir, vcluster) -> LocalCluster:
-    return LocalCluster(var_dir / "vclusters" / str(vcluster.pk) / "controlplane")
+def _share(vcluster) -> dict:
+    """What the control plane takes of the namespace quota, beside the tenant and CoreDNS."""
+    return manifests.add_shares(manifests.CLUSTER_DNS_SHARE, pipeline.Context(vcluster).runtime.quota_share())
 
 
 def _client_cert(kubeconfig_path):
@@ -41,17 +40,16 @@ def _client_cert(kubeconfig_path):
     return str(cert), str(key)
 
 
-def test_it_provisions_a_vcluster_with_every_step_recorded(provisioned, host_cluster):
+def test_it_provisions_a_vcluster_with_every_step_recorded(provisioned, runtime_host):
     vcluster = provisioned("steps")
     assert vcluster.phase == Phase.READY, vcluster.message
     steps = list(vcluster.steps.values_list("name", "status"))
     assert steps == [(s.name, StepStatus.SUCCEEDED) for s in pipeline.PROVISION]
     assert all(s.finished_at >= s.started_at for s in vcluster.steps.all())
     ns = vcluster.placement.host_namespace
-    core = client.CoreV1Api(host_cluster.api_client())
+    core = client.CoreV1Api(runtime_host.cluster.api_client())
     assert core.read_namespace(ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "baseline"
-    dns = manifests.CLUSTER_DNS_SHARE
-    assert core.read_namespaced_resource_quota("vcluster", ns).spec.hard["pods"] == str(50 + dns["pods"])
+    assert core.read_namespaced_resource_quota("vcluster", ns).spec.hard["pods"] == str(50 + _share(vcluster)["pods"])
     assert vcluster.kubeconfig.startswith("apiVersion: v1")
 
 
@@ -61,7 +59,7 @@ def test_a_healthy_vcluster_needs_no_repair(provisioned):
     assert not vcluster.events.exists()
 
 
-def test_tenant_is_cluster_admin_inside_and_nothing_outside(provisioned, host_cluster, tmp_path):
+def test_tenant_is_cluster_admin_inside_and_nothing_outside(provisioned, runtime_host, tmp_path):
     vcluster = provisioned("tenant")
     path = tmp_path / "vc.kubeconfig"
     path.write_text(vcluster.kubeconfig)
@@ -69,32 +67,35 @@ def test_tenant_is_cluster_admin_inside_and_nothing_outside(provisioned, host_cl
     kubectl(path, "create", "clusterrole", "reader", "--verb=get", "--resource=pods")
     kubectl(path, "create", "clusterrolebinding", "reader", "--clusterrole=reader", "--user=someone")
 
-    host = client.CoreV1Api(host_cluster.api_client())
+    host = client.CoreV1Api(runtime_host.cluster.api_client())
     assert "inside" not in {n.metadata.name for n in host.list_namespace().items}
-    rbac = client.RbacAuthorizationV1Api(host_cluster.api_client())
+    rbac = client.RbacAuthorizationV1Api(runtime_host.cluster.api_client())
     assert "reader" not in {r.metadata.name for r in rbac.list_cluster_role().items}
 
     # The tenant's credentials mean nothing to the host API server.
     response = requests.get(
-        f"{host_cluster.server}/api/v1/namespaces", cert=_client_cert(path),
-        verify=str(host_cluster.ca_cert_path), timeout=5,
+        f"{runtime_host.cluster.server}/api/v1/namespaces", cert=_client_cert(path),
+        verify=str(runtime_host.cluster.ca_cert_path), timeout=5,
     )
     assert response.status_code == 401
 
 
-def test_two_teams_get_separate_namespaces_quotas_and_policies(provisioned, world, host_cluster, tmp_path):
+def test_two_teams_get_separate_namespaces_quotas_and_policies(provisioned, world, runtime_host, tmp_path):
     mine = provisioned("iso-a", cpu_millicores=1000)
     theirs = provisioned("iso-b", team=world.beta, cpu_millicores=2000)
     assert mine.placement.host_namespace != theirs.placement.host_namespace
 
-    host = HostKube(host_cluster.admin_kubeconfig.read_text())
+    host = HostKube(runtime_host.cluster.admin_kubeconfig.read_text())
+    # The kubernetes runtime's pod has a policy of its own.
+    ours = {"vcluster-ingress", "vcluster-egress", "vcluster-api"} | (
+        {"vcluster-control-plane"} if runtime_host.runtime == "kubernetes" else set())
     for vcluster, cpu in ((mine, 1), (theirs, 2)):
         ns = vcluster.placement.host_namespace
         quota = host.core.read_namespaced_resource_quota("vcluster", ns)
-        dns_cpu = manifests.CLUSTER_DNS_SHARE["cpu_millicores"] / 1000
-        assert parse_quantity(quota.spec.hard["requests.cpu"]) == cpu + parse_quantity(str(dns_cpu))
+        beside = parse_quantity(f"{_share(vcluster)['cpu_millicores']}m")
+        assert parse_quantity(quota.spec.hard["requests.cpu"]) == cpu + beside
         policies = client.NetworkingV1Api(host.api).list_namespaced_network_policy(ns).items
-        assert {p.metadata.name for p in policies} == {"vcluster-ingress", "vcluster-egress", "vcluster-api"}
+        assert {p.metadata.name for p in policies} == ours
 
     # One vcluster's kubeconfig is refused by the other's API server.
     path = tmp_path / "mine.kubeconfig"
@@ -104,14 +105,14 @@ def test_two_teams_get_separate_namespaces_quotas_and_policies(provisioned, worl
     assert response.status_code == 401
 
 
-def test_host_namespace_rejects_over_quota_and_privileged_pods(provisioned, host_cluster):
+def test_host_namespace_rejects_over_quota_and_privileged_pods(provisioned, runtime_host):
     vcluster = provisioned("guarded", cpu_millicores=500)
     ns = vcluster.placement.host_namespace
-    core = client.CoreV1Api(host_cluster.api_client())
+    core = client.CoreV1Api(runtime_host.cluster.api_client())
     eventually(lambda: core.read_namespaced_resource_quota("vcluster", ns).status.hard, what="quota status")
 
     with pytest.raises(ApiException) as over:
-        core.create_namespaced_pod(ns, pod("big", cpu="2"))
+        core.create_namespaced_pod(ns, pod("big", cpu="64"))
     assert over.value.status == 403 and "exceeded quota" in over.value.body
 
     with pytest.raises(ApiException) as privileged:
@@ -136,59 +137,55 @@ def test_a_permanent_error_fails_with_a_message_and_retry_resumes_there(provisio
     assert vcluster.steps.get(name="Control plane").status == StepStatus.SUCCEEDED
 
 
-def test_repair_restores_what_was_changed_by_hand_and_restarts_a_dead_control_plane(provisioned, host_cluster, var_dir):
+def test_repair_restores_what_was_changed_by_hand_and_brings_back_a_dead_control_plane(provisioned, runtime_host):
     vcluster = provisioned("drift")
     ns = vcluster.placement.host_namespace
-    core = client.CoreV1Api(host_cluster.api_client())
+    core = client.CoreV1Api(runtime_host.cluster.api_client())
     core.delete_namespaced_resource_quota("vcluster", ns)
     core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
-    control_plane = _control_plane(var_dir, vcluster)
-    apiserver = control_plane.pids()["kube-apiserver"]
-    os.kill(apiserver, signal.SIGKILL)
-    eventually(lambda: not process_alive(apiserver), what="apiserver gone")
+    runtime_host.kill_control_plane(vcluster)
 
     changes = pipeline.repair(vcluster.pk)
     assert f"ResourceQuota {ns}/vcluster" in changes
     assert f"Namespace {ns}" in changes
-    assert "control plane started" in changes
     assert core.read_namespace(ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert control_plane.is_ready()
+    assert runtime_host.serves(vcluster)  # repair waits for it (a process restarted, or a pod recreated)
     event = vcluster.events.get()
     assert event.kind == EventKind.REPAIR and "ResourceQuota" in event.message
 
 
-def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, host_cluster, var_dir, tmp_path):
+def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, runtime_host, tmp_path):
     vcluster = provisioned("gone")
     path = tmp_path / "vc.kubeconfig"
     path.write_text(vcluster.kubeconfig)
-    kubectl(path, "create", "deployment", "web", "--image=nginx", "--replicas=2")
+    kubectl(path, "create", "deployment", "web", f"--image={reference('busybox')}", "--replicas=2", "--",
+            "sleep", "3600")
     ns = vcluster.placement.host_namespace
-    core = client.CoreV1Api(host_cluster.api_client())
+    core = client.CoreV1Api(runtime_host.cluster.api_client())
     eventually(lambda: len(core.list_namespaced_pod(ns, label_selector="app=web").items) == 2, what="synced host pods")
 
     def running_inside():
         pods = json.loads(kubectl(path, "get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
         return len(pods) == 2 and all(
-            p["status"].get("phase") == "Running" and p["spec"].get("nodeName", "").startswith("kwok-node-")
+            p["status"].get("phase") == "Running" and p["spec"].get("nodeName")
             for p in pods
         )
 
     eventually(running_inside, what="the Deployment's pods Running, with their node, inside the vcluster")
-    pids = _control_plane(var_dir, vcluster).pids()
+    processes = runtime_host.processes(vcluster)
 
     type(vcluster).objects.filter(pk=vcluster.pk).update(phase=Phase.DELETING)
     pipeline.teardown(vcluster.pk)
     vcluster.refresh_from_db()
 
     assert vcluster.phase == Phase.DELETED and vcluster.kubeconfig == ""
-    host = HostKube(host_cluster.admin_kubeconfig.read_text())
+    host = HostKube(runtime_host.cluster.admin_kubeconfig.read_text())
     assert not host.exists("v1", "Namespace", ns)
     assert host.find_labelled(f"{manifests.VCLUSTER_LABEL}={vcluster.pk}") == []
-    assert not any(process_alive(pid) for pid in pids.values())
-    assert not (var_dir / "vclusters" / str(vcluster.pk)).exists()
+    assert runtime_host.leftovers(vcluster, processes) == []
     receipt = vcluster.placement.receipt
     assert [s["step"] for s in receipt["steps"]] == [s.name for s in pipeline.TEARDOWN]
-    assert "kube-apiserver" in receipt["steps"][0]["done"]
+    assert runtime_host.stopped_word in receipt["steps"][0]["done"]
 
 
 def test_no_enabled_host_fails_the_vcluster_with_what_to_do(provisioned, host):
