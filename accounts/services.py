@@ -4,6 +4,7 @@ authorised, and audited in the same transaction."""
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -115,7 +116,7 @@ def change_role(actor: Actor, membership: Membership, *, role: str) -> Membershi
     access.require(actor.user, "manage", membership.team)
     role = _parse_role(role)
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        membership = get_object_or_404(Membership.objects.select_for_update(), pk=membership.pk)  # removed meanwhile: 404
         if role != Role.ADMIN:
             _require_another_admin(membership)
         before = membership.role
@@ -129,7 +130,7 @@ def change_role(actor: Actor, membership: Membership, *, role: str) -> Membershi
 def remove_member(actor: Actor, membership: Membership) -> None:
     access.require(actor.user, "manage", membership.team)
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        membership = get_object_or_404(Membership.objects.select_for_update(), pk=membership.pk)  # removed meanwhile: 404
         _require_another_admin(membership)
         record(actor, "member.remove", team=membership.team, target=membership,
                username=membership.user.username, role=membership.role)

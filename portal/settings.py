@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "portal.middleware.DatabaseBusyMiddleware",
     # Last, as django-axes requires: turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -142,6 +143,19 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'vcportal.sqlite3'}"),
 }
+# Seconds a write waits for the embedded database's lock before the request answers 503.
+VCPORTAL_SQLITE_BUSY_TIMEOUT = _int("VCPORTAL_SQLITE_BUSY_TIMEOUT", default=20)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded database serves the web and gateway processes, the worker and beat
+    # at once. WAL lets readers run beside the one writer; IMMEDIATE takes the write
+    # lock when a transaction begins, since a transaction that read first and must then
+    # upgrade its lock fails at once when another process writes, whatever the timeout;
+    # and a writer waits up to the busy timeout for its turn.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": VCPORTAL_SQLITE_BUSY_TIMEOUT,
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
