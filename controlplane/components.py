@@ -113,8 +113,10 @@ def apiserver_args(layout: Layout, *, bind: str, advertise: str, port: int, serv
     return args
 
 
-def controller_manager_args(layout: Layout, kubeconfig: PurePath, port: int) -> list[str]:
-    pki = layout.pki
+def client_component_args(name: str, pki: PurePath, kubeconfig: PurePath, port: int) -> list[str]:
+    """A component that works through the API server with `kubeconfig` (the controller
+    manager, a host's scheduler): its health served over TLS on loopback with the
+    certificate `name`.crt, the only one of it, so no leader election."""
     return [
         f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}",
@@ -122,9 +124,17 @@ def controller_manager_args(layout: Layout, kubeconfig: PurePath, port: int) -> 
         f"--authorization-always-allow-paths={HEALTH_PATHS}",
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
-        f"--tls-cert-file={pki / 'kube-controller-manager.crt'}",
-        f"--tls-private-key-file={pki / 'kube-controller-manager.key'}",
+        f"--tls-cert-file={pki / f'{name}.crt'}",
+        f"--tls-private-key-file={pki / f'{name}.key'}",
         "--leader-elect=false",
+        "--profiling=false",
+    ]
+
+
+def controller_manager_args(layout: Layout, kubeconfig: PurePath, port: int) -> list[str]:
+    pki = layout.pki
+    return [
+        *client_component_args("kube-controller-manager", pki, kubeconfig, port),
         "--use-service-account-credentials=true",
         # Building each controller's client creates its ServiceAccount and asks for a
         # token, some 150 requests through one client; at the default 20 per second
@@ -136,5 +146,4 @@ def controller_manager_args(layout: Layout, kubeconfig: PurePath, port: int) -> 
         f"--cluster-signing-cert-file={pki / 'ca.crt'}",
         f"--cluster-signing-key-file={pki / 'ca.key'}",
         "--controllers=*",
-        "--profiling=false",
     ]

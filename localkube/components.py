@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import requests
 
 from controlplane import components as cp
-from controlplane.components import HEALTH_PATHS
 
 from . import ports
 
@@ -72,20 +71,8 @@ def _controller_manager(cluster: LocalCluster, config: ClusterConfig) -> list[st
 
 
 def _scheduler(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
-    pki = cluster.pki_dir
-    kubeconfig = cluster.state_dir / "kube-scheduler.kubeconfig"
-    return [
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--authorization-always-allow-paths={HEALTH_PATHS}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={config.ports['kube-scheduler']}",
-        f"--tls-cert-file={pki / 'kube-scheduler.crt'}",
-        f"--tls-private-key-file={pki / 'kube-scheduler.key'}",
-        "--leader-elect=false",
-        "--profiling=false",
-    ]
+    return cp.client_component_args("kube-scheduler", cluster.pki_dir, cluster.state_dir / "kube-scheduler.kubeconfig",
+                                    config.ports["kube-scheduler"])
 
 
 def _kwok(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
