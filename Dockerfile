@@ -18,4 +18,4 @@ USER vcportal
 EXPOSE 8000
 # One ASGI application: pages, API and the Kubernetes gateway (/kube/). --ws websockets:
 # uvicorn's default WebSocket implementation refuses kubectl's port-forward handshake.
-CMD ["uvicorn", "portal.asgi:application", "--ws", "websockets", "--host", "0.0.0.0", "--port", "8000", "--workers", "3"]
+CMD ["uvicorn", "portal.asgi:application", "--ws", "websockets", "--host", "0.0.0.0", "--port", "8000", "--workers", "3", "--timeout-keep-alive", "65"]

@@ -1,6 +1,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
-from rest_framework.throttling import AnonRateThrottle
+
+from portal.throttling import AnonRateThrottle
 
 from .services import authenticate_token
 

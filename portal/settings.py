@@ -143,6 +143,10 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'vcportal.sqlite3'}"),
 }
+# Connections are not kept between requests (CONN_MAX_AGE 0): under ASGI each request
+# runs its database work in a thread of its own, and a kept connection stays with that
+# thread. With a kept connection the load test (benchmarks/load.py) used up
+# PostgreSQL's 100 connections in under a minute.
 # Seconds a write waits for the embedded database's lock before the request answers 503.
 VCPORTAL_SQLITE_BUSY_TIMEOUT = _int("VCPORTAL_SQLITE_BUSY_TIMEOUT", default=20)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -254,10 +258,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
     # Per client address for anonymous requests and failed bearer tokens (see
-    # accounts.authentication), per user for everyone else; kept in CACHES.
+    # accounts.authentication), per user for everyone else; kept in CACHES, and
+    # paused while the cache is down (portal/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "portal.throttling.AnonRateThrottle",
+        "portal.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": _rate("VCPORTAL_API_THROTTLE_ANON", default="60/min"),

@@ -9,6 +9,8 @@
 # Ctrl-C stops everything this script started.
 #   scripts/run.sh            all of it
 #   scripts/run.sh prepare    only the var directory (secrets, database, admin) and exit
+# VCPORTAL_PORT and VCPORTAL_GATEWAY_PORT move the two listeners (e.g. a second stack
+# beside this one, as benchmarks/load.py starts), VCPORTAL_VAR_DIR its state.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -31,12 +33,13 @@ keep_secret fernet-key $py -c 'from cryptography.fernet import Fernet; print(Fer
 export VCPORTAL_REDIS_PORT="${VCPORTAL_REDIS_PORT:-6390}"
 (umask 077 && echo "redis://127.0.0.1:$VCPORTAL_REDIS_PORT/0" >"$var/redis-url")
 # The gateway's address and CA, read by settings the same way (the certificate is made once).
-gateway_port=8443
+port="${VCPORTAL_PORT:-8000}"
+gateway_port="${VCPORTAL_GATEWAY_PORT:-8443}"
 (umask 077 && echo "https://127.0.0.1:$gateway_port" >"$var/gateway-url" \
   && echo "$var/gateway-tls/ca.crt" >"$var/gateway-ca-file")
 
 $py manage.py migrate --noinput >/dev/null
-credentials="$($py manage.py seed_demo)"
+credentials="$($py manage.py seed_demo --url "http://127.0.0.1:$port/")"
 if [ "${1:-}" = prepare ]; then echo "$credentials"; exit 0; fi
 
 # What provisioning needs built, before anything starts: on a fresh machine each build
@@ -109,26 +112,29 @@ fi
 pids+=($!)
 # Pages, API and gateway are one ASGI application (docs/gateway.md); uvicorn serves
 # it twice: plain HTTP for the browser, TLS for kubectl. --ws websockets: uvicorn's
-# default WebSocket implementation refuses kubectl's port-forward handshake.
-.venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port 8000 \
-  --timeout-graceful-shutdown 5 >"$var/web.log" 2>&1 &
+# default WebSocket implementation refuses kubectl's port-forward handshake. Pages and
+# API run in two processes (VCPORTAL_WEB_WORKERS): one Python process serves on one core.
+# Idle connections stay open 65 s, not uvicorn's 5: a client reusing a connection just
+# as the server closes it sees a reset (the load test found them; docs/operations.md).
+.venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port "$port" \
+  --workers "${VCPORTAL_WEB_WORKERS:-2}" --timeout-keep-alive 65 --timeout-graceful-shutdown 5 >"$var/web.log" 2>&1 &
 pids+=($!)
 .venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port "$gateway_port" \
   --ssl-certfile "$var/gateway-tls/tls.crt" --ssl-keyfile "$var/gateway-tls/tls.key" \
-  --timeout-graceful-shutdown 5 >"$var/gateway.log" 2>&1 &
+  --timeout-keep-alive 65 --timeout-graceful-shutdown 5 >"$var/gateway.log" 2>&1 &
 pids+=($!)
 
-$py - <<'PY'
-import time, urllib.request
+$py - "http://127.0.0.1:$port" <<'PY'
+import sys, time, urllib.request
 for _ in range(150):
     try:
-        urllib.request.urlopen("http://127.0.0.1:8000/accounts/login/", timeout=1)
+        urllib.request.urlopen(sys.argv[1] + "/accounts/login/", timeout=1)
         break
     except OSError:
         time.sleep(0.2)
 PY
 echo
-echo "vcportal is up on http://127.0.0.1:8000/ and https://127.0.0.1:$gateway_port/kube/"
+echo "vcportal is up on http://127.0.0.1:$port/ and https://127.0.0.1:$gateway_port/kube/"
 echo "  (logs: $var/web.log, $var/gateway.log, $var/celery.log; Ctrl-C stops it)"
 echo "$credentials"
 wait -n "${pids[@]}"

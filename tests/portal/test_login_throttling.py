@@ -111,6 +111,18 @@ def test_it_throttles_each_user_at_the_user_rate(world):
     assert owner.get("/api/v1/teams/").status_code == 200
 
 
+def test_the_api_serves_unthrottled_while_the_throttles_cache_is_down(world, settings, caplog):
+    """Redis restarting must not fail the API: the limits pause (logged), requests go on."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
+    teammate, guesser = APIClient(), APIClient()
+    teammate.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(world.teammate)}")
+    guesser.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert [teammate.get("/api/v1/teams/").status_code for _ in range(7)] == [200] * 7
+    assert [guesser.get("/api/v1/teams/").status_code for _ in range(5)] == [401] * 5
+    assert "API throttles paused: their cache is unreachable" in caplog.text
+
+
 @pytest.mark.parametrize("variable, value", [
     ("VCPORTAL_API_THROTTLE_ANON", "60 per minute"),
     ("VCPORTAL_API_THROTTLE_USER", "many/min"),

@@ -31,7 +31,10 @@ def _password(path) -> str:
 class Command(BaseCommand):
     help = "Create (once) a platform admin and a demo team with a quota; print the credentials."
 
-    def handle(self, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="Where the portal serves, for the message.")
+
+    def handle(self, url, **options):
         password = _password(settings.VAR_DIR / "admin-password")
         with transaction.atomic():
             admin, created = get_user_model().objects.get_or_create(
@@ -42,4 +45,4 @@ class Command(BaseCommand):
                 admin.save()
             team, _ = Team.objects.get_or_create(slug=DEMO_TEAM[1], defaults={"name": DEMO_TEAM[0], **DEMO_QUOTA})
             Membership.objects.get_or_create(team=team, user=admin, defaults={"role": Role.ADMIN})
-        self.stdout.write(f"Log in at http://127.0.0.1:8000/ as {ADMIN_USERNAME} / {password}")
+        self.stdout.write(f"Log in at {url} as {ADMIN_USERNAME} / {password}")
