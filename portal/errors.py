@@ -1,10 +1,14 @@
 """Errors raised by service functions, turned into 400s by the API and form errors by pages."""
 
 from django.core.exceptions import ValidationError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
 # What a client is told to wait before trying again when the database is busy.
 BUSY_RETRY_AFTER = 2
+# SQLite reports programming errors (no such table) as OperationalError too; these are
+# the ones about the database's state: locked past the busy timeout, disk full or gone.
+SQLITE_UNAVAILABLE = ("database is locked", "database table is locked", "disk is full", "disk I/O error",
+                      "unable to open database file")
 
 
 class QuotaExceeded(ValidationError):
@@ -21,7 +25,14 @@ class NotReady(Exception):
     """Something that exists only once a vcluster is Ready, asked for earlier."""
 
 
-def is_database_busy(exc: BaseException) -> bool:
-    """The embedded database (SQLite) stayed locked by another writer past its busy
-    timeout: worth trying again, never a server error."""
-    return isinstance(exc, OperationalError) and "locked" in str(exc)
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database could not serve this request, which therefore changed nothing: SQLite
+    locked by another writer past its busy timeout, or its disk full; PostgreSQL
+    unreachable, restarting, or dropping the connection (psycopg calls every such state
+    of the server OperationalError, its programming errors otherwise). Worth trying
+    again, never a server error."""
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if type(exc.__cause__).__module__.startswith("psycopg"):
+        return True
+    return any(words in str(exc) for words in SQLITE_UNAVAILABLE)

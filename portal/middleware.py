@@ -2,7 +2,7 @@
 
 from django.http import HttpResponse
 
-from portal.errors import BUSY_RETRY_AFTER, is_database_busy
+from portal.errors import BUSY_RETRY_AFTER, is_database_unavailable
 
 
 class DatabaseBusyMiddleware:
@@ -17,7 +17,7 @@ class DatabaseBusyMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not is_database_busy(exception):
+        if not is_database_unavailable(exception):
             return None
         response = HttpResponse("The portal is busy; nothing was changed. Try again in a moment.\n",
                                 status=503, content_type="text/plain; charset=utf-8")

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import resources
-from portal.errors import is_database_busy
+from portal.errors import is_database_unavailable
 from portal.kubeapi import describe, is_transient, read_or_none
 
 from controlplane import addons, images
@@ -395,7 +395,7 @@ def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None
         _record_error(record, exc, transient=permanent_is_transient)
         raise Transient(str(exc)) if permanent_is_transient else Permanent(f"{step.name}: {exc}") from None
     except Exception as exc:
-        transient = is_transient(exc) or is_database_busy(exc)
+        transient = is_transient(exc) or is_database_unavailable(exc)
         _record_error(record, exc, transient=transient or permanent_is_transient)
         if transient or permanent_is_transient:
             raise Transient(f"{step.name}: {describe(exc)}") from exc

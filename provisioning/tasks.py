@@ -17,9 +17,9 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
-from portal.errors import is_database_busy
+from portal.errors import is_database_unavailable
 from portal.kubeapi import describe
 from portal.locks import held_lock
 from vclusters import lifecycle
@@ -49,10 +49,10 @@ def _run_locked(task, vcluster_id: int, work) -> None:
                 return
             logger.info("vcluster %s: transient error, retrying: %s", vcluster_id, exc)
             raise task.retry(countdown=_backoff(task.request.retries)) from None
-        except OperationalError as exc:  # outside a step: a phase or record written while the database was busy
-            if not is_database_busy(exc):
+        except (OperationalError, InterfaceError) as exc:  # outside a step: writing a phase or record
+            if not is_database_unavailable(exc):
                 raise
-            logger.info("vcluster %s: database busy, retrying", vcluster_id)
+            logger.info("vcluster %s: database unavailable, retrying: %s", vcluster_id, exc)
             raise task.retry(countdown=_backoff(task.request.retries)) from None
 
 

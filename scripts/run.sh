@@ -108,7 +108,9 @@ fi
 # Provisioning tasks mostly wait on API servers and processes starting, so threads;
 # -B runs Celery beat inside the worker for the periodic reconcile (its schedule is
 # kept in the database by django-celery-beat).
-.venv/bin/celery -A portal worker -B --pool threads --concurrency 8 --loglevel INFO >"$var/celery.log" 2>&1 &
+# Restarted if it dies (scripts/supervise.sh), as a process manager would in production.
+scripts/supervise.sh worker .venv/bin/celery -A portal worker -B --pool threads --concurrency 8 --loglevel INFO \
+  >"$var/celery.log" 2>&1 &
 pids+=($!)
 # Pages, API and gateway are one ASGI application (docs/gateway.md); uvicorn serves
 # it twice: plain HTTP for the browser, TLS for kubectl. --ws websockets: uvicorn's

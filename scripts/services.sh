@@ -5,6 +5,7 @@
 #   scripts/services.sh redis       start a private redis-server on $VCPORTAL_REDIS_PORT
 #   scripts/services.sh postgres    start PostgreSQL and create the vcportal role and database
 #   scripts/services.sh stop-redis
+#   scripts/services.sh stop-postgres   stop it at once, dropping its clients (fault tests)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 var="${VCPORTAL_VAR_DIR:-$root/var}"
@@ -79,11 +80,16 @@ postgres() {
   echo "postgres://vcportal:vcportal@127.0.0.1:$port/vcportal"
 }
 
+stop_postgres() {
+  pg_ctlcluster "$pg_version" main stop -m fast
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
   install) install "$@" ;;
   redis) redis ;;
   stop-redis) stop_redis ;;
   postgres) postgres ;;
-  *) echo "usage: $0 install [redis|postgres|chromium|compose|kube-build|node|images]... | redis | stop-redis | postgres" >&2; exit 2 ;;
+  stop-postgres) stop_postgres ;;
+  *) echo "usage: $0 install [redis|postgres|chromium|compose|kube-build|node|images]... | redis | stop-redis | postgres | stop-postgres" >&2; exit 2 ;;
 esac

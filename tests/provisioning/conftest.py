@@ -192,10 +192,13 @@ class CeleryWorker:
         self.env = env
         self.proc: subprocess.Popen | None = None
 
-    def start(self, **extra_env: str) -> None:
+    def start(self, supervised: bool = False, **extra_env: str) -> None:
+        """supervised: restarted whenever it exits, as `make run` and production run it."""
         argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-B", "--pool", "threads",
                 "--concurrency", "6", "--loglevel", "INFO",
                 "--schedule", str(self.log_path.with_suffix(".beat"))]
+        if supervised:
+            argv = [str(ROOT / "scripts" / "supervise.sh"), "worker", *argv]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, cwd=ROOT, env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
