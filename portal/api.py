@@ -15,10 +15,10 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from portal.errors import BUSY_RETRY_AFTER, NotReady, QuotaExceeded, is_database_unavailable
+from portal.errors import (BUSY_MESSAGE, BUSY_RETRY_AFTER, NotReady, QuotaExceeded, is_database_unavailable,
+                           log_database_unavailable)
 
 
-BUSY_MESSAGE = "The portal's database is busy or unavailable; nothing was changed. Try again in a moment."
 
 
 class YAMLRenderer(BaseRenderer):
@@ -76,6 +76,7 @@ def exception_handler(exc, context):
     if isinstance(exc, NotReady):
         return Response(_error_body(str(exc), "not_ready", {}), status=status.HTTP_409_CONFLICT)
     if is_database_unavailable(exc):
+        log_database_unavailable(exc)
         return Response(_error_body(BUSY_MESSAGE, "busy", {}), status=status.HTTP_503_SERVICE_UNAVAILABLE,
                         headers={"Retry-After": str(BUSY_RETRY_AFTER)})
     response = drf_exception_handler(exc, context)

@@ -1,9 +1,14 @@
 """Errors raised by service functions, turned into 400s by the API and form errors by pages."""
 
+import logging
+
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError
 
-# What a client is told to wait before trying again when the database is busy.
+logger = logging.getLogger(__name__)
+# What a client is told, and how long to wait before trying again, when the database
+# cannot serve its request.
+BUSY_MESSAGE = "The portal's database is busy or unavailable; nothing was changed. Try again in a moment."
 BUSY_RETRY_AFTER = 2
 # SQLite reports programming errors (no such table) as OperationalError too; these are
 # the ones about the database's state: locked past the busy timeout, disk full or gone.
@@ -36,3 +41,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if type(exc.__cause__).__module__.startswith("psycopg"):
         return True
     return any(words in str(exc) for words in SQLITE_UNAVAILABLE)
+
+
+def log_database_unavailable(exc: BaseException) -> None:
+    """Why a request answered 503: the operator's clue (a full disk, a restarting server)."""
+    logger.warning("the database could not serve a request, which answered 503: %s", exc)

@@ -2,13 +2,14 @@
 
 from django.http import HttpResponse
 
-from portal.errors import BUSY_RETRY_AFTER, is_database_unavailable
+from portal.errors import BUSY_MESSAGE, BUSY_RETRY_AFTER, is_database_unavailable, log_database_unavailable
 
 
 class DatabaseBusyMiddleware:
-    """A page whose request found the database locked past its busy timeout answers 503
-    with Retry-After, not 500 (the API's handler does the same for API requests). The
-    request's transaction was rolled back, so nothing changed."""
+    """A page whose request the database could not serve (locked past its busy timeout,
+    its disk full, its server restarting) answers 503 with Retry-After, not 500 (the
+    API's handler does the same for API requests). The request's transaction was rolled
+    back, so nothing changed."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -19,7 +20,7 @@ class DatabaseBusyMiddleware:
     def process_exception(self, request, exception):
         if not is_database_unavailable(exception):
             return None
-        response = HttpResponse("The portal is busy; nothing was changed. Try again in a moment.\n",
-                                status=503, content_type="text/plain; charset=utf-8")
+        log_database_unavailable(exception)
+        response = HttpResponse(BUSY_MESSAGE + "\n", status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = str(BUSY_RETRY_AFTER)
         return response

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.disk import fill, small_disk
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 16
@@ -56,8 +59,9 @@ class Embedded:
     """The portal's processes on a SQLite file, as `make run` starts them."""
 
     def __init__(self, tmp_path: Path):
-        self.var = tmp_path / "var"
+        self.var, self.logs = tmp_path / "var", tmp_path / "logs"
         self.var.mkdir()
+        self.logs.mkdir()
         keep = {"PATH", "HOME", "LANG", "FIELD_ENCRYPTION_KEYS", "DJANGO_SECRET_KEY"}
         redis_base = os.environ["REDIS_URL"].rsplit("/", 1)[0]
         self.env = {**{k: v for k, v in os.environ.items() if k in keep},
@@ -73,7 +77,7 @@ class Embedded:
         return result.stdout
 
     def spawn(self, name: str, *argv: str) -> None:
-        log = open(self.var / f"{name}.log", "ab")
+        log = open(self.logs / f"{name}.log", "ab")
         self.processes.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True))
 
@@ -91,7 +95,7 @@ class Embedded:
                 requests.get(f"{self.url}/api/schema/", timeout=2)
                 return tokens
             except requests.ConnectionError:
-                assert time.monotonic() < deadline, (self.var / "web.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, (self.logs / "web.log").read_text()[-2000:]
                 time.sleep(0.3)
 
     @property
@@ -171,7 +175,7 @@ def test_concurrent_writers_never_get_a_server_error(embedded):
     # Busy answers are the exception, not the rule: with a default SQLite (no WAL, no
     # immediate transactions, 5 s timeout) this load had 40% of its requests refused.
     assert by_status[503] <= len(answers) // 100, by_status
-    worker_log = (portal.var / "worker.log").read_text()
+    worker_log = (portal.logs / "worker.log").read_text()
     assert "database is locked" not in worker_log
 
 
@@ -188,3 +192,36 @@ def test_a_busy_database_answers_503_with_retry_after_in_the_api_and_the_pages(r
     page = pages.process_exception(rf.get("/"), busy)
     assert (page.status_code, page["Retry-After"]) == (503, "2")
     assert pages.process_exception(rf.get("/"), OperationalError("no such table: x")) is None
+
+
+def test_a_full_disk_answers_503_and_corrupts_nothing(tmp_path):
+    """`make run` keeps its SQLite database in the var directory: when that disk fills,
+    requests answer 503 with Retry-After (never 500) and the cause is logged; once there
+    is room again, writes succeed and the database is intact."""
+    portal = Embedded(tmp_path)
+    with small_disk(portal.var):
+        try:
+            member = {"Authorization": f"Bearer {portal.start()['member-0']}"}
+            create = lambda name: requests.post(f"{portal.url}/api/v1/vclusters/", headers=member, timeout=60,  # noqa: E731
+                                                json={"team": "team-0", "name": name})
+            assert create("before").status_code == 201
+            filler = fill(portal.var)
+
+            refused = create("during")
+            assert (refused.status_code, refused.headers["Retry-After"], refused.json()["code"]) == (503, "2", "busy")
+            # A read may need room too (SQLite's shared-memory index of its WAL): 503 then.
+            listed = requests.get(f"{portal.url}/api/v1/vclusters/?team=team-0", headers=member, timeout=60)
+            assert listed.status_code in (200, 503), listed.text
+            if listed.status_code == 200:
+                assert [v["name"] for v in listed.json()["results"]] == ["before"]
+
+            filler.unlink()
+            assert create("after").status_code == 201
+        finally:
+            portal.stop()
+        database = sqlite3.connect(portal.var / "vcportal.sqlite3")
+        assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        names = {name for (name,) in database.execute("SELECT name FROM vclusters_vcluster")}
+        database.close()
+    assert names == {"before", "after"}
+    assert "the database could not serve a request, which answered 503" in (portal.logs / "web.log").read_text()

@@ -1,5 +1,6 @@
 """Faults while the portal works (issue 20): Redis, PostgreSQL and the host cluster's
-API server go away and come back while a real Celery worker provisions or tears down.
+API server go away and come back, and the var directory's disk fills, while a real
+Celery worker provisions or tears down.
 After each, every vcluster reaches the phase it was heading for, with one audit row
 per change and one charge against its team's quota, and a torn-down vcluster leaves
 nothing on the host. The API keeps answering meanwhile: 2xx, or 503 with Retry-After
@@ -27,6 +28,7 @@ from accounts.models import AuditEvent
 from accounts.services import create_token
 from provisioning import manifests
 from provisioning.hostkube import HostKube
+from tests.disk import fill, small_disk
 from tests.kube.helpers import eventually
 from vclusters import services
 from vclusters.models import Phase, StepStatus, VCluster
@@ -195,3 +197,25 @@ def test_host_api_server_restarted_during_provisioning_and_teardown(world, host,
         time.sleep(5)
     wait_for_phase(vcluster.pk, Phase.DELETED)
     assert owned_on_host(host_cluster, vcluster.pk) == []
+
+
+def test_a_full_var_disk_fails_provisioning_readably_and_retry_finishes(world, host, host_cluster, celery_worker,
+                                                                        var_dir):
+    """The local runtime keeps each control plane's state (certificates, kine's database,
+    logs) in the var directory. A full disk fails the step that writes there, with the
+    system's words; once there is room, Retry finishes from that step."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with small_disk(var_dir, size="64m"):
+        celery_worker.start()
+        filler = fill(var_dir)
+        vcluster = services.create_vcluster(Actor(world.teammate), world.alpha, name="full")
+        failed = wait_for_phase(vcluster.pk, Phase.FAILED, timeout=120)
+        step = failed.steps.get(status=StepStatus.FAILED)
+        assert "No space left on device" in step.message, step.message
+
+        filler.unlink()
+        services.retry_vcluster(Actor(world.teammate), failed)
+        wait_for_phase(vcluster.pk, Phase.READY)
+        assert_accounted_once(world.alpha, [vcluster.pk], host_cluster)
+        delete_and_wait(Actor(world.teammate), [vcluster.pk], host_cluster)
+        celery_worker.stop()
