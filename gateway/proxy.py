@@ -42,6 +42,9 @@ PREFIX = "/kube/"
 TARGET = re.compile(rb"\A/kube/vclusters/(\d{1,18})(/[^?#]*)?\Z")
 # Request bodies are read whole before forwarding; the API server's own limit is 3 MiB.
 MAX_BODY_BYTES = 8 * 2**20
+# The API server's own limit for a request's headers (Go's http.DefaultMaxHeaderBytes);
+# uvicorn sets none, so the gateway refuses more rather than carry them.
+MAX_HEADER_BYTES = 2**20
 # Never forwarded upstream: hop-by-hop headers, and the caller's credentials.
 DROPPED_REQUEST_HEADERS = frozenset({
     b"host", b"connection", b"keep-alive", b"proxy-authorization", b"proxy-connection", b"te", b"trailer",
@@ -89,6 +92,8 @@ class Gateway:
     # Shared ---------------------------------------------------------------------
     async def _admit(self, scope) -> tuple[Grant, Upstream, str, str]:
         """Check the request; returns the grant, the upstream, path and query, or raises Refusal."""
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            raise Refusal(431, f"Request headers are larger than {MAX_HEADER_BYTES // 2**20} MiB.")
         match = TARGET.match(scope.get("raw_path") or scope["path"].encode())
         if match is None:
             raise Refusal(404, "Not a gateway path; use /kube/vclusters/<id>/ (the server in your kubeconfig).")
@@ -330,8 +335,10 @@ def _created_name(info: requestinfo.RequestInfo, body: bytes) -> str:
     if info.verb != "create" or info.name or not body.startswith(b"{"):
         return ""
     try:
-        metadata = json.loads(body).get("metadata") or {}
-    except (ValueError, AttributeError):
+        metadata = json.loads(body).get("metadata")
+    except (ValueError, AttributeError, RecursionError):  # a tenant's body: any shape, any depth
+        return ""
+    if not isinstance(metadata, dict):
         return ""
     name = metadata.get("name") or metadata.get("generateName") or ""
     return name if isinstance(name, str) else ""

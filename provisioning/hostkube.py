@@ -16,7 +16,7 @@ import yaml
 from kubernetes import config
 # Named imports load the client's models now (about 2 s, once per process) rather
 # than inside the first provisioning step that needs them.
-from kubernetes.client import CoreV1Api, VersionApi
+from kubernetes.client import ApiClient, Configuration, CoreV1Api, VersionApi
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
@@ -30,6 +30,23 @@ FIELD_MANAGER = "vcportal"
 
 class HostUnreachable(RuntimeError):
     pass
+
+
+VERSION_TIMEOUT = 5
+
+
+def _network_failure(exc: BaseException) -> str:
+    """What went wrong on the way to a server, in a few words."""
+    reason = getattr(exc, "reason", None) or exc  # MaxRetryError wraps the last attempt's error
+    if isinstance(reason, (urllib3.exceptions.TimeoutError, TimeoutError)):
+        return f"no answer within {VERSION_TIMEOUT} s"
+    if isinstance(reason, urllib3.exceptions.SSLError):
+        return "the TLS handshake failed"
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return "the connection was refused or could not be made"
+    if isinstance(reason, urllib3.exceptions.ProtocolError):
+        return "the connection closed without an HTTP answer"
+    return str(reason).splitlines()[0] if str(reason) else type(reason).__name__
 
 
 class NotOurs(RuntimeError):
@@ -47,8 +64,16 @@ def _content(obj) -> dict:
 
 
 class HostKube:
-    def __init__(self, kubeconfig: str):
-        self.api = config.new_client_from_config_dict(yaml.safe_load(kubeconfig))
+    def __init__(self, kubeconfig: str, *, retries: int | None = None):
+        """retries: how often a request that found no server is tried again (None:
+        urllib3's 3). A registration's check tries once: a port that accepts and never
+        answers would otherwise hold the request for four timeouts."""
+        configuration = Configuration()
+        config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), client_configuration=configuration,
+                                          persist_config=False)
+        configuration.retries = retries
+        self.server = configuration.host
+        self.api = ApiClient(configuration)
         self._dynamic: DynamicClient | None = None
 
     @property
@@ -62,10 +87,16 @@ class HostKube:
         return CoreV1Api(self.api)
 
     def version(self) -> str:
+        """The API server's version; HostUnreachable says why there is none, in a line
+        that names the server and the failure, never what else answered there."""
         try:
-            return VersionApi(self.api).get_code(_request_timeout=5).git_version
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise HostUnreachable(str(exc)) from None
+            return VersionApi(self.api).get_code(_request_timeout=VERSION_TIMEOUT).git_version
+        except ApiException as exc:
+            raise HostUnreachable(f"{self.server} answered HTTP {exc.status} {exc.reason or ''} to GET /version; "
+                                  "is it a Kubernetes API server?") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise HostUnreachable(f"no Kubernetes API server answered at {self.server}: {_network_failure(exc)}") \
+                from None
 
     def _resource(self, manifest: dict):
         return self.dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])

@@ -2,6 +2,7 @@ import yaml
 from django import forms
 
 from accounts.models import Team
+from portal import yamlinput
 
 from .. import runtimes
 from ..models import Access, PodSecurity
@@ -41,8 +42,8 @@ class TenantPolicyField(forms.CharField):
     def to_python(self, value):
         text = super().to_python(value)
         try:
-            parsed = yaml.safe_load(text) if text.strip() else {}
-        except yaml.YAMLError:
+            parsed = yamlinput.load(text) if text.strip() else {}
+        except yamlinput.NotYAML:
             raise forms.ValidationError("Not valid YAML.") from None
         if not isinstance(parsed, dict):
             raise forms.ValidationError("Write a mapping of policy keys, or leave it empty.")

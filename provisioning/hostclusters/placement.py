@@ -3,8 +3,9 @@ Registering one is the services' job (audited, with its safety checks)."""
 
 from __future__ import annotations
 
-import yaml
 from django.db.models import Q
+
+from portal import yamlinput
 
 from ..hostkube import HostKube, HostUnreachable
 from ..models import HostCluster
@@ -17,13 +18,13 @@ class HostClusterError(ValueError):
 def check_kubeconfig(text: str) -> None:
     """Raise HostClusterError unless `text` is a kubeconfig whose cluster answers."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
+        doc = yamlinput.load(text)
+    except yamlinput.NotYAML:
         raise HostClusterError("kubeconfig is not valid YAML") from None
     if not isinstance(doc, dict) or not all(doc.get(k) for k in ("clusters", "users", "current-context")):
         raise HostClusterError("kubeconfig needs clusters, users and a current-context")
     try:
-        HostKube(text).version()
+        HostKube(text, retries=0).version()
     except HostUnreachable as exc:
         raise HostClusterError(f"cannot reach the host cluster: {exc}") from None
 

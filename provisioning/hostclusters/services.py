@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import re
 
-import yaml
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
@@ -22,6 +21,7 @@ from kubernetes.config.config_exception import ConfigException
 from accounts.access import require_of
 from accounts.audit import Actor, record
 from accounts.models import Team
+from portal import yamlinput
 from portal.errors import invalid
 from syncer.policy import PolicyError, TenantPolicy
 from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
@@ -195,8 +195,8 @@ def _kubeconfig_errors(text) -> list[str]:
     if len(text) > KUBECONFIG_MAX_LENGTH:
         return [f"At most {KUBECONFIG_MAX_LENGTH // 1024} KiB."]
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
+        doc = yamlinput.load(text)
+    except yamlinput.NotYAML:
         return ["kubeconfig is not valid YAML"]
     if isinstance(doc, dict):
         unsafe = _unsafe_keys(doc)

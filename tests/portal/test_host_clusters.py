@@ -4,6 +4,10 @@ audited; bad input answers 400 and writes nothing. Who may call what is in
 test_authorization_matrix.py. Tests that register a real cluster use the session's
 `host_cluster` fixture (marker `kube`)."""
 
+import http.server
+import socket
+import threading
+
 import pytest
 import yaml
 from django.db import connection
@@ -533,3 +537,81 @@ def test_it_registers_a_reachable_cluster_through_the_page(staff_page, world, ho
     assert (host.enabled, list(host.teams.values_list("slug", flat=True)), host.runtime) == (True, ["beta"], "local")
     page = staff_page.get("/host-clusters/").content.decode()
     assert 'id="host-local"' in page and "Host cluster local registered." in page
+
+
+# Registering: kubeconfigs that point somewhere odd, or are odd themselves ------
+@pytest.fixture
+def odd_servers():
+    """Listeners on this machine that are not Kubernetes: one that accepts and never
+    answers, one that answers HTTP 403 with a body that must not be shown."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+
+    class Forbidden(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(403)
+            self.end_headers()
+            self.wfile.write(b"internal-secret-body")
+
+        def log_message(self, *args):
+            pass
+
+    forbidding = http.server.HTTPServer(("127.0.0.1", 0), Forbidden)
+    threading.Thread(target=forbidding.serve_forever, daemon=True).start()
+    yield {"silent": silent.getsockname()[1], "forbidding": forbidding.server_address[1]}
+    forbidding.shutdown()
+    silent.close()
+
+
+def pointing_at(server: str) -> str:
+    return UNREACHABLE_KUBECONFIG.replace("https://127.0.0.1:1", server)
+
+
+def test_it_refuses_kubeconfigs_pointing_at_what_is_not_a_kubernetes_api_and_says_so(staff, world, odd_servers,
+                                                                                     settings):
+    redis_port = settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0]
+    postgres_port = str(connection.settings_dict["PORT"] or 5432)
+    cases = {
+        f"https://127.0.0.1:{redis_port}": "no Kubernetes API server answered",  # Redis
+        f"https://127.0.0.1:{postgres_port}": "no Kubernetes API server answered",  # PostgreSQL
+        f"https://127.0.0.1:{odd_servers['silent']}": "no answer within 5 s",
+        f"http://127.0.0.1:{odd_servers['forbidding']}": "answered HTTP 403",
+        "https://127.0.0.1:0": "no Kubernetes API server answered",
+        "file:///etc/passwd": "no Kubernetes API server answered",
+        f"gopher://127.0.0.1:{redis_port}/_FLUSHALL": "no Kubernetes API server answered",
+    }
+    before = counts()
+    for server, words in cases.items():
+        r = staff.post("/api/v1/host-clusters/", {"name": "odd", "kubeconfig": pointing_at(server)}, format="json")
+        assert r.status_code == 400, (server, r.content)
+        message = " ".join(r.json()["errors"]["kubeconfig"])
+        assert words in message, (server, message)
+        assert "internal-secret-body" not in message and "HTTPHeaderDict" not in message, message
+    assert counts() == before
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[" * 5000 + "]" * 5000, "not valid YAML"),  # PyYAML raises RecursionError for this
+    ("{a: " * 3000 + "1" + "}" * 3000, "not valid YAML"),
+    ("\x00\x01" * 100, "Null characters are not allowed"),
+    ("\x01\x02\ufffe" * 100, "not valid YAML"),
+    ("a: &a [x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 8)}]\n"
+                                                  for p, c in zip("abcdefgh", "bcdefghi"))
+     + UNREACHABLE_KUBECONFIG, "cannot reach the host cluster"),  # aliases: never expanded
+    (UNREACHABLE_KUBECONFIG + "#" * 2_000_000, "Request body is larger than"),
+    ("clusters: 5\nusers: {}\ncurrent-context: []\n", "needs clusters, users and a current-context"),
+    (UNREACHABLE_KUBECONFIG.replace("server: \"https://127.0.0.1:1\"", "server: [1, 2]"), "not usable"),
+])
+def test_it_refuses_malformed_or_oversized_kubeconfigs(staff, world, text, words):
+    before = counts()
+    r = staff.post("/api/v1/host-clusters/", {"name": "odd", "kubeconfig": text}, format="json")
+    assert r.status_code == 400, r.content
+    assert words in " ".join(m for messages in r.json()["errors"].values() for m in messages), r.json()
+    assert counts() == before
+
+
+def test_the_policy_field_refuses_deeply_nested_yaml(staff_page, world):
+    r = staff_page.post("/host-clusters/", {"name": "odd", "kubeconfig": UNREACHABLE_KUBECONFIG,
+                                            "tenant_policy": "[" * 5000})
+    assert r.status_code == 400 and b"Not valid YAML" in r.content

@@ -1,0 +1,111 @@
+"""The gateway's edges, with requests no kubectl would send (issue 20): paths that try to
+climb out of a vcluster or name another team's, encodings of those, ids that are not
+ids, headers that try to pick an identity or are oversized, and bodies a tenant shapes
+to break the gateway's own reading of them. Each gets a clear refusal (a Kubernetes
+Status) or the API server's own answer, never a 5xx, never another vcluster, and changes
+nothing. Another team's vcluster points at a port where nothing listens: a request that
+reached for it would answer 503."""
+
+import json
+
+import pytest
+import requests
+
+from tests.portal.conftest import make_vcluster
+from vclusters.models import Phase
+
+from .conftest import ADMIN_KUBECONFIG
+from .test_kubectl import kubeconfig_for, token_in
+
+pytestmark = [pytest.mark.kube, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def edges(world, vcluster, gateway_server, tmp_path):
+    theirs = make_vcluster(world.beta, "theirs", phase=Phase.READY, kubeconfig=ADMIN_KUBECONFIG)
+    token = token_in(kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path))
+
+    def send(method: str, path: str, headers: dict | None = None, **kwargs) -> requests.Response:
+        # A prepared request, so `requests` normalises nothing in the path.
+        request = requests.Request(method, gateway_server.url + path,
+                                   headers={"Authorization": f"Bearer {token}", **(headers or {})}, **kwargs)
+        prepared = request.prepare()
+        prepared.url = gateway_server.url + path
+        with requests.Session() as session:
+            return session.send(prepared, verify=gateway_server.ca, timeout=30)
+
+    return vcluster.pk, theirs.pk, send
+
+
+def assert_status(response: requests.Response, codes: set[int]) -> None:
+    assert response.status_code in codes, (response.status_code, response.text[:300])
+    body = response.json()
+    assert body["kind"] == "Status" and body["code"] == response.status_code, body
+
+
+def configmaps(send, mine) -> list[str]:
+    listed = send("GET", f"/kube/vclusters/{mine}/api/v1/namespaces/default/configmaps").json()
+    return sorted(item["metadata"]["name"] for item in listed["items"])
+
+
+def test_paths_never_leave_the_vcluster_or_reach_another(edges):
+    mine, theirs, send = edges
+    before = configmaps(send, mine)
+    refused_by_the_gateway = [
+        f"/kube/vclusters/{theirs}/api/v1/namespaces",
+        f"/kube/vclusters/%{ord(str(mine)[0]):x}{str(mine)[1:]}/api",  # an encoded digit
+        f"/kube/vclusters/{mine}%2F..%2F{theirs}/api",
+        "/kube/vclusters/99999999999999999999/api",
+        "/kube/vclusters/0/api", "/kube/vclusters/-1/api", "/kube/vclusters/abc/api",
+        "/kube/../api/v1/vclusters/", "/kube/", "/kube/vclusters/",
+    ]
+    for path in refused_by_the_gateway:
+        assert_status(send("GET", path), {401, 403, 404})
+    answered_by_my_api_server = [
+        f"/kube/vclusters/{mine}/../{theirs}/api/v1/namespaces",
+        f"/kube/vclusters/{mine}/%2e%2e/{theirs}/api/v1/namespaces",
+        f"/kube/vclusters/{mine}/%252e%252e/%252e%252e/api",
+        f"/kube/vclusters/{mine}/api/v1/namespaces/%2e%2e%2fkube-system/secrets",
+        f"/kube/vclusters/{mine}/api%00/v1",
+        f"/kube/vclusters/{mine}//api//v1",
+    ]
+    for path in answered_by_my_api_server:
+        response = send("GET", path)
+        assert response.status_code < 500, (path, response.status_code, response.text[:300])
+    assert configmaps(send, mine) == before
+
+
+def test_headers_cannot_pick_an_identity_and_odd_ones_are_refused(edges):
+    mine, _, send = edges
+    review = send("POST", f"/kube/vclusters/{mine}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                  headers={"Impersonate-User": "system:admin", "Impersonate-Group": "system:masters",
+                           "Impersonate-Extra-Scopes": "all", "Content-Type": "application/json"},
+                  data=json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}))
+    assert review.status_code == 201, review.text
+    user = review.json()["status"]["userInfo"]
+    assert user["username"] == "vcportal:teammate" and "system:masters" not in user["groups"]
+
+    for authorization in ["Bearer ", "Bearer " + "x" * 10_000, "Basic Zm9vOmJhcg==", "Bearer a b c", "Token abc"]:
+        assert_status(send("GET", f"/kube/vclusters/{mine}/api", headers={"Authorization": authorization}), {401})
+    big = send("GET", f"/kube/vclusters/{mine}/api", headers={"X-Filler": "x" * 200_000})
+    assert big.status_code == 200  # within the API server's own limit, as it would answer
+    try:
+        oversized = send("GET", f"/kube/vclusters/{mine}/api", headers={"X-Filler": "x" * (2 * 2**20)})
+    except requests.ConnectionError:
+        return  # the server closed the connection on it: a refusal too
+    assert_status(oversized, {431})
+
+
+def test_bodies_shaped_against_the_gateway_are_the_api_server_s_business(edges):
+    mine, _, send = edges
+    before = configmaps(send, mine)
+    url = f"/kube/vclusters/{mine}/api/v1/namespaces/default/configmaps"
+    json_headers = {"Content-Type": "application/json"}
+    for body in ['{"metadata": ' + "[" * 50_000 + "]" * 50_000 + "}",  # deeper than Python's json can read
+                 '{"metadata": 5, "kind": "ConfigMap", "apiVersion": "v1"}',
+                 '{"metadata": {"name": ["list"]}}',
+                 "{not json"]:
+        response = send("POST", url, headers=json_headers, data=body)
+        assert 400 <= response.status_code < 500, (body[:40], response.status_code, response.text[:300])
+    assert_status(send("POST", url, headers=json_headers, data=b"{" + b" " * (9 * 2**20) + b"}"), {413})
+    assert configmaps(send, mine) == before
