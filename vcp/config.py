@@ -6,13 +6,18 @@ temporary file renamed into place, so it is never readable by others, even brief
 """
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
 from .errors import AUTH, VcpError
+
+
+TOKEN = re.compile(r"[\x21-\x7e]+")  # what the portal issues; anything else cannot go in a header
 
 
 @dataclass(frozen=True)
@@ -29,15 +34,34 @@ def config_path(environ=os.environ) -> Path:
 
 
 def load(path: Path) -> Config:
+    """The config at `path`; VcpError, with the path and what is wrong, for anything that
+    is not one (a file edited by hand, a binary, a half-written copy)."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise VcpError("Not logged in: run `vcp login URL`.", AUTH) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise VcpError(f"Cannot read {path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token"), str):
-        raise VcpError(f"{path} is not a vcp config (url and token); run `vcp login URL` again.")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if not isinstance(exc, RecursionError) else "nested too deeply"
+        raise VcpError(f"Cannot read {path}: {reason}; run `vcp login URL` again.") from None
+    problem = _problem(data)
+    if problem:
+        raise VcpError(f"{path} {problem}; run `vcp login URL` again.")
     return Config(url=data["url"], token=data["token"])
+
+
+def _problem(data) -> str:
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token"), str):
+        return "is not a vcp config (url and token)"
+    try:
+        url = urlsplit(data["url"])
+        has_host = bool(url.hostname)
+    except ValueError:
+        return "names no http:// or https:// URL for the portal"
+    if url.scheme not in ("http", "https") or not has_host:
+        return "names no http:// or https:// URL for the portal"
+    if not TOKEN.fullmatch(data["token"]):
+        return "holds no usable token (printable ASCII without spaces)"
+    return ""
 
 
 def save(path: Path, config: Config) -> None:

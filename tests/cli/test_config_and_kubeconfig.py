@@ -1,11 +1,14 @@
 """vcp's pure parts: where the config lives, how it is written, how kubeconfigs merge."""
 
 import stat
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vcp import config, credentials, kubeconfig
 from vcp.api import exit_code_for
@@ -164,3 +167,42 @@ def test_exec_credentials_are_kept_privately_until_shortly_before_they_expire(tm
     assert cache.get("alpha", "web") is None
     path.write_text("not json")
     assert cache.get("alpha", "web") is None
+
+
+@given(content=st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=300).map(str.encode),
+    st.fixed_dictionaries({"url": st.one_of(st.text(max_size=40), st.integers(), st.none(),
+                                            st.sampled_from(["http://portal", "https://[::1", "ftp://x", "http://"])),
+                           "token": st.one_of(st.text(max_size=40), st.integers(), st.none(), st.just("ok-token"))})
+    .map(lambda d: yaml.safe_dump(d).encode()),
+    st.integers(1, 20_000).map(lambda depth: b"[" * depth),
+))
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+def test_any_config_file_is_loaded_or_refused_with_its_path(content):
+    """A config edited by hand, truncated or binary: a Config vcp can use, or a VcpError
+    naming the file, never another exception (which the CLI would show as a traceback)."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "config.yaml"
+        path.write_bytes(content)
+        try:
+            loaded = config.load(path)
+        except VcpError as error:
+            assert str(path) in str(error)
+            return
+        assert loaded.url.startswith(("http://", "https://")) and config.TOKEN.fullmatch(loaded.token)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe\x00garbage", "Cannot read"),
+    (b"[" * 10_000, "nested too deeply"),
+    (b"url: ftp://portal\ntoken: abc\n", "no http:// or https:// URL"),
+    (b"url: http://portal\ntoken: \"two words\"\n", "no usable token"),
+    ("url: http://portal\ntoken: t\u00f6ken\n".encode(), "no usable token"),
+])
+def test_the_cli_says_what_is_wrong_with_its_config_and_shows_no_traceback(vcp, content, words):
+    vcp.config.parent.mkdir(parents=True, exist_ok=True)
+    vcp.config.write_bytes(content)
+    result = vcp("whoami", code=OTHER)
+    assert words in result.stderr and str(vcp.config) in result.stderr
+    assert "Traceback" not in result.stderr
