@@ -25,7 +25,8 @@ _DECIMAL = {
 }
 _PATTERN = re.compile(
     r"(?P<number>\+?(?:\d+(?:\.\d*)?|\.\d+))"
-    r"(?:(?P<binary>[KMGTPE]i)|[eE](?P<exponent>[+-]?\d{1,2})|(?P<decimal>[numkMGTPE]?))"
+    r"(?:(?P<binary>[KMGTPE]i)|[eE](?P<exponent>[+-]?\d{1,2})|(?P<decimal>[numkMGTPE]?))",
+    re.ASCII,  # Kubernetes' digits are 0-9; Python's \d also takes "١٢" and "²"
 )
 _MAX_LENGTH = 64
 

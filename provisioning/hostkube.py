@@ -72,7 +72,7 @@ class HostKube:
         config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), client_configuration=configuration,
                                           persist_config=False)
         configuration.retries = retries
-        self.server = configuration.host
+        self.address = configuration.host
         self.api = ApiClient(configuration)
         self._dynamic: DynamicClient | None = None
 
@@ -92,10 +92,10 @@ class HostKube:
         try:
             return VersionApi(self.api).get_code(_request_timeout=VERSION_TIMEOUT).git_version
         except ApiException as exc:
-            raise HostUnreachable(f"{self.server} answered HTTP {exc.status} {exc.reason or ''} to GET /version; "
+            raise HostUnreachable(f"{self.address} answered HTTP {exc.status} {exc.reason or ''} to GET /version; "
                                   "is it a Kubernetes API server?") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise HostUnreachable(f"no Kubernetes API server answered at {self.server}: {_network_failure(exc)}") \
+            raise HostUnreachable(f"no Kubernetes API server answered at {self.address}: {_network_failure(exc)}") \
                 from None
 
     def _resource(self, manifest: dict):

@@ -21,7 +21,7 @@ def test_it_parses_kubernetes_notation(text, value):
 
 @pytest.mark.parametrize("text", [
     "", "abc", "1.2.3", "1KB", "1kb", "1 Gi", "Gi", "1Gi1", "1e", "1e3Gi", "0x10", "1,5", "∞", "NaN", "inf",
-    "1" * 65, None, 1.5, True, [], {},
+    "1" * 65, None, 1.5, True, [], {}, "١٢", "²", "１", "1e١",  # digits other than 0-9 (found by fuzzing the CRD)
 ])
 def test_it_rejects_what_is_not_a_quantity(text):
     with pytest.raises(q.QuantityError):
