@@ -77,7 +77,7 @@ def login(
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the token from standard input.")] = False,
 ):
     """Log in with an API token (made on the portal's API tokens page), checked before it is kept."""
-    if not url.startswith(("http://", "https://")):
+    if config.url_problem(url):
         raise VcpError(f"{url!r} is not a portal URL: use http://… or https://….", USAGE)
     if token_stdin:
         token = sys.stdin.readline().strip()
@@ -85,6 +85,8 @@ def login(
         token = typer.prompt("API token", hide_input=True).strip()
     if not token:
         raise VcpError("No token given.", USAGE)
+    if config.token_problem(token):
+        raise VcpError("That is not an API token: tokens are printable ASCII without spaces.", USAGE)
     settings = config.Config(url=url.rstrip("/"), token=token)
     me = Api(settings).get("me/")
     path = config.config_path()

@@ -52,16 +52,21 @@ def load(path: Path) -> Config:
 def _problem(data) -> str:
     if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("token"), str):
         return "is not a vcp config (url and token)"
+    return url_problem(data["url"]) or token_problem(data["token"])
+
+
+def url_problem(url: str) -> str:
+    """Why `url` cannot be the portal's, or nothing: `vcp login` and the config agree."""
     try:
-        url = urlsplit(data["url"])
-        has_host = bool(url.hostname)
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:
-        return "names no http:// or https:// URL for the portal"
-    if url.scheme not in ("http", "https") or not has_host:
-        return "names no http:// or https:// URL for the portal"
-    if not TOKEN.fullmatch(data["token"]):
-        return "holds no usable token (printable ASCII without spaces)"
-    return ""
+        usable = False
+    return "" if usable else "names no http:// or https:// URL for the portal"
+
+
+def token_problem(token: str) -> str:
+    return "" if TOKEN.fullmatch(token) else "holds no usable token (printable ASCII without spaces)"
 
 
 def save(path: Path, config: Config) -> None:

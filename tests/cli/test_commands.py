@@ -36,6 +36,11 @@ def test_it_refuses_a_wrong_token_and_keeps_nothing(vcp, live_server, world):
 
 def test_it_refuses_bad_usage_with_code_2(vcp, live_server, world):
     assert "not a portal URL" in vcp("login", "portal.example", "--token-stdin", input="t\n", code=2).stderr
+    assert "not a portal URL" in vcp("login", "http://", "--token-stdin", input="t\n", code=2).stderr
+    for token in ["two words", "t\u00f6ken"]:  # either would break the Authorization header
+        refused = vcp("login", live_server.url, "--token-stdin", input=f"{token}\n", code=2)
+        assert "not an API token" in refused.stderr and "Traceback" not in refused.stderr
+    assert not vcp.config.exists()
     assert "No such option" in vcp("list", "vclusters", "--colour", code=2).stderr
     assert "Usage:" in vcp("create", "vcluster", "--help").stdout
 
