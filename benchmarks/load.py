@@ -29,6 +29,7 @@ import base64
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -114,6 +115,11 @@ class Stack:
         except subprocess.TimeoutExpired:  # e.g. a worker waiting on its tasks: stop what run.sh would
             os.killpg(self.process.pid, signal.SIGKILL)
             subprocess.run([sys.executable, "manage.py", "hostcluster", "stop"], cwd=ROOT, env=self.env, timeout=120)
+
+    def remove(self) -> None:
+        """Its var directory (the host cluster's state, about 600 MB with the real node's
+        images); the log stays."""
+        shutil.rmtree(self.var, ignore_errors=True)
 
     def django(self) -> None:
         """This process reads the stack's database and settings (its var directory's files)."""
@@ -440,6 +446,7 @@ def run_one(database: str, clients: int, seconds: float, think: float, reads_onl
         return 1 if results.failures or overshoot or stuck or left else 0
     finally:
         stack.stop()
+        stack.remove()
 
 
 def main() -> int:
