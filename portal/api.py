@@ -19,8 +19,6 @@ from portal.errors import (BUSY_MESSAGE, BUSY_RETRY_AFTER, NotReady, QuotaExceed
                            log_database_unavailable)
 
 
-
-
 class YAMLRenderer(BaseRenderer):
     media_type = "application/yaml"
     format = "yaml"

@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from portal.kubeapi import REQUEST_TIMEOUT
+from portal.kubeapi import REQUEST_TIMEOUT, describe
 
 from .manifests import ownership_conflict
 
@@ -46,7 +46,7 @@ def _network_failure(exc: BaseException) -> str:
         return "the connection was refused or could not be made"
     if isinstance(reason, urllib3.exceptions.ProtocolError):
         return "the connection closed without an HTTP answer"
-    return str(reason).splitlines()[0] if str(reason) else type(reason).__name__
+    return describe(reason)
 
 
 class NotOurs(RuntimeError):

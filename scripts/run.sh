@@ -117,7 +117,7 @@ pids+=($!)
 # default WebSocket implementation refuses kubectl's port-forward handshake. Pages and
 # API run in two processes (VCPORTAL_WEB_WORKERS): one Python process serves on one core.
 # Idle connections stay open 65 s, not uvicorn's 5: a client reusing a connection just
-# as the server closes it sees a reset (the load test found them; docs/operations.md).
+# as the server closes it sees a reset (the load test found them; docs/performance.md).
 .venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port "$port" \
   --workers "${VCPORTAL_WEB_WORKERS:-2}" --timeout-keep-alive 65 --timeout-graceful-shutdown 5 >"$var/web.log" 2>&1 &
 pids+=($!)
