@@ -205,6 +205,7 @@ def test_a_full_disk_answers_503_and_corrupts_nothing(tmp_path):
             create = lambda name: requests.post(f"{portal.url}/api/v1/vclusters/", headers=member, timeout=60,  # noqa: E731
                                                 json={"team": "team-0", "name": name})
             assert create("before").status_code == 201
+            empty_the_write_ahead_log(portal.var / "vcportal.sqlite3")
             filler = fill(portal.var)
 
             refused = create("during")
@@ -225,3 +226,15 @@ def test_a_full_disk_answers_503_and_corrupts_nothing(tmp_path):
         database.close()
     assert names == {"before", "after"}
     assert "the database could not serve a request, which answered 503" in (portal.logs / "web.log").read_text()
+
+
+def empty_the_write_ahead_log(path: Path):
+    """Copy the WAL into the database and truncate it to zero bytes. Otherwise the next
+    write may land in WAL pages the file already holds (SQLite rewrites its WAL from the
+    start after a checkpoint) and succeed on a full disk: CI saw exactly that."""
+    database = sqlite3.connect(path, timeout=30)
+    try:
+        busy, _, _ = database.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        database.close()
+    assert busy == 0, "a reader kept the WAL from being truncated"
