@@ -10,6 +10,12 @@
 #            kube-apiserver and kube-controller-manager as `make kube` built them, this
 #            machine's Python with a trimmed stdlib, PyYAML, urllib3 and the syncer
 #            package (Dockerfile.runtime builds the same for a real registry)
+#   vcportal the portal (web and gateway, Celery worker and beat, migrations): the same
+#            trimmed Python, the distributions in tools/images/requirements.lock, the
+#            project in /app with its static files collected (Dockerfile: the same for
+#            a real registry)
+#   postgresql, redis  the chart's bundled database and broker for a trial: Debian's
+#            packages of this machine, with busybox's shell for PostgreSQL's first start
 # Images are assembled with umoci (an OCI layout, one layer each) and pushed with
 # skopeo. A tag is the upstream version plus a hash of everything that goes into the
 # image, so an image already in the registry is never rebuilt. The registry keeps its
@@ -30,7 +36,7 @@ registry="127.0.0.1:$port"
 
 log() { echo "images: $*" >&2; }
 
-"$root/scripts/services.sh" install images
+"$root/scripts/services.sh" install images postgres redis
 node_bin="$("$root/tools/kube/build.sh" node | tail -n 1)"
 kube_bin="$("$root/tools/kube/build.sh" | tail -n 1)"
 
@@ -164,6 +170,7 @@ copy_shared_libraries() { # copy_shared_libraries ROOTFS: what its ELF files loa
     | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/lib64\// {print $1}' | sort -u \
     | while read -r lib; do
         case $lib in
+          "$rootfs"/*) ;;  # a wheel's own libraries (name.libs/), found through its RPATH
           /lib64/*) mkdir -p "$rootfs/lib64" && cp -L "$lib" "$rootfs/lib64/" ;;
           # Debian's loader searches /usr/lib/<triplet> without a cache; libpython lands there too.
           *) cp -L "$lib" "$rootfs/usr/lib/x86_64-linux-gnu/" ;;
@@ -171,15 +178,23 @@ copy_shared_libraries() { # copy_shared_libraries ROOTFS: what its ELF files loa
       done
 }
 
-runtime_rootfs() { # runtime_rootfs DIR
+python_rootfs() { # python_rootfs DIR: the trimmed interpreter, its site-packages still empty
   local rootfs=$1 lib=$1/usr/local/lib/python3.11 pattern
   local excludes=(--exclude=__pycache__); for pattern in "${stdlib_excluded[@]}"; do excludes+=(--exclude="$pattern"); done
   mkdir -p "$rootfs/usr/local/bin" "$rootfs/usr/lib/x86_64-linux-gnu" "$lib/site-packages" "$rootfs/app"
-  cp "$kube_bin/kine" "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" "$rootfs/usr/local/bin/"
   cp "$python_home/bin/python3.11" "$rootfs/usr/local/bin/python3"
   tar -C "$python_stdlib" -cf - "${excludes[@]}" . | tar -C "$lib" -xf -
-  tar -C "$site_packages" -cf - --exclude=__pycache__ yaml _yaml urllib3 | tar -C "$lib/site-packages" -xf -
-  (cd "$root" && find syncer -name '*.py' -exec cp --parents {} "$rootfs/app/" \;)
+  base_files "$rootfs"
+  nonroot_user "$rootfs"
+}
+
+nonroot_user() { # nonroot_user ROOTFS: the user the images run as
+  echo "nonroot:x:$runtime_user:$runtime_user:nonroot:/nonexistent:/sbin/nologin" >>"$1/etc/passwd"
+  echo "nonroot:x:$runtime_user:" >>"$1/etc/group"
+}
+
+finish_python() { # finish_python ROOTFS: libraries, stripped, compiled
+  local rootfs=$1 lib=$1/usr/local/lib/python3.11
   copy_shared_libraries "$rootfs"
   # pyenv builds Python with debug symbols: three quarters of libpython's size.
   strip --strip-unneeded "$rootfs/usr/local/bin/python3" "$rootfs/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0" \
@@ -188,9 +203,16 @@ runtime_rootfs() { # runtime_rootfs DIR
   # and its sources never change, so start-up compiles nothing.
   "$python_home/bin/python3.11" -m compileall -q -j 0 --invalidation-mode unchecked-hash \
     -s "$rootfs" -p / "$lib" "$rootfs/app"
-  base_files "$rootfs"
-  echo "nonroot:x:$runtime_user:$runtime_user:nonroot:/nonexistent:/sbin/nologin" >>"$rootfs/etc/passwd"
-  echo "nonroot:x:$runtime_user:" >>"$rootfs/etc/group"
+}
+
+runtime_rootfs() { # runtime_rootfs DIR
+  local rootfs=$1
+  python_rootfs "$rootfs"
+  cp "$kube_bin/kine" "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" "$rootfs/usr/local/bin/"
+  tar -C "$site_packages" -cf - --exclude=__pycache__ yaml _yaml urllib3 \
+    | tar -C "$rootfs/usr/local/lib/python3.11/site-packages" -xf -
+  (cd "$root" && find syncer -name '*.py' -exec cp --parents {} "$rootfs/app/" \;)
+  finish_python "$rootfs"
   mkdir -p "$rootfs/var/lib/vcluster" && chown "$runtime_user:$runtime_user" "$rootfs/var/lib/vcluster"
 }
 
@@ -210,6 +232,123 @@ runtime_image() {
   echo "$registry/vcluster-runtime:$tag"
 }
 
+# The portal: what Dockerfile installs, from the same lock, in the same places.
+lock="$root/tools/images/requirements.lock"
+project_paths=(manage.py templates static portal accounts vclusters provisioning gitops gateway controlplane localkube syncer)
+python_version="$("$python_home/bin/python3.11" -c 'import platform; print(platform.python_version())')"
+
+vcportal_inputs() {
+  printf '%s\n' "$lock" "$python_home/bin/python3.11" "$python_home/lib/libpython3.11.so.1.0"
+  (cd "$root" && find "${project_paths[@]}" -type f ! -path '*__pycache__*' | LC_ALL=C sort | sed "s|^|$root/|")
+}
+
+vcportal_rootfs() { # vcportal_rootfs DIR
+  local rootfs=$1 site=$1/usr/local/lib/python3.11/site-packages
+  python_rootfs "$rootfs"
+  "$root/.venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-compile --target "$site" -r "$lock"
+  rm -rf "$site/bin"  # console scripts naming .venv's interpreter: the image runs `python3 -m`
+  (cd "$root" && tar -cf - --exclude=__pycache__ "${project_paths[@]}") | tar -C "$rootfs/app" -xf -
+  # Collected by .venv, whose packages are the lock's (tests/images checks it), in the
+  # image's /app, so the manifest names what the image serves.
+  (cd "$rootfs/app" && DJANGO_SECRET_KEY=build FIELD_ENCRYPTION_KEYS="$(head -c 32 /dev/urandom | base64 | tr +/ -_)" \
+    VCPORTAL_VAR_DIR="$(mktemp -d)" "$root/.venv/bin/python" manage.py collectstatic --noinput -v 0)
+  finish_python "$rootfs"
+  mkdir -p "$rootfs/var/lib/vcportal" && chown "$runtime_user:$runtime_user" "$rootfs/var/lib/vcportal"
+}
+
+vcportal_image() {
+  local tag inputs version
+  version="$(sed -nE 's/^version = "(.*)"/\1/p' "$root/pyproject.toml")"
+  mapfile -t inputs < <(vcportal_inputs)
+  tag="$version-$(content_hash "${inputs[@]}")"
+  if ! in_registry vcportal "$tag"; then
+    log "building vcportal:$tag"
+    local rootfs; rootfs="$(mktemp -d)"
+    vcportal_rootfs "$rootfs"
+    publish vcportal "$tag" "$rootfs" --config.user "$runtime_user:$runtime_user" \
+      --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env PYTHONPATH=/app \
+      --config.env PYTHONDONTWRITEBYTECODE=1 --config.env PYTHONUNBUFFERED=1 \
+      --config.env "PYTHON_VERSION=$python_version" --config.env VCPORTAL_VAR_DIR=/var/lib/vcportal \
+      --config.exposedports 8000/tcp --config.entrypoint python3 \
+      --config.cmd -m --config.cmd uvicorn --config.cmd portal.asgi:application --config.cmd --ws \
+      --config.cmd websockets --config.cmd --host --config.cmd 0.0.0.0 --config.cmd --port --config.cmd 8000 \
+      --config.cmd --timeout-keep-alive --config.cmd 65
+    rm -rf "$rootfs"
+  fi
+  echo "$registry/vcportal:$tag"
+}
+
+# PostgreSQL for the chart's bundled database: Debian's server, its share files and
+# the modules initdb loads (not the JIT, whose LLVM is ten times the rest).
+pg_home="/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -n | tail -n 1)"
+pg_share="/usr/share/postgresql/${pg_home##*/}"
+
+postgresql_entrypoint() { cat <<'SCRIPT'
+#!/bin/sh
+# First start: a cluster in $PGDATA with one password-protected role owning one database.
+set -eu
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  : "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+  password="$(mktemp)"
+  printf '%s' "$POSTGRES_PASSWORD" >"$password"
+  initdb --pgdata "$PGDATA" --username "$POSTGRES_USER" --pwfile "$password" --auth scram-sha-256 \
+    --encoding UTF8 --locale C >/dev/null
+  rm -f "$password"
+  printf 'host all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
+  echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" -c jit=off postgres >/dev/null
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/tmp -c jit=off "$@"
+SCRIPT
+}
+
+postgresql_image() {
+  local tag version
+  version="$("$pg_home/bin/postgres" --version | awk '{print $3}')"
+  tag="$version-$(content_hash "$pg_home/bin/postgres" "$pg_home/bin/initdb" /bin/busybox)"
+  if ! in_registry postgresql "$tag"; then
+    log "building postgresql:$tag"
+    local rootfs; rootfs="$(mktemp -d)"
+    busybox_rootfs "$rootfs"
+    nonroot_user "$rootfs"
+    mkdir -p "$rootfs$pg_home/bin" "$rootfs$pg_home/lib" "$rootfs/usr/share/postgresql" "$rootfs/usr/local/bin" \
+      "$rootfs/usr/lib/x86_64-linux-gnu" "$rootfs/var/lib/postgresql"
+    cp "$pg_home/bin/postgres" "$pg_home/bin/initdb" "$pg_home/bin/pg_isready" "$rootfs$pg_home/bin/"
+    find "$pg_home/lib" -maxdepth 1 -name '*.so' ! -name 'llvmjit*' -exec cp {} "$rootfs$pg_home/lib/" \;
+    cp -r "$pg_share" "$rootfs/usr/share/postgresql/"
+    cp -r /usr/share/zoneinfo "$rootfs/usr/share/"
+    postgresql_entrypoint >"$rootfs/usr/local/bin/postgresql-entrypoint"
+    chmod 755 "$rootfs/usr/local/bin/postgresql-entrypoint"
+    copy_shared_libraries "$rootfs"
+    chown "$runtime_user:$runtime_user" "$rootfs/var/lib/postgresql"
+    publish postgresql "$tag" "$rootfs" --config.user "$runtime_user:$runtime_user" \
+      --config.env "PATH=$pg_home/bin:/usr/local/bin:/bin" --config.env PGDATA=/var/lib/postgresql/data \
+      --config.env POSTGRES_USER=postgres --config.env POSTGRES_DB=postgres \
+      --config.exposedports 5432/tcp --config.entrypoint /usr/local/bin/postgresql-entrypoint
+    rm -rf "$rootfs"
+  fi
+  echo "$registry/postgresql:$tag"
+}
+
+redis_image() {
+  local tag version
+  version="$(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/')"
+  tag="$version-$(content_hash /usr/bin/redis-server /usr/bin/redis-cli)"
+  if ! in_registry redis "$tag"; then
+    log "building redis:$tag"
+    local rootfs; rootfs="$(mktemp -d)"
+    mkdir -p "$rootfs/usr/bin" "$rootfs/usr/lib/x86_64-linux-gnu" "$rootfs/data"
+    cp -L /usr/bin/redis-server /usr/bin/redis-cli "$rootfs/usr/bin/"
+    base_files "$rootfs"
+    nonroot_user "$rootfs"
+    copy_shared_libraries "$rootfs"
+    chown "$runtime_user:$runtime_user" "$rootfs/data"
+    publish redis "$tag" "$rootfs" --config.user "$runtime_user:$runtime_user" --config.env PATH=/usr/bin \
+      --config.exposedports 6379/tcp --config.entrypoint /usr/bin/redis-server --config.cmd --dir --config.cmd /data
+    rm -rf "$rootfs"
+  fi
+  echo "$registry/redis:$tag"
+}
+
 start_registry
 refs="$(
   busybox_image busybox --config.cmd /bin/sh
@@ -218,6 +357,9 @@ refs="$(
   coredns_image
   local_path_image
   runtime_image
+  vcportal_image
+  postgresql_image
+  redis_image
 )"
 mkdir -p "$cache/images"
 echo "$refs" >"$cache/images/refs.tmp" && mv "$cache/images/refs.tmp" "$cache/images/refs"
