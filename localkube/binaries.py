@@ -61,6 +61,11 @@ def bin_dir() -> Path:
     return require(Path(configured) if configured else default_bin_dir(), COMPONENTS)
 
 
+def helm() -> Path:
+    """helm, which `make kube` (build.sh all) links into the binary directory."""
+    return require(bin_dir(), ("helm",)) / "helm"
+
+
 def require(path: Path, names: tuple[str, ...]) -> Path:
     missing = [c for c in names if not os.access(path / c, os.X_OK)]
     if missing:

@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-export VCPORTAL_KUBE_BIN_DIR="$(tools/kube/build.sh | tail -n 1)"
+export VCPORTAL_KUBE_BIN_DIR="$(tools/kube/build.sh all | tail -n 1)"
 tools/images/build.sh >/dev/null
 scripts/services.sh install redis postgres chromium compose
 scripts/services.sh redis

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
-# kube-proxy, kine and kwok from the Go modules beside this script into a cache outside
+# kube-proxy, kine, kwok and helm from the Go modules beside this script into a cache outside
 # the repository, keyed by version; the real-node runtime (containerd, runc, CNI
 # plugins, CoreDNS, kube-router, the registry, local-path-provisioner) into a directory of its own
 # beside it, keyed by its versions (binaries.node_bin_dir() computes the same path).
 # Whatever is already built is reused, so a warm run takes seconds.
 # Without an argument it builds the control plane's binaries (all that `make run` and
 # kwok nodes need); `node` also builds the real-node runtime and prints its directory;
-# `all` (`make kube`) builds both; `runtime` only what the vcluster runtime image holds
+# `all` (`make kube`, `make test`) builds both and helm (charts/vcportal); `runtime` only what the vcluster runtime image holds
 # (kube-apiserver, kube-controller-manager, kine: Dockerfile.runtime). The last line
 # printed is the control-plane binary directory, or with `node` the real-node one.
 set -euo pipefail
@@ -29,15 +29,19 @@ binaries=("${k8s_commands[@]}" kine kwok)
 node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
 node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router
   local-path-provisioner)
-want_node=false want_kwok=true
+want_node=false want_kwok=true want_helm=false
 case "${1:-}" in
-  node|all) want_node=true ;;
+  node) want_node=true ;;
+  all) want_node=true want_helm=true ;;
   runtime) k8s_commands=(kube-apiserver kube-controller-manager); binaries=("${k8s_commands[@]}" kine); want_kwok=false ;;
   "") ;;
   *) echo "usage: $0 [node|all|runtime]" >&2; exit 2 ;;
 esac
 $want_node || node_binaries=()
 mkdir -p "$node_bin/cni"
+# helm lives in a directory keyed by its own version; the control-plane directory links to
+# it (`$(make -s kube | tail -n 1)/helm`), so a new helm needs no control-plane rebuild.
+helm_bin="$cache_root/helm$HELM_VERSION"
 
 # Cold-build times on 2 cores, for the progress lines of a first `make run`. The
 # first binary of a module also compiles most of the code the others share.
@@ -46,15 +50,16 @@ usual_time() {
     kube-apiserver) echo "~5 min" ;;
     kube-controller-manager) echo "~4 min" ;;
     coredns) echo "~8 min" ;;  # its plugins pull in most cloud SDKs
-    kine|containerd|registry|kube-router|kubelet|local-path-provisioner) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
+    kine|containerd|registry|kube-router|kubelet|local-path-provisioner|helm) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
 }
 to_build=0
 for name in "${binaries[@]}"; do [ -x "$bin/$name" ] || to_build=$((to_build + 1)); done
 for name in "${node_binaries[@]}"; do [ -x "$node_bin/$name" ] || to_build=$((to_build + 1)); done
+$want_helm && { [ -x "$helm_bin/helm" ] || to_build=$((to_build + 1)); }
 if [ "$to_build" -gt 0 ]; then
-  log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane$($want_node && echo ", 20-40 more for the real-node runtime"); once)"
+  log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} + $($want_helm && echo 1 || echo 0) )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane$($want_node && echo ", 20-40 more for the real-node runtime"); once)"
 fi
 built=0
 
@@ -90,6 +95,13 @@ build kine kine github.com/k3s-io/kine "$kine_cgo" \
   "-s -w -X github.com/k3s-io/kine/pkg/version.Version=$KINE_VERSION -X github.com/k3s-io/kine/pkg/version.GitCommit=release"
 if $want_kwok; then
   build kwok kwok sigs.k8s.io/kwok/cmd/kwok 0 "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+fi
+
+if $want_helm; then
+  mkdir -p "$helm_bin"
+  build helm helm helm.sh/helm/v4/cmd/helm 0 \
+    "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean" "$helm_bin"
+  ln -sfn "$helm_bin/helm" "$bin/helm"
 fi
 
 # kwok needs its stage definitions; they ship inside its module.
