@@ -137,6 +137,21 @@ def remove_member(actor: Actor, membership: Membership) -> None:
         membership.delete()
 
 
+def ensure_platform_admin(actor: Actor, *, username: str, email: str, password: str) -> bool:
+    """Create the first platform admin unless a user of that name exists; True when created.
+    An existing user is left alone: its password may have been changed since."""
+    if not password:
+        raise invalid("password", "The first platform admin needs a password.")
+    with transaction.atomic():
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"email": email, "is_staff": True, "is_superuser": True})
+        if created:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            record(actor, "user.create", target=user, platform_admin=True)
+    return created
+
+
 def create_token(actor: Actor, *, name: str) -> tuple[ApiToken, str]:
     """A new token for the acting user; the plaintext is returned once and never stored."""
     name = (name or "").strip()
