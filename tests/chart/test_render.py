@@ -1,0 +1,131 @@
+"""The chart rendered with several value sets (`helm template`): every container runs
+under the restricted Pod Security standard with requests and limits, no secret sits in a
+pod spec, and the embedded API server accepts every object (a server-side dry run) without
+a Pod Security warning. Bad values fail before anything is created, naming the value."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+from kubernetes import client
+
+from localkube.binaries import bin_dir
+from tests.kube.helpers import new_namespace
+
+from .helpers import CHART, helm, local_images, pod_specs, render
+
+VALUE_SETS = {
+    "defaults": [],
+    "external stores, existing secret, ingress": [
+        "--set", "database.url=postgres://portal:s3cret@db.example.com:5432/vcportal",
+        "--set", "redis.url=redis://:s3cret@redis.example.com:6379/0", "--set", "secrets.existingSecret=portal-keys",
+        "--set", "ingress.enabled=true", "--set", "ingress.host=vcportal.example.com",
+        "--set", "ingress.tlsSecretName=vcportal-tls", "--set", "gateway.tls.enabled=false",
+        "--set", "url=https://vcportal.example.com"],
+    "node ports, disruption budget, no policies, own gateway certificate, no admin": [
+        "--set", "web.service.type=NodePort", "--set", "web.service.httpNodePort=30080",
+        "--set", "web.podDisruptionBudget.enabled=true", "--set", "networkPolicy.enabled=false",
+        "--set", "gateway.tls.existingSecret=gateway-cert", "--set", "admin.create=false",
+        "--set", "url=http://192.0.2.10:30080", "--set", "gateway.url=https://192.0.2.10:30443"],
+    "stores from existing secrets": [
+        "--set", "database.existingSecret.name=db", "--set", "database.existingSecret.key=url",
+        "--set", "redis.existingSecret.name=broker", "--set", "redis.existingSecret.key=url"],
+}
+# Environment variables that carry a secret: only ever by reference.
+SECRET_NAMES = re.compile(r"SECRET|PASSWORD|KEYS?$|TOKEN|AUTH|DATABASE_URL|REDIS_URL")
+
+
+def containers(spec: dict) -> list[dict]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_container_is_restricted_and_bounded_and_takes_secrets_by_reference(values):
+    specs = pod_specs(render(*values))
+    assert {name.split("-", 1)[0] for name in specs} >= {"Deployment/t"}
+    for name, spec in specs.items():
+        pod = spec["securityContext"]
+        assert (pod["runAsNonRoot"], pod["seccompProfile"]) == (True, {"type": "RuntimeDefault"}), name
+        for container in containers(spec):
+            where = f"{name} {container['name']}"
+            context = container["securityContext"]
+            assert context == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                               "capabilities": {"drop": ["ALL"]}}, where
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= resources["requests"].keys() and "memory" in resources["limits"], where
+            for variable in container.get("env", []):
+                if SECRET_NAMES.search(variable["name"]):
+                    assert "value" not in variable and "secretKeyRef" in variable["valueFrom"], where
+            assert "s3cret" not in yaml.safe_dump(container), where
+
+
+def test_external_stores_bundle_nothing_and_the_secret_holds_their_urls():
+    objects = render(*VALUE_SETS["external stores, existing secret, ingress"])
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert not {name for kind, name in kinds if kind == "StatefulSet"}
+    secret = next(o for o in objects if o["kind"] == "Secret")
+    assert set(secret["stringData"]) == {"database-url", "redis-url"}  # the keys come from portal-keys
+    ingress = next(o for o in objects if o["kind"] == "Ingress")
+    assert ingress["spec"]["tls"] == [{"hosts": ["vcportal.example.com"], "secretName": "vcportal-tls"}]
+
+
+def test_beat_is_one_replica_replaced_not_rolled_and_only_web_and_worker_hold_an_api_token():
+    specs = pod_specs(objects := render())
+    beat = next(o for o in objects if o["metadata"]["name"] == "t-vcportal-beat")
+    assert (beat["spec"]["replicas"], beat["spec"]["strategy"]) == (1, {"type": "Recreate"})
+    with_token = {name for name, spec in specs.items() if spec.get("automountServiceAccountToken", True)}
+    assert with_token == {"Deployment/t-vcportal-web", "Deployment/t-vcportal-worker"}
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_the_api_server_accepts_every_object_without_a_pod_security_warning(host_cluster, values):
+    namespace = new_namespace(client.CoreV1Api(host_cluster.api_client()), "chart", {
+        "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/warn-version": "latest"})
+    manifest = helm("template", "t", str(CHART), "--namespace", namespace, *local_images(), *values).stdout
+    done = subprocess.run([str(bin_dir() / "kubectl"), "--kubeconfig", str(host_cluster.admin_kubeconfig),
+                           "apply", "--dry-run=server", "-n", namespace, "-f", "-"],
+                          input=manifest, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    assert done.stdout.count("(server dry run)") == manifest.count("\nkind: ")
+
+
+BAD_VALUES = {
+    "web.replicas=-1": "at '/web/replicas': minimum: got -1, want 0",
+    "web.service.type=Ingress": "at '/web/service/type': value must be one of 'ClusterIP', 'NodePort', 'LoadBalancer'",
+    "gateway.url=http://vcportal.example.com": "at '/gateway/url'",
+    "web.resources.limits.memory=lots": "at '/web/resources/limits/memory'",
+    "replicas=3": "additional properties 'replicas' not allowed",
+    "database.bundled.enabled=false": "database: set database.url, database.existingSecret.name, or database.bundled.enabled=true",
+    "ingress.enabled=true": "ingress.host: an Ingress needs the host name it serves",
+    "web.service.httpNodePort=30080": "web.service.httpNodePort/gatewayNodePort: node ports need web.service.type=NodePort",
+}
+
+
+@pytest.mark.parametrize(("value", "message"), BAD_VALUES.items(), ids=BAD_VALUES.keys())
+def test_a_bad_value_fails_naming_it(value, message):
+    done = helm("template", "t", str(CHART), *local_images(), "--set", value, check=False)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_bundled_stores_need_their_image_tags():
+    done = helm("template", "t", str(CHART), check=False)
+    assert "database.bundled.image.tag: name the PostgreSQL image's tag" in done.stderr
+
+
+def test_helm_lint_is_clean():
+    done = helm("lint", "--strict", str(CHART), *local_images())
+    assert "0 chart(s) failed" in done.stdout and "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout
+
+
+@pytest.mark.kube
+def test_an_install_with_a_bad_value_creates_nothing(host_cluster):
+    done = helm("install", "bad", str(CHART), "--namespace", "chart-bad-value", "--create-namespace", *local_images(),
+                "--set", "worker.concurrency=0", kubeconfig=host_cluster.admin_kubeconfig, check=False)
+    assert done.returncode != 0 and "at '/worker/concurrency': minimum: got 0, want 1" in done.stderr
+    namespaces = client.CoreV1Api(host_cluster.api_client()).list_namespace().items
+    assert "chart-bad-value" not in {n.metadata.name for n in namespaces}
