@@ -64,3 +64,16 @@ def test_wait_for_migrations_returns_once_all_are_applied_and_names_what_is_miss
         cursor.execute("DELETE FROM django_migrations WHERE app = 'accounts' AND name = '0001_initial'")
     with pytest.raises(CommandError, match=r"gave up after 0.3 s: \d+ migrations not applied yet, first accounts.0001_initial"):
         call_command("wait_for_migrations", "--timeout", "0.3", "--interval", "0.1", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_wait_for_migrations_database_only_returns_once_the_database_answers(monkeypatch):
+    out = StringIO()
+    call_command("wait_for_migrations", "--database-only", "--timeout", "5", stdout=out)
+    assert out.getvalue() == "the database answers\n"
+
+    def refuse():
+        raise OperationalError("connection refused")
+    monkeypatch.setattr(connection, "ensure_connection", refuse)
+    with pytest.raises(CommandError, match=r"gave up after 0.2 s: the database does not answer \(connection refused\)"):
+        call_command("wait_for_migrations", "--database-only", "--timeout", "0.2", "--interval", "0.1", stdout=StringIO())

@@ -1,6 +1,7 @@
 """Wait until the database is reachable and every migration of this code is applied:
 the chart's pods run it first, so no pod serves before its revision's migration Job
-has migrated (and none migrates itself: replicas would race)."""
+has migrated (and none migrates itself: replicas would race). With --database-only, the
+migration Job waits for a database that is still starting instead of failing."""
 
 import time
 
@@ -23,19 +24,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--timeout", type=float, default=600)
         parser.add_argument("--interval", type=float, default=2)
+        parser.add_argument("--database-only", action="store_true", help="Return once the database answers.")
 
-    def handle(self, timeout, interval, **options):
+    def handle(self, timeout, interval, database_only, **options):
         deadline = time.monotonic() + timeout
         reported = 0.0
         while True:
             try:
-                waiting = unapplied()
+                waiting = [] if database_only else unapplied()
+                connection.ensure_connection()
                 reason = f"{len(waiting)} migrations not applied yet, first {waiting[0]}" if waiting else ""
             except DatabaseError as exc:
                 connection.close()
                 reason = f"the database does not answer ({exc})".strip()
             if not reason:
-                self.stdout.write("every migration is applied")
+                self.stdout.write("the database answers" if database_only else "every migration is applied")
                 return
             if time.monotonic() > deadline:
                 raise CommandError(f"gave up after {timeout:g} s: {reason}")
