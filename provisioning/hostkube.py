@@ -64,17 +64,27 @@ def _content(obj) -> dict:
 
 
 class HostKube:
-    def __init__(self, kubeconfig: str, *, retries: int | None = None):
-        """retries: how often a request that found no server is tried again (None:
-        urllib3's 3). A registration's check tries once: a port that accepts and never
-        answers would otherwise hold the request for four timeouts."""
+    def __init__(self, kubeconfig: str | None, *, retries: int | None = None):
+        """kubeconfig None: the portal's own ServiceAccount, as a pod has it (its token is
+        read again as the kubelet rotates it). retries: how often a request that found no
+        server is tried again (None: urllib3's 3). A registration's check tries once: a
+        port that accepts and never answers would otherwise hold the request for four
+        timeouts."""
         configuration = Configuration()
-        config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), client_configuration=configuration,
-                                          persist_config=False)
+        if kubeconfig is None:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), client_configuration=configuration,
+                                              persist_config=False)
         configuration.retries = retries
         self.address = configuration.host
         self.api = ApiClient(configuration)
         self._dynamic: DynamicClient | None = None
+
+    @classmethod
+    def of(cls, host, *, retries: int | None = None) -> HostKube:
+        """The client for a registered HostCluster, with its kubeconfig or in-cluster."""
+        return cls(None if host.in_cluster else host.kubeconfig, retries=retries)
 
     @property
     def dynamic(self) -> DynamicClient:

@@ -31,6 +31,9 @@ class Access(models.TextChoices):
     NODEPORT = "nodeport", "NodePort"
     LOADBALANCER = "loadbalancer", "LoadBalancer"
     INGRESS = "ingress", "Ingress (TLS passthrough)"
+    # The portal reaches the Service's own address and tenants come through the gateway:
+    # for a portal running in (or routed into) the host cluster.
+    CLUSTERIP = "clusterip", "ClusterIP (through the portal's gateway)"
 
 
 class HostCluster(models.Model):
@@ -38,7 +41,11 @@ class HostCluster(models.Model):
 
     name = models.SlugField(max_length=50, unique=True)
     # Admin credentials for the host; encrypted at rest, never logged or returned.
-    kubeconfig = EncryptedTextField()
+    # Empty when in_cluster.
+    kubeconfig = EncryptedTextField(blank=True)
+    in_cluster = models.BooleanField(
+        default=False, help_text="The cluster the portal runs in, reached with the portal's own ServiceAccount "
+                                 "(no kubeconfig is stored).")
     enabled = models.BooleanField(default=True, help_text="New vclusters are placed only on enabled host clusters.")
     capacity_notes = models.TextField(blank=True)
     # Teams that may use this host cluster; none means every team.

@@ -62,7 +62,7 @@ class Context:
 
     @cached_property
     def host(self) -> HostKube:
-        return HostKube(self.placement.host_cluster.kubeconfig)
+        return HostKube.of(self.placement.host_cluster)
 
     @cached_property
     def vcluster_api(self) -> HostKube:

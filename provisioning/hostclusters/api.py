@@ -56,8 +56,9 @@ class HostClusterSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = HostCluster
-        fields = ["name", "enabled", "capacity_notes", "teams", "tenant_policy", *services.RUNTIME_FIELDS, "load",
-                  "created_at"]
+        fields = ["name", "enabled", "in_cluster", "capacity_notes", "teams", "tenant_policy", *services.RUNTIME_FIELDS,
+                  "load", "created_at"]
+        read_only_fields = ["in_cluster"]
         extra_kwargs = {field: {"help_text": services.HELP[field]} for field in services.RUNTIME_FIELDS}
 
 

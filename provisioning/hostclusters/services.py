@@ -28,6 +28,7 @@ from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
 from vclusters.models import NAME_RE
 
 from .. import runtimes
+from ..hostkube import HostKube, HostUnreachable
 from . import placement
 from ..models import Access, HostCluster, Placement, PodSecurity, TeamPolicy
 
@@ -63,7 +64,8 @@ HELP = {
                      "[registry[:port]/]path[:tag][@sha256:…]; empty: the portal's default. "
                      "A change affects new vclusters only.",
     "access": "How tenants reach a kubernetes-runtime vcluster's API server: nodeport (a port on a node), "
-              "loadbalancer (a LoadBalancer Service each) or ingress (TLS passthrough, a name each). "
+              "loadbalancer (a LoadBalancer Service each), ingress (TLS passthrough, a name each) or clusterip "
+              "(only through the portal's gateway; the portal must reach the cluster's Services, e.g. run in it). "
               "A change affects new vclusters only.",
     "access_address": "nodeport: the address (IP or DNS name) of a node tenants can reach, put in kubeconfigs; "
                       "ingress: the DNS domain under which each vcluster is <host-namespace>.<domain>; "
@@ -187,6 +189,21 @@ def _unsafe_keys(doc: dict) -> list[str]:
     return sorted(set(found))
 
 
+def _credentials_errors(kubeconfig, in_cluster) -> dict[str, list[str]]:
+    """A kubeconfig, or in-cluster credentials: checked by connecting to the cluster."""
+    if not in_cluster:
+        return {"kubeconfig": _kubeconfig_errors(kubeconfig)}
+    if kubeconfig:
+        return {"kubeconfig": ["Leave it out: an in-cluster host cluster uses the portal's own ServiceAccount."]}
+    try:
+        HostKube(None, retries=0).version()
+    except ConfigException as exc:
+        return {"in_cluster": [f"The portal does not run in a Kubernetes pod with a ServiceAccount token ({exc})."]}
+    except HostUnreachable as exc:
+        return {"in_cluster": [f"cannot reach the cluster the portal runs in: {exc}"]}
+    return {}
+
+
 def _kubeconfig_errors(text) -> list[str]:
     """Why this kubeconfig cannot be used, or nothing: checked by connecting to the
     cluster it names. Messages never quote the kubeconfig."""
@@ -225,16 +242,18 @@ def _raise(errors: dict) -> None:
 def _as_text(host: HostCluster, teams: list[Team] | None = None) -> dict:
     """What the audit log keeps of a host cluster: everything but its kubeconfig."""
     teams = host.teams.all() if teams is None else teams
-    return {"enabled": host.enabled, "capacity_notes": host.capacity_notes, "teams": sorted(t.slug for t in teams),
+    return {"enabled": host.enabled, "in_cluster": host.in_cluster, "capacity_notes": host.capacity_notes,
+            "teams": sorted(t.slug for t in teams),
             "tenant_policy": host.tenant_policy, **{field: getattr(host, field) for field in RUNTIME_FIELDS}}
 
 
 # Host clusters ----------------------------------------------------------------
 def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capacity_notes="", teams=(),
                           tenant_policy=None, runtime=runtimes.DEFAULT, runtime_image="", access=Access.NODEPORT,
-                          access_address="") -> HostCluster:
-    """Add a host cluster once its kubeconfig reaches the cluster. Every bad field is
-    reported at once; nothing is written unless all are good."""
+                          access_address="", in_cluster=False) -> HostCluster:
+    """Add a host cluster once its kubeconfig (or, in_cluster, the portal's own
+    ServiceAccount) reaches the cluster. Every bad field is reported at once; nothing is
+    written unless all are good."""
     require_of(actor, "add", HostCluster)
     team_list, team_errors = _parse_teams(teams)
     policy, policy_errors = _parse_policy({} if tenant_policy is None else tenant_policy)
@@ -245,12 +264,13 @@ def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capac
         "teams": team_errors,
         "tenant_policy": policy_errors,
         **_runtime_errors(runtime, runtime_image, access, access_address),
-        "kubeconfig": _kubeconfig_errors(kubeconfig),
+        **_credentials_errors(kubeconfig, in_cluster),
     })
     try:
         with transaction.atomic():
             host = HostCluster.objects.create(
-                name=name, kubeconfig=kubeconfig, enabled=bool(enabled), capacity_notes=capacity_notes,
+                name=name, kubeconfig=kubeconfig or "", in_cluster=bool(in_cluster), enabled=bool(enabled),
+                capacity_notes=capacity_notes,
                 tenant_policy=policy, runtime=runtime, runtime_image=runtime_image, access=access,
                 access_address=access_address,
             )
@@ -262,7 +282,7 @@ def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capac
     return host
 
 
-def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=None,
+def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=None, in_cluster=False,
                                    **runtime) -> tuple[HostCluster, bool]:
     """Register a host cluster, or replace the kubeconfig of one with that name (what
     `manage.py register_hostcluster` does). `enabled` None keeps an existing host's
@@ -270,7 +290,7 @@ def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=No
     those left out keep an existing host's values, or get the defaults on a new one.
     Returns the host cluster and whether it is new."""
     host = HostCluster.objects.filter(name=name).first()
-    changes = {"kubeconfig": kubeconfig, **runtime}
+    changes = {"kubeconfig": kubeconfig, "in_cluster": bool(in_cluster), **runtime}
     if host is None:
         return register_host_cluster(actor, name=name, enabled=enabled is not False, **changes), True
     if enabled is not None:
@@ -278,7 +298,7 @@ def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=No
     return update_host_cluster(actor, host, **changes), False
 
 
-UPDATABLE = {"enabled", "capacity_notes", "teams", "tenant_policy", "kubeconfig", *RUNTIME_FIELDS}
+UPDATABLE = {"enabled", "capacity_notes", "teams", "tenant_policy", "kubeconfig", "in_cluster", *RUNTIME_FIELDS}
 
 
 def _runtime_change_errors(host: HostCluster, changes: dict) -> dict[str, list[str]]:
@@ -310,8 +330,8 @@ def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostClust
     if "access_address" in changes:
         changes["access_address"] = _normal_address(changes["access_address"])
     errors.update(_runtime_change_errors(host, changes))
-    if "kubeconfig" in changes:
-        errors["kubeconfig"] = _kubeconfig_errors(changes["kubeconfig"])
+    if "kubeconfig" in changes or "in_cluster" in changes:
+        errors.update(_credentials_errors(changes.get("kubeconfig", ""), changes.get("in_cluster", host.in_cluster)))
     _raise(errors)
     with transaction.atomic():
         locked = HostCluster.objects.select_for_update().get(pk=host.pk)
@@ -326,9 +346,10 @@ def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostClust
         if "tenant_policy" in changes:
             locked.tenant_policy = changes["tenant_policy"]
             fields.append("tenant_policy")
-        if "kubeconfig" in changes:
-            locked.kubeconfig = changes["kubeconfig"]
-            fields.append("kubeconfig")
+        if "kubeconfig" in changes or "in_cluster" in changes:
+            locked.kubeconfig = changes.get("kubeconfig") or ""
+            locked.in_cluster = bool(changes.get("in_cluster", locked.in_cluster))
+            fields += ["kubeconfig", "in_cluster"]
         for field in RUNTIME_FIELDS:
             if field in changes:
                 setattr(locked, field, changes[field])

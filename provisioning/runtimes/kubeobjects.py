@@ -99,7 +99,7 @@ class Access:
     """How tenants reach the API server: the Service type, and the address to put in
     kubeconfigs once known (a node's, the load balancer's, or the ingress host)."""
 
-    mode: str  # nodeport | loadbalancer | ingress
+    mode: str  # nodeport | loadbalancer | ingress | clusterip
     address: str = ""
 
     @property

@@ -66,7 +66,7 @@ class KubernetesRuntime:
     def __init__(self, host, store: StateStore):
         """`host`: the HostCluster (its kubeconfig, access, image and tenant policy)."""
         self.host, self.store = host, store
-        self.kube = HostKube(host.kubeconfig)
+        self.kube = HostKube.of(host)
         self.access = cp.Access(host.access, host.access_address)
 
     def _load(self) -> State:
@@ -197,6 +197,8 @@ class KubernetesRuntime:
         return changed
 
     def _access_address(self, vc: VClusterRef, state: State) -> str:
+        if self.access.mode == "clusterip":
+            return f"{cp.SERVICE}.{vc.host_namespace}.svc"
         if self.access.mode == "ingress":
             return cp.ingress_host(vc.host_namespace, self.access.address)
         if self.access.mode == "loadbalancer":

@@ -67,7 +67,7 @@ def test_it_lists_host_clusters_with_their_live_load_and_never_the_kubeconfig(st
     body = staff.get("/api/v1/host-clusters/").json()
     assert body["count"] == 2
     first, second = body["results"]
-    assert set(first) == {"name", "enabled", "capacity_notes", "teams", "tenant_policy", "load", "created_at",
+    assert set(first) == {"name", "enabled", "in_cluster", "capacity_notes", "teams", "tenant_policy", "load", "created_at",
                           *DEFAULT_RUNTIME}
     assert (first["name"], first["enabled"], first["capacity_notes"], first["teams"], first["load"]) == (
         "east", True, "8 nodes", [], 2)
@@ -172,9 +172,9 @@ def test_it_changes_enabled_notes_and_teams_and_audits_without_the_kubeconfig(st
     assert (r.json()["enabled"], r.json()["capacity_notes"], r.json()["teams"]) == (False, "draining", ["beta"])
     event = AuditEvent.objects.get(action="host_cluster.update")
     assert (event.actor, event.target_name, event.team) == (world.staff, "east", None)
-    assert event.data == {"before": {"enabled": True, "capacity_notes": "", "teams": [], "tenant_policy": {},
+    assert event.data == {"before": {"enabled": True, "in_cluster": False, "capacity_notes": "", "teams": [], "tenant_policy": {},
                                      **DEFAULT_RUNTIME},
-                          "after": {"enabled": False, "capacity_notes": "draining", "teams": ["beta"],
+                          "after": {"enabled": False, "in_cluster": False, "capacity_notes": "draining", "teams": ["beta"],
                                     "tenant_policy": {}, **DEFAULT_RUNTIME}}
     r = staff.patch("/api/v1/host-clusters/east/", {"teams": []}, format="json")
     assert r.json()["teams"] == []
@@ -373,7 +373,7 @@ def test_the_schema_documents_runtime_and_access_with_their_choices(client):
         assert "new vclusters only" in properties["runtime"]["description"]
         assert "<host-namespace>.<domain>" in properties["access_address"]["description"]
     enums = {name: set(components[name]["enum"]) for name in components if "enum" in components[name]}
-    assert {"kubernetes", "local"} in enums.values() and {"nodeport", "loadbalancer", "ingress"} in enums.values()
+    assert {"kubernetes", "local"} in enums.values() and {"nodeport", "loadbalancer", "ingress", "clusterip"} in enums.values()
     assert "runtime" in components["Placement"]["properties"]
 
 
@@ -437,7 +437,7 @@ def test_it_removes_a_host_cluster_and_keeps_deleted_vclusters_receipts(staff, w
     assert staff.delete("/api/v1/host-clusters/east/").status_code == 204
     assert not HostCluster.objects.exists()
     event = AuditEvent.objects.get(action="host_cluster.delete")
-    assert (event.target_name, event.data) == ("east", {"enabled": True, "capacity_notes": "", "teams": [],
+    assert (event.target_name, event.data) == ("east", {"enabled": True, "in_cluster": False, "capacity_notes": "", "teams": [],
                                                      "tenant_policy": {}, **DEFAULT_RUNTIME})
     placement = Placement.objects.get(vcluster=gone)
     assert (placement.host_cluster, placement.host_namespace, placement.receipt) == (None, "vc-alpha-gone", receipt)
@@ -512,7 +512,7 @@ def test_it_registers_a_reachable_cluster_and_keeps_its_kubeconfig_secret(staff,
         stored = cursor.fetchone()[0]
     assert "client-key-data" not in stored and "BEGIN" not in stored
     event = AuditEvent.objects.get(action="host_cluster.create")
-    assert event.data == {"enabled": True, "capacity_notes": "kwok", "teams": ["alpha"], "tenant_policy": {},
+    assert event.data == {"enabled": True, "in_cluster": False, "capacity_notes": "kwok", "teams": ["alpha"], "tenant_policy": {},
                           **DEFAULT_RUNTIME, "access_address": "127.0.0.1"}
     assert hosts.choose_for(world.alpha) == host
 

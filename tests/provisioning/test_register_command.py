@@ -53,7 +53,7 @@ def test_it_refuses_bad_runtime_options_all_at_once_and_writes_nothing(tmp_path)
     error = result.stderr.strip().splitlines()[-1]  # after the client's connection warnings
     assert error.startswith("CommandError: ") and "Traceback" not in result.stderr
     for expected in ("runtime: Choose one of: kubernetes, local.", "access: Choose one of: nodeport, loadbalancer, "
-                     "ingress.", "runtime_image: Give an image reference", "kubeconfig: cannot reach the host cluster"):
+                     "ingress, clusterip.", "runtime_image: Give an image reference", "kubeconfig: cannot reach the host cluster"):
         assert expected in error, error
     assert (HostCluster.objects.count(), AuditEvent.objects.count()) == (0, 0)
 

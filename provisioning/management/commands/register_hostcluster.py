@@ -1,4 +1,5 @@
-"""`python manage.py register_hostcluster NAME --kubeconfig FILE`: add or update a host
+"""`python manage.py register_hostcluster NAME --kubeconfig FILE` (or `--in-cluster`: the
+cluster the portal runs in, with its own ServiceAccount): add or update a host
 cluster through the same audited service as the pages and the API, as the system actor:
 the kubeconfig gets the same checks (no file references, exec or auth-provider plugins;
 the cluster must answer), and so do the runtime options. An option left out keeps an
@@ -18,22 +19,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name")
-        parser.add_argument("--kubeconfig", type=Path, required=True)
+        credentials = parser.add_mutually_exclusive_group(required=True)
+        credentials.add_argument("--kubeconfig", type=Path)
+        credentials.add_argument("--in-cluster", action="store_true",
+                                 help="The cluster this process runs in, reached with its pod's ServiceAccount.")
         parser.add_argument("--disabled", action="store_true", help="Disable it: place no new vclusters on it. Without this flag an existing host keeps its state.")
         # No argparse choices: the service checks the values, so every bad one is
         # reported at once, with the API's messages.
         for field in services.RUNTIME_FIELDS:
             parser.add_argument(f"--{field.replace('_', '-')}", dest=field, help=services.HELP[field])
 
-    def handle(self, name, kubeconfig, disabled, **options):
+    def handle(self, name, kubeconfig, in_cluster, disabled, **options):
         try:
-            text = kubeconfig.read_text()
+            text = "" if in_cluster else kubeconfig.read_text()
         except OSError as exc:
             raise CommandError(f"cannot read {kubeconfig}: {exc.strerror}") from None
         runtime = {field: options[field] for field in services.RUNTIME_FIELDS if options[field] is not None}
         try:
             host, created = services.register_or_replace_kubeconfig(
-                SYSTEM, name=name, kubeconfig=text, enabled=False if disabled else None, **runtime
+                SYSTEM, name=name, kubeconfig=text, in_cluster=in_cluster, enabled=False if disabled else None,
+                **runtime
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{field}: {' '.join(m)}" for field, m in exc.message_dict.items())) from None
