@@ -328,6 +328,13 @@ VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", de
 # This portal's name on the host clusters it uses, as a label value: give each portal
 # sharing a host cluster its own, so none takes over another's objects.
 VCPORTAL_INSTALLATION = env.str("VCPORTAL_INSTALLATION", default="vcportal")
+# An in-cluster portal (the Helm chart) binds this ClusterRole to its ServiceAccount
+# (`namespace/name`) in each namespace it creates, its only rights inside namespaces.
+VCPORTAL_NAMESPACE_ROLE = env.str("VCPORTAL_NAMESPACE_ROLE", default="")
+VCPORTAL_SERVICE_ACCOUNT = env.str("VCPORTAL_SERVICE_ACCOUNT", default="")
+if bool(VCPORTAL_NAMESPACE_ROLE) != bool(re.fullmatch(r"[a-z0-9-.]+/[a-z0-9-.]+", VCPORTAL_SERVICE_ACCOUNT)):
+    raise ImproperlyConfigured("VCPORTAL_NAMESPACE_ROLE needs VCPORTAL_SERVICE_ACCOUNT=<namespace>/<name>, and "
+                               "VCPORTAL_SERVICE_ACCOUNT needs VCPORTAL_NAMESPACE_ROLE")
 if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", VCPORTAL_INSTALLATION):
     raise ImproperlyConfigured("VCPORTAL_INSTALLATION must be a Kubernetes label value (at most 63 characters)")
 # Transient errors in a row before a task gives up: provisioning fails, teardown

@@ -182,6 +182,20 @@ def api_access_policy(ns: str, owner_labels: dict, address: str, port: int) -> d
     }
 
 
+PORTAL = "vcportal-portal"
+
+
+def portal_binding(ns: str, owner_labels: dict, cluster_role: str, service_account: str) -> dict:
+    """The in-cluster portal's rights in a namespace it created: `cluster_role` (the Helm
+    chart's) bound to its own ServiceAccount (`namespace/name`)."""
+    account_namespace, _, account = service_account.partition("/")
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(PORTAL, ns, owner_labels),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace}],
+    }
+
+
 def node_reader_binding_name(ns: str) -> str:
     return f"{SYNCER}-{ns}"[:253]
 

@@ -118,6 +118,11 @@ def ensure_namespace(ctx: Context) -> None:
     policy = TeamPolicy.objects.filter(team=ctx.vcluster.team).first()
     level = policy.pod_security if policy else PodSecurity.BASELINE
     ctx.apply(manifests.namespace(ctx.placement.host_namespace, ctx.labels, level))
+    if ctx.placement.host_cluster.in_cluster and settings.VCPORTAL_NAMESPACE_ROLE:
+        # The portal holds no rights inside namespaces until it binds itself this role in
+        # its own (docs/helm.md): it cannot read Secrets of namespaces it did not create.
+        ctx.apply(manifests.portal_binding(ctx.placement.host_namespace, ctx.labels,
+                                           settings.VCPORTAL_NAMESPACE_ROLE, settings.VCPORTAL_SERVICE_ACCOUNT))
 
 
 def _ensure_placement(vc: VCluster) -> None:

@@ -29,12 +29,14 @@ def local_images() -> list[str]:
     """--set arguments naming the images in the local registry."""
     registry = reference("vcportal").split("/", 1)[0]
     return ["--set", f"image.registry={registry}", "--set", f"image.tag={tag('vcportal')}",
-            "--set", f"database.bundled.image.tag={tag('postgresql')}", "--set", f"redis.bundled.image.tag={tag('redis')}"]
+            "--set", f"database.bundled.image.tag={tag('postgresql')}", "--set", f"redis.bundled.image.tag={tag('redis')}",
+            "--set", f"hostCluster.runtimeImage={reference('vcluster-runtime')}",
+            "--set", f"hostCluster.clusterDNSImage={reference('coredns')}"]
 
 
 def render(*args: str) -> list[dict]:
     """`helm template` of the chart with the local images and `args`: its objects."""
-    done = helm("template", "t", str(CHART), "--namespace", "vcportal", *local_images(), *args)
+    done = helm("template", "t", str(CHART), "--namespace", "vcportal", *local_images(), *args)  # a later --namespace wins
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 

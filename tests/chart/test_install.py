@@ -1,19 +1,26 @@
 """charts/vcportal installed with `helm` into the embedded host cluster, whose real node
 runs every pod from the local registry's images: the bundled PostgreSQL and Redis, the
 migration Job, web (with the gateway), worker and beat. Reached as a user would, through
-the portal's Service on a node port. In order: install, upgrade (new image tag and a
-changed value) with a probe every 0.5 s, uninstall, and a reinstall that finds its data."""
+the portal's Service on node ports. In order: install; the portal's ServiceAccount tries
+to reach beyond its namespaces and fails; a vcluster becomes Ready with its control plane
+in a namespace of this same cluster and a personal kubeconfig works through the in-cluster
+gateway; upgrade (new image tag and a changed value) with a probe every 0.5 s; uninstall;
+and a reinstall that finds its data and deletes the vcluster."""
 
 from __future__ import annotations
 
+import base64
+import random
 import subprocess
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from kubernetes import client
 
 from controlplane.images import reference
@@ -29,6 +36,7 @@ NAME = "t-vcportal"
 # Small on 2 cores, but two web pods: a rolling upgrade keeps one serving.
 SMALL = ["--set", "web.service.type=NodePort", "--set", "web.workers=1", "--set", "web.replicas=2",
          "--set", "worker.concurrency=2"]
+ACCOUNT = "t-vcportal"
 
 
 @dataclass
@@ -38,6 +46,9 @@ class Portal:
     url: str = ""
     token: str = ""
     values: list[str] = field(default_factory=list)
+    vcluster: int = 0
+    personal_kubeconfig: Path | None = None
+    api_host_namespace: str = ""
 
     @property
     def kubeconfig(self):
@@ -49,21 +60,24 @@ class Portal:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def install(self, *values: str) -> None:
-        self.values = [*local_images(), *SMALL, *values]
+    def install(self) -> None:
+        if not self.values:
+            node, (http, gateway) = self.cluster.real_node().link.node_ip, _free_node_ports(self.cluster, 2)
+            self.url = f"http://{node}:{http}"
+            self.values = [*local_images(), *SMALL, "--set", f"url={self.url}", "--set", f"gateway.url=https://{node}:{gateway}",
+                           "--set", f"web.service.httpNodePort={http}", "--set", f"web.service.gatewayNodePort={gateway}"]
         helm("install", RELEASE, str(CHART), "-n", self.namespace, *self.values, "--wait", "--wait-for-jobs",
              "--timeout", "10m", kubeconfig=self.kubeconfig, timeout=660)
-        self.locate()
-
-    def locate(self) -> None:
-        service = client.CoreV1Api(self.cluster.api_client()).read_namespaced_service(NAME, self.namespace)
-        port = next(p.node_port for p in service.spec.ports if p.name == "http")
-        self.url = f"http://{self.cluster.real_node().link.node_ip}:{port}"
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        # The Service's name is an allowed host; the node's address is not (no `url` set).
         return requests.request(method, f"{self.url}/api/v1/{path}", timeout=10, **kwargs,
-                                headers={"Host": NAME, "Authorization": f"Bearer {self.token}"})
+                                headers={"Authorization": f"Bearer {self.token}"})
+
+    def as_portal(self, *args: str) -> subprocess.CompletedProcess:
+        """kubectl as the portal's ServiceAccount (impersonated: authorized and admitted as it)."""
+        return subprocess.run([str(bin_dir() / "kubectl"), "--kubeconfig", str(self.kubeconfig),
+                               "--as", f"system:serviceaccount:{self.namespace}:{ACCOUNT}", *args],
+                              capture_output=True, text=True, timeout=60)
 
     def jobs(self) -> dict[str, client.V1JobStatus]:
         batch = client.BatchV1Api(self.cluster.api_client())
@@ -89,13 +103,68 @@ def test_install_migrates_once_and_the_admin_works_through_the_service(portal):
     assert [t["slug"] for t in portal.api("GET", "teams/").json()["results"]] == ["platform"]
 
 
+def test_the_portals_service_account_reaches_nothing_beyond_its_namespaces(portal):
+    assert portal.as_portal("auth", "can-i", "get", "secrets", "-n", "kube-system").stdout.strip() == "no"
+    assert portal.as_portal("auth", "can-i", "list", "secrets", "--all-namespaces").stdout.strip() == "no"
+    assert portal.as_portal("auth", "can-i", "create", "namespaces").stdout.strip() == "yes"
+    role = f"t-vcportal-{portal.namespace}-namespace"
+    account = f"{portal.namespace}:{ACCOUNT}"
+    core = client.CoreV1Api(portal.cluster.api_client())
+    victim = f"victim-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=victim)))
+
+    escapes = {  # each tries a way past RBAC's reach; the admission policy refuses it
+        "its namespace role in kube-system": ("create", "rolebinding", "escape", "-n", "kube-system",
+                                              f"--clusterrole={role}", f"--serviceaccount={account}"),
+        "its namespace role cluster-wide": ("create", "clusterrolebinding", f"escape-{portal.namespace}",
+                                            f"--clusterrole={role}", f"--serviceaccount={account}"),
+        "a cluster role of its own": ("create", "clusterrole", f"escape-{portal.namespace}", "--verb=get",
+                                      "--resource=nodes"),
+        "deleting a namespace not its own": ("delete", "namespace", victim, "--wait=false"),
+        "labelling a namespace as its own": ("label", "namespace", victim,
+                                             f"vcportal.io/installation={portal.namespace}-{RELEASE}"),
+    }
+    for what, args in escapes.items():
+        done = portal.as_portal(*args)
+        assert done.returncode != 0 and "ValidatingAdmissionPolicy" in done.stderr, (what, done.stdout, done.stderr)
+    assert core.read_namespace(victim).metadata.deletion_timestamp is None
+
+
+def test_a_vcluster_runs_in_the_same_cluster_and_a_personal_kubeconfig_reaches_it(portal, tmp_path):
+    assert portal.api("POST", "teams/platform/members/", json={"username": "admin", "role": "member"}).status_code == 201
+    created = portal.api("POST", "vclusters/", json={"team": "platform", "name": "first"})
+    assert created.status_code == 201, created.text
+    vcluster = created.json()["id"]
+    ready = eventually(lambda: (v := portal.api("GET", f"vclusters/{vcluster}/").json())["phase"] in ("Ready", "Failed")
+                       and v, timeout=300, interval=2, what="the vcluster to be Ready")
+    assert ready["phase"] == "Ready", ready
+    host_namespace = portal.api("GET", f"vclusters/{vcluster}/").json()["placement"]["host_namespace"]
+    control_plane = client.CoreV1Api(portal.cluster.api_client()).list_namespaced_pod(host_namespace).items
+    assert [p.spec.node_name for p in control_plane if p.metadata.name == "vcluster-0"] == ["realnode-0"]
+
+    kubeconfig = tmp_path / "personal.kubeconfig"
+    kubeconfig.write_text(portal.api("GET", f"vclusters/{vcluster}/kubeconfig/").text)
+    tenant = lambda *args: subprocess.run([str(bin_dir() / "kubectl"), "--kubeconfig", str(kubeconfig), *args],  # noqa: E731
+                                          capture_output=True, text=True, timeout=120)
+    assert "kube-system" in tenant("get", "ns").stdout
+    run = tenant("run", "hello", f"--image={reference('busybox')}", "--restart=Never", "--",
+                 "sh", "-c", "echo hello from the tenant; sleep 3600")
+    assert run.returncode == 0, run.stderr
+    assert tenant("wait", "--for=condition=Ready", "pod/hello", "--timeout=180s").returncode == 0
+    assert tenant("logs", "hello").stdout == "hello from the tenant\n"
+    assert tenant("exec", "hello", "--", "cat", "/etc/hostname").stdout.strip() == "hello"
+    portal.vcluster, portal.personal_kubeconfig = vcluster, kubeconfig
+
+
 def test_an_upgrade_keeps_the_data_runs_its_migrations_once_and_serves_throughout(portal):
     new_tag = _retag("vcportal", f"{reference('vcportal').rsplit(':', 1)[1]}-next")
+    vcluster_probe = _through_gateway(portal)
     failures, probes = _probe_during(lambda: helm(
         "upgrade", RELEASE, str(CHART), "-n", portal.namespace, *portal.values, "--set", f"image.tag={new_tag}",
         "--set", "config.logLevel=DEBUG", "--wait", "--wait-for-jobs", "--timeout", "10m",
-        kubeconfig=portal.kubeconfig, timeout=660), portal)
-    print(f"upgrade: {len(failures)} of {probes} probes failed: {failures[:5]}")
+        kubeconfig=portal.kubeconfig, timeout=660), [lambda: portal.api("GET", "teams/"), vcluster_probe])
+    print(f"upgrade: {len(failures)} of {probes} probes (the API, and the vcluster through the gateway) failed: "
+          f"{failures[:5]}")
 
     assert failures == []
     assert {name: (s.succeeded, s.failed) for name, s in portal.jobs().items()} == {f"{NAME}-migrate-2": (1, None)}
@@ -108,18 +177,27 @@ def test_an_upgrade_keeps_the_data_runs_its_migrations_once_and_serves_throughou
 
 
 def test_uninstall_keeps_the_data_and_its_keys_so_a_reinstall_finds_them(portal):
+    portal.api_host_namespace = portal.api("GET", f"vclusters/{portal.vcluster}/").json()["placement"]["host_namespace"]
     helm("uninstall", RELEASE, "-n", portal.namespace, "--wait", kubeconfig=portal.kubeconfig)
 
     core = client.CoreV1Api(portal.cluster.api_client())
-    eventually(lambda: not core.list_namespaced_pod(portal.namespace).items, timeout=120, what="every pod to stop")
     assert {s.metadata.name for s in core.list_namespaced_secret(portal.namespace).items} == {
         NAME, f"{NAME}-gateway-tls"}
     assert {c.metadata.name for c in core.list_namespaced_persistent_volume_claim(portal.namespace).items} == {
         f"data-{NAME}-postgresql-0", f"data-{NAME}-redis-0"}
     assert not core.list_namespaced_service(portal.namespace).items
+    host_namespace = portal.api_host_namespace
+    assert core.read_namespace(host_namespace).status.phase == "Active"  # tenants' clusters keep running
 
     portal.install()
     assert [t["slug"] for t in portal.api("GET", "teams/").json()["results"]] == ["platform"]
+    assert portal.api("DELETE", f"vclusters/{portal.vcluster}/").status_code == 202
+    deadline = time.monotonic() + 240
+    while (gone := portal.api("GET", f"vclusters/{portal.vcluster}/").json())["phase"] not in ("Deleted", "DeleteFailed"):
+        assert time.monotonic() < deadline, (gone, portal.kubectl("logs", f"deploy/{NAME}-worker", "--tail", "40"))
+        time.sleep(2)
+    assert gone["phase"] == "Deleted", (gone["message"], [s for s in gone["steps"] if s["status"] == "Failed"], gone["events"][-3:])
+    assert host_namespace not in {n.metadata.name for n in core.list_namespace().items}
 
 
 def _retag(name: str, new_tag: str) -> str:
@@ -130,8 +208,26 @@ def _retag(name: str, new_tag: str) -> str:
     return new_tag
 
 
-def _probe_during(action, portal: Portal) -> tuple[list[str], int]:
-    """Run `action` while a probe lists teams every 0.5 s; the failed probes and the count."""
+def _free_node_ports(cluster, count: int) -> list[int]:
+    """Node ports no Service of the cluster holds."""
+    services = client.CoreV1Api(cluster.api_client()).list_service_for_all_namespaces().items
+    taken = {p.node_port for s in services for p in s.spec.ports or [] if p.node_port}
+    return random.sample(sorted(set(range(30000, 32768)) - taken), count)
+
+
+def _through_gateway(portal: Portal):
+    """A request to the vcluster through the gateway, as the personal kubeconfig makes it."""
+    config = yaml.safe_load(portal.personal_kubeconfig.read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    ca = portal.personal_kubeconfig.with_suffix(".ca")
+    ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    return lambda: requests.get(f"{cluster['server']}/api/v1/namespaces", verify=str(ca), timeout=10,
+                                headers={"Authorization": f"Bearer {user['token']}"})
+
+
+def _probe_during(action, targets) -> tuple[list[str], int]:
+    """Run `action` while each of `targets` (a request) is probed every 0.5 s; the failed
+    probes and the count."""
     failures: list[str] = []
     probes = 0
     done = threading.Event()
@@ -139,13 +235,14 @@ def _probe_during(action, portal: Portal) -> tuple[list[str], int]:
     def probe():
         nonlocal probes
         while not done.is_set():
-            probes += 1
-            try:
-                answer = portal.api("GET", "teams/")
-                if answer.status_code != 200:
-                    failures.append(f"{answer.status_code} {answer.text[:80]}")
-            except requests.RequestException as exc:
-                failures.append(type(exc).__name__)
+            for target in targets:
+                probes += 1
+                try:
+                    answer = target()
+                    if answer.status_code != 200:
+                        failures.append(f"{answer.status_code} {answer.text[:80]}")
+                except requests.RequestException as exc:
+                    failures.append(type(exc).__name__)
             time.sleep(0.5)
 
     thread = threading.Thread(target=probe)

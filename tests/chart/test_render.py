@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client
 
 from localkube.binaries import bin_dir
+from provisioning import hostrbac
 from tests.kube.helpers import new_namespace
 
 from .helpers import CHART, helm, local_images, pod_specs, render
@@ -34,6 +35,7 @@ VALUE_SETS = {
         "--set", "database.existingSecret.name=db", "--set", "database.existingSecret.key=url",
         "--set", "redis.existingSecret.name=broker", "--set", "redis.existingSecret.key=url"],
 }
+CLUSTER_KINDS = {"ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 # Environment variables that carry a secret: only ever by reference.
 SECRET_NAMES = re.compile(r"SECRET|PASSWORD|KEYS?$|TOKEN|AUTH|DATABASE_URL|REDIS_URL")
 
@@ -77,7 +79,15 @@ def test_beat_is_one_replica_replaced_not_rolled_and_only_web_and_worker_hold_an
     beat = next(o for o in objects if o["metadata"]["name"] == "t-vcportal-beat")
     assert (beat["spec"]["replicas"], beat["spec"]["strategy"]) == (1, {"type": "Recreate"})
     with_token = {name for name, spec in specs.items() if spec.get("automountServiceAccountToken", True)}
-    assert with_token == {"Deployment/t-vcportal-web", "Deployment/t-vcportal-worker"}
+    # The migration Job registers this cluster as a host cluster, which checks the token.
+    assert with_token == {"Deployment/t-vcportal-web", "Deployment/t-vcportal-worker", "Job/t-vcportal-migrate-1"}
+    without_host = pod_specs(render("--set", "hostCluster.enabled=false"))
+    assert {name for name, spec in without_host.items() if spec.get("automountServiceAccountToken", True)} == {
+        "Deployment/t-vcportal-web", "Deployment/t-vcportal-worker"}
+
+
+def test_the_chart_holds_the_host_rules_the_code_derives():
+    assert hostrbac.CHART_FILE.read_text() == hostrbac.render(), "run: python -m provisioning.hostrbac"
 
 
 @pytest.mark.kube
@@ -85,13 +95,16 @@ def test_beat_is_one_replica_replaced_not_rolled_and_only_web_and_worker_hold_an
 def test_the_api_server_accepts_every_object_without_a_pod_security_warning(host_cluster, values):
     namespace = new_namespace(client.CoreV1Api(host_cluster.api_client()), "chart", {
         "pod-security.kubernetes.io/warn": "restricted", "pod-security.kubernetes.io/warn-version": "latest"})
-    manifest = helm("template", "t", str(CHART), "--namespace", namespace, *local_images(), *values).stdout
+    objects = render("--namespace", namespace, *values)
+    for obj in objects:  # as `helm install -n` places them
+        if obj["kind"] not in CLUSTER_KINDS:
+            obj["metadata"].setdefault("namespace", namespace)
     done = subprocess.run([str(bin_dir() / "kubectl"), "--kubeconfig", str(host_cluster.admin_kubeconfig),
-                           "apply", "--dry-run=server", "-n", namespace, "-f", "-"],
-                          input=manifest, capture_output=True, text=True, timeout=120)
+                           "apply", "--dry-run=server", "-f", "-"],
+                          input=yaml.safe_dump_all(objects), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
-    assert done.stdout.count("(server dry run)") == manifest.count("\nkind: ")
+    assert done.stdout.count("(server dry run)") == len(objects)
 
 
 BAD_VALUES = {
@@ -103,6 +116,8 @@ BAD_VALUES = {
     "database.bundled.enabled=false": "database: set database.url, database.existingSecret.name, or database.bundled.enabled=true",
     "ingress.enabled=true": "ingress.host: an Ingress needs the host name it serves",
     "web.service.httpNodePort=30080": "web.service.httpNodePort/gatewayNodePort: node ports need web.service.type=NodePort",
+    "hostCluster.access=hostport": "at '/hostCluster/access': value must be one of",
+    "hostCluster.access=nodeport": "hostCluster.accessAddress: access nodeport needs it",
 }
 
 

@@ -36,6 +36,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
+{{/* This portal's name on the host objects it writes (vcportal.io/installation): the
+     release and its namespace, so two installations on one cluster never take each other's. */}}
+{{- define "vcportal.installation" -}}
+{{- printf "%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Cluster-wide objects carry the namespace too: two releases of one name may coexist. */}}
+{{- define "vcportal.clusterName" -}}
+{{- printf "%s-%s" (include "vcportal.fullname" .) .Release.Namespace | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "vcportal.secretName" -}}
 {{- include "vcportal.fullname" . -}}
 {{- end -}}
@@ -120,6 +131,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.config.logLevel | quote }}
 - name: VCPORTAL_VAR_DIR
   value: /var/lib/vcportal
+- name: VCPORTAL_INSTALLATION
+  value: {{ include "vcportal.installation" . | quote }}
+# The GitOps controller (VirtualCluster objects) is not part of the chart yet.
+- name: VCPORTAL_GITOPS_CLUSTER
+  value: ""
+{{- if .Values.hostCluster.enabled }}
+- name: VCPORTAL_NAMESPACE_ROLE
+  value: {{ printf "%s-namespace" (include "vcportal.clusterName" .) | quote }}
+- name: VCPORTAL_SERVICE_ACCOUNT
+  value: {{ printf "%s/%s" .Release.Namespace (include "vcportal.serviceAccountName" .) | quote }}
+- name: VCPORTAL_RUNTIME_IMAGE
+  value: {{ .Values.hostCluster.runtimeImage | quote }}
+- name: VCPORTAL_CLUSTER_DNS_IMAGE
+  value: {{ .Values.hostCluster.clusterDNSImage | quote }}
+{{- end }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -19,3 +19,16 @@
 {{- fail (printf "web.service.httpNodePort/gatewayNodePort: node ports need web.service.type=NodePort, not %s" .Values.web.service.type) -}}
 {{- end -}}
 {{- end -}}
+{{- define "vcportal.validateHostCluster" -}}
+{{- if .Values.hostCluster.enabled -}}
+{{- if not .Values.hostCluster.runtimeImage -}}
+{{- fail "hostCluster.runtimeImage: name the image of vclusters' control planes (vcluster-runtime), or set hostCluster.enabled=false" -}}
+{{- end -}}
+{{- if not .Values.hostCluster.clusterDNSImage -}}
+{{- fail "hostCluster.clusterDNSImage: name the CoreDNS image vclusters run, or set hostCluster.enabled=false" -}}
+{{- end -}}
+{{- if and (has .Values.hostCluster.access (list "nodeport" "ingress")) (not .Values.hostCluster.accessAddress) -}}
+{{- fail (printf "hostCluster.accessAddress: access %s needs it (a node's address, or the ingress domain)" .Values.hostCluster.access) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
