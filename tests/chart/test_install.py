@@ -10,6 +10,8 @@ and a reinstall that finds its data and deletes the vcluster."""
 from __future__ import annotations
 
 import base64
+import json
+import platform
 import random
 import subprocess
 import threading
@@ -26,6 +28,8 @@ from kubernetes import client
 from controlplane.images import reference
 from localkube.binaries import bin_dir
 from tests.kube.helpers import eventually
+
+from tests.images.test_portal_images import locked
 
 from .helpers import CHART, helm, local_images
 
@@ -87,13 +91,18 @@ class Portal:
 @pytest.fixture(scope="module")
 def portal(real_host_cluster):
     namespace = f"vcportal-{uuid.uuid4().hex[:6]}"
-    client.CoreV1Api(real_host_cluster.api_client()).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    # Every pod of the chart runs under the restricted Pod Security standard.
+    client.CoreV1Api(real_host_cluster.api_client()).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=namespace, labels={"pod-security.kubernetes.io/enforce": "restricted",
+                                "pod-security.kubernetes.io/enforce-version": "latest"})))
     return Portal(real_host_cluster, namespace)
 
 
 def test_install_migrates_once_and_the_admin_works_through_the_service(portal):
     portal.install()
+    found = json.loads(portal.kubectl("exec", f"deploy/{NAME}-web", "-c", "web", "--", "python3", "-c", IN_THE_IMAGE))
+    assert found == {"python": platform.python_version(), "distributions": sorted(locked()), "uid": 65532,
+                     "shell": False}
 
     assert {name: (s.succeeded, s.failed) for name, s in portal.jobs().items()} == {f"{NAME}-migrate-1": (1, None)}
     portal.token = portal.kubectl("exec", f"deploy/{NAME}-web", "-c", "web", "--",
@@ -198,6 +207,16 @@ def test_uninstall_keeps_the_data_and_its_keys_so_a_reinstall_finds_them(portal)
         time.sleep(2)
     assert gone["phase"] == "Deleted", (gone["message"], [s for s in gone["steps"] if s["status"] == "Failed"], gone["events"][-3:])
     assert host_namespace not in {n.metadata.name for n in core.list_namespace().items}
+
+
+# What the portal image holds: this Python, the lock's distributions, no shell (tests/images).
+IN_THE_IMAGE = """
+import json, os, platform
+from importlib import metadata
+from packaging.utils import canonicalize_name
+print(json.dumps({"python": platform.python_version(), "uid": os.getuid(), "shell": os.path.exists("/bin/sh"),
+                  "distributions": sorted(f"{canonicalize_name(d.name)}=={d.version}" for d in metadata.distributions())}))
+"""
 
 
 def _retag(name: str, new_tag: str) -> str:
