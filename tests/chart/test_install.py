@@ -4,7 +4,8 @@ migration Job, web (with the gateway), worker and beat. Reached as a user would,
 the portal's Service on node ports. In order: install; the portal's ServiceAccount tries
 to reach beyond its namespaces and fails; a vcluster becomes Ready with its control plane
 in a namespace of this same cluster and a personal kubeconfig works through the in-cluster
-gateway; upgrade (new image tag and a changed value) with a probe every 0.5 s; uninstall;
+gateway; web and worker pods killed mid-create; upgrade (new image tag and a changed value)
+with a probe every 0.5 s; uninstall;
 and a reinstall that finds its data and deletes the vcluster."""
 
 from __future__ import annotations
@@ -163,6 +164,41 @@ def test_a_vcluster_runs_in_the_same_cluster_and_a_personal_kubeconfig_reaches_i
     assert tenant("logs", "hello").stdout == "hello from the tenant\n"
     assert tenant("exec", "hello", "--", "cat", "/etc/hostname").stdout.strip() == "hello"
     portal.vcluster, portal.personal_kubeconfig = vcluster, kubeconfig
+
+
+def test_web_and_worker_pods_killed_mid_create_lose_nothing_and_double_nothing(portal):
+    created = portal.api("POST", "vclusters/", json={"team": "platform", "name": "second"})
+    assert created.status_code == 201, created.text
+    second = created.json()["id"]
+    eventually(lambda: portal.api("GET", f"vclusters/{second}/").json()["phase"] == "Provisioning", timeout=60,
+               what="provisioning to start")
+    portal.kubectl("delete", "pod", "-l", "app.kubernetes.io/component in (web,worker)", "--grace-period=0",
+                   "--force", "--wait=false")
+
+    phase = _eventually_answered(portal, f"vclusters/{second}/", lambda v: v["phase"] in ("Ready", "Failed"))
+    assert phase["phase"] == "Ready", phase
+    events = portal.api("GET", "audit-events/").json()["results"]
+    assert sum(e["action"] == "vcluster.create" and e["target_id"] == str(second) for e in events) == 1
+    namespaces = client.CoreV1Api(portal.cluster.api_client()).list_namespace(
+        label_selector=f"vcportal.io/vcluster-id={second}").items
+    assert [n.metadata.name for n in namespaces] == [phase["placement"]["host_namespace"]]
+    assert portal.api("DELETE", f"vclusters/{second}/").status_code == 202
+    gone = _eventually_answered(portal, f"vclusters/{second}/", lambda v: v["phase"] in ("Deleted", "DeleteFailed"))
+    assert gone["phase"] == "Deleted", gone["message"]
+
+
+def _eventually_answered(portal: Portal, path: str, done, timeout: float = 300) -> dict:
+    """GET `path` until `done` holds, through web pods that may be restarting meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = portal.api("GET", path)
+            if answer.status_code == 200 and done(body := answer.json()):
+                return body
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"{path} not done after {timeout} s"
+        time.sleep(2)
 
 
 def test_an_upgrade_keeps_the_data_runs_its_migrations_once_and_serves_throughout(portal):
