@@ -56,7 +56,7 @@ def reconcile(cluster_name: str) -> None:
     if host is None:
         logger.debug("gitops: no host cluster %r is registered; nothing to do", cluster_name)
         return
-    cluster = ManagementCluster(host.kubeconfig)
+    cluster = ManagementCluster(host)
     cluster.ensure_crd()
     cluster_uid = cluster.identity()
     teams = cluster.namespace_teams()

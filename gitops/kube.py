@@ -27,8 +27,9 @@ def secret_name(vcluster_name: str) -> str:
 
 
 class ManagementCluster:
-    def __init__(self, kubeconfig: str):
-        self.kube = HostKube(kubeconfig)
+    def __init__(self, host):
+        """`host`: the registered HostCluster, with its kubeconfig or in-cluster."""
+        self.kube = HostKube.of(host)
         self.custom = CustomObjectsApi(self.kube.api)
 
     def identity(self) -> str:

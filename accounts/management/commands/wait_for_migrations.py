@@ -31,8 +31,8 @@ class Command(BaseCommand):
         reported = 0.0
         while True:
             try:
-                waiting = [] if database_only else unapplied()
                 connection.ensure_connection()
+                waiting = [] if database_only else unapplied()
                 reason = f"{len(waiting)} migrations not applied yet, first {waiting[0]}" if waiting else ""
             except DatabaseError as exc:
                 connection.close()
