@@ -12,10 +12,12 @@ help:
 	@echo "make kube   build the Kubernetes binaries (control plane and real node) into the cache; prints their directory"
 	@echo "make images build the real nodes' images into the local registry; prints their references"
 
-$(STAMP): pyproject.toml
+# The run-time distributions at the versions the images hold (tools/images/lock.py), so
+# the tests run what the images run on any machine, not whatever PyPI resolves that day.
+$(STAMP): pyproject.toml tools/images/requirements.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -c tools/images/requirements.lock -e '.[test]'
 	touch $@
 
 venv: $(STAMP)
