@@ -325,9 +325,10 @@ VCPORTAL_RUNTIME_IMAGE = env.str("VCPORTAL_RUNTIME_IMAGE", default="")
 # The CoreDNS image each vcluster runs (its cluster DNS); empty: the one `make images` built.
 VCPORTAL_CLUSTER_DNS_IMAGE = env.str("VCPORTAL_CLUSTER_DNS_IMAGE", default="")
 VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", default=60)
-# This portal's name on the host clusters it uses, as a label value: give each portal
-# sharing a host cluster its own, so none takes over another's objects.
-VCPORTAL_INSTALLATION = env.str("VCPORTAL_INSTALLATION", default="vcportal")
+# A readable name for this portal on the host clusters it uses (the vcportal.io/installation
+# label), taken when its database first records its identity; empty: `vcp-<token>`,
+# generated (provisioning.installation, docs/installation.md).
+VCPORTAL_INSTALLATION = env.str("VCPORTAL_INSTALLATION", default="")
 # An in-cluster portal (the Helm chart) binds this ClusterRole to its ServiceAccount
 # (`namespace/name`) in each namespace it creates, its only rights inside namespaces.
 VCPORTAL_NAMESPACE_ROLE = env.str("VCPORTAL_NAMESPACE_ROLE", default="")
@@ -335,8 +336,9 @@ VCPORTAL_SERVICE_ACCOUNT = env.str("VCPORTAL_SERVICE_ACCOUNT", default="")
 if bool(VCPORTAL_NAMESPACE_ROLE) != bool(re.fullmatch(r"[a-z0-9-.]+/[a-z0-9-.]+", VCPORTAL_SERVICE_ACCOUNT)):
     raise ImproperlyConfigured("VCPORTAL_NAMESPACE_ROLE needs VCPORTAL_SERVICE_ACCOUNT=<namespace>/<name>, and "
                                "VCPORTAL_SERVICE_ACCOUNT needs VCPORTAL_NAMESPACE_ROLE")
-if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", VCPORTAL_INSTALLATION):
-    raise ImproperlyConfigured("VCPORTAL_INSTALLATION must be a Kubernetes label value (at most 63 characters)")
+if VCPORTAL_INSTALLATION and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", VCPORTAL_INSTALLATION):
+    raise ImproperlyConfigured("VCPORTAL_INSTALLATION must be lowercase letters, digits and '-', at most 40 "
+                               "characters, starting and ending with a letter or digit (it names a namespace)")
 # Transient errors in a row before a task gives up: provisioning fails, teardown
 # becomes DeleteFailed; either waits for Retry.
 VCPORTAL_MAX_TRANSIENT_RETRIES = _int("VCPORTAL_MAX_TRANSIENT_RETRIES", default=12)

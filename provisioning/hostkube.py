@@ -177,7 +177,11 @@ class HostKube:
     def find_labelled(self, selector: str) -> list[str]:
         """Every object, of every listable kind and in every namespace, that matches
         `selector`, as "Kind namespace/name": what teardown checks is gone."""
-        found = []
+        return sorted(self.labelled(selector))
+
+    def labelled(self, selector: str) -> dict[str, str]:
+        """find_labelled's objects, each with its uid."""
+        found = {}
         for resource in self.dynamic.resources.search():
             if "list" not in (resource.verbs or []) or "/" in resource.name or resource.kind.endswith("List"):
                 continue
@@ -187,8 +191,8 @@ class HostKube:
                 continue
             for item in items:
                 ns = item.metadata.namespace
-                found.append(f"{resource.kind} {ns + '/' if ns else ''}{item.metadata.name}")
-        return sorted(set(found))
+                found[f"{resource.kind} {ns + '/' if ns else ''}{item.metadata.name}"] = item.metadata.uid
+        return found
 
 
 def _refuse_unless_ours(kind: str, meta: dict, labels) -> None:

@@ -9,6 +9,9 @@ marks it is about to write (`ownership_conflict`) and refuses otherwise.
 
 from __future__ import annotations
 
+import secrets
+import string
+
 from accounts import resources
 from syncer.rbac import NODE_READER, host_rules
 
@@ -42,12 +45,22 @@ def add_shares(*shares: dict[str, int]) -> dict[str, int]:
     return {key: sum(share.get(key, 0) for share in shares) for key in SHARE_KEYS}
 
 
-def host_namespace_name(vcluster_id: int, team_slug: str, vcluster_name: str) -> str:
-    """`vc-<id>-<team>-<vcluster>`. The vcluster's database id makes the name unique by
-    construction: it is all digits and ends at the first '-', so no choice of team or
-    vcluster names can produce another vcluster's prefix. The team and vcluster names
-    are only there for people to read, so a name too long for a label is simply cut."""
-    return f"vc-{vcluster_id}-{team_slug}-{vcluster_name}"[:MAX_NAME].rstrip("-")
+def new_installation_token(length: int = 5) -> str:
+    """A portal's short token in its host namespaces' names (provisioning.installation):
+    a letter, then letters and digits, so never all digits."""
+    alphabet = string.ascii_lowercase + string.digits
+    return secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(length - 1))
+
+
+def host_namespace_name(token: str, vcluster_id: int, team_slug: str, vcluster_name: str) -> str:
+    """`vc-<token>-<id>-<team>-<vcluster>`. Unique by construction: the portal's token
+    is unique on the host (its installation record) and has no '-'; the vcluster's
+    database id is all digits and ends at the next '-', so no choice of team or vcluster
+    names can produce another vcluster's prefix. And no name of the older form
+    `vc-<id>-…` has a token, which starts with a letter, where the id was. The team and
+    vcluster names are only there for people to read, so a name too long for a label
+    is simply cut."""
+    return f"vc-{token}-{vcluster_id}-{team_slug}-{vcluster_name}"[:MAX_NAME].rstrip("-")
 
 
 def labels(vcluster_id: int, team_slug: str, installation: str) -> dict[str, str]:

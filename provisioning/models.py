@@ -2,6 +2,8 @@
 team's provisioning policy. (A vcluster's steps and events are vclusters' models:
 vclusters writes them too.)"""
 
+import uuid
+
 from django.db import models
 from django.db.models import Count, Q
 
@@ -119,3 +121,23 @@ class Placement(models.Model):
 
     def __str__(self):
         return f"{self.vcluster} on {self.host_cluster}/{self.host_namespace}"
+
+
+class Installation(models.Model):
+    """This portal, as the host clusters it manages know it: one row, written once
+    (provisioning.installation)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    # The vcportal.io/installation label value of every host object this portal writes.
+    name = models.CharField(max_length=40)
+    # Short and unique among the portals on a host: host namespaces are vc-<token>-<id>-…
+    token = models.CharField(max_length=5)
+    # The identity a host's record of this portal names; another database has another.
+    uid = models.UUIDField(default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="one_installation")]
+
+    def __str__(self):
+        return self.name

@@ -32,10 +32,10 @@ from vclusters import lifecycle
 from vclusters.lifecycle import Event, EventKind, Phase
 from vclusters.models import StepStatus, VCluster, VClusterEvent, VClusterStep
 
-from . import manifests, rbac, runtimes
+from . import installation, manifests, rbac, runtimes
 from .hostclusters.placement import NoHostCluster, choose_for
 from .hostkube import HostKube
-from .models import Placement, PodSecurity, TeamPolicy
+from .models import Installation, Placement, PodSecurity, TeamPolicy
 from .runtimes import RuntimeFailure, RuntimeNotReady, VClusterRef, syncer_name
 
 logger = logging.getLogger(__name__)
@@ -79,9 +79,21 @@ class Context:
         """The runtime the vcluster was placed with, keeping its state in the placement."""
         return runtimes.create(self.placement.runtime, self.placement.host_cluster, PlacementState(self.vcluster.pk))
 
+    @cached_property
+    def installation(self) -> Installation:
+        return installation.current()
+
     @property
     def labels(self) -> dict[str, str]:
-        return manifests.labels(self.vcluster.pk, self.vcluster.team.slug, settings.VCPORTAL_INSTALLATION)
+        return manifests.labels(self.vcluster.pk, self.vcluster.team.slug, self.installation.name)
+
+    def claim_host(self) -> None:
+        """Touch a host only while this portal holds its name there: another portal's
+        objects of the same name and vcluster id would pass for ours."""
+        try:
+            installation.claim(self.host, self.placement.host_cluster.name)
+        except installation.Conflict as exc:
+            raise Permanent(str(exc)) from None
 
     def ownership_conflict(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> str | None:
         """Why the host object is not this vcluster's to delete; None if it is ours or gone."""
@@ -114,7 +126,8 @@ class PlacementState:
 
 # Provisioning steps -----------------------------------------------------------
 def ensure_namespace(ctx: Context) -> None:
-    _ensure_placement(ctx.vcluster)
+    _ensure_placement(ctx.vcluster, ctx.installation.token)
+    ctx.claim_host()
     policy = TeamPolicy.objects.filter(team=ctx.vcluster.team).first()
     level = policy.pod_security if policy else PodSecurity.BASELINE
     ctx.apply(manifests.namespace(ctx.placement.host_namespace, ctx.labels, level))
@@ -125,14 +138,14 @@ def ensure_namespace(ctx: Context) -> None:
                                            settings.VCPORTAL_NAMESPACE_ROLE, settings.VCPORTAL_SERVICE_ACCOUNT))
 
 
-def _ensure_placement(vc: VCluster) -> None:
+def _ensure_placement(vc: VCluster, token: str) -> None:
     if Placement.objects.filter(vcluster=vc).exists():
         return
     try:
         host = choose_for(vc.team)
     except NoHostCluster as exc:
         raise Permanent(str(exc)) from None
-    namespace = manifests.host_namespace_name(vc.pk, vc.team.slug, vc.name)
+    namespace = manifests.host_namespace_name(token, vc.pk, vc.team.slug, vc.name)
     try:
         with transaction.atomic():
             Placement.objects.create(vcluster=vc, host_cluster=host, host_namespace=namespace, runtime=host.runtime)
@@ -274,6 +287,7 @@ PROVISION = (
 
 # Teardown steps ---------------------------------------------------------------
 def stop_runtime(ctx: Context) -> None:
+    ctx.claim_host()
     ctx.changes.extend(ctx.runtime.destroy(ctx.ref))
 
 
@@ -308,7 +322,7 @@ def remove_credentials(ctx: Context) -> None:
 
 
 def verify_gone(ctx: Context) -> None:
-    selector = manifests.selector(ctx.vcluster.pk, settings.VCPORTAL_INSTALLATION)
+    selector = manifests.selector(ctx.vcluster.pk, ctx.installation.name)
     leftovers = ctx.host.find_labelled(selector)
     if leftovers:
         raise Transient(f"still on the host: {', '.join(leftovers[:10])}")

@@ -16,6 +16,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
+import urllib3
+from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from accounts.access import require_of
@@ -23,11 +25,12 @@ from accounts.audit import Actor, record
 from accounts.models import Team
 from portal import yamlinput
 from portal.errors import invalid
+from portal.kubeapi import describe
 from syncer.policy import PolicyError, TenantPolicy
 from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
 from vclusters.models import NAME_RE
 
-from .. import runtimes
+from .. import installation, runtimes
 from ..hostkube import HostKube, HostUnreachable
 from . import placement
 from ..models import Access, HostCluster, Placement, PodSecurity, TeamPolicy
@@ -204,6 +207,21 @@ def _credentials_errors(kubeconfig, in_cluster) -> dict[str, list[str]]:
     return {}
 
 
+def _claim_errors(name, kubeconfig, in_cluster) -> dict[str, list[str]]:
+    """Record on the cluster that this portal manages it, unless another portal of the
+    same name (or token) already does (provisioning.installation). Credentials already
+    checked."""
+    field = "in_cluster" if in_cluster else "kubeconfig"
+    try:
+        installation.claim(HostKube(None if in_cluster else kubeconfig, retries=0), name)
+    except installation.Conflict as exc:
+        return {field: [str(exc)]}
+    except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        return {field: [f"cannot record on the cluster that this portal manages it (namespace "
+                        f"{installation.record_name(installation.current().name)}): {describe(exc)}"]}
+    return {}
+
+
 def _kubeconfig_errors(text) -> list[str]:
     """Why this kubeconfig cannot be used, or nothing: checked by connecting to the
     cluster it names. Messages never quote the kubeconfig."""
@@ -266,6 +284,7 @@ def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capac
         **_runtime_errors(runtime, runtime_image, access, access_address),
         **_credentials_errors(kubeconfig, in_cluster),
     })
+    _raise(_claim_errors(name, kubeconfig, in_cluster))
     try:
         with transaction.atomic():
             host = HostCluster.objects.create(
@@ -333,6 +352,8 @@ def update_host_cluster(actor: Actor, host: HostCluster, **changes) -> HostClust
     if "kubeconfig" in changes or "in_cluster" in changes:
         errors.update(_credentials_errors(changes.get("kubeconfig", ""), changes.get("in_cluster", host.in_cluster)))
     _raise(errors)
+    if "kubeconfig" in changes or "in_cluster" in changes:
+        _raise(_claim_errors(host.name, changes.get("kubeconfig", ""), changes.get("in_cluster", host.in_cluster)))
     with transaction.atomic():
         locked = HostCluster.objects.select_for_update().get(pk=host.pk)
         before = _as_text(locked)

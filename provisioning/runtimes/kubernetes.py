@@ -33,7 +33,7 @@ from controlplane.components import SERVICE_CIDR
 from syncer.policy import TenantPolicy
 
 from ..hostkube import HostKube
-from ..manifests import ownership_conflict, selector
+from ..manifests import INSTALLATION_LABEL, ownership_conflict, selector
 from . import kubeobjects as cp
 from .base import RuntimeFailure, RuntimeNotReady, StateStore, VClusterRef, syncer_name
 
@@ -267,7 +267,7 @@ class KubernetesRuntime:
     def _claims(self, vc: VClusterRef) -> dict[str, str | None]:
         """The control plane's claims and their volumes' names."""
         claims = self.kube.core.list_namespaced_persistent_volume_claim(
-            vc.host_namespace, label_selector=selector(vc.id, settings.VCPORTAL_INSTALLATION), _request_timeout=10)
+            vc.host_namespace, label_selector=selector(vc.id, vc.labels[INSTALLATION_LABEL]), _request_timeout=10)
         return {c.metadata.name: c.spec.volume_name for c in claims.items}
 
     def _readyz(self, state: State) -> int | None:

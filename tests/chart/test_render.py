@@ -86,6 +86,23 @@ def test_beat_is_one_replica_replaced_not_rolled_and_only_web_and_worker_hold_an
         "Deployment/t-vcportal-web", "Deployment/t-vcportal-worker"}
 
 
+def _installation(objects: list[dict]) -> str:
+    web = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-web"))
+    env = {e["name"]: e.get("value") for c in web["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    return env["VCPORTAL_INSTALLATION"]
+
+
+def test_the_installation_name_is_a_short_namespace_name_and_long_releases_stay_apart():
+    """The portal takes it as its installation name (docs/installation.md): at most 40
+    characters, so the host's record namespace `vcportal-installation-<name>` fits."""
+    assert _installation(render()) == "vcportal-t"
+    one, two = (render("--namespace", "platform-" + "x" * 40 + suffix) for suffix in ("a", "b"))
+    names = {_installation(one), _installation(two)}
+    assert len(names) == 2 and all(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", n) for n in names), names
+    policy = next(o for o in one if o["kind"] == "ValidatingAdmissionPolicy")
+    assert f"vcportal.io/installation={_installation(one)}" in yaml.safe_dump(policy, width=1000)
+
+
 def test_the_chart_holds_the_host_rules_the_code_derives():
     assert hostrbac.CHART_FILE.read_text() == hostrbac.render(), "run: python -m provisioning.hostrbac"
 

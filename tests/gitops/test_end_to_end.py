@@ -8,7 +8,7 @@ import pytest
 
 from gitops import crd
 from localkube.testing import kubectl
-from provisioning import manifests
+from provisioning import installation, manifests
 from tests.kube.helpers import eventually
 from vclusters.models import Phase, VCluster
 
@@ -48,5 +48,5 @@ def test_apply_to_ready_with_a_working_kubeconfig_then_delete_to_gone(management
     assert management.get("e2e", ns) is None
     assert not management.kube.exists("v1", "Secret", secret_name, ns)
     assert not management.kube.exists("v1", "Namespace", host_ns)
-    assert management.kube.find_labelled(manifests.selector(vcluster.pk, settings.VCPORTAL_INSTALLATION)) == []
+    assert management.kube.find_labelled(manifests.selector(vcluster.pk, installation.current().name)) == []
 

@@ -9,7 +9,7 @@ from accounts.audit import Actor
 from accounts.services import create_token
 from localkube.processes import process_alive
 from localkube.testing import kubectl
-from provisioning import manifests
+from provisioning import installation, manifests
 from provisioning.hostkube import HostKube
 from tests.gateway.conftest import gateway_server  # noqa: F401  (fixture)
 from tests.kube.helpers import eventually
@@ -72,7 +72,7 @@ def test_create_use_and_delete_a_vcluster_through_the_api(world, host, celery_wo
     assert "w1" in kubectl(path, "get", "widgets", "-n", "team-ns", "-o", "name").stdout
 
     # The host holds only the vcluster's namespace: none of what the tenant made.
-    host_ns = f"vc-{vcluster_id}-alpha-e2e"
+    host_ns = f"vc-{installation.current().token}-{vcluster_id}-alpha-e2e"
     assert {n.metadata.name for n in host_kube.core.list_namespace().items} - namespaces_before == {host_ns}
     assert not host_kube.exists("apiextensions.k8s.io/v1", "CustomResourceDefinition", "widgets.demo.example")
     assert not host_kube.exists("rbac.authorization.k8s.io/v1", "ClusterRole", "widget-reader")

@@ -28,6 +28,14 @@ def in_a_pod(host_cluster, tmp_path, monkeypatch):
     core = client.CoreV1Api(host_cluster.api_client())
     namespace = new_namespace(core, "portal")
     core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="portal")))
+    # What registration needs of the chart's cluster role: its record on the host (docs/installation.md).
+    rbac = client.RbacAuthorizationV1Api(host_cluster.api_client())
+    rbac.create_cluster_role(client.V1ClusterRole(metadata=client.V1ObjectMeta(name=namespace), rules=[
+        client.V1PolicyRule(api_groups=[""], resources=["namespaces"], verbs=["get", "list", "create"])]))
+    rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
+        metadata=client.V1ObjectMeta(name=namespace),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=namespace),
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="portal", namespace=namespace)]))
     token = core.create_namespaced_service_account_token(
         "portal", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))).status.token
     kubeconfig = yaml.safe_load(host_cluster.admin_kubeconfig.read_text())
@@ -56,6 +64,15 @@ def test_it_registers_the_cluster_it_runs_in_with_its_own_service_account(in_a_p
 
     call_command("register_hostcluster", "in-cluster", "--in-cluster")  # at every start: an update, not an error
     assert AuditEvent.objects.filter(action="host_cluster.update").count() == 1
+
+
+def test_without_rights_to_record_itself_on_the_cluster_it_registers_nothing(in_a_pod, host_cluster):
+    rbac = client.RbacAuthorizationV1Api(host_cluster.api_client())
+    rbac.delete_cluster_role_binding(in_a_pod.rsplit(":", 2)[1])
+    with pytest.raises(CommandError, match=r"in_cluster: cannot record on the cluster that this portal manages it "
+                                           r"\(namespace vcportal-installation-.*\): host API answered 403: "):
+        call_command("register_hostcluster", "in-cluster", "--in-cluster", "--runtime", "local")
+    assert not HostCluster.objects.exists()
 
 
 def test_outside_a_pod_it_says_so_and_registers_nothing(monkeypatch):

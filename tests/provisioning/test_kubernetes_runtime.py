@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from django.conf import settings
 from kubernetes import client
 
 from accounts.audit import SYSTEM
 from localkube.testing import kubectl
-from provisioning import manifests, pipeline
+from provisioning import installation, manifests, pipeline
 from provisioning.hostclusters import services
 from provisioning.hostkube import HostKube
 from provisioning.models import Placement
@@ -175,7 +174,7 @@ def test_teardown_leaves_nothing_and_says_what_it_removed(provisioned_as_pods, r
                     f"PersistentVolume {volume.metadata.name} and its volume", f"Secret {ns}/{cp.PKI_SECRET}",
                     f"Service {ns}/{cp.SERVICE}"):
         assert removed in receipt
-    assert kube.find_labelled(manifests.selector(vcluster.pk, settings.VCPORTAL_INSTALLATION)) == []
+    assert kube.find_labelled(manifests.selector(vcluster.pk, installation.current().name)) == []
     with pytest.raises(client.ApiException) as gone:
         kube.core.read_persistent_volume(volume.metadata.name)
     assert gone.value.status == 404

@@ -12,26 +12,38 @@ LABELS = manifests.labels(7, "alpha", "portal-a")
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 
 
-def test_namespace_name_is_the_vcluster_id_then_team_and_vcluster():
-    assert manifests.host_namespace_name(7, "alpha", "dev") == "vc-7-alpha-dev"
+def test_namespace_name_is_the_portal_token_then_vcluster_id_team_and_vcluster():
+    assert manifests.host_namespace_name("k3x9a", 7, "alpha", "dev") == "vc-k3x9a-7-alpha-dev"
 
 
 def test_names_that_collided_as_team_and_vcluster_no_longer_meet():
     """`data` + `science-prod` and `data-science` + `prod` both gave vc-data-science-prod."""
-    assert manifests.host_namespace_name(1, "data", "science-prod") != manifests.host_namespace_name(
-        2, "data-science", "prod"
+    assert manifests.host_namespace_name("k3x9a", 1, "data", "science-prod") != manifests.host_namespace_name(
+        "k3x9a", 2, "data-science", "prod"
     )
-    # Nor can any team/vcluster name produce another id's prefix: the id ends at the first '-'.
-    assert manifests.host_namespace_name(1, "2-x", "y") != manifests.host_namespace_name(12, "x", "y")
+    # Nor can any team/vcluster name produce another id's prefix: the id ends at the next '-'.
+    assert manifests.host_namespace_name("k3x9a", 1, "2-x", "y") != manifests.host_namespace_name("k3x9a", 12, "x", "y")
+
+
+def test_two_portals_vcluster_of_one_id_team_and_name_get_two_namespaces():
+    assert manifests.host_namespace_name("k3x9a", 1, "demo", "web") != manifests.host_namespace_name(
+        "p0rt2", 1, "demo", "web")
+
+
+def test_a_token_starts_with_a_letter_so_no_older_name_vc_id_can_equal_a_new_one():
+    tokens = {manifests.new_installation_token() for _ in range(2000)}
+    assert all(re.fullmatch(r"[a-z][a-z0-9]{4}", token) for token in tokens)
+    assert len(tokens) > 1990  # random, not a counter
 
 
 def test_long_namespace_names_are_cut_and_stay_distinct_by_id():
     team = "t" * 50
-    one = manifests.host_namespace_name(10**12, team, "a" * 40)
-    two = manifests.host_namespace_name(10**12 + 1, team, "a" * 40)
+    one = manifests.host_namespace_name("k3x9a", 10**12, team, "a" * 40)
+    two = manifests.host_namespace_name("k3x9a", 10**12 + 1, team, "a" * 40)
     assert len(one) <= 63 and len(two) <= 63
     assert one != two
-    assert re.fullmatch(DNS_LABEL, one) and re.fullmatch(DNS_LABEL, manifests.host_namespace_name(5, "a" * 53, "b"))
+    assert re.fullmatch(DNS_LABEL, one) and re.fullmatch(
+        DNS_LABEL, manifests.host_namespace_name("k3x9a", 5, "a" * 53, "b"))
 
 
 @pytest.mark.parametrize(("existing", "conflict"), [

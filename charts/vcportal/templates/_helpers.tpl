@@ -36,10 +36,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* This portal's name on the host objects it writes (vcportal.io/installation): the
-     release and its namespace, so two installations on one cluster never take each other's. */}}
+{{/* This portal's name on the host objects it writes (vcportal.io/installation, at most
+     40 characters): the release and its namespace, so two installations on one cluster
+     never take each other's; a longer one is cut and keeps a hash of the whole. The
+     admission policy needs it before the portal's database exists (docs/installation.md). */}}
 {{- define "vcportal.installation" -}}
-{{- printf "%s-%s" .Release.Namespace .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- $name := printf "%s-%s" .Release.Namespace .Release.Name -}}
+{{- if gt (len $name) 40 -}}
+{{- printf "%s-%s" ($name | trunc 33 | trimSuffix "-") ($name | sha256sum | trunc 6) -}}
+{{- else -}}
+{{- $name -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Cluster-wide objects carry the namespace too: two releases of one name may coexist. */}}

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from provisioning import manifests, pipeline
+from provisioning import installation, manifests, pipeline
 from provisioning.hostkube import HostKube
 from provisioning.models import Placement
 from syncer.rbac import token_kubeconfig
@@ -91,13 +91,14 @@ def test_the_database_refuses_a_second_live_placement_on_one_host_namespace(worl
      "has vcportal.io/vcluster-id=999999, not {pk}"),
     ({"team": "other"}, "has no app.kubernetes.io/managed-by label, so it is not vcportal's"),
     ({**manifests.MANAGED_BY, manifests.VCLUSTER_LABEL: "{pk}", manifests.INSTALLATION_LABEL: "another-portal"},
-     "has vcportal.io/installation=another-portal, not vcportal"),
+     "has vcportal.io/installation=another-portal, not {installation}"),
 ])
 def test_a_namespace_that_is_not_ours_is_neither_adopted_nor_deleted(
     labels, conflict, world, host, var_dir, core, foreign_objects
 ):
     vcluster = make_vcluster(world.alpha, "squatted", **HOST_OBJECTS_ONLY)
-    ns = manifests.host_namespace_name(vcluster.pk, "alpha", "squatted")
+    me = installation.current()
+    ns = manifests.host_namespace_name(me.token, vcluster.pk, "alpha", "squatted")
     labels = {k: v.format(pk=vcluster.pk) for k, v in labels.items()}
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels=labels)))
     foreign_objects.append(("Namespace", ns))
@@ -108,7 +109,7 @@ def test_a_namespace_that_is_not_ours_is_neither_adopted_nor_deleted(
     vcluster.refresh_from_db()
     assert vcluster.phase == Phase.FAILED
     assert vcluster.message == (
-        f"Host namespace: Namespace {ns} already exists and {conflict.format(pk=vcluster.pk)}; "
+        f"Host namespace: Namespace {ns} already exists and {conflict.format(pk=vcluster.pk, installation=me.name)}; "
         "refusing to take it over"
     )
     after = core.read_namespace(ns)
@@ -126,7 +127,8 @@ def test_a_cluster_role_binding_that_is_not_ours_is_neither_adopted_nor_deleted(
     world, host, var_dir, runtime_host, foreign_objects
 ):
     vcluster = make_vcluster(world.alpha, "bound", **HOST_OBJECTS_ONLY)
-    name = manifests.node_reader_binding_name(manifests.host_namespace_name(vcluster.pk, "alpha", "bound"))
+    name = manifests.node_reader_binding_name(
+        manifests.host_namespace_name(installation.current().token, vcluster.pk, "alpha", "bound"))
     rbac = client.RbacAuthorizationV1Api(runtime_host.cluster.api_client())
     theirs = {"kind": "User", "name": "someone", "apiGroup": "rbac.authorization.k8s.io"}
     rbac.create_cluster_role_binding({
