@@ -7,10 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from controlplane.images import reference
 from localkube.binaries import helm as helm_binary
-
-CHART = Path(__file__).resolve().parents[2] / "charts" / "vcportal"
+from localkube.demo import CHART
+from localkube.demo import image_values as local_images
 
 
 def helm(*args, kubeconfig: Path | None = None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -19,19 +18,6 @@ def helm(*args, kubeconfig: Path | None = None, check: bool = True, timeout: flo
     if check and done.returncode != 0:
         raise AssertionError(f"helm {' '.join(args[:2])} failed: {done.stderr}")
     return done
-
-
-def tag(name: str) -> str:
-    return reference(name).rsplit(":", 1)[1]
-
-
-def local_images() -> list[str]:
-    """--set arguments naming the images in the local registry."""
-    registry = reference("vcportal").split("/", 1)[0]
-    return ["--set", f"image.registry={registry}", "--set", f"image.tag={tag('vcportal')}",
-            "--set", f"database.bundled.image.tag={tag('postgresql')}", "--set", f"redis.bundled.image.tag={tag('redis')}",
-            "--set", f"hostCluster.runtimeImage={reference('vcluster-runtime')}",
-            "--set", f"hostCluster.clusterDNSImage={reference('coredns')}"]
 
 
 def render(*args: str) -> list[dict]:

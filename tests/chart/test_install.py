@@ -1,5 +1,5 @@
-"""charts/vcportal installed with `helm` into the embedded host cluster, whose real node
-runs every pod from the local registry's images: the bundled PostgreSQL and Redis, the
+"""charts/vcportal installed with `helm` into the embedded host cluster, the way `make
+install-demo` installs it (localkube.demo), whose real node runs every pod from the local registry's images: the bundled PostgreSQL and Redis, the
 migration Job, web (with the gateway), worker and beat. Reached as a user would, through
 the portal's Service on node ports. In order: install; the portal's ServiceAccount tries
 to reach beyond its namespaces and fails; a vcluster becomes Ready with its control plane
@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,9 @@ from tests.kube.helpers import eventually
 
 from tests.images.test_portal_images import locked
 
-from .helpers import CHART, helm, local_images
+from localkube import demo
+
+from .helpers import helm
 
 pytestmark = [pytest.mark.kube, pytest.mark.realnode]
 
@@ -50,7 +52,7 @@ class Portal:
     namespace: str
     url: str = ""
     token: str = ""
-    values: list[str] = field(default_factory=list)
+    node_ports: tuple[int, ...] = ()
     vcluster: int = 0
     personal_kubeconfig: Path | None = None
     api_host_namespace: str = ""
@@ -65,14 +67,13 @@ class Portal:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def install(self) -> None:
-        if not self.values:
-            node, (http, gateway) = self.cluster.real_node().link.node_ip, _free_node_ports(self.cluster, 2)
-            self.url = f"http://{node}:{http}"
-            self.values = [*local_images(), *SMALL, "--set", f"url={self.url}", "--set", f"gateway.url=https://{node}:{gateway}",
-                           "--set", f"web.service.httpNodePort={http}", "--set", f"web.service.gatewayNodePort={gateway}"]
-        helm("install", RELEASE, str(CHART), "-n", self.namespace, *self.values, "--wait", "--wait-for-jobs",
-             "--timeout", "10m", kubeconfig=self.kubeconfig, timeout=660)
+    def install(self, *values: str) -> None:
+        """`make install-demo`'s install (or upgrade) with this test's release, namespace and
+        free node ports, and `values`."""
+        self.node_ports = self.node_ports or tuple(_free_node_ports(self.cluster, 2))
+        installed = demo.install(self.cluster, release=RELEASE, namespace=self.namespace, node_ports=self.node_ports,
+                                 values=(*SMALL, *values))
+        self.url, self.token = installed.url, installed.token
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         return requests.request(method, f"{self.url}/api/v1/{path}", timeout=10, **kwargs,
@@ -106,8 +107,6 @@ def test_install_migrates_once_and_the_admin_works_through_the_service(portal):
                      "shell": False}
 
     assert {name: (s.succeeded, s.failed) for name, s in portal.jobs().items()} == {f"{NAME}-migrate-1": (1, None)}
-    portal.token = portal.kubectl("exec", f"deploy/{NAME}-web", "-c", "web", "--",
-                                  "python3", "/app/manage.py", "create_api_token", "admin").strip()
     created = portal.api("POST", "teams/", json={"name": "Platform"})
     assert created.status_code == 201, created.text
     assert [t["slug"] for t in portal.api("GET", "teams/").json()["results"]] == ["platform"]
@@ -204,10 +203,9 @@ def _eventually_answered(portal: Portal, path: str, done, timeout: float = 300) 
 def test_an_upgrade_keeps_the_data_runs_its_migrations_once_and_serves_throughout(portal):
     new_tag = _retag("vcportal", f"{reference('vcportal').rsplit(':', 1)[1]}-next")
     vcluster_probe = _through_gateway(portal)
-    failures, probes = _probe_during(lambda: helm(
-        "upgrade", RELEASE, str(CHART), "-n", portal.namespace, *portal.values, "--set", f"image.tag={new_tag}",
-        "--set", "config.logLevel=DEBUG", "--wait", "--wait-for-jobs", "--timeout", "10m",
-        kubeconfig=portal.kubeconfig, timeout=660), [lambda: portal.api("GET", "teams/"), vcluster_probe])
+    failures, probes = _probe_during(
+        lambda: portal.install("--set", f"image.tag={new_tag}", "--set", "config.logLevel=DEBUG"),
+        [lambda: portal.api("GET", "teams/"), vcluster_probe])
     print(f"upgrade: {len(failures)} of {probes} probes (the API, and the vcluster through the gateway) failed: "
           f"{failures[:5]}")
 

@@ -1,15 +1,17 @@
-"""`python manage.py hostcluster start|stop|status|node-address`: the embedded host cluster.
+"""`python manage.py hostcluster start|stop|status|node-address|install-demo`: the embedded
+host cluster.
 
 `node-address` prints the address at which this machine reaches the real node: where
 the node ports of vclusters' API servers are (what `make run` registers as the host's
-access address)."""
+access address). `install-demo` installs or upgrades the Helm chart in it (`make
+install-demo`, localkube.demo) and prints, last, the portal's URL and an API token."""
 
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from localkube import ClusterError, LocalCluster
+from localkube import ClusterError, LocalCluster, demo
 from localkube.binaries import BinariesMissing
 from controlplane.images import ImagesMissing
 from localkube.network import NetworkError
@@ -25,7 +27,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["start", "stop", "status", "node-address"])
+        parser.add_argument("action", choices=["start", "stop", "status", "node-address", "install-demo"])
         parser.add_argument(
             "--state-dir",
             type=Path,
@@ -52,7 +54,7 @@ class Command(BaseCommand):
         cluster = LocalCluster(state_dir)
         try:
             getattr(self, f"_{action.replace('-', '_')}")(cluster, nodes, real_nodes)
-        except (ClusterError, BinariesMissing, ImagesMissing, NetworkError) as exc:
+        except (ClusterError, BinariesMissing, ImagesMissing, NetworkError, demo.DemoError) as exc:
             raise CommandError(str(exc)) from exc
 
     def _start(self, cluster: LocalCluster, nodes: int, real_nodes: int) -> None:
@@ -91,3 +93,15 @@ class Command(BaseCommand):
         if not cluster.config_path.exists() or not cluster.config.real_nodes:
             raise CommandError(f"the host cluster in {cluster.state_dir} has no real node")
         self.stdout.write(cluster.real_node().link.node_ip)
+
+    def _install_demo(self, cluster: LocalCluster, *_) -> None:
+        if not cluster.config_path.exists() or not cluster.config.real_nodes or not cluster.is_ready():
+            raise CommandError(f"no running host cluster with a real node in {cluster.state_dir}; "
+                               "run `hostcluster start --real-nodes 1` (as root)")
+        self.stderr.write(f"install-demo: helm upgrade --install {demo.RELEASE} into namespace {demo.NAMESPACE} "
+                          "(a few minutes the first time)")
+        installed = demo.install(cluster)
+        self.stdout.write(f"Sign in as admin with password {installed.admin_password}; the API takes the token on "
+                          "the last line.")
+        self.stdout.write(installed.url)
+        self.stdout.write(installed.token)
