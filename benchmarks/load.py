@@ -85,7 +85,8 @@ class Stack:
         self.port, self.gateway_port = free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items() if k not in STACK_OWNS}
         self.env.update(VCPORTAL_VAR_DIR=str(self.var), VCPORTAL_PORT=str(self.port),
-                        VCPORTAL_GATEWAY_PORT=str(self.gateway_port), VCPORTAL_REDIS_PORT=str(free_port()))
+                        VCPORTAL_GATEWAY_PORT=str(self.gateway_port), VCPORTAL_REDIS_PORT=str(free_port()),
+                        VCPORTAL_WORKER_METRICS_PORT=str(free_port()))
         if database == "postgres":
             self.env["DATABASE_URL"] = postgres_url()
         self.log = self.var.parent / f"{self.var.name}.log"

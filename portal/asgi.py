@@ -9,5 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django_application = get_asgi_application()
 
 from gateway.asgi import Router  # noqa: E402  (needs the apps loaded above)
+from portal.metrics import Metrics  # noqa: E402
 
-application = Router(django_application)
+application = Metrics(Router(django_application))

@@ -346,6 +346,13 @@ VCPORTAL_MAX_TRANSIENT_RETRIES = _int("VCPORTAL_MAX_TRANSIENT_RETRIES", default=
 # work is resumed by another after at most this long.
 VCPORTAL_VCLUSTER_LOCK_TTL = _int("VCPORTAL_VCLUSTER_LOCK_TTL", default=20)
 VCPORTAL_RECONCILE_INTERVAL = _int("VCPORTAL_RECONCILE_INTERVAL", default=30)
+# Metrics (docs/metrics.md): the bearer token a scraper presents to /metrics on the web
+# and gateway ports (empty: no token asked, for a portal on loopback), and the
+# `address:port` on which a Celery worker serves its own (empty: none).
+VCPORTAL_METRICS_TOKEN = env.str("VCPORTAL_METRICS_TOKEN", default="")
+VCPORTAL_WORKER_METRICS_ADDRESS = env.str("VCPORTAL_WORKER_METRICS_ADDRESS", default="")
+if VCPORTAL_WORKER_METRICS_ADDRESS and not re.fullmatch(r"[0-9a-fA-F.:]+:[0-9]{1,5}", VCPORTAL_WORKER_METRICS_ADDRESS):
+    raise ImproperlyConfigured("VCPORTAL_WORKER_METRICS_ADDRESS must be ADDRESS:PORT, e.g. 0.0.0.0:9540")
 # Test-only fault injection: seconds each provisioning step sleeps after its effect
 # and before its record (tests/provisioning/test_crash_safety.py). Keep 0.
 VCPORTAL_FAULT_PAUSE_AFTER_STEP = env.float("VCPORTAL_FAULT_PAUSE_AFTER_STEP", default=0.0)

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import resources
+from portal import metrics
 from portal.errors import is_database_unavailable
 from portal.kubeapi import describe, is_transient, read_or_none
 
@@ -356,7 +357,8 @@ def provision(vcluster_id: int) -> None:
     except Permanent as exc:
         _fail(vc, str(exc))
         return
-    lifecycle.transition(vc, Event.READY, message="")
+    if lifecycle.transition(vc, Event.READY, message=""):
+        metrics.CREATE_TO_READY.observe((timezone.now() - vc.created_at).total_seconds())
 
 
 def teardown(vcluster_id: int) -> None:
@@ -401,6 +403,29 @@ def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None
             status=StepStatus.RUNNING, started_at=record.started_at or timezone.now(), finished_at=None
         )
     ctx.changes = []
+    started = time.monotonic()
+    try:
+        _ensure(ctx, step, record, permanent_is_transient)
+    except Transient:
+        _observe(step, "retrying", started)
+        raise
+    except Permanent:
+        _observe(step, "failed", started)
+        raise
+    _observe(step, "succeeded", started)
+    if not already_done:
+        VClusterStep.objects.filter(pk=record.pk).update(
+            status=StepStatus.SUCCEEDED, finished_at=timezone.now(),
+            message="; ".join(ctx.changes) or "Already in place.",
+        )
+
+
+def _observe(step: Step, outcome: str, started: float) -> None:
+    metrics.STEP_SECONDS.labels(step.name, outcome).observe(time.monotonic() - started)
+
+
+def _ensure(ctx: Context, step: Step, record: VClusterStep, permanent_is_transient: bool) -> None:
+    """Run the step; its error becomes Transient or Permanent, recorded on the step."""
     try:
         step.ensure(ctx)
         _fault_pause()
@@ -419,11 +444,6 @@ def _run(ctx: Context, step: Step, permanent_is_transient: bool = False) -> None
         if transient or permanent_is_transient:
             raise Transient(f"{step.name}: {describe(exc)}") from exc
         raise Permanent(f"{step.name}: {describe(exc)}") from exc
-    if not already_done:
-        VClusterStep.objects.filter(pk=record.pk).update(
-            status=StepStatus.SUCCEEDED, finished_at=timezone.now(),
-            message="; ".join(ctx.changes) or "Already in place.",
-        )
 
 
 def _fault_pause() -> None:

@@ -9,7 +9,7 @@
 # Ctrl-C stops everything this script started.
 #   scripts/run.sh            all of it
 #   scripts/run.sh prepare    only the var directory (secrets, database, admin) and exit
-# VCPORTAL_PORT and VCPORTAL_GATEWAY_PORT move the two listeners (e.g. a second stack
+# VCPORTAL_PORT, VCPORTAL_GATEWAY_PORT and VCPORTAL_WORKER_METRICS_PORT move the listeners (e.g. a second stack
 # beside this one, as benchmarks/load.py starts), VCPORTAL_VAR_DIR its state.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -109,6 +109,10 @@ fi
 # -B runs Celery beat inside the worker for the periodic reconcile (its schedule is
 # kept in the database by django-celery-beat).
 # Restarted if it dies (scripts/supervise.sh), as a process manager would in production.
+# Metrics (docs/metrics.md): the worker's on loopback; uvicorn's processes add theirs up
+# in a directory each, emptied at every start.
+rm -rf "$var/metrics" && mkdir -p "$var/metrics/web" "$var/metrics/gateway"
+VCPORTAL_WORKER_METRICS_ADDRESS="127.0.0.1:${VCPORTAL_WORKER_METRICS_PORT:-9540}" \
 scripts/supervise.sh worker .venv/bin/celery -A portal worker -B --pool threads --concurrency 8 --loglevel INFO \
   >"$var/celery.log" 2>&1 &
 pids+=($!)
@@ -118,9 +122,11 @@ pids+=($!)
 # API run in two processes (VCPORTAL_WEB_WORKERS): one Python process serves on one core.
 # Idle connections stay open 65 s, not uvicorn's 5: a client reusing a connection just
 # as the server closes it sees a reset (the load test found them; docs/performance.md).
+PROMETHEUS_MULTIPROC_DIR="$var/metrics/web" \
 .venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port "$port" \
   --workers "${VCPORTAL_WEB_WORKERS:-2}" --timeout-keep-alive 65 --timeout-graceful-shutdown 5 >"$var/web.log" 2>&1 &
 pids+=($!)
+PROMETHEUS_MULTIPROC_DIR="$var/metrics/gateway" \
 .venv/bin/uvicorn portal.asgi:application --ws websockets --host 127.0.0.1 --port "$gateway_port" \
   --ssl-certfile "$var/gateway-tls/tls.crt" --ssl-keyfile "$var/gateway-tls/tls.key" \
   --timeout-keep-alive 65 --timeout-graceful-shutdown 5 >"$var/gateway.log" 2>&1 &

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import names
+from . import metrics, names
 from .informer import Informer, key_of
 from .kube import ApiError, Client, Resource
 from .recorder import Recorder
@@ -61,6 +62,7 @@ class Controller:
         self.kind = kind
         self.name = kind.resource.plural
         self.queue = WorkQueue()
+        metrics.QUEUE_DEPTH.labels(self.name).set_function(lambda: len(self.queue))
         self._workers = workers
         self._threads: list[threading.Thread] = []
 
@@ -95,18 +97,25 @@ class Controller:
         while (key := self.queue.get()) is not None:
             try:
                 again = self.reconcile(key)
+                self._synced(key)
                 self.queue.forget(key)
                 if again:
                     self.queue.add_after(key, again)
             except ApiError as exc:
+                metrics.ERRORS.labels(self.name).inc()
                 delay = self.queue.retry(key)
                 level = logging.DEBUG if exc.conflict else logging.WARNING
                 logger.log(level, "%s %s: %s; retrying in %.1fs", self.name, key, exc, delay)
             except Exception:
+                metrics.ERRORS.labels(self.name).inc()
                 delay = self.queue.retry(key)
                 logger.exception("%s %s failed; retrying in %.1fs", self.name, key, delay)
             finally:
                 self.queue.done(key)
+
+    def _synced(self, key: str) -> None:
+        if (seen := self.queue.seen_at(key)) is not None:
+            metrics.SYNC_LAG.labels(self.name).observe(time.monotonic() - seen)
 
     # Host copies -------------------------------------------------------------
     @property

@@ -1,10 +1,11 @@
-"""`/healthz` and `/readyz` over HTTP, for a supervisor or a Kubernetes probe.
+"""`/healthz` and `/readyz` over HTTP, for a supervisor or a Kubernetes probe, and
+`/metrics` for Prometheus (syncer.metrics).
 
 /healthz answers 200 while the process serves at all; /readyz answers 200 once the
 syncer has listed both clusters and started its controllers, 503 before (also while it
 waits for an API server to answer). Plain HTTP on the address the config gives
 (loopback locally; every address, 0.0.0.0, in a pod for the kubelet's probes): the
-answers carry no data.
+answers carry no tenant data, only counts and timings by kind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import http.client
 import http.server
 import threading
 from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 
 class HealthServer(http.server.ThreadingHTTPServer):
@@ -25,12 +28,14 @@ class HealthServer(http.server.ThreadingHTTPServer):
                     handler._answer(200, b"ok")
                 elif handler.path == "/readyz":
                     handler._answer(*((200, b"ok") if ready() else (503, b"not ready")))
+                elif handler.path == "/metrics":
+                    handler._answer(200, generate_latest(), CONTENT_TYPE_LATEST)
                 else:
                     handler._answer(404, b"not found")
 
-            def _answer(handler, status: int, body: bytes) -> None:
+            def _answer(handler, status: int, body: bytes, content_type: str = "text/plain") -> None:
                 handler.send_response(status)
-                handler.send_header("Content-Type", "text/plain")
+                handler.send_header("Content-Type", content_type)
                 handler.send_header("Content-Length", str(len(body)))
                 handler.end_headers()
                 handler.wfile.write(body)

@@ -3,7 +3,8 @@
 A key waiting in the queue is held once, however often it is added; a key being worked
 on is never handed to a second worker, and if it was added meanwhile it comes back once
 the first worker is done. Keys can be added after a delay, and failing keys come back
-with an exponential backoff.
+with an exponential backoff. The queue also remembers when the change behind a key was
+first seen (`add`), until a worker has reconciled it: the syncer's lag.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ class WorkQueue:
         self._delayed: list[tuple[float, str]] = []
         self._due: dict[str, float] = {}  # key → when its delayed addition is due
         self._failures: dict[str, int] = {}
+        self._seen: dict[str, float] = {}  # key → when a change not yet taken was added
+        self._taken_seen: dict[str, float] = {}  # the same for keys being worked on
         self._retry_first = retry_first
         self._retry_limit = retry_limit
         self._shut_down = False
 
     def add(self, key: str) -> None:
+        """A change to `key` was seen: reconcile it as soon as a worker is free."""
         with self._cond:
+            self._seen.setdefault(key, time.monotonic())
             self._add(key)
 
     def add_after(self, key: str, seconds: float) -> None:
@@ -46,12 +51,21 @@ class WorkQueue:
         """Add `key` again after a delay that doubles with each failure; returns the delay."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
+        with self._cond:  # the change is still to be brought over
+            if key in self._taken_seen:
+                self._seen.setdefault(key, self._taken_seen[key])
         delay = min(self._retry_first * 2**failures, self._retry_limit)
         self.add_after(key, delay)
         return delay
 
     def forget(self, key: str) -> None:
         self._failures.pop(key, None)
+
+    def seen_at(self, key: str) -> float | None:
+        """When the change a worker is reconciling under `key` was first seen (monotonic
+        clock), or None if it was taken for a delayed or periodic look."""
+        with self._cond:
+            return self._taken_seen.get(key)
 
     def get(self) -> str | None:
         """The next key, or None once the queue is shut down."""
@@ -64,6 +78,8 @@ class WorkQueue:
                     key = self._queue.popleft()
                     self._dirty.discard(key)
                     self._processing.add(key)
+                    if key in self._seen:
+                        self._taken_seen[key] = self._seen.pop(key)
                     return key
                 timeout = self._delayed[0][0] - time.monotonic() if self._delayed else None
                 self._cond.wait(timeout)
@@ -71,6 +87,7 @@ class WorkQueue:
     def done(self, key: str) -> None:
         with self._cond:
             self._processing.discard(key)
+            self._taken_seen.pop(key, None)
             if key in self._dirty:
                 self._queue.append(key)
                 self._cond.notify()

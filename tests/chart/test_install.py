@@ -111,6 +111,13 @@ def test_install_migrates_once_and_the_admin_works_through_the_service(portal):
     assert created.status_code == 201, created.text
     assert [t["slug"] for t in portal.api("GET", "teams/").json()["results"]] == ["platform"]
 
+    # /metrics through the Service (docs/metrics.md): only with the token the chart keeps.
+    secret = client.CoreV1Api(portal.cluster.api_client()).read_namespaced_secret(NAME, portal.namespace)
+    token = base64.b64decode(secret.data["metrics-token"]).decode()
+    assert requests.get(f"{portal.url}/metrics", timeout=10).status_code == 401
+    scraped = requests.get(f"{portal.url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert scraped.status_code == 200 and 'vcportal_vclusters{phase="Ready"} 0.0' in scraped.text
+
 
 def test_the_portals_service_account_reaches_nothing_beyond_its_namespaces(portal):
     assert portal.as_portal("auth", "can-i", "get", "secrets", "-n", "kube-system").stdout.strip() == "no"
@@ -146,10 +153,14 @@ def test_a_vcluster_runs_in_the_same_cluster_and_a_personal_kubeconfig_reaches_i
     vcluster = created.json()["id"]
     ready = eventually(lambda: (v := portal.api("GET", f"vclusters/{vcluster}/").json())["phase"] in ("Ready", "Failed")
                        and v, timeout=300, interval=2, what="the vcluster to be Ready")
-    assert ready["phase"] == "Ready", ready
+    assert ready["phase"] == "Ready", (ready["message"], [s for s in ready["steps"] if s["status"] == "Failed"])
     host_namespace = portal.api("GET", f"vclusters/{vcluster}/").json()["placement"]["host_namespace"]
     control_plane = client.CoreV1Api(portal.cluster.api_client()).list_namespaced_pod(host_namespace).items
     assert [p.spec.node_name for p in control_plane if p.metadata.name == "vcluster-0"] == ["realnode-0"]
+    worker_metrics = portal.kubectl("exec", f"deploy/{NAME}-worker", "--", "python3", "-c",
+                                    "import urllib.request; print(urllib.request.urlopen("
+                                    "'http://127.0.0.1:9540/metrics').read().decode())")
+    assert "vcportal_create_to_ready_seconds_count 1.0" in worker_metrics
 
     kubeconfig = tmp_path / "personal.kubeconfig"
     kubeconfig.write_text(portal.api("GET", f"vclusters/{vcluster}/kubeconfig/").text)

@@ -5,6 +5,7 @@ a Pod Security warning. Bad values fail before anything is created, naming the v
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -69,7 +70,8 @@ def test_external_stores_bundle_nothing_and_the_secret_holds_their_urls():
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert not {name for kind, name in kinds if kind == "StatefulSet"}
     secret = next(o for o in objects if o["kind"] == "Secret")
-    assert set(secret["stringData"]) == {"database-url", "redis-url"}  # the keys come from portal-keys
+    # The keys come from portal-keys; the metrics token is always the chart's own.
+    assert set(secret["stringData"]) == {"metrics-token", "database-url", "redis-url"}
     ingress = next(o for o in objects if o["kind"] == "Ingress")
     assert ingress["spec"]["tls"] == [{"hosts": ["vcportal.example.com"], "secretName": "vcportal-tls"}]
 
@@ -161,3 +163,41 @@ def test_an_install_with_a_bad_value_creates_nothing(host_cluster):
     assert done.returncode != 0 and "at '/worker/concurrency': minimum: got 0, want 1" in done.stderr
     namespaces = client.CoreV1Api(host_cluster.api_client()).list_namespace().items
     assert "chart-bad-value" not in {n.metadata.name for n in namespaces}
+
+
+def test_metrics_objects_scrape_web_gateway_and_worker_with_the_kept_token():
+    objects = render("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.grafanaDashboard.enabled=true")
+    by_kind = {o["kind"]: o for o in objects if o["kind"] in ("ServiceMonitor", "PodMonitor", "ConfigMap")}
+    web, gateway = by_kind["ServiceMonitor"]["spec"]["endpoints"]
+    token = {"name": "t-vcportal", "key": "metrics-token"}
+    assert (web["port"], web["path"], web["bearerTokenSecret"]) == ("http", "/metrics", token)
+    assert (gateway["port"], gateway["scheme"], gateway["bearerTokenSecret"]) == ("gateway", "https", token)
+    assert gateway["tlsConfig"]["ca"]["secret"] == {"name": "t-vcportal-gateway-tls", "key": "ca.crt"}
+    assert by_kind["PodMonitor"]["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics",
+                                                                      "interval": "30s"}]
+    assert "metrics-token" in next(o for o in objects if o["kind"] == "Secret")["stringData"]
+    opened = next(o for o in objects if o["metadata"]["name"] == "t-vcportal-worker-metrics")
+    assert opened["spec"]["ingress"] == [{"ports": [{"port": 9540, "protocol": "TCP"}]}]
+    dashboard = json.loads(by_kind["ConfigMap"]["data"]["vcportal.json"])
+    assert dashboard["uid"] == "vcportal" and by_kind["ConfigMap"]["metadata"]["labels"]["grafana_dashboard"] == "1"
+    # Each web container adds up its own processes' counts, in a directory of its own.
+    web_pod = pod_specs(objects)["Deployment/t-vcportal-web"]
+    dirs = [next(e["value"] for e in c["env"] if e["name"] == "PROMETHEUS_MULTIPROC_DIR") for c in web_pod["containers"]]
+    assert len(set(dirs)) == 2
+    assert not {"ServiceMonitor", "PodMonitor", "ConfigMap"} & {o["kind"] for o in render()}
+
+
+def test_the_dashboard_charts_every_metric_the_code_exports_and_no_other():
+    """Every series a panel queries is one portal.metrics or syncer.metrics defines (or
+    the web's per-scrape gauges), and every one they define has a panel."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    import portal.metrics
+    import syncer.metrics
+
+    defined = {value._name for module in (portal.metrics, syncer.metrics) for value in vars(module).values()
+               if isinstance(value, MetricWrapperBase)} | {"vcportal_vclusters", "vcportal_queue_depth"}
+    dashboard = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    queried = {re.sub(r"_(total|bucket|count|sum)$", "", name) for panel in dashboard["panels"]
+               for target in panel["targets"] for name in re.findall(r"\bvcportal_\w+", target["expr"])}
+    assert queried == defined, (queried - defined, defined - queried)

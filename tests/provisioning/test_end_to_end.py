@@ -3,10 +3,13 @@ Redis, PostgreSQL, the host cluster and the kubectl binary, which reaches the vc
 through the gateway with the personal kubeconfig the API hands out."""
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from accounts.audit import Actor
 from accounts.services import create_token
+from localkube.ports import allocate
 from localkube.processes import process_alive
 from localkube.testing import kubectl
 from provisioning import installation, manifests
@@ -51,13 +54,21 @@ def test_create_use_and_delete_a_vcluster_through_the_api(world, host, celery_wo
     settings.VCPORTAL_GATEWAY_URL = gateway_server.url  # the API client below is in-process
     host_kube = HostKube(host_cluster.admin_kubeconfig.read_text())
     namespaces_before = {n.metadata.name for n in host_kube.core.list_namespace().items}
-    celery_worker.start()
+    worker_metrics = f"127.0.0.1:{allocate(['worker'])['worker']}"
+    celery_worker.start(VCPORTAL_WORKER_METRICS_ADDRESS=worker_metrics)
     api = api_as(world.teammate)
 
     created = api.post("/api/v1/vclusters/", {"team": "alpha", "name": "e2e"}, format="json")
     assert created.status_code == 201, created.content
     vcluster_id = created.json()["id"]
     wait_phase(api, vcluster_id, "Ready")
+
+    # The worker's /metrics (docs/metrics.md): this create, to Ready, and each of its steps.
+    measured = {(m.name, m.labels.get("step"), m.labels.get("outcome")): m.value for family in
+                text_string_to_metric_families(requests.get(f"http://{worker_metrics}/metrics", timeout=5).text)
+                for m in family.samples}
+    assert measured[("vcportal_create_to_ready_seconds_count", None, None)] == 1
+    assert measured[("vcportal_step_duration_seconds_count", "Control plane", "succeeded")] == 1
 
     kubeconfig = api.get(f"/api/v1/vclusters/{vcluster_id}/kubeconfig/")
     assert kubeconfig.status_code == 200

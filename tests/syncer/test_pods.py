@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import requests
 from kubernetes import client, watch
+from prometheus_client.parser import text_string_to_metric_families
 
 from urllib3.exceptions import ProtocolError
 
@@ -45,6 +47,14 @@ def test_a_deployment_of_three_replicas_runs_on_the_host_and_shows_running_in_th
         assert [c.ready for c in pod.status.container_statuses] == [True]
     nodes = {n.metadata.name for n in vcluster.tenant.core.list_node().items}
     assert {p.spec.node_name for p in virtual} <= nodes
+
+    # The syncer's /metrics (docs/metrics.md): how long each change took to cross over.
+    host, _, port = vcluster.syncer.health.rpartition(":")
+    text = requests.get(f"http://{host}:{port}/metrics", timeout=5).text
+    found = {(s.name, s.labels.get("kind")): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert found[("vcportal_syncer_sync_lag_seconds_count", "pods")] >= 3
+    assert found[("vcportal_syncer_sync_lag_seconds_sum", "pods")] > 0
+    assert ("vcportal_syncer_queue_depth", "pods") in found
 
 
 def test_scaling_to_zero_removes_the_host_pods_and_then_the_unused_virtual_nodes(vcluster):

@@ -1,5 +1,6 @@
-"""`python -m syncer` as the runtime image runs it: the stdlib, PyYAML, urllib3 and the
-`syncer` package, nothing else (no Django, no kubernetes client)."""
+"""`python -m syncer` as the runtime image runs it: the stdlib, PyYAML, urllib3,
+prometheus_client and the `syncer` package, nothing else (no Django, no kubernetes
+client)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import prometheus_client
 import urllib3
 import yaml
 
 from .conftest import REPO
 
 # And the modules the Cython runtime of PyYAML's C extension registers (_cython_<version>).
-ALLOWED = {"syncer", "yaml", "_yaml", "urllib3", "__main__", "cython_runtime"}
+ALLOWED = {"syncer", "yaml", "_yaml", "urllib3", "prometheus_client", "__main__", "cython_runtime"}
 # Runs `python -m syncer --help` in-process, then prints the top-level modules it imported.
 PROGRAM = """
 import json, runpy, sys
@@ -29,9 +31,10 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 
 
 def image_path(site: Path) -> list[str]:
-    """The stdlib, a site directory holding only yaml and urllib3, and the repository."""
+    """The stdlib, a site directory holding only yaml, urllib3 and prometheus_client (what
+    tools/images/build.sh puts in the image), and the repository."""
     site.mkdir()
-    for package in (yaml, urllib3):
+    for package in (yaml, urllib3, prometheus_client):
         directory = Path(package.__file__).parent
         (site / directory.name).symlink_to(directory)
     (site / "_yaml").symlink_to(Path(yaml.__file__).parent.parent / "_yaml")
@@ -39,7 +42,7 @@ def image_path(site: Path) -> list[str]:
     return [*stdlib, str(site), str(REPO)]
 
 
-def test_python_m_syncer_imports_only_the_stdlib_yaml_and_urllib3(tmp_path):
+def test_python_m_syncer_imports_only_the_stdlib_yaml_urllib3_and_prometheus_client(tmp_path):
     done = subprocess.run([sys.executable, "-I", "-S", "-c", PROGRAM, json.dumps(image_path(tmp_path / "site"))],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -47,4 +50,4 @@ def test_python_m_syncer_imports_only_the_stdlib_yaml_and_urllib3(tmp_path):
     assert "--config" in usage
     imported = set(json.loads("[" + modules))
     assert {name for name in imported - sys.stdlib_module_names - ALLOWED if not name.startswith("_cython_")} == set()
-    assert {"syncer", "yaml", "urllib3"} <= imported
+    assert {"syncer", "yaml", "urllib3", "prometheus_client"} <= imported

@@ -145,8 +145,8 @@ local_path_image() {
 }
 
 # The vcluster runtime's Python: this machine's interpreter (the one .venv is made
-# from), its standard library without what a server never imports, and PyYAML and
-# urllib3 from .venv: all the syncer needs.
+# from), its standard library without what a server never imports, and PyYAML, urllib3
+# and prometheus_client from .venv: all the syncer needs.
 python_home="$("$root/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')"
 python_stdlib="$python_home/lib/python3.11"
 site_packages="$root/.venv/lib/python3.11/site-packages"
@@ -155,13 +155,15 @@ stdlib_excluded=(test tests idlelib tkinter turtledemo turtle.py ensurepip lib2t
   site-packages "config-3.11-*" "lib-dynload/_tkinter.*" "lib-dynload/_test*"
   "lib-dynload/xxlimited*" "lib-dynload/_ctypes_test.*" "lib-dynload/readline.*" "lib-dynload/_curses*")
 runtime_user=65532
+runtime_packages=(yaml _yaml urllib3 prometheus_client)
 
 runtime_inputs() { # what the vcluster runtime image is made of, in a stable order; the
   # interpreter stands for its standard library and the system libraries it was built with
   printf '%s\n' "$kube_bin/kine" "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" \
     "$python_home/bin/python3.11" "$python_home/lib/libpython3.11.so.1.0"
   (cd "$root" && find syncer -name '*.py' | LC_ALL=C sort | sed "s|^|$root/|")
-  (cd "$site_packages" && find yaml _yaml urllib3 -type f ! -path '*__pycache__*' | LC_ALL=C sort | sed "s|^|$site_packages/|")
+  (cd "$site_packages" && find "${runtime_packages[@]}" -type f ! -path '*__pycache__*' | LC_ALL=C sort \
+    | sed "s|^|$site_packages/|")
 }
 
 copy_shared_libraries() { # copy_shared_libraries ROOTFS: what its ELF files load, as ldd finds it
@@ -209,7 +211,7 @@ runtime_rootfs() { # runtime_rootfs DIR
   local rootfs=$1
   python_rootfs "$rootfs"
   cp "$kube_bin/kine" "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" "$rootfs/usr/local/bin/"
-  tar -C "$site_packages" -cf - --exclude=__pycache__ yaml _yaml urllib3 \
+  tar -C "$site_packages" -cf - --exclude=__pycache__ "${runtime_packages[@]}" \
     | tar -C "$rootfs/usr/local/lib/python3.11/site-packages" -xf -
   (cd "$root" && find syncer -name '*.py' -exec cp --parents {} "$rootfs/app/" \;)
   finish_python "$rootfs"

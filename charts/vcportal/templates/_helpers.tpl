@@ -114,6 +114,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   valueFrom: {secretKeyRef: {name: {{ .Values.database.existingSecret.name | default $secret }}, key: {{ ternary .Values.database.existingSecret.key "database-url" (ne .Values.database.existingSecret.name "") }}}}
 - name: REDIS_URL
   valueFrom: {secretKeyRef: {name: {{ .Values.redis.existingSecret.name | default $secret }}, key: {{ ternary .Values.redis.existingSecret.key "redis-url" (ne .Values.redis.existingSecret.name "") }}}}
+- name: VCPORTAL_METRICS_TOKEN
+  valueFrom: {secretKeyRef: {name: {{ $secret }}, key: metrics-token}}
 - name: DJANGO_ALLOWED_HOSTS
   value: {{ include "vcportal.allowedHosts" . | quote }}
 {{- with .Values.url }}
