@@ -73,10 +73,18 @@ def record(me: Installation, host_name: str) -> dict:
     }
 
 
+# (API server, identity) pairs this process has found held: a claim, once ours, stays
+# ours (another portal's create of the record fails), so provisioning, repair and teardown
+# check each host once per process, not with two requests at every step of every reconcile.
+_held: set[tuple[str, str]] = set()
+
+
 def claim(kube: HostKube, host_name: str) -> Installation:
     """Make sure this portal holds its name and token on the host (`host_name` is what
     this portal calls it), recording them if no portal has. Conflict if another does."""
     me = current()
+    if (kube.address, str(me.uid)) in _held:
+        return me
     existing = read_or_none(kube.core.read_namespace, record_name(me.name))
     if existing is None:
         existing = _create_record(kube, record(me, host_name))
@@ -90,6 +98,7 @@ def claim(kube: HostKube, host_name: str) -> Installation:
             raise Conflict(f"host cluster {host_name} is already managed by another portal whose token is "
                            f"{me.token!r} too ({_describe(other)}). Host namespace names would collide: "
                            "see docs/installation.md.")
+    _held.add((kube.address, str(me.uid)))
     return me
 
 
