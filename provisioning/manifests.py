@@ -45,11 +45,15 @@ def add_shares(*shares: dict[str, int]) -> dict[str, int]:
     return {key: sum(share.get(key, 0) for share in shares) for key in SHARE_KEYS}
 
 
-def new_installation_token(length: int = 5) -> str:
+INSTALLATION_TOKEN_LENGTH = 5
+
+
+def new_installation_token() -> str:
     """A portal's short token in its host namespaces' names (provisioning.installation):
     a letter, then letters and digits, so never all digits."""
     alphabet = string.ascii_lowercase + string.digits
-    return secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(length - 1))
+    rest = "".join(secrets.choice(alphabet) for _ in range(INSTALLATION_TOKEN_LENGTH - 1))
+    return secrets.choice(string.ascii_lowercase) + rest
 
 
 def host_namespace_name(token: str, vcluster_id: int, team_slug: str, vcluster_name: str) -> str:

@@ -15,6 +15,7 @@ from vclusters.lifecycle import COUNTS_AGAINST_QUOTA
 from vclusters.models import VCluster
 
 from . import runtimes
+from .manifests import INSTALLATION_TOKEN_LENGTH
 
 
 class HostClusterQuerySet(RestrictedQuerySet):
@@ -131,7 +132,7 @@ class Installation(models.Model):
     # The vcportal.io/installation label value of every host object this portal writes.
     name = models.CharField(max_length=40)
     # Short and unique among the portals on a host: host namespaces are vc-<token>-<id>-…
-    token = models.CharField(max_length=5)
+    token = models.CharField(max_length=INSTALLATION_TOKEN_LENGTH)
     # The identity a host's record of this portal names; another database has another.
     uid = models.UUIDField(default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
