@@ -423,6 +423,7 @@ def run_one(database: str, clients: int, seconds: float, think: float, reads_onl
         threads = [Client(stack.url, m, ids[m.team], i, results, stop, think, reads_only)
                    for i, m in enumerate(members)]
         monitor.start()
+        print(f"{database}: {clients} clients for {seconds:.0f} s", flush=True)
         began = time.monotonic()
         for thread in threads:
             thread.start()

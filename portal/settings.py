@@ -144,10 +144,19 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'vcportal.sqlite3'}"),
 }
-# Connections are not kept between requests (CONN_MAX_AGE 0): under ASGI each request
-# runs its database work in a thread of its own, and a kept connection stays with that
-# thread. With a kept connection the load test (benchmarks/load.py) used up
-# PostgreSQL's 100 connections in under a minute.
+# PostgreSQL connections come from a pool in each process (psycopg's, through Django),
+# taken for a request and given back at its end: opening one per request (a server
+# process forked, a SCRAM exchange) was a large part of a request's cost under load.
+# Not CONN_MAX_AGE: under ASGI each request runs in a context of its own, and a kept
+# connection stays with it (the load test used up PostgreSQL's 100 connections in under
+# a minute). A request that waits past the pool's timeout answers 503 (portal.errors).
+VCPORTAL_DATABASE_POOL_SIZE = _int("VCPORTAL_DATABASE_POOL_SIZE", default=16)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": VCPORTAL_DATABASE_POOL_SIZE, "timeout": 10}
+    # The pool checks a connection when it is taken: one the server dropped (a restart)
+    # is replaced instead of failing the request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Seconds a write waits for the embedded database's lock before the request answers 503.
 VCPORTAL_SQLITE_BUSY_TIMEOUT = _int("VCPORTAL_SQLITE_BUSY_TIMEOUT", default=20)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -296,6 +305,7 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "vcportal-cache",
+        "OPTIONS": {"pool_class": "portal.cache.SharedConnectionPool"},
     },
 }
 CELERY_BROKER_URL = REDIS_URL
