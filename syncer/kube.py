@@ -61,6 +61,8 @@ EVENTS = Resource("Event", "events")
 SERVICEACCOUNTS = Resource("ServiceAccount", "serviceaccounts")
 NODES = Resource("Node", "nodes", namespaced=False)
 LEASES = Resource("Lease", "leases", "/apis/coordination.k8s.io/v1")
+PVS = Resource("PersistentVolume", "persistentvolumes", namespaced=False)
+CSIDRIVERS = Resource("CSIDriver", "csidrivers", "/apis/storage.k8s.io/v1", namespaced=False)
 
 
 class ApiError(Exception):

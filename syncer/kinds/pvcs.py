@@ -1,9 +1,7 @@
 """PersistentVolumeClaims, vcluster → host: every virtual claim has a host claim, which
-binds to a host volume.
-
-The virtual claim is left Pending: binding it would take a virtual PersistentVolume
-mirroring the host one, which is not built yet (see docs/syncer.md). Host events about
-the claim (provisioning, binding) are shown on it.
+binds to a host volume. Once it has, syncer.kinds.volumes binds the virtual claim to a
+virtual volume made from it. Host events about the claim (provisioning, binding) are
+shown on it.
 """
 
 from __future__ import annotations

@@ -43,10 +43,12 @@ class Clients:
     core: client.CoreV1Api = field(init=False)
     apps: client.AppsV1Api = field(init=False)
     rbac: client.RbacAuthorizationV1Api = field(init=False)
+    storage: client.StorageV1Api = field(init=False)
 
     def __post_init__(self):
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
+        self.storage = client.StorageV1Api(self.api)
         self.rbac = client.RbacAuthorizationV1Api(self.api)
 
 
