@@ -12,6 +12,8 @@ the syncer as `python -m syncer` with the least-privilege host token. Then measu
   all host pods exist and until all virtual pods are Running;
 - the raw rate at which the same client class, with the same host token and as many
   threads, creates pods directly on the host, measured in the same run;
+- a claim created in the vcluster (--samples, one at a time, each with a host volume
+  ready for it) → Bound on the host (the host's volume controller) → Bound inside;
 - the syncer's resident memory (VmRSS) when idle, empty and with the burst synced.
 
 kwok marks pods Running without running anything, so these are control-plane numbers.
@@ -45,11 +47,12 @@ from provisioning import manifests  # noqa: E402
 from provisioning.hostkube import HostKube  # noqa: E402
 from syncer import names, rbac  # noqa: E402
 from syncer.informer import Informer  # noqa: E402
-from syncer.kube import PODS, Client  # noqa: E402
+from syncer.kube import PODS, PVCS, Client  # noqa: E402
 
 HOST_NAMESPACE = "vc-bench"
 VCLUSTER = "bench"
 HOST_NODES = 7  # kwok nodes hold 110 pods each: room for two bursts and the samples
+CLAIM_CLASS = "bench-manual"  # host volumes made by hand, offered by the syncer's policy
 
 
 def pod(name: str, automount: bool = True) -> dict:
@@ -168,7 +171,7 @@ def start_syncer(work: Path, host: LocalCluster, vc: LocalCluster, workers: int)
     config = work / "syncer.yaml"
     config.write_text(yaml.safe_dump({"vcluster": VCLUSTER, "virtual_kubeconfig": str(vc.admin_kubeconfig),
                                       "host_kubeconfig": str(host_kubeconfig), "host_namespace": HOST_NAMESPACE,
-                                      "workers": workers}))
+                                      "workers": workers, "policy": {"storage_classes": [CLAIM_CLASS]}}))
     log = work / "syncer.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "syncer", "--config", str(config),
@@ -256,6 +259,8 @@ def measure(args, proc, vclient: Client, hclient: Client, watcher: Watcher, host
         watcher.wait(watcher.virtual_running, {name}, 30)
         up.append(watcher.virtual_running[name] - watcher.wait(watcher.host_running, {name}, 30))
     results["down"], results["up"] = down, up
+    print(f"claims: {args.samples} one at a time …", flush=True)
+    results["claims"] = claims_bound(args.samples, vclient, hclient, admin)
 
     # The host is shared with whatever else runs on the machine: measure the raw rate
     # right before and right after the burst, and compare with their mean.
@@ -271,6 +276,39 @@ def measure(args, proc, vclient: Client, hclient: Client, watcher: Watcher, host
     time.sleep(args.idle)
     results["rss_loaded"] = rss_mib(proc.pid)
     return results
+
+
+def claims_bound(samples: int, vclient: Client, hclient: Client, admin: client.CoreV1Api
+                 ) -> tuple[list[float], list[float]]:
+    """(created → host claim Bound, created → virtual claim Bound), in seconds, per claim."""
+    on_host, inside = [], []
+    for i in range(samples):
+        admin.create_persistent_volume({"metadata": {"name": f"bench-pv-{i}"}, "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": CLAIM_CLASS,
+            "hostPath": {"path": f"/tmp/bench-{i}"}}})
+        name = f"claim-{i}"
+        started = time.monotonic()
+        vclient.create(PVCS, "default", {"metadata": {"name": name}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": CLAIM_CLASS,
+            "resources": {"requests": {"storage": "1Gi"}}}})
+        host_name = names.host_name(name, "default", VCLUSTER)
+        host_bound = None
+        while True:
+            if host_bound is None and _phase(hclient, HOST_NAMESPACE, host_name) == "Bound":
+                host_bound = time.monotonic()
+            if _phase(vclient, "default", name) == "Bound":
+                inside.append(time.monotonic() - started)
+                on_host.append((host_bound or time.monotonic()) - started)
+                break
+            if time.monotonic() - started > 60:
+                raise TimeoutError(f"claim {name} not Bound inside within 60 s")
+            time.sleep(0.01)
+    return on_host, inside
+
+
+def _phase(api: Client, namespace: str, name: str) -> str | None:
+    found = api.get_or_none(PVCS, namespace, name)
+    return ((found or {}).get("status") or {}).get("phase")
 
 
 def burst(args, proc, vclient: Client, watcher: Watcher, host: LocalCluster, vc: LocalCluster, prefix: str,
@@ -302,6 +340,10 @@ def report(r: dict, args) -> None:
         ("vcluster pod created → host pod exists, p95", f"{percentile(r['down'], 95) * 1000:.0f} ms", "≤ 500 ms"),
         ("host status change → virtual status, median", f"{statistics.median(r['up']) * 1000:.0f} ms", ""),
         ("host status change → virtual status, p95", f"{percentile(r['up'], 95) * 1000:.0f} ms", "≤ 500 ms"),
+        ("claim created → Bound on the host, median / p95",
+         f"{statistics.median(r['claims'][0]) * 1000:.0f} / {percentile(r['claims'][0], 95) * 1000:.0f} ms", ""),
+        ("claim created → Bound inside, median / p95",
+         f"{statistics.median(r['claims'][1]) * 1000:.0f} / {percentile(r['claims'][1], 95) * 1000:.0f} ms", ""),
         (f"burst of {args.pods}: created in the vcluster", f"{b['create']:.1f} s", ""),
         (f"burst of {args.pods}: all host pods exist", f"{b['host']:.1f} s", ""),
         (f"burst of {args.pods}: all Running in the vcluster (end to end)", f"{b['running']:.1f} s", "≤ 30 s"),

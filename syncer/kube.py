@@ -62,6 +62,7 @@ SERVICEACCOUNTS = Resource("ServiceAccount", "serviceaccounts")
 NODES = Resource("Node", "nodes", namespaced=False)
 LEASES = Resource("Lease", "leases", "/apis/coordination.k8s.io/v1")
 PVS = Resource("PersistentVolume", "persistentvolumes", namespaced=False)
+STORAGECLASSES = Resource("StorageClass", "storageclasses", "/apis/storage.k8s.io/v1", namespaced=False)
 CSIDRIVERS = Resource("CSIDriver", "csidrivers", "/apis/storage.k8s.io/v1", namespaced=False)
 
 

@@ -11,6 +11,7 @@ policy is the safe default.
         - {key: dedicated, operator: Equal, value: tenants, effect: NoSchedule}
       node_label_keys: [topology.kubernetes.io/zone]  # host node labels pods may select on
       runtime_classes: [gvisor]                    # runtimeClassName values allowed
+      storage_classes: [fast-ssd]                  # host StorageClasses claims may name (the default: always)
       external_name_services: false                # Services of type ExternalName
 """
 
@@ -32,6 +33,7 @@ class TenantPolicy:
     tolerations: tuple[tuple[tuple[str, str], ...], ...] = ()
     node_label_keys: tuple[str, ...] = ()
     runtime_classes: tuple[str, ...] = ()
+    storage_classes: tuple[str, ...] = ()
     external_name_services: bool = False
 
     @classmethod
@@ -47,6 +49,7 @@ class TenantPolicy:
             tolerations=tuple(_toleration(t) for t in _list(values, "tolerations", "tolerations")),
             node_label_keys=_strings(values, "node_label_keys"),
             runtime_classes=_strings(values, "runtime_classes"),
+            storage_classes=_strings(values, "storage_classes"),
             external_name_services=_boolean(values, "external_name_services"),
         )
 
@@ -56,6 +59,7 @@ class TenantPolicy:
             "tolerations": [dict(t) for t in self.tolerations],
             "node_label_keys": list(self.node_label_keys),
             "runtime_classes": list(self.runtime_classes),
+            "storage_classes": list(self.storage_classes),
             "external_name_services": self.external_name_services,
         }
 

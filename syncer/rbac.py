@@ -5,7 +5,8 @@ A Role in the host namespace covers exactly the namespaced kinds the syncer watc
 there, with the verbs each kind declares (the kinds it writes: no status subresources,
 no update, no wildcard; events: read), and the subresources it declares (the pods' log,
 exec, attach and portforward, for syncer.kubelet). A ClusterRole covers the cluster-scoped kinds it
-reads (Nodes, to mirror those that run tenant pods).
+reads (Nodes, to mirror those that run tenant pods; StorageClasses, to mirror those
+tenants may use).
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ class Target:
     kubelet_endpoint: tuple[str, int] | None = None
     # What the host cluster lets tenants ask of it beyond the safe default.
     policy: TenantPolicy = field(default_factory=TenantPolicy)
+    # The host's default StorageClass, which claims may always name (syncer.kinds.storageclasses).
+    default_storage_class: str | None = None
 
     def name(self, name: str, namespace: str) -> str:
         return names.host_name(name, namespace, self.vcluster)

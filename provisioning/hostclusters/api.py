@@ -38,6 +38,9 @@ class TenantPolicySchema(serializers.Serializer):
                                             help_text="Host node labels tenant pods may select on.")
     runtime_classes = serializers.ListField(child=serializers.CharField(), required=False,
                                             help_text="runtimeClassName values tenant pods may name.")
+    storage_classes = serializers.ListField(child=serializers.CharField(), required=False,
+                                            help_text="Host StorageClasses tenant claims may name and see; the "
+                                            "host's default class always.")
     external_name_services = serializers.BooleanField(required=False, help_text="Allow Services of type ExternalName.")
 
 

@@ -11,6 +11,7 @@ from ..kind import Kind
 from ..kube import PVCS
 from ..translate import Target, host_object, marks_patch
 from .pods.safety import claim_spec
+from .storageclasses import with_host_default
 
 
 def host_pvc(claim: dict, target: Target) -> dict:
@@ -21,7 +22,7 @@ def host_pvc(claim: dict, target: Target) -> dict:
 
 class ClaimSync(HostSync):
     def to_host(self, virtual: dict) -> dict:
-        return host_pvc(virtual, self.ctx.target)
+        return host_pvc(virtual, with_host_default(self.ctx, self.ctx.target))
 
     def patch(self, desired: dict, current: dict) -> dict | None:
         patch = marks_patch(desired, current)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from syncer.kinds.pods import translate as pods
@@ -64,12 +66,36 @@ def test_an_ephemeral_claim_template_is_sanitised_like_a_claim():
                          "selector": {"matchLabels": {"a": "b"}},
                          "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed"},
                          "dataSourceRef": {"kind": "PersistentVolumeClaim", "name": "x", "namespace": "other"}}}
-    spec = host_spec(volumes=[{"name": "data", "ephemeral": {"volumeClaimTemplate": template}}])
+    spec = host_spec(dataclasses.replace(TARGET, default_storage_class="fast"),
+                     volumes=[{"name": "data", "ephemeral": {"volumeClaimTemplate": template}}])
     assert spec["volumes"][0]["ephemeral"] == {"volumeClaimTemplate": {
         "metadata": {"labels": {"app": "db", "vcportal.io/managed-by": "vc", "vcportal.io/virtual-namespace": "shop"}},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
                  "storageClassName": "fast", "dataSource": {"kind": "PersistentVolumeClaim",
                                                             "name": "seed-x-shop-x-vc"}}}}
+
+
+@pytest.mark.parametrize("storage_class, policy, default, allowed", [
+    (None, [], None, True),  # the host's default, whatever it is
+    ("standard", [], "standard", True),
+    ("fast", ["fast"], "standard", True),
+    ("fast", [], "standard", False),
+    ("tenants-own", ["fast"], "standard", False),
+    ("", [], "standard", False),  # no class: the host's hand-made volumes
+])
+def test_an_ephemeral_claim_may_name_the_hosts_default_class_or_one_the_policy_lists(storage_class, policy, default,
+                                                                                   allowed):
+    target = Target("vc", "host-ns", policy=TenantPolicy.from_dict({"storage_classes": policy}),
+                    default_storage_class=default)
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    if storage_class is not None:
+        spec["storageClassName"] = storage_class
+    volumes = [{"name": "data", "ephemeral": {"volumeClaimTemplate": {"spec": spec}}}]
+    if allowed:
+        assert host_spec(target, volumes=volumes)["volumes"][0]["ephemeral"]["volumeClaimTemplate"]["spec"] == spec
+    else:
+        with pytest.raises(Refused, match=f"storage class {storage_class!r} is not offered"):
+            host_spec(target, volumes=volumes)
 
 
 def test_tolerations_not_in_the_policy_are_stripped():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 
@@ -343,7 +344,7 @@ def test_a_claim_binds_on_the_host_by_class_and_size_only():
         "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": "fast",
         "volumeName": "pv-virtual", "selector": {"matchLabels": {"a": "b"}},
         "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed"}}}
-    spec = pvcs.host_pvc(claim, TARGET)["spec"]
+    spec = pvcs.host_pvc(claim, dataclasses.replace(TARGET, default_storage_class="fast"))["spec"]
     assert spec == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
                     "storageClassName": "fast",
                     "dataSource": {"kind": "PersistentVolumeClaim", "name": "seed-x-shop-x-vc"}}

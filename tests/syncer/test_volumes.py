@@ -21,6 +21,7 @@ from controlplane.images import reference
 from localkube.binaries import helm
 from localkube.testing import kubectl
 from syncer import names
+from syncer.kinds.storageclasses import ANN_DEFAULT
 from syncer.kinds.volumes import DRIVER
 from tests.kube.helpers import eventually
 
@@ -54,9 +55,10 @@ def virtual_volumes(core: client.CoreV1Api) -> list[client.V1PersistentVolume]:
 
 
 def test_a_claim_bound_on_the_host_is_bound_inside_and_follows_expansion_and_deletion(make_vcluster, operator):
-    vc, neighbour = make_vcluster("vol"), make_vcluster("vol-next")
     tag = uuid.uuid4().hex[:8]
     secret_path, storage_class = f"/srv/host-only-{tag}", f"manual-{tag}"
+    vc = make_vcluster("vol", policy={"storage_classes": [storage_class]})
+    neighbour = make_vcluster("vol-next", policy={"storage_classes": [storage_class]})
     host_pv = operator.core.create_persistent_volume(host_volume(f"host-pv-{tag}", secret_path, "2Gi", storage_class))
     tenant = vc.tenant.core
     try:
@@ -92,8 +94,8 @@ def test_a_claim_bound_on_the_host_is_bound_inside_and_follows_expansion_and_del
 
 
 def test_a_tenant_cannot_bind_to_a_host_volume_or_have_its_own_volumes_touched(make_vcluster, operator):
-    vc = make_vcluster("vol-escape")
     tag = uuid.uuid4().hex[:8]
+    vc = make_vcluster("vol-escape", policy={"storage_classes": [f"own-{tag}"]})
     storage_class = f"manual-{tag}"
     # Another tenant's volume on the host, which this tenant names and selects.
     foreign = operator.core.create_persistent_volume(host_volume(f"foreign-{tag}", f"/srv/{tag}", "1Gi", storage_class))
@@ -128,6 +130,68 @@ def test_a_tenant_cannot_bind_to_a_host_volume_or_have_its_own_volumes_touched(m
     finally:
         for name in (foreign.metadata.name, own.metadata.name):
             operator.core.delete_persistent_volume(name)
+
+
+def host_class(name: str, default: bool = False, **fields) -> client.V1StorageClass:
+    return client.V1StorageClass(
+        metadata=client.V1ObjectMeta(name=name, annotations={ANN_DEFAULT: "true"} if default else None),
+        provisioner="example.com/host-only-provisioner", parameters={"path": "/srv/host-only"}, **fields)
+
+
+def virtual_classes(vc) -> dict[str, client.V1StorageClass]:
+    return {c.metadata.name: c for c in vc.tenant.storage.list_storage_class().items}
+
+
+def refusal(vc, claim_name: str) -> str | None:
+    events = vc.tenant.core.list_namespaced_event("default", field_selector=f"involvedObject.name={claim_name}").items
+    return next((e.message for e in events if e.reason == "HostRefused"), None)
+
+
+def test_the_host_default_and_the_listed_classes_are_mirrored_and_other_classes_refused(make_vcluster, operator):
+    tag = uuid.uuid4().hex[:8]
+    default, listed, unlisted = f"standard-{tag}", f"fast-{tag}", f"reserved-{tag}"
+    storage = client.StorageV1Api(operator.api)
+    storage.create_storage_class(host_class(default, default=True, volume_binding_mode="WaitForFirstConsumer",
+                                            allow_volume_expansion=True))
+    storage.create_storage_class(host_class(listed))
+    storage.create_storage_class(host_class(unlisted))
+    try:
+        vc = make_vcluster("classes", policy={"storage_classes": [listed]})
+        classes = eventually(lambda: (c := virtual_classes(vc)) and set(c) == {default, listed} and c,
+                             what="the two offered classes mirrored")
+        mirror = classes[default]
+        assert mirror.metadata.annotations[ANN_DEFAULT] == "true"
+        assert classes[listed].metadata.annotations[ANN_DEFAULT] == "false"
+        assert (mirror.provisioner, mirror.reclaim_policy, mirror.parameters) == (DRIVER, "Delete", None)
+        assert (mirror.volume_binding_mode, mirror.allow_volume_expansion) == ("WaitForFirstConsumer", True)
+
+        # The tenant's changes to a mirror are undone.
+        vc.tenant.storage.delete_storage_class(default)
+        vc.tenant.storage.patch_storage_class(listed, {"metadata": {"annotations": {ANN_DEFAULT: "true"}}})
+        eventually(lambda: (c := virtual_classes(vc)).get(default) and
+                   c[listed].metadata.annotations[ANN_DEFAULT] == "false", what="the mirrors restored")
+
+        # A claim without a class gets the default (the vcluster's admission names it) and reaches the
+        # host; one naming an unlisted host class, or a class of the tenant's own, is refused.
+        vc.tenant.storage.create_storage_class(client.V1StorageClass(
+            metadata=client.V1ObjectMeta(name=f"mine-{tag}"), provisioner="example.com/mine"))
+        for name, storage_class in (("plain", None), ("reserved", unlisted), ("mine", f"mine-{tag}")):
+            vc.tenant.core.create_namespaced_persistent_volume_claim("default", claim(name, "1Gi", storage_class))
+        host_claims = eventually(lambda: vc.host_objects()["persistentvolumeclaims"], what="the host claim")
+        assert [(c.metadata.annotations[names.ANN_NAME], c.spec.storage_class_name) for c in host_claims] == \
+            [("plain", default)]
+        for name, storage_class in (("reserved", unlisted), ("mine", f"mine-{tag}")):
+            message = eventually(lambda: refusal(vc, name), what=f"the refusal of {name}")
+            assert f"storage class {storage_class!r} is not offered" in message
+        assert len(vc.host_objects()["persistentvolumeclaims"]) == 1
+        assert virtual_classes(vc)[f"mine-{tag}"].provisioner == "example.com/mine", "the tenant's own class stays"
+
+        # The host's default moves: the mirror follows.
+        storage.patch_storage_class(default, {"metadata": {"annotations": {ANN_DEFAULT: "false"}}})
+        eventually(lambda: default not in virtual_classes(vc), what="the former default no longer offered")
+    finally:
+        for name in (default, listed, unlisted):
+            storage.delete_storage_class(name)
 
 
 @pytest.mark.realnode

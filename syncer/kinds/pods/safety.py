@@ -54,9 +54,21 @@ def check_volumes(spec: dict, policy: TenantPolicy) -> None:
             raise Refused(f"volume {name!r}: CSI driver {csi.get('driver')!r} is not allowed on this host cluster")
 
 
+def check_storage_class(spec: dict, target: Target) -> None:
+    """A claim may leave its class out (the host's default), or name the host's default
+    or a class the policy lists; any other, a tenant's own class included, is refused."""
+    name = spec.get("storageClassName")
+    if name is None or name == target.default_storage_class or name in target.policy.storage_classes:
+        return
+    raise Refused(f"storage class {name!r} is not offered by this host cluster "
+                  f"(kubectl get storageclass lists those that are)")
+
+
 def claim_spec(spec: dict, namespace: str, target: Target) -> dict:
     """A claim's spec as the host gets it: class and size only; a data source only when it
-    is another claim of the same virtual namespace (then its host copy)."""
+    is another claim of the same virtual namespace (then its host copy). Refused when its
+    class is not offered."""
+    check_storage_class(spec, target)
     host = {k: copy.deepcopy(v) for k, v in spec.items() if k in CLAIM_FIELDS}
     source = spec.get("dataSource")
     if source and source.get("kind") == "PersistentVolumeClaim" and not source.get("apiGroup"):
