@@ -286,6 +286,10 @@ def claims_bound(samples: int, vclient: Client, hclient: Client, admin: client.C
         admin.create_persistent_volume({"metadata": {"name": f"bench-pv-{i}"}, "spec": {
             "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": CLAIM_CLASS,
             "hostPath": {"path": f"/tmp/bench-{i}"}}})
+    # The host's volume controller matches a new claim against the volumes its cache holds;
+    # one it has not seen yet waits for its 15 s resync.
+    time.sleep(2)
+    for i in range(samples):
         name = f"claim-{i}"
         started = time.monotonic()
         vclient.create(PVCS, "default", {"metadata": {"name": name}, "spec": {

@@ -56,6 +56,20 @@ def host_object(kind: str, virtual: dict, target: Target, **body) -> dict:
     }
 
 
+def require_label(selector: dict, key: str, values: list[str]) -> None:
+    """Narrow a label selector, in place, to objects whose `key` is one of `values`."""
+    expressions = selector.setdefault("matchExpressions", []) or []
+    expressions.append({"key": key, "operator": "In", "values": sorted(set(values))})
+    selector["matchExpressions"] = expressions
+
+
+def scope_selector(selector: dict, namespace: str, vcluster: str) -> None:
+    """Narrow a pod selector, in place, to the host pods of one virtual namespace of this
+    vcluster: the tenant's own terms can then only narrow it further."""
+    require_label(selector, names.LABEL_MANAGED_BY, [vcluster])
+    require_label(selector, names.LABEL_NAMESPACE, [namespace])
+
+
 def labels_differ(desired: dict, actual: dict) -> bool:
     return (desired["metadata"].get("labels") or {}) != (actual["metadata"].get("labels") or {})
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ... import names
 from ...names import ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, LABEL_MANAGED_BY, LABEL_NAMESPACE
-from ...translate import Target
+from ...translate import Target, require_label, scope_selector
 from . import safety
 
 CONFIGMAP, SECRET, PVC = "ConfigMap", "Secret", "PersistentVolumeClaim"
@@ -218,8 +218,7 @@ def _scope_pod_selectors(spec: dict, namespace: str, vcluster: str) -> None:
             _scope_term(weighted.get("podAffinityTerm") or {}, namespace, vcluster)
     for constraint in spec.get("topologySpreadConstraints") or []:
         if constraint.get("labelSelector") is not None:
-            _require(constraint["labelSelector"], LABEL_MANAGED_BY, [vcluster])
-            _require(constraint["labelSelector"], LABEL_NAMESPACE, [namespace])
+            scope_selector(constraint["labelSelector"], namespace, vcluster)
 
 
 def _scope_term(term: dict, namespace: str, vcluster: str) -> None:
@@ -228,15 +227,9 @@ def _scope_term(term: dict, namespace: str, vcluster: str) -> None:
     selector = term.get("labelSelector")
     if selector is None:  # a term without a selector matches nothing: keep it so
         return
-    _require(selector, LABEL_MANAGED_BY, [vcluster])
+    require_label(selector, LABEL_MANAGED_BY, [vcluster])
     if namespace_selector is None:
-        _require(selector, LABEL_NAMESPACE, namespaces or [namespace])
-
-
-def _require(selector: dict, key: str, values: list[str]) -> None:
-    expressions = selector.setdefault("matchExpressions", []) or []
-    expressions.append({"key": key, "operator": "In", "values": sorted(set(values))})
-    selector["matchExpressions"] = expressions
+        require_label(selector, LABEL_NAMESPACE, namespaces or [namespace])
 
 
 def _host_identity(spec: dict, name: str, namespace: str, target: Target) -> None:
