@@ -64,6 +64,7 @@ LEASES = Resource("Lease", "leases", "/apis/coordination.k8s.io/v1")
 PDBS = Resource("PodDisruptionBudget", "poddisruptionbudgets", "/apis/policy/v1")
 PVS = Resource("PersistentVolume", "persistentvolumes", namespaced=False)
 STORAGECLASSES = Resource("StorageClass", "storageclasses", "/apis/storage.k8s.io/v1", namespaced=False)
+PRIORITYCLASSES = Resource("PriorityClass", "priorityclasses", "/apis/scheduling.k8s.io/v1", namespaced=False)
 CSIDRIVERS = Resource("CSIDriver", "csidrivers", "/apis/storage.k8s.io/v1", namespaced=False)
 
 

@@ -12,6 +12,7 @@ policy is the safe default.
       node_label_keys: [topology.kubernetes.io/zone]  # host node labels pods may select on
       runtime_classes: [gvisor]                    # runtimeClassName values allowed
       storage_classes: [fast-ssd]                  # host StorageClasses claims may name (the default: always)
+      priority_classes: [tenant-high]              # host PriorityClasses tenant pods may get (never system-)
       external_name_services: false                # Services of type ExternalName
 """
 
@@ -34,6 +35,7 @@ class TenantPolicy:
     node_label_keys: tuple[str, ...] = ()
     runtime_classes: tuple[str, ...] = ()
     storage_classes: tuple[str, ...] = ()
+    priority_classes: tuple[str, ...] = ()
     external_name_services: bool = False
 
     @classmethod
@@ -50,6 +52,7 @@ class TenantPolicy:
             node_label_keys=_strings(values, "node_label_keys"),
             runtime_classes=_strings(values, "runtime_classes"),
             storage_classes=_strings(values, "storage_classes"),
+            priority_classes=_priority_classes(values),
             external_name_services=_boolean(values, "external_name_services"),
         )
 
@@ -60,6 +63,7 @@ class TenantPolicy:
             "node_label_keys": list(self.node_label_keys),
             "runtime_classes": list(self.runtime_classes),
             "storage_classes": list(self.storage_classes),
+            "priority_classes": list(self.priority_classes),
             "external_name_services": self.external_name_services,
         }
 
@@ -82,6 +86,14 @@ def _strings(values: dict, name: str) -> tuple[str, ...]:
     if not all(isinstance(i, str) and i for i in items):
         raise PolicyError(f"{name} must be a list of non-empty strings")
     return tuple(sorted(set(items)))
+
+
+def _priority_classes(values: dict) -> tuple[str, ...]:
+    names = _strings(values, "priority_classes")
+    system = [n for n in names if n.startswith("system-")]
+    if system:
+        raise PolicyError(f"priority_classes cannot offer the host's system classes: {', '.join(system)}")
+    return names
 
 
 def _boolean(values: dict, name: str) -> bool:

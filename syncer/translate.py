@@ -34,6 +34,8 @@ class Target:
     policy: TenantPolicy = field(default_factory=TenantPolicy)
     # The host's default StorageClass, which claims may always name (syncer.kinds.storageclasses).
     default_storage_class: str | None = None
+    # (name, value) of the host PriorityClasses tenant pods may use (syncer.kinds.priorityclasses).
+    priority_classes: tuple[tuple[str, int], ...] = ()
 
     def name(self, name: str, namespace: str) -> str:
         return names.host_name(name, namespace, self.vcluster)

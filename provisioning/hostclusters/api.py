@@ -41,6 +41,8 @@ class TenantPolicySchema(serializers.Serializer):
     storage_classes = serializers.ListField(child=serializers.CharField(), required=False,
                                             help_text="Host StorageClasses tenant claims may name and see; the "
                                             "host's default class always.")
+    priority_classes = serializers.ListField(child=serializers.CharField(), required=False,
+                                             help_text="Host PriorityClasses tenant pods may get (never system-).")
     external_name_services = serializers.BooleanField(required=False, help_text="Allow Services of type ExternalName.")
 
 

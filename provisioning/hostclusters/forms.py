@@ -14,6 +14,7 @@ TENANT_POLICY_EXAMPLE = (
     "node_label_keys: [topology.kubernetes.io/zone]\n"
     "runtime_classes: [gvisor]\n"
     "storage_classes: [fast-ssd]\n"
+    "priority_classes: [tenant-high]\n"
     "external_name_services: false"
 )
 KUBECONFIG_HELP = (
@@ -84,7 +85,8 @@ class HostClusterForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 7, "spellcheck": "false", "class": "mono",
                                      "placeholder": TENANT_POLICY_EXAMPLE}),
         help_text="What tenants may ask of this host beyond the safe default (YAML; empty allows nothing extra): "
-        "csi_drivers, tolerations, node_label_keys, runtime_classes, storage_classes, external_name_services.",
+        "csi_drivers, tolerations, node_label_keys, runtime_classes, storage_classes, priority_classes, "
+        "external_name_services.",
     )
     # Selects a browser always sends; a POST without one (a script) keeps the default,
     # or on the edit form the current value (see clean()).

@@ -98,6 +98,28 @@ def test_an_ephemeral_claim_may_name_the_hosts_default_class_or_one_the_policy_l
             host_spec(target, volumes=volumes)
 
 
+OFFERED = Target("vc", "host-ns", priority_classes=(("tenant-low", 100), ("tenant-high", 1000)))
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"priorityClassName": "tenant-low", "priority": 100}, "tenant-low"),
+    ({"priorityClassName": "mine", "priority": 500}, "tenant-low"),  # a class of the tenant's own
+    ({"priorityClassName": "system-node-critical", "priority": 2000001000}, "tenant-high"),
+    ({"priorityClassName": "tiny", "priority": 1}, None),  # below every offer: the host's default
+    ({"priorityClassName": None, "priority": None}, None),
+])
+def test_a_pods_host_priority_class_is_one_the_host_offers_never_above_its_own(spec, expected):
+    host = host_spec(OFFERED, **spec)
+    assert host.get("priorityClassName") == expected
+    assert "priority" not in host and "preemptionPolicy" not in host, "the host's admission sets them"
+    assert "priorityClassName" not in host_spec(**spec), "nothing offered: the host's default"
+
+
+def test_a_policy_cannot_offer_the_hosts_system_priority_classes():
+    with pytest.raises(PolicyError, match="system classes: system-cluster-critical"):
+        TenantPolicy.from_dict({"priority_classes": ["tenant", "system-cluster-critical"]})
+
+
 def test_tolerations_not_in_the_policy_are_stripped():
     tolerations = [{"operator": "Exists"},
                    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",

@@ -31,6 +31,7 @@ from ... import names
 from ...controller import Controller
 from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError
 from ...translate import Refused, Target
+from ..priorityclasses import with_offered
 from ..storageclasses import with_host_default
 from . import translate
 
@@ -107,7 +108,7 @@ class PodController(Controller):
         return translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None)
 
     def _target(self) -> Target:
-        target = with_host_default(self.ctx, self.ctx.target)
+        target = with_offered(self.ctx, with_host_default(self.ctx, self.ctx.target))
         if target.dns_ip:  # the config's wins
             return target
         dns_ip = translate.cluster_dns_ip(self.ctx.vinf[SERVICES].get(translate.CLUSTER_DNS),

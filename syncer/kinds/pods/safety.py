@@ -64,6 +64,18 @@ def check_storage_class(spec: dict, target: Target) -> None:
                   f"(kubectl get storageclass lists those that are)")
 
 
+def host_priority_class(spec: dict, target: Target) -> str | None:
+    """The host class for a pod: the class it names if the host offers it, else the offered
+    class of the highest value not above the pod's priority (None: the host's default)."""
+    offered = dict(target.priority_classes)
+    name = spec.get("priorityClassName")
+    if name in offered:
+        return name
+    priority = spec.get("priority")
+    below = [(value, offer) for offer, value in offered.items() if priority is not None and value <= priority]
+    return max(below)[1] if below else None
+
+
 def claim_spec(spec: dict, namespace: str, target: Target) -> dict:
     """A claim's spec as the host gets it: class and size only; a data source only when it
     is another claim of the same virtual namespace (then its host copy). Refused when its

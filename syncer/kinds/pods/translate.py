@@ -31,7 +31,8 @@ FIELD_REFS = {
     "spec.serviceAccountName": f"metadata.annotations['{ANN_SERVICE_ACCOUNT}']",
     "spec.serviceAccount": f"metadata.annotations['{ANN_SERVICE_ACCOUNT}']",
 }
-# Set by host admission from host objects (priority and runtime classes) or meaningless there.
+# Set by host admission from host objects (priority and runtime classes) or meaningless there;
+# the priority class is then chosen among those the host offers (safety.host_priority_class).
 DROPPED_POD_FIELDS = ("priority", "priorityClassName", "preemptionPolicy", "overhead", "schedulerName",
                       "ephemeralContainers", "serviceAccount")
 # The annotation listing the tenant annotation keys copied to a host pod, so that a key
@@ -233,8 +234,11 @@ def _scope_term(term: dict, namespace: str, vcluster: str) -> None:
 
 
 def _host_identity(spec: dict, name: str, namespace: str, target: Target) -> None:
+    priority_class = safety.host_priority_class(spec, target)
     for field_name in DROPPED_POD_FIELDS:
         spec.pop(field_name, None)
+    if priority_class:
+        spec["priorityClassName"] = priority_class
     spec["serviceAccountName"] = target.service_account
     spec["automountServiceAccountToken"] = False
     spec["enableServiceLinks"] = False
