@@ -144,19 +144,12 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'vcportal.sqlite3'}"),
 }
-# PostgreSQL connections come from a pool in each process (psycopg's, through Django),
-# taken for a request and given back at its end: opening one per request (a server
-# process forked, a SCRAM exchange) was a large part of a request's cost under load.
-# Not CONN_MAX_AGE: under ASGI each request runs in a context of its own, and a kept
-# connection stays with it (the load test used up PostgreSQL's 100 connections in under
-# a minute). A request that waits past the pool's timeout answers 503 (portal.errors).
-VCPORTAL_DATABASE_POOL_SIZE = _int("VCPORTAL_DATABASE_POOL_SIZE", default=16)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": VCPORTAL_DATABASE_POOL_SIZE, "timeout": 10}
-    # The pool checks a connection when it is taken: one the server dropped (a restart)
-    # is replaced instead of failing the request.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connections are not kept between requests (CONN_MAX_AGE 0): under ASGI each request
+# runs its database work in a context of its own, and a kept connection stays with it
+# (the load test used up PostgreSQL's 100 connections in under a minute). psycopg's pool
+# was tried (2026-12-06) and reverted: a connection taken by a thread that ends without
+# closing it is never given back, and the test process, whose threads do that, ran its
+# pool dry within the suite.
 # Seconds a write waits for the embedded database's lock before the request answers 503.
 VCPORTAL_SQLITE_BUSY_TIMEOUT = _int("VCPORTAL_SQLITE_BUSY_TIMEOUT", default=20)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
