@@ -101,15 +101,16 @@ class VolumeSync(Controller):
     def reconcile(self, key: str) -> None:
         claim = self.claims.get(key)
         ours = [v for v in self.volumes.by_index(CLAIM_INDEX, key) if is_ours(v, self.ctx.vcluster)]
-        host_claim = self._bound_host_claim(key) if claim is not None else None
-        if claim is None or host_claim is None or claim["spec"].get("volumeName") not in (None, "",
-                                                                                        volume_name(claim)):
-            # Gone, not bound on the host yet, or bound in the vcluster to a volume of the tenant's own.
-            self._delete(v for v in ours if claim is None or v["metadata"]["name"] != volume_name(claim))
+        if claim is None:
+            self._delete(ours)
             return
+        name = volume_name(claim)
+        self._delete(v for v in ours if v["metadata"]["name"] != name)  # of an earlier claim of that name
+        host_claim = self._bound_host_claim(key)
+        if host_claim is None or claim["spec"].get("volumeName") not in (None, "", name):
+            return  # not bound on the host yet, or bound inside to a volume of the tenant's own
         desired = virtual_volume(claim, host_claim, self.ctx.vcluster)
-        self._delete(v for v in ours if v["metadata"]["name"] != desired["metadata"]["name"])
-        current = next((v for v in ours if v["metadata"]["name"] == desired["metadata"]["name"]), None)
+        current = next((v for v in ours if v["metadata"]["name"] == name), None)
         if current is None:
             self._create(desired, claim)
         else:

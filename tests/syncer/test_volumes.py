@@ -25,6 +25,8 @@ from syncer.kinds.storageclasses import ANN_DEFAULT
 from syncer.kinds.volumes import DRIVER
 from tests.kube.helpers import eventually
 
+from .test_tenant_policy import refused
+
 pytestmark = pytest.mark.kube
 CHART = Path(__file__).with_name("charts") / "stateful"
 
@@ -142,11 +144,6 @@ def virtual_classes(vc) -> dict[str, client.V1StorageClass]:
     return {c.metadata.name: c for c in vc.tenant.storage.list_storage_class().items}
 
 
-def refusal(vc, claim_name: str) -> str | None:
-    events = vc.tenant.core.list_namespaced_event("default", field_selector=f"involvedObject.name={claim_name}").items
-    return next((e.message for e in events if e.reason == "HostRefused"), None)
-
-
 def test_the_host_default_and_the_listed_classes_are_mirrored_and_other_classes_refused(make_vcluster, operator):
     tag = uuid.uuid4().hex[:8]
     default, listed, unlisted = f"standard-{tag}", f"fast-{tag}", f"reserved-{tag}"
@@ -181,8 +178,7 @@ def test_the_host_default_and_the_listed_classes_are_mirrored_and_other_classes_
         assert [(c.metadata.annotations[names.ANN_NAME], c.spec.storage_class_name) for c in host_claims] == \
             [("plain", default)]
         for name, storage_class in (("reserved", unlisted), ("mine", f"mine-{tag}")):
-            message = eventually(lambda: refusal(vc, name), what=f"the refusal of {name}")
-            assert f"storage class {storage_class!r} is not offered" in message
+            refused(vc, name, f"storage class {storage_class!r} is not offered")
         assert len(vc.host_objects()["persistentvolumeclaims"]) == 1
         assert virtual_classes(vc)[f"mine-{tag}"].provisioner == "example.com/mine", "the tenant's own class stays"
 
