@@ -149,6 +149,20 @@ class HostKube:
             return False
         return True
 
+    def delete_labelled(self, api_version: str, kind: str, namespace: str, selector: str) -> list[str]:
+        """Delete every object of `kind` in `namespace` matching `selector`; their names."""
+        resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
+        try:
+            items = resource.get(namespace=namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT).items
+        except NotFoundError:
+            return []
+        for item in items:
+            try:
+                resource.delete(name=item.metadata.name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT)
+            except NotFoundError:
+                pass
+        return sorted(item.metadata.name for item in items)
+
     def delete_pods_now(self, namespace: str) -> int:
         """Delete every pod in `namespace` without a grace period: the namespace is going
         away and its workloads' control plane is already stopped. Without this the

@@ -13,6 +13,7 @@ import secrets
 import string
 
 from accounts import resources
+from syncer.kinds.ingresses import CLAIMS_NAMESPACE
 from syncer.rbac import NODE_READER, host_rules
 
 MAX_NAME = 63
@@ -211,6 +212,28 @@ def portal_binding(ns: str, owner_labels: dict, cluster_role: str, service_accou
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace}],
     }
+
+
+HOST_NAMES_ROLE = "vcportal-syncer-host-names"
+
+
+def claims_namespace() -> dict:
+    """Where syncers claim Ingress host names for their vclusters (syncer.kinds.ingresses)."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(CLAIMS_NAMESPACE, None, MANAGED_BY)}
+
+
+def host_name_claims(ns: str, owner_labels: dict) -> list[dict]:
+    """The syncer's right to claim host names: a Role in the claims namespace, shared,
+    and this vcluster's binding to it there."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    return [
+        {"apiVersion": rbac, "kind": "Role", "metadata": _meta(HOST_NAMES_ROLE, CLAIMS_NAMESPACE, MANAGED_BY),
+         "rules": host_rules()["host_names"]},
+        {"apiVersion": rbac, "kind": "RoleBinding",
+         "metadata": _meta(node_reader_binding_name(ns), CLAIMS_NAMESPACE, owner_labels),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": HOST_NAMES_ROLE},
+         "subjects": [{"kind": "ServiceAccount", "name": SYNCER, "namespace": ns}]},
+    ]
 
 
 def node_reader_binding_name(ns: str) -> str:

@@ -28,6 +28,8 @@ from portal.kubeapi import describe, is_transient, read_or_none
 from controlplane import addons, images
 from controlplane.components import CLUSTER_DOMAIN
 from syncer import names
+from syncer.kinds.ingresses import CLAIMS_NAMESPACE
+from syncer.kinds.ingresses import LABEL_HOLDER as CLAIM_HOLDER
 from syncer.rbac import token_kubeconfig
 from vclusters import lifecycle
 from vclusters.lifecycle import Event, EventKind, Phase
@@ -171,6 +173,13 @@ def ensure_network_policies(ctx: Context) -> None:
 def ensure_syncer_identity(ctx: Context) -> None:
     for manifest in manifests.syncer_identity(ctx.placement.host_namespace, ctx.labels):
         ctx.apply(manifest)
+    if not ctx.host.exists("v1", "Namespace", CLAIMS_NAMESPACE):
+        if ctx.placement.host_cluster.in_cluster:  # the Helm chart makes it, if at all
+            ctx.changes.append(f"no namespace {CLAIMS_NAMESPACE}: Ingresses will be refused")
+            return
+        ctx.apply(manifests.claims_namespace())
+    for manifest in manifests.host_name_claims(ctx.placement.host_namespace, ctx.labels):
+        ctx.apply(manifest)
 
 
 def ensure_control_plane(ctx: Context) -> None:
@@ -187,7 +196,8 @@ def ensure_syncer(ctx: Context) -> None:
             manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
         )
 
-    ctx.changes.extend(ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.placement.host_cluster.policy()))
+    policy = ctx.placement.host_cluster.policy().for_team(ctx.vcluster.team.slug)
+    ctx.changes.extend(ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, policy))
     _wait_syncer_ready(ctx, settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
 
 
@@ -308,13 +318,20 @@ def delete_namespace(ctx: Context) -> None:
 
 
 def delete_cluster_scoped(ctx: Context) -> None:
-    name = manifests.node_reader_binding_name(ctx.placement.host_namespace)
+    """The syncer's node-reader binding, and its binding and host-name claims in the
+    namespace of claims (syncer.kinds.ingresses)."""
+    ns = ctx.placement.host_namespace
+    name = manifests.node_reader_binding_name(ns)
     rbac = "rbac.authorization.k8s.io/v1"
-    if conflict := ctx.ownership_conflict(rbac, "ClusterRoleBinding", name):
-        ctx.changes.append(f"nothing: ClusterRoleBinding {name} {conflict}, so it was left alone")
-        return
-    if ctx.host.delete(rbac, "ClusterRoleBinding", name):
-        ctx.changes.append(f"ClusterRoleBinding {name}")
+    for kind, namespace in (("ClusterRoleBinding", None), ("RoleBinding", CLAIMS_NAMESPACE)):
+        where = f"{namespace}/" if namespace else ""
+        if conflict := ctx.ownership_conflict(rbac, kind, name, namespace):
+            ctx.changes.append(f"nothing: {kind} {where}{name} {conflict}, so it was left alone")
+        elif ctx.host.delete(rbac, kind, name, namespace):
+            ctx.changes.append(f"{kind} {where}{name}")
+    claims = ctx.host.delete_labelled("coordination.k8s.io/v1", "Lease", CLAIMS_NAMESPACE, f"{CLAIM_HOLDER}={ns}")
+    if claims:
+        ctx.changes.append(f"{len(claims)} Ingress host-name claims: {', '.join(claims)}")
 
 
 def remove_credentials(ctx: Context) -> None:

@@ -14,14 +14,20 @@ policy is the safe default.
       storage_classes: [fast-ssd]                  # host StorageClasses claims may name (the default: always)
       priority_classes: [tenant-high]              # host PriorityClasses tenant pods may get (never system-)
       external_name_services: false                # Services of type ExternalName
+      ingress_hosts: ["*.{team}.apps.example.com"]  # host names tenant Ingresses may claim ({team}: the team's slug)
+      ingress_classes: [public]                    # host IngressClasses tenant Ingresses may name (the default: always)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 TOLERATION_KEYS = ("key", "operator", "value", "effect")
+TEAM = "{team}"  # in ingress_hosts: the team's slug, filled in per vcluster (for_team)
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*\Z")
 
 
 class PolicyError(ValueError):
@@ -37,6 +43,8 @@ class TenantPolicy:
     storage_classes: tuple[str, ...] = ()
     priority_classes: tuple[str, ...] = ()
     external_name_services: bool = False
+    ingress_hosts: tuple[str, ...] = ()
+    ingress_classes: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, values: dict | None) -> TenantPolicy:
@@ -54,6 +62,8 @@ class TenantPolicy:
             storage_classes=_strings(values, "storage_classes"),
             priority_classes=_priority_classes(values),
             external_name_services=_boolean(values, "external_name_services"),
+            ingress_hosts=_host_patterns(values),
+            ingress_classes=_strings(values, "ingress_classes"),
         )
 
     def to_dict(self) -> dict:
@@ -65,7 +75,18 @@ class TenantPolicy:
             "storage_classes": list(self.storage_classes),
             "priority_classes": list(self.priority_classes),
             "external_name_services": self.external_name_services,
+            "ingress_hosts": list(self.ingress_hosts),
+            "ingress_classes": list(self.ingress_classes),
         }
+
+    def for_team(self, team: str) -> TenantPolicy:
+        """This policy as one team's vclusters get it: `{team}` in ingress_hosts is its slug."""
+        return dataclasses.replace(self, ingress_hosts=tuple(sorted({p.replace(TEAM, team) for p in self.ingress_hosts})))
+
+    def allows_host(self, host: str) -> bool:
+        """True if an Ingress may claim the host name `host`: one of ingress_hosts, or
+        under one of its `*.` patterns (at any depth: every name there is the team's)."""
+        return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in self.ingress_hosts)
 
     def allows_toleration(self, toleration: dict) -> bool:
         """True if `toleration` is one the policy lists (all four fields equal; a
@@ -94,6 +115,15 @@ def _priority_classes(values: dict) -> tuple[str, ...]:
     if system:
         raise PolicyError(f"priority_classes cannot offer the host's system classes: {', '.join(system)}")
     return names
+
+
+def _host_patterns(values: dict) -> tuple[str, ...]:
+    patterns = _strings(values, "ingress_hosts")
+    bad = [p for p in patterns if not HOST_NAME.match(p.removeprefix("*.").replace(TEAM, "team"))]
+    if bad:
+        raise PolicyError("ingress_hosts are lower-case DNS names, each maybe starting with `*.` and naming "
+                          f"{TEAM} for the team's slug; not: {', '.join(bad)}")
+    return patterns
 
 
 def _boolean(values: dict, name: str) -> bool:

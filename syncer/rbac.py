@@ -5,8 +5,9 @@ A Role in the host namespace covers exactly the namespaced kinds the syncer watc
 there, with the verbs each kind declares (the kinds it writes: no status subresources,
 no update, no wildcard; events: read), and the subresources it declares (the pods' log,
 exec, attach and portforward, for syncer.kubelet). A ClusterRole covers the cluster-scoped kinds it
-reads (Nodes, to mirror those that run tenant pods; StorageClasses, to mirror those
-tenants may use).
+reads (Nodes, to mirror those that run tenant pods; storage, priority and ingress classes,
+to mirror those tenants may use). A Role in the namespace of Ingress host-name claims
+lets it claim names there (syncer.kinds.ingresses).
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import base64
 import yaml
 
 from .kinds import REGISTRY
+from .kinds.ingresses import CLAIM_RULES
 
 NODE_READER = "vcportal-syncer-node-reader"
 
 
 def host_rules() -> dict[str, list[dict]]:
-    """{"role": rules for a Role in the host namespace, "node_reader": rules for a ClusterRole}."""
+    """{"role": rules for a Role in the host namespace, "node_reader": rules for a ClusterRole,
+    "host_names": rules for a Role in the namespace of Ingress host-name claims}."""
     on_host = [kind for kind in REGISTRY if kind.host_objects]
     return {
         "role": _rules(kind for kind in on_host if kind.resource.namespaced),
         "node_reader": _rules(kind for kind in on_host if not kind.resource.namespaced),
+        "host_names": CLAIM_RULES,
     }
 
 

@@ -44,6 +44,13 @@ class TenantPolicySchema(serializers.Serializer):
     priority_classes = serializers.ListField(child=serializers.CharField(), required=False,
                                              help_text="Host PriorityClasses tenant pods may get (never system-).")
     external_name_services = serializers.BooleanField(required=False, help_text="Allow Services of type ExternalName.")
+    ingress_hosts = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Host names tenant Ingresses may claim: exact, or `*.` for every name under one; `{team}` "
+        "is the team's slug (e.g. `*.{team}.apps.example.com`). Empty: no Ingress is synced.")
+    ingress_classes = serializers.ListField(child=serializers.CharField(), required=False,
+                                            help_text="Host IngressClasses tenant Ingresses may name and see; the "
+                                            "host's default class always.")
 
 
 @extend_schema_field(TenantPolicySchema)

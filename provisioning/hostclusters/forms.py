@@ -15,7 +15,9 @@ TENANT_POLICY_EXAMPLE = (
     "runtime_classes: [gvisor]\n"
     "storage_classes: [fast-ssd]\n"
     "priority_classes: [tenant-high]\n"
-    "external_name_services: false"
+    "external_name_services: false\n"
+    "ingress_hosts: ['*.{team}.apps.example.com']\n"
+    "ingress_classes: [public]"
 )
 KUBECONFIG_HELP = (
     "An admin kubeconfig with inline credentials, e.g. from "
@@ -82,11 +84,11 @@ class HostClusterForm(forms.Form):
     )
     tenant_policy = TenantPolicyField(
         label="Tenant policy", required=False,
-        widget=forms.Textarea(attrs={"rows": 7, "spellcheck": "false", "class": "mono",
+        widget=forms.Textarea(attrs={"rows": 9, "spellcheck": "false", "class": "mono",
                                      "placeholder": TENANT_POLICY_EXAMPLE}),
         help_text="What tenants may ask of this host beyond the safe default (YAML; empty allows nothing extra): "
         "csi_drivers, tolerations, node_label_keys, runtime_classes, storage_classes, priority_classes, "
-        "external_name_services.",
+        "external_name_services, ingress_hosts ({team}: the team's slug), ingress_classes.",
     )
     # Selects a browser always sends; a POST without one (a script) keeps the default,
     # or on the edit form the current value (see clean()).

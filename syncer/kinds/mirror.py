@@ -15,6 +15,15 @@ from ..names import LABEL_MANAGED_BY
 logger = logging.getLogger(__name__)
 
 
+def newest_default(objects: list[dict], annotation: str) -> str | None:
+    """The name of the newest object `annotation` marks default: the one Kubernetes
+    picks when more than one is (storage and ingress classes)."""
+    defaults = [o for o in objects if (o["metadata"].get("annotations") or {}).get(annotation) == "true"]
+    newest = max(defaults, key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]),
+                 default=None)
+    return newest["metadata"]["name"] if newest else None
+
+
 def every_mirror(kind_name: str):
     """Watch keys: one host object's change may change what else is offered (the default
     class moves), so every name is looked at again; these kinds have few objects."""

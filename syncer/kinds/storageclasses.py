@@ -23,17 +23,14 @@ from ..controller import SyncContext
 from ..kind import ALL, HOST, OURS, READ, VIRTUAL, Kind, Watch, changed_key
 from ..kube import STORAGECLASSES
 from ..translate import Target
-from .mirror import HostMirror, every_mirror
+from .mirror import HostMirror, every_mirror, newest_default
 from .volumes import DRIVER
 
 ANN_DEFAULT = "storageclass.kubernetes.io/is-default-class"
 
 
 def host_default(classes: list[dict]) -> str | None:
-    defaults = [c for c in classes if (c["metadata"].get("annotations") or {}).get(ANN_DEFAULT) == "true"]
-    newest = max(defaults, key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"]),
-                 default=None)
-    return newest["metadata"]["name"] if newest else None
+    return newest_default(classes, ANN_DEFAULT)
 
 
 def with_host_default(ctx: SyncContext, target: Target) -> Target:

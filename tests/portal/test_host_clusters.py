@@ -239,6 +239,8 @@ def test_it_sets_a_tenant_policy_stored_in_its_checked_form_and_audited(staff, w
     ({"tolerations": [{"key": "a", "tolerationSeconds": 5}]}, "a toleration is a mapping of"),
     ({"tolerations": [{"key": "a", "value": 1}]}, "toleration fields are strings"),
     ({"external_name_services": "yes"}, "external_name_services must be true or false"),
+    ({"ingress_hosts": ["*"]}, "ingress_hosts are lower-case DNS names"),
+    ({"ingress_hosts": ["shop.*.example.com", "Shop.example.com"]}, "not: Shop.example.com, shop.*.example.com"),
 ])
 def test_it_refuses_a_bad_tenant_policy_and_keeps_the_old_one(staff, world, policy, message):
     make_host("east", tenant_policy=STORED_POLICY)

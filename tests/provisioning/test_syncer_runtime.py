@@ -6,6 +6,7 @@ import json
 import stat
 
 import pytest
+from kubernetes import client
 
 from accounts.audit import Actor
 from controlplane.images import reference
@@ -13,9 +14,14 @@ from localkube.testing import kubectl
 from localkube.processes import ProcessDir
 from provisioning import pipeline
 from provisioning.hostclusters import services
+from provisioning.models import Placement
 from provisioning.runtimes import LocalProcessRuntime, VClusterRef
 from syncer.config import load, vcluster_config_path
+from syncer.kinds.ingresses import CLAIMS_NAMESPACE
+from syncer.kinds.ingresses import LABEL_HOLDER as CLAIM_HOLDER
 from syncer.policy import TenantPolicy
+from vclusters.lifecycle import Phase
+from vclusters.models import VCluster
 from tests.kube.helpers import eventually
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +88,24 @@ def test_kubectl_logs_and_exec_work_with_the_admin_kubeconfig_on_a_real_node(pro
     eventually(lambda: "hello-from-a-provisioned-vcluster" in kubectl(kubeconfig, "logs", "hello", check=False).stdout,
                what="the line in kubectl logs")
     assert kubectl(kubeconfig, "exec", "hello", "--", "id").stdout.startswith("uid=0(root)")
+
+
+def test_a_team_gets_its_own_host_names_and_teardown_releases_its_claims(provisioned, host, host_cluster, world,
+                                                                          tmp_path):
+    services.update_host_cluster(Actor(world.staff), host, tenant_policy={"ingress_hosts": ["*.{team}.apps.test"]})
+    vcluster = provisioned("web")
+    domain = f"{world.alpha.slug}.apps.test"
+    assert load(vcluster_config_path(vcluster.pk)).policy.ingress_hosts == (f"*.{domain}",)
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kubeconfig.write_text(vcluster.kubeconfig)
+    kubectl(kubeconfig, "create", "ingress", "shop", f"--rule=shop.{domain}/=web:80")
+    namespace = vcluster.placement.host_namespace
+    api = client.CoordinationV1Api(host_cluster.api_client())
+    lease = eventually(lambda: api.read_namespaced_lease(f"shop.{domain}", CLAIMS_NAMESPACE), what="the claim")
+    assert lease.spec.holder_identity == namespace
+
+    VCluster.objects.filter(pk=vcluster.pk).update(phase=Phase.DELETING)
+    pipeline.teardown(vcluster.pk)
+    assert api.list_namespaced_lease(CLAIMS_NAMESPACE, label_selector=f"{CLAIM_HOLDER}={namespace}").items == []
+    receipt = Placement.objects.get(vcluster=vcluster).receipt
+    assert f"1 Ingress host-name claims: shop.{domain}" in json.dumps(receipt)

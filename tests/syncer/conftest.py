@@ -31,6 +31,8 @@ from provisioning.hostkube import HostKube
 from provisioning.runtimes.local import write_kubelet_endpoint
 from syncer import names, rbac
 from syncer.health import probe
+from syncer.kinds.ingresses import CLAIMS_NAMESPACE
+from syncer.kinds.ingresses import LABEL_HOLDER as CLAIM_HOLDER
 from tests.kube.helpers import eventually, new_namespace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,7 +165,10 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
         work = tmp_path_factory.mktemp(f"syncer-{name}")
         host_kubeconfig = work / "host.kubeconfig"
         host_kubeconfig.touch(mode=0o600)
-        for manifest in manifests.syncer_identity(namespace, TEST_LABELS):
+        if not host_kube.exists("v1", "Namespace", CLAIMS_NAMESPACE):
+            host_kube.apply(manifests.claims_namespace())
+        for manifest in manifests.syncer_identity(namespace, TEST_LABELS) + \
+                manifests.host_name_claims(namespace, TEST_LABELS):
             host_kube.apply(manifest)
         host_kubeconfig.write_text(rbac.token_kubeconfig(operator.api, host_cluster.server,
                                                          host_cluster.ca_cert_path.read_bytes(), namespace,
@@ -196,6 +201,10 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
         for namespace in {vc.host_namespace for vc in made}:
             host_kube.delete("rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
                              manifests.node_reader_binding_name(namespace))
+            host_kube.delete("rbac.authorization.k8s.io/v1", "RoleBinding", manifests.node_reader_binding_name(namespace),
+                             CLAIMS_NAMESPACE)
+            host_kube.delete_labelled("coordination.k8s.io/v1", "Lease", CLAIMS_NAMESPACE,
+                                      f"{CLAIM_HOLDER}={namespace}")
             operator.core.delete_namespace(namespace)
 
 

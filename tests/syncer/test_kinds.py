@@ -6,6 +6,7 @@ from provisioning import manifests
 from syncer import names, rbac
 from syncer.controller import HostSync, SyncContext
 from syncer.kinds import REGISTRY, services
+from syncer.kinds.ingresses import CLAIMS_NAMESPACE
 from syncer.translate import Target
 
 
@@ -17,6 +18,15 @@ def test_productions_syncer_role_and_cluster_role_are_the_registrys_rules():
     assert objects["ClusterRoleBinding"]["roleRef"]["name"] == objects["ClusterRole"]["metadata"]["name"]
 
 
+def test_the_syncer_claims_host_names_only_in_the_claims_namespace():
+    role, binding = manifests.host_name_claims("vc-alpha-dev", {"a": "b"})
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == CLAIMS_NAMESPACE
+    assert role["rules"] == rbac.host_rules()["host_names"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "create", "delete"]}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": manifests.SYNCER, "namespace": "vc-alpha-dev"}]
+
+
 def test_the_host_role_grants_each_kind_exactly_its_declared_verbs():
     granted = {(resource, verb) for rule in rbac.host_rules()["role"] + rbac.host_rules()["node_reader"]
                for resource in rule["resources"] for verb in rule["verbs"]}
@@ -26,7 +36,7 @@ def test_the_host_role_grants_each_kind_exactly_its_declared_verbs():
     assert granted == declared
     written = {kind.resource.plural for kind in REGISTRY if kind.to_host}
     assert written == {"pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims",
-                       "poddisruptionbudgets"}
+                       "poddisruptionbudgets", "ingresses"}
     assert {r for r, v in granted if v == "create" and "/" not in r} == written, "only what it copies is written"
     streams = {(r, v) for r, v in granted if "/" in r}
     assert streams == {("pods/log", "get"), ("pods/exec", "create"), ("pods/attach", "create"),
