@@ -14,6 +14,7 @@ import string
 
 from accounts import resources
 from syncer.kinds.ingresses import CLAIMS_NAMESPACE
+from syncer.kinds.ingresses import LABEL_HOLDER as CLAIM_HOLDER
 from syncer.rbac import NODE_READER, host_rules
 
 MAX_NAME = 63
@@ -217,9 +218,39 @@ def portal_binding(ns: str, owner_labels: dict, cluster_role: str, service_accou
 HOST_NAMES_ROLE = "vcportal-syncer-host-names"
 
 
-def claims_namespace() -> dict:
-    """Where syncers claim Ingress host names for their vclusters (syncer.kinds.ingresses)."""
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(CLAIMS_NAMESPACE, None, MANAGED_BY)}
+CLAIMS_POLICY = "vcportal-syncer-host-names"
+
+
+def claims_setup() -> list[dict]:
+    """Where syncers claim Ingress host names for their vclusters (syncer.kinds.ingresses),
+    shared by all: the namespace, and an admission policy that lets a syncer create and
+    delete there only claims held by its own vcluster (RBAC cannot say which Leases)."""
+    admission = "admissionregistration.k8s.io/v1"
+    holder = "request.userInfo.username.split(':')[2]"  # system:serviceaccount:<namespace>:<name>
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(CLAIMS_NAMESPACE, None, MANAGED_BY)},
+        {"apiVersion": admission, "kind": "ValidatingAdmissionPolicy",
+         "metadata": _meta(CLAIMS_POLICY, None, MANAGED_BY),
+         "spec": {
+             "failurePolicy": "Fail",
+             "matchConstraints": {
+                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": CLAIMS_NAMESPACE}},
+                 "resourceRules": [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["*"],
+                                    "operations": ["CREATE", "UPDATE", "DELETE"], "resources": ["leases"]}]},
+             "matchConditions": [{"name": "a-syncer", "expression":
+                                  "request.userInfo.username.startsWith('system:serviceaccount:') && "
+                                  f"request.userInfo.username.endsWith(':{SYNCER}')"}],
+             "variables": [{"name": "claim", "expression": "request.operation == 'DELETE' ? oldObject : object"}],
+             "validations": [{
+                 "expression": f"variables.claim.spec.?holderIdentity.orValue('') == {holder} && variables.claim"
+                               f".metadata.?labels.orValue({{}})[?'{CLAIM_HOLDER}'].orValue('') == {holder}",
+                 "message": "a syncer claims and releases host names only for its own vcluster",
+                 "reason": "Forbidden"}],
+         }},
+        {"apiVersion": admission, "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": _meta(CLAIMS_POLICY, None, MANAGED_BY),
+         "spec": {"policyName": CLAIMS_POLICY, "validationActions": ["Deny"]}},
+    ]
 
 
 def host_name_claims(ns: str, owner_labels: dict) -> list[dict]:

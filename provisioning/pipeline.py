@@ -173,11 +173,13 @@ def ensure_network_policies(ctx: Context) -> None:
 def ensure_syncer_identity(ctx: Context) -> None:
     for manifest in manifests.syncer_identity(ctx.placement.host_namespace, ctx.labels):
         ctx.apply(manifest)
-    if not ctx.host.exists("v1", "Namespace", CLAIMS_NAMESPACE):
-        if ctx.placement.host_cluster.in_cluster:  # the Helm chart makes it, if at all
+    if ctx.placement.host_cluster.in_cluster:
+        if not ctx.host.exists("v1", "Namespace", CLAIMS_NAMESPACE):  # the Helm chart's, if any
             ctx.changes.append(f"no namespace {CLAIMS_NAMESPACE}: Ingresses will be refused")
             return
-        ctx.apply(manifests.claims_namespace())
+    else:
+        for manifest in manifests.claims_setup():
+            ctx.apply(manifest)
     for manifest in manifests.host_name_claims(ctx.placement.host_namespace, ctx.labels):
         ctx.apply(manifest)
 

@@ -81,7 +81,8 @@ class TenantPolicy:
 
     def for_team(self, team: str) -> TenantPolicy:
         """This policy as one team's vclusters get it: `{team}` in ingress_hosts is its slug."""
-        return dataclasses.replace(self, ingress_hosts=tuple(sorted({p.replace(TEAM, team) for p in self.ingress_hosts})))
+        hosts = {pattern.replace(TEAM, team) for pattern in self.ingress_hosts}
+        return dataclasses.replace(self, ingress_hosts=tuple(sorted(hosts)))
 
     def allows_host(self, host: str) -> bool:
         """True if an Ingress may claim the host name `host`: one of ingress_hosts, or

@@ -165,9 +165,7 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
         work = tmp_path_factory.mktemp(f"syncer-{name}")
         host_kubeconfig = work / "host.kubeconfig"
         host_kubeconfig.touch(mode=0o600)
-        if not host_kube.exists("v1", "Namespace", CLAIMS_NAMESPACE):
-            host_kube.apply(manifests.claims_namespace())
-        for manifest in manifests.syncer_identity(namespace, TEST_LABELS) + \
+        for manifest in manifests.syncer_identity(namespace, TEST_LABELS) + manifests.claims_setup() + \
                 manifests.host_name_claims(namespace, TEST_LABELS):
             host_kube.apply(manifest)
         host_kubeconfig.write_text(rbac.token_kubeconfig(operator.api, host_cluster.server,

@@ -13,7 +13,8 @@ import base64
 import uuid
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 
 from syncer import names
 from syncer.kinds.ingresses import CLAIMS_NAMESPACE, LABEL_HOLDER
@@ -196,3 +197,29 @@ def test_the_host_classes_offered_are_mirrored_and_others_refused(make_vcluster,
     finally:
         for name in (default, listed, hidden):
             host.delete_ingress_class(name)
+
+
+@pytest.mark.kube
+def test_a_syncer_cannot_take_or_release_another_vclusters_claim(make_vcluster):
+    """RBAC lets every syncer write Leases in the claims namespace; the host's admission
+    policy (provisioning.manifests.claims_setup) lets it write only its own vcluster's."""
+    holder = make_vcluster("ing-holder", policy=POLICY)
+    other = make_vcluster("ing-other", policy=POLICY)
+    host = f"held.{DOMAIN}"
+    client.NetworkingV1Api(holder.tenant.api).create_namespaced_ingress("default", ingress("held", host))
+    eventually(lambda: host in claims(holder.operator), what="the holder's claim")
+
+    other_syncer = config.new_client_from_config(str(other.config_path.parent / "host.kubeconfig"))
+    as_other = client.CoordinationV1Api(other_syncer)
+    squat = {"metadata": {"name": f"squat.{DOMAIN}", "labels": {LABEL_HOLDER: holder.host_namespace}},
+             "spec": {"holderIdentity": holder.host_namespace}}
+    for attempt in (lambda: as_other.delete_namespaced_lease(host, CLAIMS_NAMESPACE),  # RBAC allows deletes
+                    lambda: as_other.create_namespaced_lease(CLAIMS_NAMESPACE, squat)):
+        with pytest.raises(ApiException) as refused_write:
+            attempt()
+        assert refused_write.value.status == 403 and "only for its own vcluster" in refused_write.value.body
+    with pytest.raises(ApiException) as refused_patch:  # no RBAC for it
+        as_other.patch_namespaced_lease(host, CLAIMS_NAMESPACE, {"spec": {"holderIdentity": other.host_namespace}})
+    assert refused_patch.value.status == 403
+    assert claims(holder.operator)[host] == holder.host_namespace
+    assert f"squat.{DOMAIN}" not in claims(holder.operator)
