@@ -1,5 +1,5 @@
 """What a host cluster with a real node runs through its API: cluster DNS, the
-rights of the NetworkPolicy enforcer, and dynamic volumes.
+rights of the NetworkPolicy enforcer, dynamic volumes and an ingress controller.
 
 CoreDNS runs as a Deployment in kube-system. The Service `kube-dns` has the address
 the kubelet writes into every pod's resolv.conf (realnode.CLUSTER_DNS_IP). CoreDNS
@@ -15,6 +15,13 @@ by a short-lived busybox helper pod, and it is deleted with its PV (reclaimPolic
 Delete). The provisioner itself only talks to the API: it runs as non-root on a
 read-only root filesystem; its helper pods (root, a hostPath of the volumes
 directory) run in its own namespace, get no API token, and are its only pods.
+
+Ingresses are served by vcportal-ingress (tools/kube/ingress: Caddy and an Ingress
+watcher, built by `make kube`), the controller of the default IngressClass `vcportal`: a
+Deployment in `vcportal-ingress` behind a NodePort Service, so a page is at
+`http://<node address>:30080/` with its Ingress's Host (HTTPS: 30443). Its namespace
+carries the label that lets it reach tenants' pods (provisioning.manifests.network_policies).
+It reads Ingresses, IngressClasses, Services and TLS Secrets, and writes Ingress status.
 
 Applied with `kubectl apply --server-side`, so a start after a `make images` that
 built a new CoreDNS image rolls the Deployment to it.
@@ -183,6 +190,100 @@ volumeBindingMode: WaitForFirstConsumer
 """
 
 
+INGRESS_NAMESPACE = "vcportal-ingress"
+INGRESS_CLASS = "vcportal"
+INGRESS_NODE_PORTS = {"http": 30080, "https": 30443}
+
+INGRESS = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: vcportal-ingress
+  labels: {vcportal.io/ingress-controller: "true"}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: vcportal-ingress, namespace: vcportal-ingress}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "vcportal:ingress-controller"}
+rules:
+- apiGroups: [""]
+  resources: [services, secrets]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, ingressclasses]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses/status]
+  verbs: [update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "vcportal:ingress-controller"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "vcportal:ingress-controller"}
+subjects: [{kind: ServiceAccount, name: vcportal-ingress, namespace: vcportal-ingress}]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: vcportal
+  annotations: {ingressclass.kubernetes.io/is-default-class: "true"}
+spec: {controller: vcportal.io/ingress}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vcportal-ingress, namespace: vcportal-ingress}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: vcportal-ingress}}
+  template:
+    metadata: {labels: {app: vcportal-ingress}}
+    spec:
+      serviceAccountName: vcportal-ingress
+      priorityClassName: system-cluster-critical
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: vcportal-ingress
+        image: IMAGE
+        env:
+        - name: PUBLISH_IP
+          valueFrom: {fieldRef: {fieldPath: status.hostIP}}
+        ports: [{name: http, containerPort: 8080}, {name: https, containerPort: 8443}, {name: health, containerPort: 10254}]
+        readinessProbe:
+          httpGet: {path: /healthz, port: health}
+          periodSeconds: 2
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        resources: {requests: {cpu: 20m, memory: 64Mi}, limits: {cpu: 500m, memory: 256Mi}}
+        volumeMounts: [{name: tmp, mountPath: /tmp}]
+      volumes: [{name: tmp, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vcportal-ingress, namespace: vcportal-ingress}
+spec:
+  type: NodePort
+  selector: {app: vcportal-ingress}
+  ports:
+  - {name: http, port: 80, targetPort: http, nodePort: HTTP_NODE_PORT}
+  - {name: https, port: 443, targetPort: https, nodePort: HTTPS_NODE_PORT}
+"""
+
+
+def ingress_manifests(image: str) -> list[dict]:
+    return list(yaml.safe_load_all(INGRESS.replace("IMAGE", image)
+                                   .replace("HTTPS_NODE_PORT", str(INGRESS_NODE_PORTS["https"]))
+                                   .replace("HTTP_NODE_PORT", str(INGRESS_NODE_PORTS["http"]))))
+
+
 def local_path_manifests(image: str, helper_image: str, node: str, volumes_dir: Path) -> list[dict]:
     """The provisioner on `node`, making each volume a directory in `volumes_dir` there."""
     manifests = list(yaml.safe_load_all(
@@ -196,10 +297,11 @@ def local_path_manifests(image: str, helper_image: str, node: str, volumes_dir: 
 
 
 def deploy(kubectl: Path, kubeconfig: Path, image: str, service_ip: str, domain: str,
-           storage: list[dict]) -> None:
-    """Apply the enforcer's RBAC, CoreDNS (`image`) and `storage` (local_path_manifests)."""
+           others: list[dict]) -> None:
+    """Apply the enforcer's RBAC, CoreDNS (`image`) and `others` (local_path_manifests,
+    ingress_manifests)."""
     manifest = ENFORCER.format(enforcer=ENFORCER_USER) + "---\n" + yaml.safe_dump_all(
-        coredns_manifests(image, domain, service_ip) + storage)
+        coredns_manifests(image, domain, service_ip) + others)
     result = subprocess.run(
         [str(kubectl), f"--kubeconfig={kubeconfig}", "apply", "--server-side",
          "--field-manager=localkube", "--force-conflicts", "-f", "-"],

@@ -97,7 +97,7 @@ class RealNode:
     def start(self, deadline: float) -> None:
         """Bring the node up (what runs already is left alone) and return once it is
         Ready, the `kubernetes` Service leads to the API server, NetworkPolicies are
-        enforced, CoreDNS answers and volumes can be provisioned."""
+        enforced, CoreDNS answers, volumes can be provisioned and Ingresses served."""
         node_bin = binaries.node_bin_dir()
         binaries.require(self.cluster.bin_dir, binaries.NODE_COMPONENTS)
         images.check_registry()
@@ -119,12 +119,13 @@ class RealNode:
             images.reference("coredns"), CLUSTER_DNS_IP, CLUSTER_DOMAIN,
             addons.local_path_manifests(
                 images.reference("local-path-provisioner"), images.reference("busybox"), NODE_NAME, self.volumes_dir
-            ),
+            ) + addons.ingress_manifests(images.reference("ingress")),
         )
         self._spawn("kube-router", node_bin)  # once its RBAC exists
         self._wait("kubelet", lambda: _deployment_available(api, "kube-system", "coredns"), deadline)
         self._wait("kubelet", lambda: _deployment_available(
             api, addons.LOCAL_PATH_NAMESPACE, "local-path-provisioner"), deadline)
+        self._wait("kubelet", lambda: _deployment_available(api, addons.INGRESS_NAMESPACE, "vcportal-ingress"), deadline)
 
     def _spawn(self, name: str, node_bin: Path) -> None:
         if self.cluster.processes.pid(name) is not None:

@@ -25,6 +25,9 @@ INSTALLATION_LABEL = "vcportal.io/installation"
 TEAM_LABEL = "vcportal.io/team"
 OWNERSHIP_LABELS = (MANAGED_BY_LABEL, VCLUSTER_LABEL, INSTALLATION_LABEL)
 SYNCER = "vcportal-syncer"
+# On the namespace of a host ingress controller: its pods may reach tenant pods (the
+# backends of tenants' Ingresses, syncer.kinds.ingresses).
+INGRESS_CONTROLLER_LABEL = "vcportal.io/ingress-controller"
 # Addresses tenant pods may not reach: private ranges, link-local (cloud metadata),
 # shared address space and loopback.
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8"]
@@ -162,18 +165,22 @@ def limit_range(ns: str, owner_labels: dict) -> dict:
 
 
 def network_policies(ns: str, owner_labels: dict) -> list[dict]:
-    """Ingress only from the same namespace; egress to the same namespace and the public
-    internet. Not to the host's cluster DNS: every vcluster runs its own CoreDNS in its
-    namespace (the Cluster DNS step), and the host's would tell a tenant the names of
-    every other namespace's Services. They need a CNI that enforces NetworkPolicy."""
+    """Ingress only from the same namespace and from the host's ingress controllers (pods
+    in namespaces labelled INGRESS_CONTROLLER_LABEL, which only the host's operator can
+    label); egress to the same namespace and the public internet. Not to the host's
+    cluster DNS: every vcluster runs its own CoreDNS in its namespace (the Cluster DNS
+    step), and the host's would tell a tenant the names of every other namespace's
+    Services. They need a CNI that enforces NetworkPolicy."""
     same_namespace = [{"podSelector": {}}]
+    controllers = {"namespaceSelector": {"matchLabels": {INGRESS_CONTROLLER_LABEL: "true"}}}
     public = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}]}
     return [
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
             "metadata": _meta("vcluster-ingress", ns, owner_labels),
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": same_namespace}]},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": same_namespace}, {"from": [controllers]}]},
         },
         {
             "apiVersion": "networking.k8s.io/v1",

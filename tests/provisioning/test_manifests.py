@@ -100,9 +100,12 @@ def test_containers_without_an_ephemeral_storage_request_get_defaults():
     assert limits["default"]["ephemeral-storage"] == "512Mi"
 
 
-def test_network_policies_admit_only_the_namespace_and_public_addresses():
+def test_network_policies_admit_only_the_namespace_the_hosts_ingress_controllers_and_public_addresses():
     ingress, egress = manifests.network_policies("ns", LABELS)
-    assert ingress["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert ingress["spec"]["ingress"] == [
+        {"from": [{"podSelector": {}}]},
+        {"from": [{"namespaceSelector": {"matchLabels": {"vcportal.io/ingress-controller": "true"}}}]},
+    ]
     same_namespace, public = egress["spec"]["egress"]
     assert same_namespace == {"to": [{"podSelector": {}}]}  # the vcluster's own CoreDNS among them
     assert "169.254.0.0/16" in public["to"][0]["ipBlock"]["except"]

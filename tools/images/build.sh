@@ -6,6 +6,7 @@
 #            shell waiting for a signal (Kubernetes' own pause is C, not a Go module)
 #   coredns  the CoreDNS binary built by `make kube`
 #   local-path-provisioner  the embedded host's dynamic volume provisioner, built by `make kube`
+#   ingress  the embedded host's ingress controller (tools/kube/ingress), built by `make kube`
 #   vcluster-runtime  a vcluster's control plane and syncer in one image: kine,
 #            kube-apiserver and kube-controller-manager as `make kube` built them, this
 #            machine's Python with a trimmed stdlib, PyYAML, urllib3 and the syncer
@@ -39,6 +40,7 @@ log() { echo "images: $*" >&2; }
 "$root/scripts/services.sh" install images postgres redis
 node_bin="$("$root/tools/kube/build.sh" node | tail -n 1)"
 kube_bin="$("$root/tools/kube/build.sh" | tail -n 1)"
+ingress_bin="$("$root/tools/kube/build.sh" ingress | tail -n 1)"
 
 registry_up() { curl -fsS -o /dev/null "http://$registry/v2/"; }
 
@@ -331,6 +333,23 @@ postgresql_image() {
   echo "$registry/postgresql:$tag"
 }
 
+ingress_image() {
+  local src="$ingress_bin/vcportal-ingress" tag
+  tag="$(basename "$ingress_bin" | sed 's/^ingress-//')-$(content_hash "$src")"
+  if ! in_registry ingress "$tag"; then
+    log "building ingress:$tag"
+    local rootfs; rootfs="$(mktemp -d)"
+    mkdir -p "$rootfs/usr/local/bin"
+    cp "$src" "$rootfs/usr/local/bin/vcportal-ingress"
+    base_files "$rootfs"
+    nonroot_user "$rootfs"
+    publish ingress "$tag" "$rootfs" --config.user "$runtime_user:$runtime_user" \
+      --config.exposedports 8080/tcp --config.exposedports 8443/tcp --config.entrypoint /usr/local/bin/vcportal-ingress
+    rm -rf "$rootfs"
+  fi
+  echo "$registry/ingress:$tag"
+}
+
 redis_image() {
   local tag version
   version="$(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/')"
@@ -358,6 +377,7 @@ refs="$(
     --config.entrypoint 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'
   coredns_image
   local_path_image
+  ingress_image
   runtime_image
   vcportal_image
   postgresql_image

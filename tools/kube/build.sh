@@ -7,7 +7,9 @@
 # Whatever is already built is reused, so a warm run takes seconds.
 # Without an argument it builds the control plane's binaries (all that `make run` and
 # kwok nodes need); `node` also builds the real-node runtime and prints its directory;
-# `all` (`make kube`, `make test`) builds both and helm (charts/vcportal); `runtime` only what the vcluster runtime image holds
+# `all` (`make kube`, `make test`) builds both, helm (charts/vcportal) and the embedded host's
+# ingress controller (ingress/: Caddy and our Ingress watcher; `ingress` builds only it and
+# prints its directory, keyed by its sources); `runtime` only what the vcluster runtime image holds
 # (kube-apiserver, kube-controller-manager, kine: Dockerfile.runtime). The last line
 # printed is the control-plane binary directory, or with `node` the real-node one.
 set -euo pipefail
@@ -29,19 +31,22 @@ binaries=("${k8s_commands[@]}" kine kwok)
 node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
 node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router
   local-path-provisioner)
-want_node=false want_kwok=true want_helm=false
+want_node=false want_kwok=true want_helm=false want_ingress=false
 case "${1:-}" in
   node) want_node=true ;;
-  all) want_node=true want_helm=true ;;
+  all) want_node=true want_helm=true want_ingress=true ;;
   runtime) k8s_commands=(kube-apiserver kube-controller-manager); binaries=("${k8s_commands[@]}" kine); want_kwok=false ;;
+  ingress) k8s_commands=() binaries=() want_kwok=false want_ingress=true ;;
   "") ;;
-  *) echo "usage: $0 [node|all|runtime]" >&2; exit 2 ;;
+  *) echo "usage: $0 [node|all|runtime|ingress]" >&2; exit 2 ;;
 esac
 $want_node || node_binaries=()
 mkdir -p "$node_bin/cni"
 # helm lives in a directory keyed by its own version; the control-plane directory links to
 # it (`$(make -s kube | tail -n 1)/helm`), so a new helm needs no control-plane rebuild.
 helm_bin="$cache_root/helm$HELM_VERSION"
+# Our own program: a directory per version of its sources.
+ingress_bin="$cache_root/ingress-$(cat "$here"/ingress/go.mod "$here"/ingress/go.sum "$here"/ingress/*.go | sha256sum | cut -c1-12)"
 
 # Cold-build times on 2 cores, for the progress lines of a first `make run`. The
 # first binary of a module also compiles most of the code the others share.
@@ -50,7 +55,7 @@ usual_time() {
     kube-apiserver) echo "~5 min" ;;
     kube-controller-manager) echo "~4 min" ;;
     coredns) echo "~8 min" ;;  # its plugins pull in most cloud SDKs
-    kine|containerd|registry|kube-router|kubelet|local-path-provisioner|helm) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
+    kine|containerd|registry|kube-router|kubelet|local-path-provisioner|helm|vcportal-ingress) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
 }
@@ -58,8 +63,9 @@ to_build=0
 for name in "${binaries[@]}"; do [ -x "$bin/$name" ] || to_build=$((to_build + 1)); done
 for name in "${node_binaries[@]}"; do [ -x "$node_bin/$name" ] || to_build=$((to_build + 1)); done
 $want_helm && { [ -x "$helm_bin/helm" ] || to_build=$((to_build + 1)); }
+$want_ingress && { [ -x "$ingress_bin/vcportal-ingress" ] || to_build=$((to_build + 1)); }
 if [ "$to_build" -gt 0 ]; then
-  log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} + $($want_helm && echo 1 || echo 0) )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane$($want_node && echo ", 20-40 more for the real-node runtime"); once)"
+  log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} + $($want_helm && echo 1 || echo 0) + $($want_ingress && echo 1 || echo 0) )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane$($want_node && echo ", 20-40 more for the real-node runtime"); once)"
 fi
 built=0
 
@@ -104,6 +110,11 @@ if $want_helm; then
   ln -sfn "$helm_bin/helm" "$bin/helm"
 fi
 
+if $want_ingress; then
+  mkdir -p "$ingress_bin"
+  build vcportal-ingress ingress . 0 "-s -w" "$ingress_bin"
+fi
+
 # kwok needs its stage definitions; they ship inside its module.
 if $want_kwok && [ ! -s "$bin/kwok-stages.yaml" ]; then
   stages="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
@@ -135,4 +146,8 @@ if $want_node; then
   build local-path-provisioner local-path-provisioner github.com/rancher/local-path-provisioner 0 \
     "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" "$node_bin"
 fi
-if [ "${1:-}" = node ]; then echo "$node_bin"; else echo "$bin"; fi
+case "${1:-}" in
+  node) echo "$node_bin" ;;
+  ingress) echo "$ingress_bin" ;;
+  *) echo "$bin" ;;
+esac
