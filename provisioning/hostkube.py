@@ -125,6 +125,14 @@ class HostKube:
         )
         return current is None or _content(after) != _content(current)
 
+    def ensure(self, manifest: dict) -> bool:
+        """Create `manifest` unless an object of its name exists, whoever made it (objects
+        shared by every vcluster and by other portals on the host); True if created."""
+        meta = manifest["metadata"]
+        if self._get(self._resource(manifest), meta["name"], meta.get("namespace")) is not None:
+            return False
+        return self.apply(manifest)
+
     def _get(self, resource, name: str, namespace: str | None):
         try:
             return resource.get(name=name, namespace=namespace, _request_timeout=REQUEST_TIMEOUT)

@@ -173,13 +173,20 @@ def ensure_network_policies(ctx: Context) -> None:
 def ensure_syncer_identity(ctx: Context) -> None:
     for manifest in manifests.syncer_identity(ctx.placement.host_namespace, ctx.labels):
         ctx.apply(manifest)
-    if ctx.placement.host_cluster.in_cluster:
-        if not ctx.host.exists("v1", "Namespace", CLAIMS_NAMESPACE):  # the Helm chart's, if any
-            ctx.changes.append(f"no namespace {CLAIMS_NAMESPACE}: Ingresses will be refused")
-            return
-    else:
+    _ensure_claims_namespace(ctx)
+
+
+def _ensure_claims_namespace(ctx: Context) -> None:
+    """The syncer's right to claim Ingress host names, in the namespace of claims. That
+    namespace and its admission policy are shared: made once by whoever comes first (on
+    the portal's own cluster, the Helm chart: a portal there may not make them)."""
+    if not ctx.placement.host_cluster.in_cluster:
         for manifest in manifests.claims_setup():
-            ctx.apply(manifest)
+            if ctx.host.ensure(manifest):
+                ctx.changes.append(f"{manifest['kind']} {manifest['metadata']['name']}")
+    elif not ctx.host.exists("v1", "Namespace", CLAIMS_NAMESPACE):
+        ctx.changes.append(f"no namespace {CLAIMS_NAMESPACE} (hostCluster.ingressHostNames): Ingresses are refused")
+        return
     for manifest in manifests.host_name_claims(ctx.placement.host_namespace, ctx.labels):
         ctx.apply(manifest)
 

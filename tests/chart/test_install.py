@@ -28,6 +28,7 @@ from kubernetes import client
 
 from controlplane.images import reference
 from localkube.binaries import bin_dir
+from syncer.kinds.ingresses import CLAIMS_NAMESPACE
 from tests.kube.helpers import eventually
 
 from tests.images.test_portal_images import locked
@@ -157,6 +158,9 @@ def test_a_vcluster_runs_in_the_same_cluster_and_a_personal_kubeconfig_reaches_i
     host_namespace = portal.api("GET", f"vclusters/{vcluster}/").json()["placement"]["host_namespace"]
     control_plane = client.CoreV1Api(portal.cluster.api_client()).list_namespaced_pod(host_namespace).items
     assert [p.spec.node_name for p in control_plane if p.metadata.name == "vcluster-0"] == ["realnode-0"]
+    claims = client.RbacAuthorizationV1Api(portal.cluster.api_client()).list_namespaced_role_binding(
+        CLAIMS_NAMESPACE, label_selector=f"vcportal.io/vcluster-id={vcluster}").items
+    assert [b.subjects[0].namespace for b in claims] == [host_namespace], "its syncer may claim Ingress host names"
     worker_metrics = portal.kubectl("exec", f"deploy/{NAME}-worker", "--", "python3", "-c",
                                     "import urllib.request; print(urllib.request.urlopen("
                                     "'http://127.0.0.1:9540/metrics').read().decode())")

@@ -14,7 +14,8 @@ import yaml
 from kubernetes import client
 
 from localkube.binaries import bin_dir
-from provisioning import hostrbac
+from provisioning import hostrbac, manifests
+from syncer.kinds.ingresses import CLAIMS_NAMESPACE
 from tests.kube.helpers import new_namespace
 
 from .helpers import CHART, helm, local_images, pod_specs, render
@@ -101,12 +102,28 @@ def test_the_installation_name_is_a_short_namespace_name_and_long_releases_stay_
     one, two = (render("--namespace", "platform-" + "x" * 40 + suffix) for suffix in ("a", "b"))
     names = {_installation(one), _installation(two)}
     assert len(names) == 2 and all(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", n) for n in names), names
-    policy = next(o for o in one if o["kind"] == "ValidatingAdmissionPolicy")
+    policy = next(o for o in one if o["kind"] == "ValidatingAdmissionPolicy" and o["metadata"]["name"].endswith("-host"))
     assert f"vcportal.io/installation={_installation(one)}" in yaml.safe_dump(policy, width=1000)
 
 
 def test_the_chart_holds_the_host_rules_the_code_derives():
     assert hostrbac.CHART_FILE.read_text() == hostrbac.render(), "run: python -m provisioning.hostrbac"
+
+
+def test_the_namespace_of_host_name_claims_is_the_installations_with_the_syncers_admission_policy():
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in render()}
+    namespace = objects[("Namespace", CLAIMS_NAMESPACE)]
+    assert namespace["metadata"]["labels"]["vcportal.io/installation"] == "vcportal-t"
+    binding = next(o for (kind, _), o in objects.items()
+                   if kind == "RoleBinding" and o["metadata"].get("namespace") == CLAIMS_NAMESPACE)
+    role = next(name for kind, name in objects if kind == "ClusterRole" and name.endswith("-namespace"))
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}
+    policy = objects[("ValidatingAdmissionPolicy", manifests.CLAIMS_POLICY)]
+    assert policy["spec"] == next(m for m in manifests.claims_setup() if m["kind"] == "ValidatingAdmissionPolicy")["spec"]
+    assert ("ValidatingAdmissionPolicyBinding", manifests.CLAIMS_POLICY) in objects
+    without = {(o["kind"], o["metadata"]["name"]) for o in render("--set", "hostCluster.ingressHostNames=false")}
+    assert ("Namespace", CLAIMS_NAMESPACE) not in without
+    assert ("ValidatingAdmissionPolicy", manifests.CLAIMS_POLICY) not in without
 
 
 @pytest.mark.kube
@@ -118,9 +135,12 @@ def test_the_api_server_accepts_every_object_without_a_pod_security_warning(host
     for obj in objects:  # as `helm install -n` places them
         if obj["kind"] not in CLUSTER_KINDS:
             obj["metadata"].setdefault("namespace", namespace)
-    done = subprocess.run([str(bin_dir() / "kubectl"), "--kubeconfig", str(host_cluster.admin_kubeconfig),
-                           "apply", "--dry-run=server", "-f", "-"],
-                          input=yaml.safe_dump_all(objects), capture_output=True, text=True, timeout=120)
+    apply = [str(bin_dir() / "kubectl"), "--kubeconfig", str(host_cluster.admin_kubeconfig), "apply", "-f", "-"]
+    # A dry run makes no namespace, and the objects in the chart's own would not be found.
+    claims = [o for o in objects if o["kind"] == "Namespace"]
+    subprocess.run(apply, input=yaml.safe_dump_all(claims), capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run([*apply, "--dry-run=server"], input=yaml.safe_dump_all(objects), capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
     assert done.stdout.count("(server dry run)") == len(objects)

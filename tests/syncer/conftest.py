@@ -165,8 +165,10 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
         work = tmp_path_factory.mktemp(f"syncer-{name}")
         host_kubeconfig = work / "host.kubeconfig"
         host_kubeconfig.touch(mode=0o600)
-        for manifest in manifests.syncer_identity(namespace, TEST_LABELS) + manifests.claims_setup() + \
-                manifests.host_name_claims(namespace, TEST_LABELS):
+        for manifest in manifests.claims_setup():
+            host_kube.ensure(manifest)
+        for manifest in manifests.syncer_identity(namespace, TEST_LABELS) + manifests.host_name_claims(namespace,
+                                                                                                      TEST_LABELS):
             host_kube.apply(manifest)
         host_kubeconfig.write_text(rbac.token_kubeconfig(operator.api, host_cluster.server,
                                                          host_cluster.ca_cert_path.read_bytes(), namespace,
