@@ -158,11 +158,16 @@ def raw_rate(hclient: Client, count: int, threads: int, admin: client.CoreV1Api)
     return count / seconds
 
 
-def start_syncer(work: Path, host: LocalCluster, vc: LocalCluster, workers: int) -> subprocess.Popen:
+def start_syncer(work: Path, host: LocalCluster, vc: LocalCluster, workers: int,
+                 policy: dict | None = None) -> subprocess.Popen:
     admin = host.api_client()
     client.CoreV1Api(admin).create_namespace({"metadata": {"name": HOST_NAMESPACE}})
     host_kube = HostKube(host.admin_kubeconfig.read_text())
-    for manifest in manifests.syncer_identity(HOST_NAMESPACE, {"vcportal.io/benchmark": "syncer"}):
+    for manifest in manifests.claims_setup():
+        host_kube.ensure(manifest)
+    labels = {"vcportal.io/benchmark": "syncer"}
+    for manifest in manifests.syncer_identity(HOST_NAMESPACE, labels) + manifests.host_name_claims(HOST_NAMESPACE,
+                                                                                                    labels):
         host_kube.apply(manifest)  # the RBAC production grants
     host_kubeconfig = work / "host.kubeconfig"
     host_kubeconfig.touch(mode=0o600)
@@ -171,7 +176,8 @@ def start_syncer(work: Path, host: LocalCluster, vc: LocalCluster, workers: int)
     config = work / "syncer.yaml"
     config.write_text(yaml.safe_dump({"vcluster": VCLUSTER, "virtual_kubeconfig": str(vc.admin_kubeconfig),
                                       "host_kubeconfig": str(host_kubeconfig), "host_namespace": HOST_NAMESPACE,
-                                      "workers": workers, "policy": {"storage_classes": [CLAIM_CLASS]}}))
+                                      "workers": workers,
+                                      "policy": policy or {"storage_classes": [CLAIM_CLASS]}}))
     log = work / "syncer.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "syncer", "--config", str(config),
@@ -213,7 +219,7 @@ def main() -> None:
 
 
 @contextmanager
-def synced_vcluster(prefix: str, keep: bool, workers: int, **host_nodes: int
+def synced_vcluster(prefix: str, keep: bool, workers: int, policy: dict | None = None, **host_nodes: int
                     ) -> Iterator[tuple[LocalCluster, LocalCluster, subprocess.Popen, Path]]:
     """A host cluster (with `host_nodes`, as LocalCluster.init takes them), a vcluster
     and its syncer, in a temporary directory: (host, vcluster, syncer, directory).
@@ -228,7 +234,7 @@ def synced_vcluster(prefix: str, keep: bool, workers: int, **host_nodes: int
         vc.init(name="bench-vc")
         vc.start()
         wait_for_default_account(vc)
-        proc = start_syncer(work, host, vc, workers)
+        proc = start_syncer(work, host, vc, workers, policy)
         yield host, vc, proc, work
     finally:
         if proc is not None:

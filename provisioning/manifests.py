@@ -9,11 +9,13 @@ marks it is about to write (`ownership_conflict`) and refuses otherwise.
 
 from __future__ import annotations
 
+import copy
 import secrets
 import string
 
 from accounts import resources
 from syncer.kinds.ingresses import CLAIMS_NAMESPACE
+from syncer.kinds.networkpolicies import ISOLATED, PUBLIC
 from syncer.kinds.ingresses import LABEL_HOLDER as CLAIM_HOLDER
 from syncer.rbac import NODE_READER, host_rules
 
@@ -28,9 +30,6 @@ SYNCER = "vcportal-syncer"
 # On the namespace of a host ingress controller: its pods may reach tenant pods (the
 # backends of tenants' Ingresses, syncer.kinds.ingresses).
 INGRESS_CONTROLLER_LABEL = "vcportal.io/ingress-controller"
-# Addresses tenant pods may not reach: private ranges, link-local (cloud metadata),
-# shared address space and loopback.
-PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8"]
 # Per-container defaults where a pod names none; the quota requires them.
 CONTAINER_DEFAULTS = {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "512Mi"}
 CONTAINER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
@@ -167,27 +166,27 @@ def limit_range(ns: str, owner_labels: dict) -> dict:
 def network_policies(ns: str, owner_labels: dict) -> list[dict]:
     """Ingress only from the same namespace and from the host's ingress controllers (pods
     in namespaces labelled INGRESS_CONTROLLER_LABEL, which only the host's operator can
-    label); egress to the same namespace and the public internet. Not to the host's
+    label); egress to the same namespace and the public internet; pods a tenant's own
+    NetworkPolicy isolates get only what its policies allow, within this. Not to the host's
     cluster DNS: every vcluster runs its own CoreDNS in its namespace (the Cluster DNS
     step), and the host's would tell a tenant the names of every other namespace's
     Services. They need a CNI that enforces NetworkPolicy."""
     same_namespace = [{"podSelector": {}}]
-    controllers = {"namespaceSelector": {"matchLabels": {INGRESS_CONTROLLER_LABEL: "true"}}}
-    public = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}]}
+    controllers = [{"namespaceSelector": {"matchLabels": {INGRESS_CONTROLLER_LABEL: "true"}}}]
+    public = {"to": [copy.deepcopy(PUBLIC)]}
+
+    def policy(name: str, pods: dict, kind: str, rules: list[dict]) -> dict:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, ns, owner_labels),
+                "spec": {"podSelector": pods, "policyTypes": [kind], kind.lower(): rules}}
+
+    # Pods a tenant's own policy isolates get what its policies allow instead (syncer.kinds.networkpolicies).
+    def not_isolated(kind: str) -> dict:
+        return {"matchExpressions": [{"key": ISOLATED[kind], "operator": "DoesNotExist"}]}
+
     return [
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": _meta("vcluster-ingress", ns, owner_labels),
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
-                     "ingress": [{"from": same_namespace}, {"from": [controllers]}]},
-        },
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": _meta("vcluster-egress", ns, owner_labels),
-            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": same_namespace}, public]},
-        },
+        policy("vcluster-ingress", not_isolated("Ingress"), "Ingress", [{"from": same_namespace}]),
+        policy("vcluster-ingress-controllers", {}, "Ingress", [{"from": controllers}]),
+        policy("vcluster-egress", not_isolated("Egress"), "Egress", [{"to": same_namespace}, public]),
     ]
 
 

@@ -96,7 +96,10 @@ if $py manage.py help hostcluster >/dev/null 2>&1; then
     else
       runtime=(--runtime local)
     fi
-    $py manage.py register_hostcluster local --kubeconfig "$kubeconfig" "${runtime[@]}" >&2 \
+    # A new registration lets each team's Ingresses use names under its own domain, which
+    # the node's ingress controller serves (docs/embedded-host.md, "Ingress").
+    $py manage.py register_hostcluster local --kubeconfig "$kubeconfig" "${runtime[@]}" \
+      --tenant-policy '{"ingress_hosts": ["*.{team}.apps.vcportal.localhost"]}' >&2 \
       || echo "run: could not register the host cluster (see above); new vclusters will fail until one is" >&2
   else
     hostcluster=false

@@ -65,6 +65,8 @@ PDBS = Resource("PodDisruptionBudget", "poddisruptionbudgets", "/apis/policy/v1"
 PVS = Resource("PersistentVolume", "persistentvolumes", namespaced=False)
 STORAGECLASSES = Resource("StorageClass", "storageclasses", "/apis/storage.k8s.io/v1", namespaced=False)
 PRIORITYCLASSES = Resource("PriorityClass", "priorityclasses", "/apis/scheduling.k8s.io/v1", namespaced=False)
+NAMESPACES = Resource("Namespace", "namespaces", namespaced=False)
+NETWORKPOLICIES = Resource("NetworkPolicy", "networkpolicies", "/apis/networking.k8s.io/v1")
 INGRESSES = Resource("Ingress", "ingresses", "/apis/networking.k8s.io/v1")
 INGRESSCLASSES = Resource("IngressClass", "ingressclasses", "/apis/networking.k8s.io/v1", namespaced=False)
 CSIDRIVERS = Resource("CSIDriver", "csidrivers", "/apis/storage.k8s.io/v1", namespaced=False)

@@ -53,6 +53,9 @@ class Syncer:
                 selector = ours if kind.host_objects == OURS else None
                 namespace = config.host_namespace if kind.resource.namespaced else None
                 hinf[kind.resource] = Informer(host, kind.resource, namespace=namespace, label_selector=selector)
+        for watch in (w for kind in REGISTRY for w in kind.watches if w.side == VIRTUAL):
+            if watch.resource not in vinf:  # a resource no kind syncs, watched for its changes (namespaces)
+                vinf[watch.resource] = Informer(virtual, watch.resource)
         self.ctx = SyncContext(config.target(), virtual, host, vinf, hinf, Recorder(virtual))
         for kind in REGISTRY:
             self.ctx.controllers[kind.name] = kind.controller(self.ctx, kind, workers=kind.workers or config.workers)

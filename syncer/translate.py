@@ -65,6 +65,29 @@ def require_label(selector: dict, key: str, values: list[str]) -> None:
     selector["matchExpressions"] = expressions
 
 
+def selector_matches(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels and matchExpressions) selects `labels`; the
+    empty selector selects everything."""
+    labels = labels or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    return all(_term_matches(term, labels) for term in selector.get("matchExpressions") or [])
+
+
+def _term_matches(term: dict, labels: dict) -> bool:
+    key, values = term["key"], term.get("values") or []
+    match term["operator"]:
+        case "In":
+            return labels.get(key) in values
+        case "NotIn":
+            return labels.get(key) not in values
+        case "Exists":
+            return key in labels
+        case "DoesNotExist":
+            return key not in labels
+    return False
+
+
 def scope_selector(selector: dict, namespace: str, vcluster: str) -> None:
     """Narrow a pod selector, in place, to the host pods of one virtual namespace of this
     vcluster: the tenant's own terms can then only narrow it further."""

@@ -302,16 +302,18 @@ def register_host_cluster(actor: Actor, *, name, kubeconfig, enabled=True, capac
 
 
 def register_or_replace_kubeconfig(actor: Actor, *, name, kubeconfig, enabled=None, in_cluster=False,
-                                   **runtime) -> tuple[HostCluster, bool]:
+                                   new_tenant_policy=None, **runtime) -> tuple[HostCluster, bool]:
     """Register a host cluster, or replace the kubeconfig of one with that name (what
     `manage.py register_hostcluster` does). `enabled` None keeps an existing host's
     state; a new one starts enabled. `runtime` holds those of RUNTIME_FIELDS to set;
     those left out keep an existing host's values, or get the defaults on a new one.
-    Returns the host cluster and whether it is new."""
+    `new_tenant_policy` is a new host's policy; an existing host keeps its own (an admin
+    may have changed it). Returns the host cluster and whether it is new."""
     host = HostCluster.objects.filter(name=name).first()
     changes = {"kubeconfig": kubeconfig, "in_cluster": bool(in_cluster), **runtime}
     if host is None:
-        return register_host_cluster(actor, name=name, enabled=enabled is not False, **changes), True
+        return register_host_cluster(actor, name=name, enabled=enabled is not False, tenant_policy=new_tenant_policy,
+                                     **changes), True
     if enabled is not None:
         changes["enabled"] = enabled
     return update_host_cluster(actor, host, **changes), False

@@ -7,11 +7,11 @@ host permissions. To add a kind, write its module with a `KIND` and list it here
 from __future__ import annotations
 
 from ..kind import Kind
-from . import (configmaps, endpoints, events, ingressclasses, ingresses, nodes, pdbs, pods, priorityclasses, pvcs,
-               secrets, services, storageclasses, volumes)
+from . import (configmaps, endpoints, events, ingressclasses, ingresses, networkpolicies, nodes, pdbs, pods,
+               priorityclasses, pvcs, secrets, services, storageclasses, volumes)
 
 REGISTRY: tuple[Kind, ...] = (
     pods.KIND, services.KIND, endpoints.KIND, configmaps.KIND, secrets.KIND, pvcs.KIND, volumes.KIND,
-    storageclasses.KIND, pdbs.KIND, priorityclasses.KIND, ingresses.KIND, ingressclasses.KIND, nodes.KIND,
-    events.KIND,
+    storageclasses.KIND, pdbs.KIND, priorityclasses.KIND, ingresses.KIND, ingressclasses.KIND, networkpolicies.KIND,
+    nodes.KIND, events.KIND,
 )

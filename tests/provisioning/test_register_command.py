@@ -105,3 +105,23 @@ def test_runtime_options_are_set_on_update_and_checked(host_cluster, tmp_path):
                                    "access": "ingress", "access_address": "vc.example.com"}
     event = AuditEvent.objects.filter(action="host_cluster.update").latest("id")
     assert (event.data["before"]["runtime"], event.data["after"]["access"]) == ("local", "ingress")
+
+
+@pytest.mark.django_db
+def test_a_tenant_policy_is_a_new_hosts_and_an_existing_host_keeps_its_own(host_cluster, tmp_path):
+    path = tmp_path / "admin.kubeconfig"
+    path.write_text(host_cluster.admin_kubeconfig.read_text())
+    embedded = '{"ingress_hosts": ["*.{team}.apps.vcportal.localhost"]}'
+    call_command("register_hostcluster", "local", "--kubeconfig", str(path), "--runtime", "local", "--tenant-policy", embedded)
+    assert HostCluster.objects.get(name="local").policy().ingress_hosts == ("*.{team}.apps.vcportal.localhost",)
+
+    HostCluster.objects.filter(name="local").update(tenant_policy={"ingress_hosts": ["*.{team}.example.com"]})
+    call_command("register_hostcluster", "local", "--kubeconfig", str(path), "--runtime", "local", "--tenant-policy", embedded)
+    assert HostCluster.objects.get(name="local").policy().ingress_hosts == ("*.{team}.example.com",), "an admin's"
+
+    with pytest.raises(CommandError, match="tenant_policy: ingress_hosts are lower-case DNS names"):
+        call_command("register_hostcluster", "east", "--kubeconfig", str(path), "--runtime", "local", "--tenant-policy",
+                     '{"ingress_hosts": ["*"]}')
+    assert not HostCluster.objects.filter(name="east").exists()
+    result = _manage("register_hostcluster", "east", "--kubeconfig", str(path), "--runtime", "local", "--tenant-policy", "[1]")
+    assert result.returncode == 2 and "--tenant-policy: a JSON object" in result.stderr

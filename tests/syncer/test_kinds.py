@@ -36,7 +36,7 @@ def test_the_host_role_grants_each_kind_exactly_its_declared_verbs():
     assert granted == declared
     written = {kind.resource.plural for kind in REGISTRY if kind.to_host}
     assert written == {"pods", "services", "endpoints", "configmaps", "secrets", "persistentvolumeclaims",
-                       "poddisruptionbudgets", "ingresses"}
+                       "poddisruptionbudgets", "ingresses", "networkpolicies"}
     assert {r for r, v in granted if v == "create" and "/" not in r} == written, "only what it copies is written"
     streams = {(r, v) for r, v in granted if "/" in r}
     assert streams == {("pods/log", "get"), ("pods/exec", "create"), ("pods/attach", "create"),

@@ -5,6 +5,8 @@ the kubeconfig gets the same checks (no file references, exec or auth-provider p
 the cluster must answer), and so do the runtime options. An option left out keeps an
 existing host's value and gives a new one the default."""
 
+import argparse
+import json
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -28,8 +30,10 @@ class Command(BaseCommand):
         # reported at once, with the API's messages.
         for field in services.RUNTIME_FIELDS:
             parser.add_argument(f"--{field.replace('_', '-')}", dest=field, help=services.HELP[field])
+        parser.add_argument("--tenant-policy", type=_json_object, metavar="JSON",
+                            help="A new host cluster's tenant policy (docs/syncer.md); an existing one keeps its own.")
 
-    def handle(self, name, kubeconfig, in_cluster, disabled, **options):
+    def handle(self, name, kubeconfig, in_cluster, disabled, tenant_policy, **options):
         try:
             text = "" if in_cluster else kubeconfig.read_text()
         except OSError as exc:
@@ -38,8 +42,18 @@ class Command(BaseCommand):
         try:
             host, created = services.register_or_replace_kubeconfig(
                 SYSTEM, name=name, kubeconfig=text, in_cluster=in_cluster, enabled=False if disabled else None,
-                **runtime
+                new_tenant_policy=tenant_policy, **runtime
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{field}: {' '.join(m)}" for field, m in exc.message_dict.items())) from None
         self.stdout.write(f"{'registered' if created else 'updated'} host cluster {host.name}")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a JSON object, e.g. {\"ingress_hosts\": [\"*.{team}.apps.example.com\"]}")
+    return value

@@ -2,7 +2,8 @@
 
 `translate` holds the pure rules, `safety` what a pod may ask of the host, `controller`
 the reconcile. A pod that waited for a configmap, secret or claim is looked at again
-when it appears. The host pods' log, exec, attach and portforward subresources serve
+when it appears; a namespace's pods when one of its NetworkPolicies changes (which may
+isolate them: syncer.kinds.networkpolicies). The host pods' log, exec, attach and portforward subresources serve
 the vcluster's kubelet API (syncer.kubelet).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from ... import names
 from ...informer import key_of
 from ...kind import VIRTUAL, Index, Kind, Watch
-from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS
+from ...kube import CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS
 from .controller import PodController
 from .translate import CONFIGMAP, PVC, SECRET, pod_refs
 
@@ -34,13 +35,20 @@ def _waiting_pods(index: str):
     return keys
 
 
+def _in_policy_namespace(ctx, old: dict | None, new: dict | None) -> list[str]:
+    """A policy added, changed or gone may isolate its namespace's pods or free them."""
+    namespace = (new or old)["metadata"]["namespace"]
+    return [key_of(pod) for pod in ctx.vinf[PODS].values() if pod["metadata"]["namespace"] == namespace]
+
+
 KIND = Kind(
     name="Pod",
     resource=PODS,
     controller=PodController,
     also_records=(names.TOKEN_KIND,),
-    watches=tuple(Watch(VIRTUAL, resource, _waiting_pods(REF_INDEXES[kind]))
-                  for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
+    watches=(*(Watch(VIRTUAL, resource, _waiting_pods(REF_INDEXES[kind]))
+               for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
+             Watch(VIRTUAL, NETWORKPOLICIES, _in_policy_namespace)),
     indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
     host_subresources=(("log", ("get",)), ("exec", ("create",)), ("attach", ("create",)),
                        ("portforward", ("create",))),

@@ -29,8 +29,9 @@ from datetime import datetime
 
 from ... import names
 from ...controller import Controller
-from ...kube import CONFIGMAPS, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError
+from ...kube import CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError
 from ...translate import Refused, Target
+from ..networkpolicies import isolation_labels
 from ..priorityclasses import with_offered
 from ..storageclasses import with_host_default
 from . import translate
@@ -105,7 +106,11 @@ class PodController(Controller):
 
     def _desired(self, vpod: dict, host_name: str) -> dict:
         tokens = translate.token_sources(vpod)
-        return translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None)
+        desired = translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None)
+        namespace = vpod["metadata"]["namespace"]
+        policies = [p for p in self.ctx.vinf[NETWORKPOLICIES].values() if p["metadata"]["namespace"] == namespace]
+        desired["metadata"]["labels"].update(isolation_labels(vpod, policies))
+        return desired
 
     def _target(self) -> Target:
         target = with_offered(self.ctx, with_host_default(self.ctx, self.ctx.target))

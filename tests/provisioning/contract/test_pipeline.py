@@ -87,7 +87,7 @@ def test_two_teams_get_separate_namespaces_quotas_and_policies(provisioned, worl
 
     host = HostKube(runtime_host.cluster.admin_kubeconfig.read_text())
     # The kubernetes runtime's pod has a policy of its own.
-    ours = {"vcluster-ingress", "vcluster-egress", "vcluster-api"} | (
+    ours = {"vcluster-ingress", "vcluster-ingress-controllers", "vcluster-egress", "vcluster-api"} | (
         {"vcluster-control-plane"} if runtime_host.runtime == "kubernetes" else set())
     for vcluster, cpu in ((mine, 1), (theirs, 2)):
         ns = vcluster.placement.host_namespace
