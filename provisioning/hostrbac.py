@@ -59,11 +59,11 @@ class _Plain(yaml.SafeDumper):
 
 
 def claims() -> dict:
-    """The namespace of Ingress host-name claims and its admission policy, which the chart
-    makes (hostCluster.ingressHostNames) as provisioning does on other hosts."""
+    """The namespace of Ingress host-name claims, the syncers' Role there and its admission
+    policy, which the chart makes (hostCluster.ingressHostNames) as provisioning does on
+    other hosts."""
     namespace, policy, _ = manifests.claims_setup()
-    return {"namespace": namespace["metadata"]["name"], "policy": policy["metadata"]["name"],
-            "policySpec": policy["spec"]}
+    return {"namespace": namespace["metadata"]["name"], "role": manifests.HOST_NAMES_ROLE, "policySpec": policy["spec"]}
 
 
 def render() -> str:

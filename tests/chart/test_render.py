@@ -112,18 +112,18 @@ def test_the_chart_holds_the_host_rules_the_code_derives():
 
 def test_the_namespace_of_host_name_claims_is_the_installations_with_the_syncers_admission_policy():
     objects = {(o["kind"], o["metadata"]["name"]): o for o in render()}
-    namespace = objects[("Namespace", CLAIMS_NAMESPACE)]
-    assert namespace["metadata"]["labels"]["vcportal.io/installation"] == "vcportal-t"
+    assert objects[("Namespace", CLAIMS_NAMESPACE)]["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
     binding = next(o for (kind, _), o in objects.items()
                    if kind == "RoleBinding" and o["metadata"].get("namespace") == CLAIMS_NAMESPACE)
     role = next(name for kind, name in objects if kind == "ClusterRole" and name.endswith("-namespace"))
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}
-    policy = objects[("ValidatingAdmissionPolicy", manifests.CLAIMS_POLICY)]
+    policy = next(o for (kind, name), o in objects.items()
+                  if kind == "ValidatingAdmissionPolicy" and name.endswith("-host-names"))
     assert policy["spec"] == next(m for m in manifests.claims_setup() if m["kind"] == "ValidatingAdmissionPolicy")["spec"]
-    assert ("ValidatingAdmissionPolicyBinding", manifests.CLAIMS_POLICY) in objects
+    assert ("ValidatingAdmissionPolicyBinding", policy["metadata"]["name"]) in objects
     without = {(o["kind"], o["metadata"]["name"]) for o in render("--set", "hostCluster.ingressHostNames=false")}
     assert ("Namespace", CLAIMS_NAMESPACE) not in without
-    assert ("ValidatingAdmissionPolicy", manifests.CLAIMS_POLICY) not in without
+    assert ("ValidatingAdmissionPolicy", policy["metadata"]["name"]) not in without
 
 
 @pytest.mark.kube

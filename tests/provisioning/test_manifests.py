@@ -101,11 +101,10 @@ def test_containers_without_an_ephemeral_storage_request_get_defaults():
 
 
 def test_network_policies_admit_only_the_namespace_the_hosts_ingress_controllers_and_public_addresses():
-    ingress, egress = manifests.network_policies("ns", LABELS)
-    assert ingress["spec"]["ingress"] == [
-        {"from": [{"podSelector": {}}]},
-        {"from": [{"namespaceSelector": {"matchLabels": {"vcportal.io/ingress-controller": "true"}}}]},
-    ]
+    ingress, controllers, egress = manifests.network_policies("ns", LABELS)
+    assert ingress["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert controllers["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {"vcportal.io/ingress-controller": "true"}}}]}]
     same_namespace, public = egress["spec"]["egress"]
     assert same_namespace == {"to": [{"podSelector": {}}]}  # the vcluster's own CoreDNS among them
     assert "169.254.0.0/16" in public["to"][0]["ipBlock"]["except"]
