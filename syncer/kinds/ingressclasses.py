@@ -13,30 +13,27 @@ from __future__ import annotations
 
 from ..kind import ALL, HOST, OURS, READ, VIRTUAL, Kind, Watch, changed_key
 from ..kube import INGRESSCLASSES
-from .mirror import HostMirror, every_mirror, newest_default
+from ..translate import Target
+from .mirror import OfferedClassMirror, every_mirror, offered_classes
 
 ANN_DEFAULT = "ingressclass.kubernetes.io/is-default-class"
 
 
-def host_default(classes: list[dict]) -> str | None:
-    return newest_default(classes, ANN_DEFAULT)
+def offered(classes: list[dict], target: Target) -> set[str]:
+    """Names of the host classes the tenant's Ingresses may name."""
+    return offered_classes(classes, ANN_DEFAULT, target.policy.ingress_classes)
 
 
-class IngressClassMirror(HostMirror):
+class IngressClassMirror(OfferedClassMirror):
+    api_version = "networking.k8s.io/v1"
+    default_annotation = ANN_DEFAULT
     immutable = ("spec",)  # only the controller's name, which the API never lets change
 
-    def mirror(self, host_class: dict) -> dict | None:
-        name = host_class["metadata"]["name"]
-        default = host_default(self.host.values())
-        if name != default and name not in self.ctx.target.policy.ingress_classes:
-            return None
-        return {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "IngressClass",
-            "metadata": {"name": name, "labels": self.labels(),
-                         "annotations": {ANN_DEFAULT: "true" if name == default else "false"}},
-            "spec": {"controller": (host_class.get("spec") or {}).get("controller", "")},
-        }
+    def listed(self) -> tuple[str, ...]:
+        return self.ctx.target.policy.ingress_classes
+
+    def body(self, host_class: dict) -> dict:
+        return {"spec": {"controller": (host_class.get("spec") or {}).get("controller", "")}}
 
 
 KIND = Kind(

@@ -29,7 +29,7 @@ from ..controller import HostSync
 from ..kind import VIRTUAL, Index, Kind
 from ..kube import INGRESSCLASSES, INGRESSES, LEASES, ApiError, Client
 from ..translate import Refused, Target, host_object, marks_patch
-from .ingressclasses import host_default
+from .ingressclasses import offered
 
 CLAIMS_NAMESPACE = "vcportal-ingress-hosts"
 LABEL_HOLDER = names.PREFIX + "claimed-by"  # the holder's host namespace
@@ -150,22 +150,27 @@ class IngressSync(HostSync):
     def __init__(self, ctx, kind, workers: int = 1):
         super().__init__(ctx, kind, workers)
         self.claims = Claims(ctx.host, ctx.target.namespace)
+        self._hosts: dict[str, set[str]] = {}  # by key: the host names last seen, to release on change
 
     def reconcile(self, key: str) -> float | None:
         again = super().reconcile(key)
-        self.claims.release_except({h for ingress in self.ctx.vinf[INGRESSES].values() for h in ingress_hosts(ingress)})
+        virtual = self.ctx.vinf[INGRESSES].get(key)
+        hosts = ingress_hosts(virtual) if virtual is not None else set()
+        if self._hosts.get(key) != hosts:  # also each key's first look since the start
+            in_use = {h for ingress in self.ctx.vinf[INGRESSES].values() for h in ingress_hosts(ingress)}
+            self.claims.release_except(in_use)
+            if virtual is None:
+                self._hosts.pop(key, None)
+            else:
+                self._hosts[key] = hosts
         return again
 
     def to_host(self, virtual: dict) -> dict:
-        desired = host_ingress(virtual, self.ctx.target, self._offered_classes())
+        classes = offered(self.ctx.hinf[INGRESSCLASSES].values(), self.ctx.target)
+        desired = host_ingress(virtual, self.ctx.target, classes)
         self.claims.take(ingress_hosts(virtual))
         return desired
 
-    def _offered_classes(self) -> set[str]:
-        classes = self.ctx.hinf[INGRESSCLASSES].values()
-        default = host_default(classes)
-        return {c["metadata"]["name"] for c in classes
-                if c["metadata"]["name"] in self.ctx.target.policy.ingress_classes or c["metadata"]["name"] == default}
 
     def patch(self, desired: dict, current: dict) -> dict | None:
         patch = marks_patch(desired, current)

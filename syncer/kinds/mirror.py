@@ -24,6 +24,13 @@ def newest_default(objects: list[dict], annotation: str) -> str | None:
     return newest["metadata"]["name"] if newest else None
 
 
+def offered_classes(classes: list[dict], default_annotation: str, listed: tuple[str, ...]) -> set[str]:
+    """Names of the host classes tenants may use: the host's default and those listed."""
+    default = newest_default(classes, default_annotation)
+    class_names = (c["metadata"]["name"] for c in classes)
+    return {name for name in class_names if name == default or name in listed}
+
+
 def every_mirror(kind_name: str):
     """Watch keys: one host object's change may change what else is offered (the default
     class moves), so every name is looked at again; these kinds have few objects."""
@@ -90,3 +97,31 @@ class HostMirror(Controller):
             patch["metadata"] = {"annotations": annotations,
                                  "labels": {**{k: None for k in have.get("labels") or {}}, **want["labels"]}}
         return patch
+
+
+class OfferedClassMirror(HostMirror):
+    """A mirror of the host classes a tenant may name (storage, ingress): the host's default,
+    marked default inside too, and those the tenant policy lists."""
+
+    api_version = ""
+    default_annotation = ""
+
+    def listed(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def body(self, host_class: dict) -> dict:
+        """The mirror's fields besides its identity and marks."""
+        raise NotImplementedError
+
+    def mirror(self, host_class: dict) -> dict | None:
+        name = host_class["metadata"]["name"]
+        default = newest_default(self.host.values(), self.default_annotation)
+        if name != default and name not in self.listed():
+            return None
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind.name,
+            "metadata": {"name": name, "labels": self.labels(),
+                         "annotations": {self.default_annotation: "true" if name == default else "false"}},
+            **self.body(host_class),
+        }

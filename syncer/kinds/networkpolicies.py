@@ -65,8 +65,8 @@ def host_network_policy(policy: dict, target: Target, namespaces: dict[str, dict
     host_spec = {"podSelector": scope.pods(spec.get("podSelector")), "policyTypes": types}
     for kind, direction, peers in (("Ingress", "ingress", "from"), ("Egress", "egress", "to")):
         if kind in types:
-            host_spec[direction] = [r for r in (_rule(rule, peers, scope, dropped) for rule in spec.get(direction) or [])
-                                    if r is not None]
+            rules = (_rule(rule, peers, scope, dropped) for rule in spec.get(direction) or [])
+            host_spec[direction] = [rule for rule in rules if rule is not None]
     return host_object("NetworkPolicy", policy, target, apiVersion="networking.k8s.io/v1", spec=host_spec), dropped
 
 

@@ -23,7 +23,7 @@ from ..controller import SyncContext
 from ..kind import ALL, HOST, OURS, READ, VIRTUAL, Kind, Watch, changed_key
 from ..kube import STORAGECLASSES
 from ..translate import Target
-from .mirror import HostMirror, every_mirror, newest_default
+from .mirror import OfferedClassMirror, every_mirror, newest_default
 from .volumes import DRIVER
 
 ANN_DEFAULT = "storageclass.kubernetes.io/is-default-class"
@@ -38,24 +38,18 @@ def with_host_default(ctx: SyncContext, target: Target) -> Target:
     return dataclasses.replace(target, default_storage_class=host_default(ctx.hinf[STORAGECLASSES].values()))
 
 
-class ClassMirror(HostMirror):
+class ClassMirror(OfferedClassMirror):
+    api_version = "storage.k8s.io/v1"
+    default_annotation = ANN_DEFAULT
     immutable = ("provisioner", "reclaimPolicy", "volumeBindingMode")
     mutable = ("allowVolumeExpansion",)
 
-    def mirror(self, host_class: dict) -> dict | None:
-        name = host_class["metadata"]["name"]
-        default = host_default(self.host.values())
-        if name != default and name not in self.ctx.target.policy.storage_classes:
-            return None
-        return {
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {"name": name, "labels": self.labels(),
-                         "annotations": {ANN_DEFAULT: "true" if name == default else "false"}},
-            "provisioner": DRIVER,
-            "reclaimPolicy": "Delete",
-            **{k: host_class[k] for k in ("volumeBindingMode", "allowVolumeExpansion") if k in host_class},
-        }
+    def listed(self) -> tuple[str, ...]:
+        return self.ctx.target.policy.storage_classes
+
+    def body(self, host_class: dict) -> dict:
+        return {"provisioner": DRIVER, "reclaimPolicy": "Delete",
+                **{k: host_class[k] for k in ("volumeBindingMode", "allowVolumeExpansion") if k in host_class}}
 
 
 KIND = Kind(

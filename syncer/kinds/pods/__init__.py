@@ -3,8 +3,8 @@
 `translate` holds the pure rules, `safety` what a pod may ask of the host, `controller`
 the reconcile. A pod that waited for a configmap, secret or claim is looked at again
 when it appears; a namespace's pods when one of its NetworkPolicies changes (which may
-isolate them: syncer.kinds.networkpolicies). The host pods' log, exec, attach and portforward subresources serve
-the vcluster's kubelet API (syncer.kubelet).
+isolate them: syncer.kinds.networkpolicies). The host pods' log, exec, attach and
+portforward subresources serve the vcluster's kubelet API (syncer.kubelet).
 """
 
 from __future__ import annotations
