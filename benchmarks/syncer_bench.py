@@ -45,6 +45,7 @@ from kubernetes import client  # noqa: E402
 from localkube import LocalCluster  # noqa: E402
 from provisioning import manifests  # noqa: E402
 from provisioning.hostkube import HostKube  # noqa: E402
+from provisioning.runtimes.local import write_endpoints  # noqa: E402
 from syncer import names, rbac  # noqa: E402
 from syncer.informer import Informer  # noqa: E402
 from syncer.kube import PODS, PVCS, Client  # noqa: E402
@@ -176,7 +177,7 @@ def start_syncer(work: Path, host: LocalCluster, vc: LocalCluster, workers: int,
     config = work / "syncer.yaml"
     config.write_text(yaml.safe_dump({"vcluster": VCLUSTER, "virtual_kubeconfig": str(vc.admin_kubeconfig),
                                       "host_kubeconfig": str(host_kubeconfig), "host_namespace": HOST_NAMESPACE,
-                                      "workers": workers,
+                                      "workers": workers, **write_endpoints(vc, work),
                                       "policy": policy or {"storage_classes": [CLAIM_CLASS]}}))
     log = work / "syncer.log"
     with open(log, "ab") as out:

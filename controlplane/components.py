@@ -15,6 +15,10 @@ SERVICE_CIDR = "10.96.0.0/16"  # where the host's Service range cannot be read (
 CLUSTER_DOMAIN = "cluster.local"
 SERVICE_ACCOUNT_ISSUER = f"https://kubernetes.default.svc.{CLUSTER_DOMAIN}"
 HEALTH_PATHS = "/healthz,/readyz,/livez"
+# The API server's identity towards aggregated APIs (metrics.k8s.io): the only name its
+# front-proxy CA signs (pki.front_proxy_files), and the only one whose X-Remote-User an
+# aggregated server believes.
+FRONT_PROXY_CLIENT = "front-proxy-client"
 SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
 ADMISSION_PLUGINS = "NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,PodSecurity,NodeRestriction"
 
@@ -67,13 +71,16 @@ def kine_args(layout: Layout) -> list[str]:
 
 def apiserver_args(layout: Layout, *, bind: str, advertise: str, port: int, service_cidr: str = SERVICE_CIDR,
                    health_only_anonymous: bool = False, calls_kubelets: bool = True,
-                   priority_and_fairness: bool = False) -> list[str]:
+                   priority_and_fairness: bool = False, aggregator_routing: bool = False) -> list[str]:
     """kube-apiserver's flags. `health_only_anonymous` reads HEALTH_ONLY_AUTHENTICATION
     from authentication.yaml beside the keys (else anonymous requests are refused);
     `calls_kubelets` gives it a client certificate for kubelets (logs, exec: a real
     node's, or in a vcluster its syncer's); API Priority and Fairness shares an API
     server between many clients, where a vcluster's serves one tenant, and skipping
-    its bootstrap saves ~1.4 s of start."""
+    its bootstrap saves ~1.4 s of start. The aggregation layer (metrics.k8s.io) calls
+    aggregated APIs with the front-proxy client certificate (pki.front_proxy_files);
+    `aggregator_routing` sends those calls to a Service's endpoints instead of its
+    ClusterIP, for an API server that reaches pods but no Service address."""
     pki = layout.pki
     args = [
         f"--etcd-servers={layout.etcd}",
@@ -96,6 +103,14 @@ def apiserver_args(layout: Layout, *, bind: str, advertise: str, port: int, serv
         "--endpoint-reconciler-type=none",
         "--profiling=false",
         f"--enable-priority-and-fairness={str(priority_and_fairness).lower()}",
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+        f"--enable-aggregator-routing={str(aggregator_routing).lower()}",
     ]
     if calls_kubelets:
         args += [

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .components import FRONT_PROXY_CLIENT
+
 CA_LIFETIME = dt.timedelta(days=3650)
 LEAF_LIFETIME = dt.timedelta(days=365)
 
@@ -125,3 +127,14 @@ def _general_name(value: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(value))
     except ValueError:
         return x509.DNSName(value)
+
+
+def front_proxy_files(cluster_name: str) -> dict[str, bytes]:
+    """The aggregation layer's keys, file name -> PEM: a CA of its own (a client
+    certificate from the cluster's CA, which the controller manager signs for anyone
+    who may approve a CSR, must never pass for the API server), and the one client
+    certificate it signs. Its key is not kept: nobody can sign another."""
+    ca = new_ca(f"vcportal-{cluster_name}-front-proxy-ca")
+    client = issue(ca, FRONT_PROXY_CLIENT, client=True)
+    return {"front-proxy-ca.crt": ca.cert_pem, "front-proxy-client.crt": client.cert_pem,
+            "front-proxy-client.key": client.key_pem}

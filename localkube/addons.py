@@ -1,5 +1,6 @@
 """What a host cluster with a real node runs through its API: cluster DNS, the
-rights of the NetworkPolicy enforcer, dynamic volumes and an ingress controller.
+rights of the NetworkPolicy enforcer, dynamic volumes, an ingress controller and
+metrics-server.
 
 CoreDNS runs as a Deployment in kube-system. The Service `kube-dns` has the address
 the kubelet writes into every pod's resolv.conf (realnode.CLUSTER_DNS_IP). CoreDNS
@@ -23,12 +24,21 @@ Deployment in `vcportal-ingress` behind a NodePort Service, so a page is at
 carries the label that lets it reach tenants' pods (provisioning.manifests.network_policies).
 It reads Ingresses, IngressClasses, Services and TLS Secrets, and writes Ingress status.
 
+The metrics.k8s.io API (`kubectl top`, HPAs, and each syncer's figures: syncer.metricsapi)
+is metrics-server's, as on most real clusters: a Deployment in kube-system on the node's
+network (the host's API server runs beside the node and reaches the node's address, not
+a ClusterIP; it routes to the Service's endpoints), scraping the real node's kubelet
+(verified against the cluster's CA; kwok's nodes have no kubelet and are skipped). Its
+serving certificate comes from the cluster's CA, which the APIService names, so the API
+server verifies it too.
+
 Applied with `kubectl apply --server-side`, so a start after a `make images` that
 built a new CoreDNS image rolls the Deployment to it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from pathlib import Path
@@ -36,6 +46,7 @@ from pathlib import Path
 import yaml
 
 from controlplane.addons import coredns_manifests
+from controlplane.pki import KeyPair
 
 ENFORCER_USER = "system:kube-router"
 
@@ -284,6 +295,137 @@ def ingress_manifests(image: str) -> list[dict]:
                                    .replace("HTTP_NODE_PORT", str(INGRESS_NODE_PORTS["http"]))))
 
 
+METRICS_SERVER_PORT = 4443  # on the node's address: 10250 is the kubelet's
+METRICS_SERVER_SERVICE = "metrics-server.kube-system.svc"  # what its serving certificate names
+
+METRICS_SERVER = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: metrics-server, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:metrics-server"}
+rules:
+- apiGroups: [""]
+  resources: [nodes/metrics]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [pods, nodes]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:metrics-server"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:metrics-server"}
+subjects: [{kind: ServiceAccount, name: metrics-server, namespace: kube-system}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "metrics-server:system:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{kind: ServiceAccount, name: metrics-server, namespace: kube-system}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: metrics-server-auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{kind: ServiceAccount, name: metrics-server, namespace: kube-system}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: "system:aggregated-metrics-reader"
+  labels:
+    rbac.authorization.k8s.io/aggregate-to-view: "true"
+    rbac.authorization.k8s.io/aggregate-to-edit: "true"
+    rbac.authorization.k8s.io/aggregate-to-admin: "true"
+rules:
+- apiGroups: [metrics.k8s.io]
+  resources: [pods, nodes]
+  verbs: [get, list, watch]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: metrics-server-tls, namespace: kube-system}
+type: kubernetes.io/tls
+data: {tls.crt: TLS_CRT, tls.key: TLS_KEY}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: metrics-server
+  namespace: kube-system
+  labels: {k8s-app: metrics-server}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: metrics-server}}
+  template:
+    metadata: {labels: {k8s-app: metrics-server}}
+    spec:
+      serviceAccountName: metrics-server
+      priorityClassName: system-cluster-critical
+      hostNetwork: true
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        runAsGroup: 65532
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: metrics-server
+        image: IMAGE
+        args:
+        - --secure-port=PORT
+        - --tls-cert-file=/tls/tls.crt
+        - --tls-private-key-file=/tls/tls.key
+        - --kubelet-certificate-authority=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt
+        - --kubelet-preferred-address-types=InternalIP
+        - --node-selector=type!=kwok
+        - --metric-resolution=15s
+        ports: [{name: https, containerPort: PORT}]
+        readinessProbe:
+          httpGet: {path: /readyz, port: https, scheme: HTTPS}
+          periodSeconds: 5
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        resources: {requests: {cpu: 20m, memory: 48Mi}, limits: {cpu: 500m, memory: 200Mi}}
+        volumeMounts: [{name: tls, mountPath: /tls, readOnly: true}]
+      volumes: [{name: tls, secret: {secretName: metrics-server-tls}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system, labels: {k8s-app: metrics-server}}
+spec:
+  selector: {k8s-app: metrics-server}
+  ports: [{name: https, port: 443, targetPort: https}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  service: {name: metrics-server, namespace: kube-system, port: 443}
+  caBundle: CA_BUNDLE
+"""
+
+
+def metrics_server_manifests(image: str, tls: KeyPair, ca_pem: bytes) -> list[dict]:
+    """metrics-server serving with `tls` (for METRICS_SERVER_SERVICE, from the CA `ca_pem`)."""
+    return list(yaml.safe_load_all(
+        METRICS_SERVER.replace("IMAGE", image).replace("PORT", str(METRICS_SERVER_PORT))
+        .replace("TLS_CRT", _base64(tls.cert_pem)).replace("TLS_KEY", _base64(tls.key_pem))
+        .replace("CA_BUNDLE", _base64(ca_pem))))
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def local_path_manifests(image: str, helper_image: str, node: str, volumes_dir: Path) -> list[dict]:
     """The provisioner on `node`, making each volume a directory in `volumes_dir` there."""
     manifests = list(yaml.safe_load_all(
@@ -299,7 +441,7 @@ def local_path_manifests(image: str, helper_image: str, node: str, volumes_dir: 
 def deploy(kubectl: Path, kubeconfig: Path, image: str, service_ip: str, domain: str,
            others: list[dict]) -> None:
     """Apply the enforcer's RBAC, CoreDNS (`image`) and `others` (local_path_manifests,
-    ingress_manifests)."""
+    ingress_manifests, metrics_server_manifests)."""
     manifest = ENFORCER.format(enforcer=ENFORCER_USER) + "---\n" + yaml.safe_dump_all(
         coredns_manifests(image, domain, service_ip) + others)
     result = subprocess.run(

@@ -166,7 +166,7 @@ class LocalCluster:
         if not self.config_path.exists():
             self.init()
         config = self._reclaim_ports(self.config)
-        self._ensure_kubelet_client(config)
+        self._ensure_later_keys(config)
         deadline = time.monotonic() + timeout
         for component in config.components:
             argv = self._argv(component, config)
@@ -238,7 +238,7 @@ class LocalCluster:
 
     def issue_server_certificate(self, common_name: str, server_names: tuple[str, ...]) -> pki.KeyPair:
         """A serving certificate from the cluster's CA, for a server its API server
-        calls: a syncer's kubelet API (syncer.kubelet)."""
+        calls: a syncer's kubelet and metrics APIs (syncer.kubelet, syncer.metricsapi)."""
         return pki.issue(self._ca(), common_name, server_names=server_names)
 
     # Internals ------------------------------------------------------------
@@ -265,16 +265,25 @@ class LocalCluster:
             files[f"{component}.crt"], files[f"{component}.key"] = pair.cert_pem, pair.key_pem
         for name, content in files.items():
             write_private(self.pki_dir / name, content)
-        self._ensure_kubelet_client(config)
+        self._ensure_later_keys(config)
 
-    def _ensure_kubelet_client(self, config: ClusterConfig) -> None:
-        """The API server's identity towards kubelets (logs, exec, port-forward); also
-        issued on start for a vcluster made before it called its syncer's kubelet API."""
-        if not config.calls_kubelets or (self.pki_dir / "kubelet-client.key").exists():
-            return
-        pair = pki.issue(self._ca(), "kube-apiserver-kubelet-client", organizations=("system:masters",), client=True)
-        write_private(self.pki_dir / "kubelet-client.crt", pair.cert_pem)
-        write_private(self.pki_dir / "kubelet-client.key", pair.key_pem)
+    def _ensure_later_keys(self, config: ClusterConfig) -> None:
+        """Keys a cluster made by an older version lacks, issued on start: the API
+        server's identity towards kubelets (logs, exec, port-forward) and the
+        aggregation layer's (pki.front_proxy_files)."""
+        if config.calls_kubelets and not (self.pki_dir / "kubelet-client.key").exists():
+            pair = pki.issue(self._ca(), "kube-apiserver-kubelet-client", organizations=("system:masters",),
+                             client=True)
+            write_private(self.pki_dir / "kubelet-client.crt", pair.cert_pem)
+            write_private(self.pki_dir / "kubelet-client.key", pair.key_pem)
+        if not (self.pki_dir / "front-proxy-client.key").exists():
+            for name, content in pki.front_proxy_files(config.name).items():
+                write_private(self.pki_dir / name, content)
+
+    @property
+    def front_proxy_ca_path(self) -> Path:
+        """The CA of the API server's client certificate towards aggregated APIs."""
+        return self.pki_dir / "front-proxy-ca.crt"
 
     @staticmethod
     def _api_server_names(config: ClusterConfig) -> tuple[str, ...]:

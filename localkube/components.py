@@ -57,6 +57,9 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
     return cp.apiserver_args(
         files, bind="127.0.0.1", advertise="127.0.0.1", port=config.ports["kube-apiserver"],
         calls_kubelets=config.calls_kubelets, priority_and_fairness=config.is_host,
+        # A host's API server runs beside its node, not in it: it reaches the node's
+        # address (hostNetwork pods: metrics-server) but no ClusterIP.
+        aggregator_routing=config.is_host,
     )
 
 

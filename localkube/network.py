@@ -107,7 +107,7 @@ def allocate_link(state_dir: Path) -> NodeLink:
     raise NetworkError(f"no free /30 left in {LINK_RANGE}")
 
 
-def create(link: NodeLink, forwarded_ports: list[int]) -> None:
+def create(link: NodeLink, forwarded_ports: list[int], service_cidr: str) -> None:
     """The namespace, the veth pair with its addresses, and the host's chains.
     Idempotent: what exists is left as it is."""
     if not link.netns_path.exists():
@@ -126,6 +126,10 @@ def create(link: NodeLink, forwarded_ports: list[int]) -> None:
     _run("ip", "netns", "exec", link.netns, "sysctl", "-qw",
          "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1")
     _run("ip", "-n", link.netns, "route", "replace", str(PUBLISHED_RANGE), "via", link.host_ip)
+    # The node has no default route; a process on its network (a hostNetwork pod such as
+    # metrics-server) needs a route to the Service range before kube-proxy's rules can
+    # rewrite the address, as a node's default route would give it.
+    _run("ip", "-n", link.netns, "route", "replace", service_cidr, "via", link.host_ip)
     _write_chains(link, forwarded_ports)
 
 

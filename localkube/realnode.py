@@ -103,7 +103,7 @@ class RealNode:
         images.check_registry()
         registry_port = int(images.registry_address().rsplit(":", 1)[1])
         api_port = self.config.ports["kube-apiserver"]
-        network.create(self.link, [api_port, registry_port])
+        network.create(self.link, [api_port, registry_port], SERVICE_CIDR)
         network.keep_from_pods(self.link, POD_SUBNET, [registry_port])
         self._make_cgroups()
         self._write_files(node_bin, api_port)
@@ -119,13 +119,24 @@ class RealNode:
             images.reference("coredns"), CLUSTER_DNS_IP, CLUSTER_DOMAIN,
             addons.local_path_manifests(
                 images.reference("local-path-provisioner"), images.reference("busybox"), NODE_NAME, self.volumes_dir
-            ) + addons.ingress_manifests(images.reference("ingress")),
+            ) + addons.ingress_manifests(images.reference("ingress"))
+            + addons.metrics_server_manifests(images.reference("metrics-server"), self._metrics_server_tls(),
+                                              self.cluster.ca_cert_path.read_bytes()),
         )
         self._spawn("kube-router", node_bin)  # once its RBAC exists
         self._wait("kubelet", lambda: _deployment_available(api, "kube-system", "coredns"), deadline)
         self._wait("kubelet", lambda: _deployment_available(
             api, addons.LOCAL_PATH_NAMESPACE, "local-path-provisioner"), deadline)
         self._wait("kubelet", lambda: _deployment_available(api, addons.INGRESS_NAMESPACE, "vcportal-ingress"), deadline)
+
+    def _metrics_server_tls(self) -> pki.KeyPair:
+        """metrics-server's serving certificate, issued once: each start applies the same."""
+        cert, key = self._path("pki", "metrics-server.crt"), self._path("pki", "metrics-server.key")
+        if not key.exists():
+            pair = pki.issue(self.cluster._ca(), "metrics-server", server_names=(addons.METRICS_SERVER_SERVICE,))
+            write_private(cert, pair.cert_pem)
+            write_private(key, pair.key_pem)
+        return pki.KeyPair(cert.read_bytes(), key.read_bytes())
 
     def _spawn(self, name: str, node_bin: Path) -> None:
         if self.cluster.processes.pid(name) is not None:

@@ -14,6 +14,11 @@
     kubelet_cert: kubelet.crt            # its serving certificate and key, from the vcluster's CA
     kubelet_key: kubelet.key
     kubelet_client_ca: ca.crt            # the CA whose client certificates it accepts: the vcluster's
+    metrics_address: 127.0.0.1:10251     # serves the vcluster's metrics.k8s.io (optional; see syncer.metricsapi)
+    metrics_cert: metrics.crt            # its serving certificate and key, for vcportal-metrics.kube-system.svc
+    metrics_key: metrics.key
+    metrics_ca: ca.crt                   # the CA of that certificate (the APIService's caBundle)
+    metrics_client_ca: front-proxy-ca.crt  # the CA of the API server's front-proxy certificate
     policy:                              # what the host lets tenants ask of it (optional; see syncer.policy)
       csi_drivers: [secrets-store.csi.k8s.io]
 
@@ -28,7 +33,9 @@ created before keep the host's resolver. An explicit `dns_ip` wins.
 
 `health_address` may be a wildcard (`0.0.0.0:8081`) for a kubelet probing a pod's IP;
 `kubelet_address` must be an address the vcluster's API server reaches, as it is
-published on the virtual Nodes (`127.0.0.1:10250` beside it in one pod).
+published on the virtual Nodes (`127.0.0.1:10250` beside it in one pod); so must
+`metrics_address`, which the syncer registers in the vcluster as its metrics.k8s.io.
+Without it the vcluster has no metrics API (`kubectl top` says so).
 """
 
 from __future__ import annotations
@@ -47,7 +54,9 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 # A vcluster name is part of every host name; the portal allows 40 characters.
 MAX_VCLUSTER = 40
 # File names in the config, relative to the file when read from one.
-PATHS = ("virtual_kubeconfig", "host_kubeconfig", "kubelet_cert", "kubelet_key", "kubelet_client_ca")
+PATHS = ("virtual_kubeconfig", "host_kubeconfig", "kubelet_cert", "kubelet_key", "kubelet_client_ca",
+         "metrics_cert", "metrics_key", "metrics_ca", "metrics_client_ca")
+METRICS_FILES = ("metrics_cert", "metrics_key", "metrics_ca", "metrics_client_ca")
 
 
 class ConfigError(ValueError):
@@ -70,6 +79,11 @@ class SyncerConfig:
     kubelet_cert: Path | None = None
     kubelet_key: Path | None = None
     kubelet_client_ca: Path | None = None
+    metrics_address: str | None = None
+    metrics_cert: Path | None = None
+    metrics_key: Path | None = None
+    metrics_ca: Path | None = None
+    metrics_client_ca: Path | None = None
     policy: TenantPolicy = field(default_factory=TenantPolicy)
     # The file this was read from, if any.
     path: Path | None = field(default=None, compare=False)
@@ -95,6 +109,8 @@ class SyncerConfig:
         self.health_listen_address()
         if self.kubelet_listen_address() and None in (self.kubelet_cert, self.kubelet_key, self.kubelet_client_ca):
             raise ConfigError("kubelet_address needs kubelet_cert, kubelet_key and kubelet_client_ca")
+        if self.metrics_listen_address() and None in (getattr(self, name) for name in METRICS_FILES):
+            raise ConfigError(f"metrics_address needs {', '.join(METRICS_FILES)}")
 
     def api_address(self) -> tuple[str, int] | None:
         return _address("api_endpoint", self.api_endpoint)
@@ -104,6 +120,9 @@ class SyncerConfig:
 
     def kubelet_listen_address(self) -> tuple[str, int] | None:
         return _address("kubelet_address", self.kubelet_address)
+
+    def metrics_listen_address(self) -> tuple[str, int] | None:
+        return _address("metrics_address", self.metrics_address)
 
     def target(self) -> Target:
         return Target(

@@ -26,18 +26,16 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import socketserver
 import ssl
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from . import names
 from .kube import PODS, Connection
+from .tlsserver import HEAD_TIMEOUT, TLSServer, handshake
 
 if TYPE_CHECKING:
     from .controller import SyncContext
@@ -55,7 +53,6 @@ LOG_PARAMS = frozenset({"follow", "previous", "timestamps", "sinceSeconds", "sin
 FORWARDED_HEADERS = frozenset({"upgrade", "x-stream-protocol-version", "sec-websocket-key",
                                "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions",
                                "content-type", "content-length"})
-HEAD_TIMEOUT = 30  # seconds for the TLS handshake and the request head
 CHUNK = 64 * 1024
 
 
@@ -128,16 +125,6 @@ def upstream_head(method: str, target: str, headers: list[tuple[str, str]], host
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def server_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
-    """TLS that only lets in clients with a certificate from `client_ca`."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(cert), str(key))
-    context.load_verify_locations(cafile=str(client_ca))
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
 # A pod in the vcluster (namespace, name, uid or None) → (host namespace, host pod name).
 HostPodOf = Callable[[str, str, "str | None"], "tuple[str, str]"]
 
@@ -154,25 +141,15 @@ def synced_host_pod(ctx: SyncContext, namespace: str, pod: str, uid: str | None)
     return ctx.target.namespace, host_name
 
 
-class KubeletServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class KubeletServer(TLSServer):
+    name = "kubelet API"
 
     def __init__(self, address: tuple[str, int], context: ssl.SSLContext, host_pod_of: HostPodOf,
                  host: Callable[[], Connection]):
         """`host()` gives the current host connection (server, TLS, token) per request,
         so rotated credentials are used as soon as the syncer reloads them."""
-        self.tls, self.host_pod_of, self.host = context, host_pod_of, host
-        super().__init__(address, _Handler)
-
-    def get_request(self):
-        sock, address = self.socket.accept()
-        sock.settimeout(HEAD_TIMEOUT)
-        # The handshake runs in the connection's thread (_Handler.handle), not here.
-        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
-
-    def start(self) -> None:
-        threading.Thread(target=self.serve_forever, name="kubelet", daemon=True).start()
+        self.host_pod_of, self.host = host_pod_of, host
+        super().__init__(address, context, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -181,10 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
     rbufsize = 0  # unbuffered: after the head, every byte the client sent is still in the socket
 
     def handle(self):
-        try:
-            self.request.do_handshake()
-        except OSError as exc:  # ssl.SSLError included: no certificate, or one from another CA
-            logger.info("kubelet API: refused a TLS handshake from %s: %s", self.client_address[0], exc)
+        if not handshake(self):
             return
         self.close_connection = True
         self.handle_one_request()

@@ -4,7 +4,8 @@ provisioning to grant (provisioning.manifests.syncer_identity).
 A Role in the host namespace covers exactly the namespaced kinds the syncer watches
 there, with the verbs each kind declares (the kinds it writes: no status subresources,
 no update, no wildcard; events: read), and the subresources it declares (the pods' log,
-exec, attach and portforward, for syncer.kubelet). A ClusterRole covers the cluster-scoped kinds it
+exec, attach and portforward, for syncer.kubelet), and reading its pods' metrics
+(syncer.metricsapi). A ClusterRole covers the cluster-scoped kinds it
 reads (Nodes, to mirror those that run tenant pods; storage, priority and ingress classes,
 to mirror those tenants may use). A Role in the namespace of Ingress host-name claims
 lets it claim names there (syncer.kinds.ingresses).
@@ -18,6 +19,7 @@ import yaml
 
 from .kinds import REGISTRY
 from .kinds.ingresses import CLAIM_RULES
+from .metricsapi import METRICS_RULE
 
 NODE_READER = "vcportal-syncer-node-reader"
 
@@ -27,7 +29,7 @@ def host_rules() -> dict[str, list[dict]]:
     "host_names": rules for a Role in the namespace of Ingress host-name claims}."""
     on_host = [kind for kind in REGISTRY if kind.host_objects]
     return {
-        "role": _rules(kind for kind in on_host if kind.resource.namespaced),
+        "role": [*_rules(kind for kind in on_host if kind.resource.namespaced), METRICS_RULE],
         "node_reader": _rules(kind for kind in on_host if not kind.resource.namespaced),
         "host_names": CLAIM_RULES,
     }

@@ -29,8 +29,10 @@ from .health import HealthServer
 from .informer import Backoff, Informer
 from .kind import OURS, VIRTUAL, Watch
 from .kinds import REGISTRY
-from .kube import Client
-from .kubelet import KubeletServer, server_context, synced_host_pod
+from .kube import ApiError, Client
+from .kubelet import KubeletServer, synced_host_pod
+from .metricsapi import MetricsApi, MetricsServer, register
+from .tlsserver import server_context
 from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class Syncer:
         for controller in self.controllers:
             controller.resync()
             controller.start()
+        self._register_metrics()
         self.ready.set()
         logger.info("syncer for vcluster %s is running (host namespace %s)",
                     self.config.vcluster, self.config.host_namespace)
@@ -108,6 +111,17 @@ class Syncer:
     def resync(self) -> None:
         for controller in self.controllers:
             controller.resync()
+        self._register_metrics()
+
+    def _register_metrics(self) -> None:
+        """(Re)register the vcluster's metrics.k8s.io here: a tenant may have deleted it."""
+        address = self.config.metrics_listen_address()
+        if address is None:
+            return
+        try:
+            register(self.ctx.virtual, address, self.config.metrics_ca.read_bytes())
+        except (ApiError, OSError) as exc:  # retried at the next resync
+            logger.warning("could not register the metrics API in the vcluster: %s", exc)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -120,7 +134,7 @@ class Syncer:
         """Run until SIGTERM or SIGINT, with a full resync every resync_period."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopped.set())
-        servers = [s for s in (self._serve_health(), self._serve_kubelet()) if s is not None]
+        servers = [s for s in (self._serve_health(), self._serve_kubelet(), self._serve_metrics()) if s is not None]
         self.start()
         while not self._stopped.wait(self.config.resync_period):
             self.resync()
@@ -144,6 +158,15 @@ class Syncer:
         context = server_context(self.config.kubelet_cert, self.config.kubelet_key, self.config.kubelet_client_ca)
         server = KubeletServer(address, context, functools.partial(synced_host_pod, self.ctx),
                                lambda: self.ctx.host.connection)
+        server.start()
+        return server
+
+    def _serve_metrics(self) -> MetricsServer | None:
+        address = self.config.metrics_listen_address()
+        if address is None:
+            return None
+        context = server_context(self.config.metrics_cert, self.config.metrics_key, self.config.metrics_client_ca)
+        server = MetricsServer(address, context, MetricsApi(self.ctx))
         server.start()
         return server
 

@@ -9,7 +9,7 @@ on the same volume) in the vcluster's host namespace:
     kube-controller-manager  loopback only
     syncer                   host rights from a projected token of the vcportal-syncer
                              ServiceAccount, mounted into its container alone; its kubelet
-                             API on loopback (the API server is in the same pod); /readyz
+                             and metrics APIs on loopback (the API server is in the same pod); /readyz
                              on :8081 for the kubelet's probe
 
 Each container sees only the keys it needs (items of one Secret). The pod runs under
@@ -38,6 +38,7 @@ from controlplane import components, kubeconfig, pki
 from controlplane.components import AUDIT_POLICY, CLUSTER_DOMAIN, HEALTH_ONLY_AUTHENTICATION, SERVICE_CIDR
 from controlplane.kubeconfig import ADMIN_USER
 from syncer.config import SyncerConfig
+from syncer.metricsapi import SERVICE_HOST as METRICS_SERVICE_HOST
 from syncer.policy import TenantPolicy
 
 from ..manifests import VCLUSTER_LABEL, _meta
@@ -55,6 +56,7 @@ API_PORT = 6443
 SERVICE_PORT = 443
 SYNCER_HEALTH_PORT = 8081
 KUBELET_ADDRESS = "127.0.0.1:10250"
+METRICS_ADDRESS = "127.0.0.1:10251"
 KCM_PORT = 10257
 USER_ID = 65532  # the runtime image's user
 DATA_DIR = "/var/lib/vcluster"
@@ -87,10 +89,12 @@ EPHEMERAL = ({"ephemeral-storage": "16Mi"}, {"ephemeral-storage": "64Mi"})
 # Which keys each container mounts from the PKI Secret.
 PKI_OF = {
     "kube-apiserver": ("ca.crt", "sa.pub", "sa.key", "kube-apiserver.crt", "kube-apiserver.key",
-                       "kubelet-client.crt", "kubelet-client.key", "authentication.yaml", "audit-policy.yaml"),
+                       "kubelet-client.crt", "kubelet-client.key", "authentication.yaml", "audit-policy.yaml",
+                       "front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key"),
     "kube-controller-manager": ("ca.crt", "ca.key", "sa.key", "kube-controller-manager.crt",
                                 "kube-controller-manager.key", "kube-controller-manager.kubeconfig"),
-    "syncer": ("ca.crt", "syncer.kubeconfig", "syncer-kubelet.crt", "syncer-kubelet.key"),
+    "syncer": ("ca.crt", "syncer.kubeconfig", "syncer-kubelet.crt", "syncer-kubelet.key", "syncer-metrics.crt",
+               "syncer-metrics.key", "front-proxy-ca.crt"),
 }
 
 
@@ -145,7 +149,20 @@ def new_keys(name: str, api_names: list[str]) -> dict[str, str]:
     files["kube-controller-manager.kubeconfig"] = _client_kubeconfig(ca, name, local, "system:kube-controller-manager")
     files["syncer.kubeconfig"] = _client_kubeconfig(ca, name, local, "vcportal-syncer", ("system:masters",))
     texts = {k: v.decode() if isinstance(v, bytes) else v for k, v in files.items()}
-    return {**texts, "authentication.yaml": HEALTH_ONLY_AUTHENTICATION, "audit-policy.yaml": AUDIT_POLICY}
+    keys = {**texts, "authentication.yaml": HEALTH_ONLY_AUTHENTICATION, "audit-policy.yaml": AUDIT_POLICY}
+    return complete_keys(keys, name)
+
+
+def complete_keys(keys: dict[str, str], name: str) -> dict[str, str]:
+    """`keys` with what a control plane made by an older version lacks: the aggregation
+    layer's (controlplane.pki.front_proxy_files) and the syncer's metrics API's."""
+    added: dict[str, bytes] = {}
+    if "front-proxy-client.key" not in keys:
+        added.update(pki.front_proxy_files(name))
+    if "syncer-metrics.key" not in keys:
+        added.update(_pair("syncer-metrics", pki.issue(_ca(keys), "vcportal-syncer-metrics",
+                                                       server_names=(METRICS_SERVICE_HOST,))))
+    return {**keys, **{k: v.decode() for k, v in added.items()}}
 
 
 def reissue_api_certificate(keys: dict[str, str], api_names: list[str]) -> dict[str, str]:
@@ -183,7 +200,9 @@ def syncer_files(*, vcluster: str, namespace: str, service_ip: str, host_server:
         api_endpoint=f"{service_ip}:{SERVICE_PORT}",
         health_address=f"0.0.0.0:{SYNCER_HEALTH_PORT}", kubelet_address=KUBELET_ADDRESS,
         kubelet_cert=f"{PKI_DIR}/syncer-kubelet.crt", kubelet_key=f"{PKI_DIR}/syncer-kubelet.key",
-        kubelet_client_ca=f"{PKI_DIR}/ca.crt", policy=policy,
+        kubelet_client_ca=f"{PKI_DIR}/ca.crt", metrics_address=METRICS_ADDRESS,
+        metrics_cert=f"{PKI_DIR}/syncer-metrics.crt", metrics_key=f"{PKI_DIR}/syncer-metrics.key",
+        metrics_ca=f"{PKI_DIR}/ca.crt", metrics_client_ca=f"{PKI_DIR}/front-proxy-ca.crt", policy=policy,
     )
     host = {
         "apiVersion": "v1", "kind": "Config",

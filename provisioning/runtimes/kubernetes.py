@@ -106,6 +106,7 @@ class KubernetesRuntime:
             state.keys = cp.new_keys(vc.name, names)
         elif state.names != names:
             state.keys = cp.reissue_api_certificate(state.keys, names)
+        state.keys = cp.complete_keys(state.keys, vc.name)
         state.names, state.address = names, address
         self._save(state)  # before any object names these keys
         changed += self._apply_pod(vc, state, self.host.policy())

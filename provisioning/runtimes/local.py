@@ -22,6 +22,7 @@ from localkube.ports import allocate
 from localkube.processes import ProcessDir, process_alive
 from syncer.config import ConfigError, SyncerConfig, load, vcluster_config_path
 from syncer.health import probe
+from syncer.metricsapi import SERVICE_HOST
 from syncer.policy import TenantPolicy
 
 from .base import RuntimeFailure, VClusterRef, syncer_name
@@ -114,17 +115,17 @@ class LocalProcessRuntime:
             host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
             api_endpoint="{}:{}".format(*self.pod_api_endpoint(vc)),
             health_address=health_address, policy=TenantPolicy.from_dict(policy.to_dict()),  # as stored
-            **self._kubelet_endpoint(vc),
+            **self._endpoints(vc),
         )
 
-    def _kubelet_endpoint(self, vc: VClusterRef) -> dict[str, str]:
-        """The syncer's kubelet API (syncer.kubelet): the stored one, or a new one."""
+    def _endpoints(self, vc: VClusterRef) -> dict[str, str]:
+        """The syncer's kubelet and metrics APIs: the stored ones, or new ones."""
         stored = _stored_config(vcluster_config_path(vc.id))
-        if stored and stored.kubelet_address and all(p.exists() for p in (
-                stored.kubelet_cert, stored.kubelet_key, stored.kubelet_client_ca)):
-            return {"kubelet_address": stored.kubelet_address, "kubelet_cert": str(stored.kubelet_cert),
-                    "kubelet_key": str(stored.kubelet_key), "kubelet_client_ca": str(stored.kubelet_client_ca)}
-        return write_kubelet_endpoint(self._cluster(vc), self._dir(vc))
+        if stored and stored.kubelet_address and stored.metrics_address:
+            entries = {name: getattr(stored, name) for name in ENDPOINT_ENTRIES}
+            if all(Path(value).exists() for name, value in entries.items() if not name.endswith("_address")):
+                return {name: str(value) for name, value in entries.items()}
+        return write_endpoints(self._cluster(vc), self._dir(vc))
 
     def syncer_running(self, vc: VClusterRef) -> bool:
         config = _stored_config(vcluster_config_path(vc.id))
@@ -151,17 +152,29 @@ class LocalProcessRuntime:
         return removed
 
 
-def write_kubelet_endpoint(cluster: LocalCluster, directory: Path, ip: str = "127.0.0.1") -> dict[str, str]:
-    """A free port on `ip` for a syncer's kubelet API, its serving certificate from the
-    vcluster's CA and that CA, written to `directory`; the syncer config's entries."""
-    port = allocate(["syncer-kubelet"])["syncer-kubelet"]
-    pair = cluster.issue_server_certificate("vcportal-syncer-kubelet", (ip,))
-    files = {"kubelet_cert": directory / "kubelet.crt", "kubelet_key": directory / "kubelet.key",
-             "kubelet_client_ca": directory / "kubelet-client-ca.crt"}
-    for name, content in (("kubelet_cert", pair.cert_pem), ("kubelet_key", pair.key_pem),
-                          ("kubelet_client_ca", cluster.ca_cert_path.read_bytes())):
-        write_private(files[name], content)
-    return {"kubelet_address": f"{ip}:{port}", **{name: str(path) for name, path in files.items()}}
+ENDPOINT_ENTRIES = ("kubelet_address", "kubelet_cert", "kubelet_key", "kubelet_client_ca",
+                    "metrics_address", "metrics_cert", "metrics_key", "metrics_ca", "metrics_client_ca")
+
+
+def write_endpoints(cluster: LocalCluster, directory: Path, ip: str = "127.0.0.1") -> dict[str, str]:
+    """Free ports on `ip` for a syncer's kubelet API (syncer.kubelet) and metrics API
+    (syncer.metricsapi), their serving certificates from the vcluster's CA, that CA and
+    the front-proxy CA, written to `directory`; the syncer config's entries."""
+    ports = allocate(["syncer-kubelet", "syncer-metrics"])
+    kubelet = cluster.issue_server_certificate("vcportal-syncer-kubelet", (ip,))
+    metrics = cluster.issue_server_certificate("vcportal-syncer-metrics", (SERVICE_HOST,))
+    ca = cluster.ca_cert_path.read_bytes()
+    files = {
+        "kubelet_cert": ("kubelet.crt", kubelet.cert_pem), "kubelet_key": ("kubelet.key", kubelet.key_pem),
+        "kubelet_client_ca": ("kubelet-client-ca.crt", ca),
+        "metrics_cert": ("metrics.crt", metrics.cert_pem), "metrics_key": ("metrics.key", metrics.key_pem),
+        "metrics_ca": ("ca.crt", ca),
+        "metrics_client_ca": ("front-proxy-ca.crt", cluster.front_proxy_ca_path.read_bytes()),
+    }
+    for file_name, content in files.values():
+        write_private(directory / file_name, content)
+    return {"kubelet_address": f"{ip}:{ports['syncer-kubelet']}", "metrics_address": f"{ip}:{ports['syncer-metrics']}",
+            **{name: str(directory / file_name) for name, (file_name, _) in files.items()}}
 
 
 def _stored_config(path: Path) -> SyncerConfig | None:

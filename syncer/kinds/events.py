@@ -63,7 +63,7 @@ class EventSync(Controller):
     def __init__(self, ctx, kind, workers: int = 2):
         super().__init__(ctx, kind, workers)
         self.hosts = ctx.hinf[EVENTS]
-        self._synced: dict[str, str] = {}  # host event key → resourceVersion copied
+        self._copied_versions: dict[str, str] = {}  # host event key → resourceVersion copied
 
     def keys(self):
         return self.hosts.keys()
@@ -71,10 +71,10 @@ class EventSync(Controller):
     def reconcile(self, key: str) -> float | None:
         event = self.hosts.get(key)
         if event is None:
-            self._synced.pop(key, None)
+            self._copied_versions.pop(key, None)
             return None
         version = event["metadata"]["resourceVersion"]
-        if self._synced.get(key) == version or not wanted(event, self.ctx.target.namespace):
+        if self._copied_versions.get(key) == version or not wanted(event, self.ctx.target.namespace):
             return None
         ref = event["involvedObject"]
         host_obj = self.ctx.hinf[KINDS[ref["kind"]]].get(f"{ref['namespace']}/{ref['name']}")
@@ -86,7 +86,7 @@ class EventSync(Controller):
         if virtual is None:
             return None
         self._copy(virtual_event(event, ref["kind"], virtual, ref["name"], self.ctx.target.namespace))
-        self._synced[key] = version
+        self._copied_versions[key] = version
         return None
 
     def _copy(self, event: dict) -> None:

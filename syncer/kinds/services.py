@@ -17,7 +17,7 @@ import copy
 import logging
 import time
 
-from .. import names
+from .. import metricsapi, names
 from ..controller import HostSync
 from ..informer import key_of
 from ..kind import Kind
@@ -27,7 +27,8 @@ from ..translate import Refused, Target, host_object, marks_patch
 
 logger = logging.getLogger(__name__)
 
-NOT_SYNCED = {"default/kubernetes"}  # the vcluster's own API server
+# The vcluster's own API server, and where its metrics API is (syncer.metricsapi).
+NOT_SYNCED = {"default/kubernetes", f"{metricsapi.SERVICE_NAMESPACE}/{metricsapi.SERVICE_NAME}"}
 RETRY_CONFLICT = 30
 # How long after recreating a selector-less Service its hand-written Endpoints are put
 # back if the vcluster's endpoints controller deletes them (it does so once, soon).

@@ -239,8 +239,8 @@ def test_exec_logs_and_port_forward_reach_the_api_server(world, vcluster, gatewa
     assert forced_spdy.returncode != 0 and "WebSocket only" in forced_spdy.stderr, forced_spdy.stderr
 
 
-def test_logs_and_exec_reach_a_pod_running_on_the_real_node(world, make_real_vcluster, gateway_server,  # noqa: F811
-                                                            tmp_path):
+def test_logs_exec_and_top_reach_a_pod_running_on_the_real_node(world, make_real_vcluster, gateway_server,  # noqa: F811
+                                                                tmp_path):
     synced = make_real_vcluster("gw-real")
     admin_kubeconfig = synced.kubeconfig.read_text()
     ensure_access_bindings(admin_kubeconfig)
@@ -254,6 +254,10 @@ def test_logs_and_exec_reach_a_pod_running_on_the_real_node(world, make_real_vcl
     exec_record = wait_for(lambda: AccessRecord.objects.filter(vcluster=vcluster, subresource="exec").first(),
                            what="the exec record")
     assert (exec_record.username, exec_record.name) == ("teammate", "app")
+    # kubectl top: the vcluster's metrics.k8s.io (its syncer, the host's metrics-server), as the person.
+    top = wait_for(lambda: (r := kubectl(kc, "top", "pod", "--no-headers", check=False)).returncode == 0 and r.stdout,
+                   timeout=90, what="kubectl top pod through the gateway")
+    assert top.split()[0] == "app"
 
 
 def http(server, vcluster, token, method, path, **kwargs) -> requests.Response:

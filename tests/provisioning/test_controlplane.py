@@ -75,6 +75,32 @@ def test_each_container_mounts_only_the_keys_it_needs():
     assert token_holders == ["syncer"], "only the syncer holds host credentials"
 
 
+def test_the_aggregation_layer_has_keys_of_its_own_and_only_the_api_server_holds_its_client_key(keys):
+    spec = pod_spec()
+    holders = {c["name"]: {i["key"] for v in spec["volumes"] if v.get("secret", {}).get("secretName") == cp.PKI_SECRET
+                           and v["name"] in {m["name"] for m in c["volumeMounts"]} for i in v["secret"]["items"]}
+               for c in cp.containers(spec)}
+    assert [name for name, files in holders.items() if "front-proxy-client.key" in files] == ["kube-apiserver"]
+    assert "front-proxy-ca.crt" in holders["syncer"] and "syncer-metrics.key" in holders["syncer"]
+    assert "front-proxy-ca.key" not in keys  # nobody can sign another front-proxy certificate
+    issuer = x509.load_pem_x509_certificate(keys["front-proxy-client.crt"].encode()).issuer
+    assert issuer == x509.load_pem_x509_certificate(keys["front-proxy-ca.crt"].encode()).subject
+    assert issuer != x509.load_pem_x509_certificate(keys["ca.crt"].encode()).subject
+    assert sans(keys["syncer-metrics.crt"]) == {"vcportal-metrics.kube-system.svc"}
+    config = yaml.safe_load(cp.syncer_files(vcluster="dev", namespace=NS, service_ip="10.96.3.4",
+                                              host_server="https://10.96.0.1", policy=TenantPolicy())["syncer.yaml"])
+    assert config["metrics_address"] == cp.METRICS_ADDRESS
+    assert config["metrics_client_ca"] == f"{cp.PKI_DIR}/front-proxy-ca.crt"
+
+
+def test_a_control_plane_made_before_metrics_gets_their_keys_once(keys):
+    old = {k: v for k, v in keys.items() if not k.startswith(("front-proxy", "syncer-metrics"))}
+    completed = cp.complete_keys(old, "dev")
+    assert set(completed) == set(keys)
+    assert completed["ca.crt"] == keys["ca.crt"] and completed["kube-apiserver.crt"] == keys["kube-apiserver.crt"]
+    assert cp.complete_keys(completed, "dev") == completed
+
+
 def test_deleting_the_statefulset_keeps_its_claim():
     spec = cp.statefulset(NS, LABELS, image="registry/runtime:1", storage_class=None, hash_="h")["spec"]
     assert spec.get("persistentVolumeClaimRetentionPolicy", {}).get("whenDeleted", "Retain") == "Retain"

@@ -1,6 +1,6 @@
 """A vcluster's workloads on a real node: its pods reach its own API server as
 `kubernetes.default` with their own tokens, resolve its Services through its own
-CoreDNS, and crash and restart as on any cluster.
+CoreDNS, show in `kubectl top`, and crash and restart as on any cluster.
 
 Everything runs: the vcluster is provisioned by the pipeline on `real_host_cluster`,
 its pods are synced by its syncer and started by containerd on the real node, its
@@ -34,6 +34,10 @@ class Tenant:
 
     def run(self, name: str, script: str, restart: str = "Never") -> None:
         self.core.create_namespaced_pod("default", busybox_pod(name, script, restart=restart, resources=SMALL))
+
+    def pod_metrics(self, namespace: str) -> list[dict]:
+        return client.CustomObjectsApi(self.core.api_client).list_namespaced_custom_object(
+            "metrics.k8s.io", "v1beta1", namespace, "pods")["items"]
 
     def runtime_endpoint(self) -> tuple[str, int]:
         from provisioning.pipeline import Context
@@ -76,7 +80,7 @@ def test_a_pod_reaches_its_own_api_server_as_kubernetes_default_on_443(tenant):
     assert f"service at {address}:{port}" in tenant.log("api")
 
 
-def test_services_resolve_by_dns_name_through_the_vclusters_own_dns(tenant):
+def test_a_service_resolves_through_the_vclusters_own_dns_and_its_pods_show_in_kubectl_top(tenant):
     server = busybox_pod("web", web_server("served-in-the-vcluster"), restart="Always", resources=SMALL)
     tenant.apps.create_namespaced_deployment("default", deployment("web", server.spec))
     tenant.core.create_namespaced_service("default", client.V1Service(
@@ -90,6 +94,10 @@ def test_services_resolve_by_dns_name_through_the_vclusters_own_dns(tenant):
                what="the page fetched by the Service's DNS name")
     service_ip = tenant.core.read_namespaced_service("web", "default").spec.cluster_ip
     eventually(lambda: service_ip in tenant.log("fetch"), what="nslookup answering the vcluster's Service address")
+    # metrics.k8s.io, aggregated by the API server in the control plane's pod from the
+    # syncer beside it, with the host metrics-server's figures for the server's host copy.
+    measured = eventually(lambda: tenant.pod_metrics("default"), timeout=150, what="the web pods' figures")
+    assert [m["metadata"]["name"].startswith("web-") for m in measured] == [True]
 
 
 def test_a_crashing_container_restarts_and_the_vcluster_sees_its_restart_count(tenant):

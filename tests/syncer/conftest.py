@@ -28,7 +28,7 @@ from localkube import LocalCluster
 from localkube.ports import allocate
 from provisioning import manifests
 from provisioning.hostkube import HostKube
-from provisioning.runtimes.local import write_kubelet_endpoint
+from provisioning.runtimes.local import write_endpoints
 from syncer import names, rbac
 from syncer.health import probe
 from syncer.kinds.ingresses import CLAIMS_NAMESPACE
@@ -180,7 +180,7 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
             "host_kubeconfig": str(host_kubeconfig),
             "host_namespace": namespace,
             "health_address": f"127.0.0.1:{allocate(['syncer'])['syncer']}",
-            **write_kubelet_endpoint(cluster, work),
+            **write_endpoints(cluster, work),
             **config,
         }))
         process = SyncerProcess(config_path, work / "syncer.log")

@@ -6,6 +6,7 @@
 #            shell waiting for a signal (Kubernetes' own pause is C, not a Go module)
 #   coredns  the CoreDNS binary built by `make kube`
 #   local-path-provisioner  the embedded host's dynamic volume provisioner, built by `make kube`
+#   metrics-server  the embedded host's metrics.k8s.io, built by `make kube`
 #   ingress  the embedded host's ingress controller (tools/kube/ingress), built by `make kube`
 #   vcluster-runtime  a vcluster's control plane and syncer in one image: kine,
 #            kube-apiserver and kube-controller-manager as `make kube` built them, this
@@ -333,6 +334,23 @@ postgresql_image() {
   echo "$registry/postgresql:$tag"
 }
 
+metrics_server_image() {
+  local src="$node_bin/metrics-server" tag
+  tag="${METRICS_SERVER_VERSION#v}-$(content_hash "$src")"
+  if ! in_registry metrics-server "$tag"; then
+    log "building metrics-server:$tag"
+    local rootfs; rootfs="$(mktemp -d)"
+    mkdir -p "$rootfs/usr/local/bin"
+    cp "$src" "$rootfs/usr/local/bin/metrics-server"
+    base_files "$rootfs"
+    nonroot_user "$rootfs"
+    publish metrics-server "$tag" "$rootfs" --config.user "$runtime_user:$runtime_user" \
+      --config.entrypoint /usr/local/bin/metrics-server
+    rm -rf "$rootfs"
+  fi
+  echo "$registry/metrics-server:$tag"
+}
+
 ingress_image() {
   local src="$ingress_bin/vcportal-ingress" tag
   tag="$(basename "$ingress_bin" | sed 's/^ingress-//')-$(content_hash "$src")"
@@ -377,6 +395,7 @@ refs="$(
     --config.entrypoint 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'
   coredns_image
   local_path_image
+  metrics_server_image
   ingress_image
   runtime_image
   vcportal_image

@@ -2,7 +2,7 @@
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet,
 # kube-proxy, kine, kwok and helm from the Go modules beside this script into a cache outside
 # the repository, keyed by version; the real-node runtime (containerd, runc, CNI
-# plugins, CoreDNS, kube-router, the registry, local-path-provisioner) into a directory of its own
+# plugins, CoreDNS, kube-router, the registry, local-path-provisioner, metrics-server) into a directory of its own
 # beside it, keyed by its versions (binaries.node_bin_dir() computes the same path).
 # Whatever is already built is reused, so a warm run takes seconds.
 # Without an argument it builds the control plane's binaries (all that `make run` and
@@ -30,7 +30,7 @@ k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl kube
 binaries=("${k8s_commands[@]}" kine kwok)
 node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
 node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router
-  local-path-provisioner)
+  local-path-provisioner metrics-server)
 want_node=false want_kwok=true want_helm=false want_ingress=false
 case "${1:-}" in
   node) want_node=true ;;
@@ -55,7 +55,7 @@ usual_time() {
     kube-apiserver) echo "~5 min" ;;
     kube-controller-manager) echo "~4 min" ;;
     coredns) echo "~8 min" ;;  # its plugins pull in most cloud SDKs
-    kine|containerd|registry|kube-router|kubelet|local-path-provisioner|helm|vcportal-ingress) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
+    kine|containerd|registry|kube-router|kubelet|local-path-provisioner|metrics-server|helm|vcportal-ingress) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
 }
@@ -145,6 +145,8 @@ if $want_node; then
     "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" "$node_bin"
   build local-path-provisioner local-path-provisioner github.com/rancher/local-path-provisioner 0 \
     "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" "$node_bin"
+  build metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server 0 \
+    "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" "$node_bin"
 fi
 case "${1:-}" in
   node) echo "$node_bin" ;;
