@@ -5,6 +5,7 @@ and a threaded server whose handshakes run in each connection's own thread."""
 from __future__ import annotations
 
 import logging
+import socket
 import socketserver
 import ssl
 import threading
@@ -38,6 +39,9 @@ class TLSServer(socketserver.ThreadingTCPServer):
     def get_request(self):
         sock, address = self.socket.accept()
         sock.settimeout(HEAD_TIMEOUT)
+        # An answer's head and body are two writes: without this, Nagle's algorithm holds
+        # the body until the client's delayed ACK (~40 ms each request on a kept-alive connection).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The handshake runs in the connection's thread (handshake()), not here.
         return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
