@@ -8,6 +8,7 @@ embedded host cluster (localkube) builds its own API server from the same functi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -46,6 +47,17 @@ anonymous:
 """
 
 
+def egress_selector_configuration(socket: str) -> str:
+    """Everything the API server calls in "the cluster" (webhooks and aggregated APIs by
+    Service, the pods/services proxy, kubelets) and at URLs (webhooks by URL) goes as
+    `CONNECT host:port` to `socket`, where the vcluster's syncer lets through only what
+    belongs to the vcluster (syncer.egress)."""
+    connection = {"proxyProtocol": "HTTPConnect", "transport": {"uds": {"udsName": socket}}}
+    selections = [{"name": name, "connection": connection} for name in ("cluster", "controlplane")]
+    return json.dumps({"apiVersion": "apiserver.k8s.io/v1beta1", "kind": "EgressSelectorConfiguration",
+                       "egressSelections": selections}, indent=2)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where a control plane's parts are, as its processes see them."""
@@ -54,6 +66,7 @@ class Layout:
     kine_listen: str  # kine's listener: a unix socket, or loopback inside a pod
     datastore: str  # kine's --endpoint
     audit: tuple[PurePath, PurePath] | None = None  # (policy file, log file); host clusters keep none
+    egress: PurePath | None = None  # egress_selector_configuration's file, if the syncer is the way out
 
     @property
     def etcd(self) -> str:
@@ -120,6 +133,8 @@ def apiserver_args(layout: Layout, *, bind: str, advertise: str, port: int, serv
             # Node names resolve nowhere; the InternalIP is the node's (or syncer's) address.
             "--kubelet-preferred-address-types=InternalIP",
         ]
+    if layout.egress:
+        args.append(f"--egress-selector-config-file={layout.egress}")
     if layout.audit:
         policy, log = layout.audit
         # Rotated at 10 MiB with two old files kept: under 30 MiB.

@@ -28,7 +28,7 @@ from controlplane.kubeconfig import ADMIN_USER
 from controlplane.files import write_private
 
 from . import binaries, network, ports
-from .components import SERVICE_IP, command_line, probe
+from .components import EGRESS_SOCKET, SERVICE_IP, command_line, probe
 from .processes import ProcessDir
 
 
@@ -52,6 +52,7 @@ class ClusterConfig:
     extra_sans: list[str] = field(default_factory=list)
     real_nodes: int = 0  # nodes that run containers (realnode.py); 0 or 1
     node_link: int = -1  # the real node's link to the host (network.NodeLink.index)
+    egress: bool = False  # a vcluster whose API server calls the cluster through its syncer (syncer.egress)
 
     @property
     def is_host(self) -> bool:
@@ -129,6 +130,7 @@ class LocalCluster:
         datastore: str = "",
         extra_sans: tuple[str, ...] = (),
         real_nodes: int = 0,
+        egress: bool = False,
     ) -> ClusterConfig:
         """Create the state directory, PKI and kubeconfigs unless they exist already.
         An existing state directory keeps its configuration."""
@@ -142,7 +144,7 @@ class LocalCluster:
             (self.state_dir / sub).mkdir(mode=0o700, exist_ok=True)
         config = ClusterConfig(
             name=name, nodes=nodes, datastore=datastore, extra_sans=list(extra_sans),
-            real_nodes=real_nodes,
+            real_nodes=real_nodes, egress=egress,
         )
         if real_nodes:
             from .network import allocate_link
@@ -279,6 +281,11 @@ class LocalCluster:
         if not (self.pki_dir / "front-proxy-client.key").exists():
             for name, content in pki.front_proxy_files(config.name).items():
                 write_private(self.pki_dir / name, content)
+
+    @property
+    def egress_socket(self) -> Path:
+        """Where its syncer listens for the API server's outbound calls (config.egress)."""
+        return self.state_dir / EGRESS_SOCKET
 
     @property
     def front_proxy_ca_path(self) -> Path:

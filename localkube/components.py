@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 SERVICE_IP = "10.96.0.1"  # first address of controlplane SERVICE_CIDR: the `kubernetes` Service
 POD_CIDR = "10.244.0.0/16"
 KINE_SOCKET = "kine/kine.sock"  # relative to the state directory
+EGRESS_SOCKET = "egress.sock"  # likewise: where a vcluster's syncer takes its API server's outbound calls
 
 
 def layout(cluster: LocalCluster, config: ClusterConfig) -> cp.Layout:
@@ -37,6 +38,7 @@ def layout(cluster: LocalCluster, config: ClusterConfig) -> cp.Layout:
         kine_listen=f"unix://{KINE_SOCKET}",
         datastore=config.datastore or cp.sqlite_datastore(state / "kine" / "state.db"),
         audit=None if config.is_host else (state / "audit-policy.yaml", state / "logs" / "audit.log"),
+        egress=state / "egress-selector.yaml" if config.egress else None,
     )
 
 
@@ -54,6 +56,8 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
         policy = files.audit[0]
         if not policy.exists() or policy.read_text() != cp.AUDIT_POLICY:
             policy.write_text(cp.AUDIT_POLICY)
+    if files.egress:
+        files.egress.write_text(cp.egress_selector_configuration(EGRESS_SOCKET))
     return cp.apiserver_args(
         files, bind="127.0.0.1", advertise="127.0.0.1", port=config.ports["kube-apiserver"],
         calls_kubelets=config.calls_kubelets, priority_and_fairness=config.is_host,

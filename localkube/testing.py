@@ -62,9 +62,9 @@ def make_cluster(tmp_path_factory) -> Iterator[Callable[..., LocalCluster]]:
     of a vcluster."""
     started: list[LocalCluster] = []
 
-    def factory(name: str = "extra", nodes: int = 0, datastore: str = "") -> LocalCluster:
+    def factory(name: str = "extra", nodes: int = 0, datastore: str = "", egress: bool = False) -> LocalCluster:
         cluster = LocalCluster(tmp_path_factory.mktemp(name))
-        cluster.init(name=name, nodes=nodes, datastore=datastore)
+        cluster.init(name=name, nodes=nodes, datastore=datastore, egress=egress)
         started.append(cluster)
         cluster.start()
         return cluster

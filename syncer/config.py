@@ -19,6 +19,7 @@
     metrics_key: metrics.key
     metrics_ca: ca.crt                   # the CA of that certificate (the APIService's caBundle)
     metrics_client_ca: front-proxy-ca.crt  # the CA of the API server's front-proxy certificate
+    egress_socket: egress.sock           # the API server's way out: CONNECT, unix socket (optional; syncer.egress)
     policy:                              # what the host lets tenants ask of it (optional; see syncer.policy)
       csi_drivers: [secrets-store.csi.k8s.io]
 
@@ -35,7 +36,9 @@ created before keep the host's resolver. An explicit `dns_ip` wins.
 `kubelet_address` must be an address the vcluster's API server reaches, as it is
 published on the virtual Nodes (`127.0.0.1:10250` beside it in one pod); so must
 `metrics_address`, which the syncer registers in the vcluster as its metrics.k8s.io.
-Without it the vcluster has no metrics API (`kubectl top` says so).
+Without it the vcluster has no metrics API (`kubectl top` says so). `egress_socket` is
+where the vcluster's API server, given an egress selector naming it, sends what it calls
+"the cluster" (webhooks, aggregated APIs, kubelet calls); without it nothing listens there.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 MAX_VCLUSTER = 40
 # File names in the config, relative to the file when read from one.
 PATHS = ("virtual_kubeconfig", "host_kubeconfig", "kubelet_cert", "kubelet_key", "kubelet_client_ca",
-         "metrics_cert", "metrics_key", "metrics_ca", "metrics_client_ca")
+         "metrics_cert", "metrics_key", "metrics_ca", "metrics_client_ca", "egress_socket")
 METRICS_FILES = ("metrics_cert", "metrics_key", "metrics_ca", "metrics_client_ca")
 
 
@@ -84,6 +87,7 @@ class SyncerConfig:
     metrics_key: Path | None = None
     metrics_ca: Path | None = None
     metrics_client_ca: Path | None = None
+    egress_socket: Path | None = None
     policy: TenantPolicy = field(default_factory=TenantPolicy)
     # The file this was read from, if any.
     path: Path | None = field(default=None, compare=False)

@@ -181,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(connection.server)
         target = host_path(call, host_namespace, host_pod, urlsplit(self.path).query, url.path.rstrip("/"))
         try:
-            upstream = _connect(connection, url.hostname, url.port or 443)
+            upstream = connect_host(connection, url.hostname, url.port or 443)
         except OSError as exc:
             logger.warning("kubelet API: cannot reach the host API server: %s", exc)
             self._answer(502, "the host API server cannot be reached")
@@ -206,7 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _connect(connection: Connection, hostname: str, port: int) -> ssl.SSLSocket:
+def connect_host(connection: Connection, hostname: str, port: int) -> ssl.SSLSocket:
+    """A TLS connection to the host API server, verified as the syncer's kubeconfig says."""
     sock = socket.create_connection((hostname, port), timeout=HEAD_TIMEOUT)
     try:
         return connection.ssl_context.wrap_socket(sock, server_hostname=hostname)
@@ -215,12 +216,12 @@ def _connect(connection: Connection, hostname: str, port: int) -> ssl.SSLSocket:
         raise
 
 
-def splice(a: ssl.SSLSocket, b: ssl.SSLSocket) -> None:
-    """Copy bytes both ways between `a` and `b` until either side closes. One thread:
-    an SSL socket must not be read and written by two threads at once."""
+def splice(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways between `a` and `b` (TLS or not) until either side closes.
+    One thread: an SSL socket must not be read and written by two threads at once."""
     peers = {a: b, b: a}
     while True:
-        ready = [s for s in peers if s.pending()] or select.select(list(peers), [], [])[0]
+        ready = [s for s in peers if pending(s)] or select.select(list(peers), [], [])[0]
         for sock in ready:
             try:
                 data = sock.recv(CHUNK)
@@ -230,3 +231,8 @@ def splice(a: ssl.SSLSocket, b: ssl.SSLSocket) -> None:
                 data = b""
             if not data:
                 return
+
+
+def pending(sock: socket.socket) -> int:
+    """Bytes a TLS socket has decrypted but not handed out yet (select cannot see them)."""
+    return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0

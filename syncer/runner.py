@@ -22,9 +22,10 @@ import logging
 import signal
 import threading
 
-from . import names
+from . import egress, names
 from .config import SyncerConfig
 from .controller import VIRTUAL_INDEX, Controller, SyncContext, virtual_index
+from .egress import EgressProxy
 from .health import HealthServer
 from .informer import Backoff, Informer
 from .kind import OURS, VIRTUAL, Watch
@@ -32,8 +33,8 @@ from .kinds import REGISTRY
 from .kube import ApiError, Client
 from .kubelet import KubeletServer, synced_host_pod
 from .metricsapi import MetricsApi, MetricsServer, register
-from .tlsserver import server_context
 from .recorder import Recorder
+from .tlsserver import server_context
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ class Syncer:
         """Run until SIGTERM or SIGINT, with a full resync every resync_period."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopped.set())
-        servers = [s for s in (self._serve_health(), self._serve_kubelet(), self._serve_metrics()) if s is not None]
+        servers = [s for s in (self._serve_health(), self._serve_kubelet(), self._serve_metrics(), self._serve_egress())
+                   if s is not None]
         self.start()
         while not self._stopped.wait(self.config.resync_period):
             self.resync()
@@ -167,6 +169,15 @@ class Syncer:
             return None
         context = server_context(self.config.metrics_cert, self.config.metrics_key, self.config.metrics_client_ca)
         server = MetricsServer(address, context, MetricsApi(self.ctx))
+        server.start()
+        return server
+
+    def _serve_egress(self) -> EgressProxy | None:
+        if self.config.egress_socket is None:
+            return None
+        own = {a for a in (self.config.kubelet_listen_address(), self.config.metrics_listen_address()) if a}
+        server = EgressProxy(self.config.egress_socket, functools.partial(egress.resolve, self.ctx, own),
+                             functools.partial(egress.host_pod_of, self.ctx), lambda: self.ctx.host.connection)
         server.start()
         return server
 

@@ -50,7 +50,8 @@ KIND = Kind(
                for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
              Watch(VIRTUAL, NETWORKPOLICIES, _in_policy_namespace)),
     indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
+    # portforward's get: a WebSocket upgrade is a GET (syncer.egress), SPDY a POST (syncer.kubelet).
     host_subresources=(("log", ("get",)), ("exec", ("create",)), ("attach", ("create",)),
-                       ("portforward", ("create",))),
+                       ("portforward", ("create", "get"))),
     workers=None,
 )
