@@ -359,6 +359,8 @@ if VCPORTAL_WORKER_METRICS_ADDRESS and not re.fullmatch(r"[0-9a-fA-F.:]+:[0-9]{1
 # Test-only fault injection: seconds each provisioning step sleeps after its effect
 # and before its record (tests/provisioning/test_crash_safety.py). Keep 0.
 VCPORTAL_FAULT_PAUSE_AFTER_STEP = env.float("VCPORTAL_FAULT_PAUSE_AFTER_STEP", default=0.0)
+# ... only in the step of this name (empty: every step): the one a test kills the worker in.
+VCPORTAL_FAULT_PAUSE_STEP = env.str("VCPORTAL_FAULT_PAUSE_STEP", default="")
 # GitOps: the host cluster whose VirtualCluster objects the controller serves (empty:
 # none), and the seconds between its passes.
 VCPORTAL_GITOPS_CLUSTER = env.str("VCPORTAL_GITOPS_CLUSTER", default="local")

@@ -454,7 +454,7 @@ def _ensure(ctx: Context, step: Step, record: VClusterStep, permanent_is_transie
     """Run the step; its error becomes Transient or Permanent, recorded on the step."""
     try:
         step.ensure(ctx)
-        _fault_pause()
+        _fault_pause(step.name)
     except (Transient, Permanent) as exc:
         _record_error(record, exc, transient=isinstance(exc, Transient) or permanent_is_transient)
         raise Transient(str(exc)) if permanent_is_transient else exc
@@ -472,10 +472,10 @@ def _ensure(ctx: Context, step: Step, record: VClusterStep, permanent_is_transie
         raise Permanent(f"{step.name}: {describe(exc)}") from exc
 
 
-def _fault_pause() -> None:
+def _fault_pause(step: str) -> None:
     """For the crash-safety tests only: widen the window between a step's effect and
     its record, the worst moment for a worker to die. Zero (off) unless configured."""
-    if settings.VCPORTAL_FAULT_PAUSE_AFTER_STEP:
+    if settings.VCPORTAL_FAULT_PAUSE_AFTER_STEP and settings.VCPORTAL_FAULT_PAUSE_STEP in ("", step):
         time.sleep(settings.VCPORTAL_FAULT_PAUSE_AFTER_STEP)
 
 
