@@ -48,6 +48,8 @@ import yaml
 from controlplane.addons import coredns_manifests
 from controlplane.pki import KeyPair
 
+from .nodes import FAKE_NODE_LABEL
+
 ENFORCER_USER = "system:kube-router"
 
 ENFORCER = """\
@@ -380,7 +382,7 @@ spec:
         - --tls-private-key-file=/tls/tls.key
         - --kubelet-certificate-authority=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt
         - --kubelet-preferred-address-types=InternalIP
-        - --node-selector=type!=kwok
+        - --node-selector=NOT_FAKE_NODES
         - --metric-resolution=15s
         ports: [{name: https, containerPort: PORT}]
         readinessProbe:
@@ -418,6 +420,7 @@ def metrics_server_manifests(image: str, tls: KeyPair, ca_pem: bytes) -> list[di
     """metrics-server serving with `tls` (for METRICS_SERVER_SERVICE, from the CA `ca_pem`)."""
     return list(yaml.safe_load_all(
         METRICS_SERVER.replace("IMAGE", image).replace("PORT", str(METRICS_SERVER_PORT))
+        .replace("NOT_FAKE_NODES", "!=".join(FAKE_NODE_LABEL))
         .replace("TLS_CRT", _base64(tls.cert_pem)).replace("TLS_KEY", _base64(tls.key_pem))
         .replace("CA_BUNDLE", _base64(ca_pem))))
 

@@ -9,6 +9,7 @@ from kubernetes import client
 NODE_PREFIX = "kwok-node-"
 CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
 # Beside a real node, only pods that tolerate this land on fake ones (e.g. benchmarks).
+FAKE_NODE_LABEL = ("type", "kwok")  # what tells kwok's nodes from real ones (metrics-server skips them)
 FAKE_NODE_TAINT = client.V1Taint(key="kwok.x-k8s.io/node", value="fake", effect="NoSchedule")
 
 
@@ -21,7 +22,7 @@ def node_manifest(name: str, taint: bool = False) -> client.V1Node:
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
-                "type": "kwok",
+                FAKE_NODE_LABEL[0]: FAKE_NODE_LABEL[1],
             },
         ),
         spec=client.V1NodeSpec(taints=[FAKE_NODE_TAINT] if taint else None),
