@@ -150,6 +150,13 @@ DATABASES = {
 # was tried (2026-12-06) and reverted: a connection taken by a thread that ends without
 # closing it is never given back, and the test process, whose threads do that, ran its
 # pool dry within the suite.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A connection attempt that gets no answer gives up after these seconds and the caller
+    # retries with a new one. Without it a pod that sends its first SYN to a Service before
+    # kube-proxy has programmed it keeps retrying that SYN on the same stale conntrack entry
+    # for the kernel's whole ~127 s (the chart's migration Job lost two minutes to it on
+    # every install). `?connect_timeout=` in DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 # Seconds a write waits for the embedded database's lock before the request answers 503.
 VCPORTAL_SQLITE_BUSY_TIMEOUT = _int("VCPORTAL_SQLITE_BUSY_TIMEOUT", default=20)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

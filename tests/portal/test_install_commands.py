@@ -1,9 +1,14 @@
 """What the Helm chart's pods run besides the server: the probes' endpoints, the first
 platform admin, and the wait for the revision's migrations."""
 
+import os
+import socket
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
@@ -77,3 +82,18 @@ def test_wait_for_migrations_database_only_returns_once_the_database_answers(mon
     monkeypatch.setattr(connection, "ensure_connection", refuse)
     with pytest.raises(CommandError, match=r"gave up after 0.2 s: the database does not answer \(connection refused\)"):
         call_command("wait_for_migrations", "--database-only", "--timeout", "0.2", "--interval", "0.1", stdout=StringIO())
+
+
+def test_wait_for_migrations_gives_up_on_a_connection_that_never_answers():
+    """A database address that takes the connection and never answers (like a SYN pinned
+    to a stale conntrack entry): each attempt times out and the next is a new one, so the
+    command keeps its own deadline instead of hanging in the first attempt."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": f"postgres://vcportal:secret@127.0.0.1:{port}/vcportal"}
+        done = subprocess.run([sys.executable, "manage.py", "wait_for_migrations", "--database-only",
+                               "--timeout", "1", "--interval", "0.1"],
+                              cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "gave up after 1 s: the database does not answer" in done.stderr
+    assert "timeout expired" in done.stderr
