@@ -6,8 +6,9 @@ row kept from a recent request until anything it depends on changes) and forward
 the vcluster's admin credentials plus impersonation of the person: user
 `vcportal:<username>`, groups `vcportal:team:<slug>` and `vcportal:role:<role>`, so
 the API server's RBAC (provisioning.rbac bindings) decides what they may do and its audit
-log names them. Headers a client could use to pick another identity (Authorization,
-Impersonate-*) never reach the API server.
+log names them. The caller's own Authorization never reaches the API server, and a request
+asking for another identity (Impersonate-*, `kubectl --as`) is refused with a Status
+rather than quietly run as the person: one level of impersonation is the gateway's.
 
 Responses are relayed as they arrive (watches, followed logs). WebSocket upgrades
 (kubectl's exec, attach and port-forward since v1.30) are relayed frame by frame
@@ -55,6 +56,8 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 SPDY_MESSAGE = ("This gateway relays exec, attach and port-forward over WebSocket only, not SPDY. "
                 "Use kubectl 1.30 or newer without KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false / "
                 "KUBECTL_PORT_FORWARD_WEBSOCKETS=false.")
+IMPERSONATION_MESSAGE = ("Impersonation (kubectl --as, --as-group) is not available through the portal's gateway: "
+                         "it already acts as you. Use the kubeconfig of the identity you want.")
 # kubectl falls back to SPDY when its WebSocket attempt is refused; for this long the
 # SPDY attempt gets the API server's answer to the WebSocket one instead of SPDY_MESSAGE.
 REFUSAL_MEMORY_SECONDS = 30
@@ -99,6 +102,8 @@ class Gateway:
             raise Refusal(404, "Not a gateway path; use /kube/vclusters/<id>/ (the server in your kubeconfig).")
         vcluster_id, path = int(match[1]), (match[2] or b"/").decode("latin-1")
         grant = await self.grants.authorize(_bearer_token(scope), vcluster_id)
+        if any(name.startswith(b"impersonate-") for name, _ in scope["headers"]):
+            raise Refusal(403, IMPERSONATION_MESSAGE)
         try:
             upstream = await self.upstreams.get(vcluster_id, grant.kubeconfig_ciphertext)
         except BadKubeconfig as exc:
@@ -141,8 +146,7 @@ class Gateway:
             return 503
         async with response:
             await send({"type": "http.response.start", "status": response.status,
-                        "headers": [(k.lower(), v) for k, v in response.raw_headers
-                                    if k.lower() not in DROPPED_RESPONSE_HEADERS]})
+                        "headers": _downstream_headers(response.raw_headers, grant, upstream)})
             try:
                 async for chunk in response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -210,13 +214,35 @@ def _bearer_token(scope) -> str:
 def _upstream_headers(headers, grant: Grant, upstream: Upstream) -> CIMultiDict:
     out = CIMultiDict()
     for name, value in headers:
-        if name not in DROPPED_REQUEST_HEADERS and not name.startswith(b"impersonate-"):
+        if name not in DROPPED_REQUEST_HEADERS:
             out.add(name.decode("latin-1"), value.decode("latin-1"))
     out.update(upstream.auth_headers)
     out["Impersonate-User"] = grant.kube_user
     for group in grant.groups:
         out.add("Impersonate-Group", group)
     return out
+
+
+def _downstream_headers(raw_headers, grant: Grant, upstream: Upstream) -> list[tuple[bytes, bytes]]:
+    """The API server's headers for the caller: a redirect's Location (the proxy
+    subresources' trailing slash) kept inside this vcluster's gateway path."""
+    out = []
+    for name, value in raw_headers:
+        name = name.lower()
+        if name in DROPPED_RESPONSE_HEADERS:
+            continue
+        if name == b"location":
+            value = _gateway_location(value, grant.vcluster_id, upstream.server.encode())
+        out.append((name, value))
+    return out
+
+
+def _gateway_location(location: bytes, vcluster_id: int, server: bytes) -> bytes:
+    if location.startswith(server + b"/"):
+        location = location[len(server):]
+    if location.startswith(b"/") and not location.startswith(b"//"):
+        return b"%svclusters/%d%s" % (PREFIX.encode(), vcluster_id, location)
+    return location  # relative to the request's path, or another site's: as sent
 
 
 def _is_spdy_upgrade(scope) -> bool:

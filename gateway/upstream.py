@@ -56,9 +56,10 @@ class Upstream:
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context, limit=CONNECTION_LIMIT, keepalive_timeout=30),
             # Relay bodies exactly as the API server sends them (gzip included) and add
-            # no headers of aiohttp's own choosing.
+            # no headers of aiohttp's own choosing: a body sent without a Content-Type
+            # would otherwise reach the API server as application/octet-stream (415).
             auto_decompress=False,
-            skip_auto_headers=("Accept-Encoding", "User-Agent"),
+            skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type", "User-Agent"),
             timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT, sock_read=None),
             middlewares=(_keep_refused_handshake,),
         )

@@ -1,15 +1,18 @@
 """The gateway's edges, with requests no kubectl would send (issue 20): paths that try to
 climb out of a vcluster or name another team's, encodings of those, ids that are not
 ids, headers that try to pick an identity or are oversized, and bodies a tenant shapes
-to break the gateway's own reading of them. Each gets a clear refusal (a Kubernetes
+to break the gateway's own reading of them; and requests sent both ways, through the
+gateway and straight to the API server as the same person, answered alike. Each gets a clear refusal (a Kubernetes
 Status) or the API server's own answer, never a 5xx, never another vcluster, and changes
 nothing. Another team's vcluster points at a port where nothing listens: a request that
 reached for it would answer 503."""
 
+import base64
 import json
 
 import pytest
 import requests
+import yaml
 
 from tests.portal.conftest import make_vcluster
 from vclusters.models import Phase
@@ -32,7 +35,7 @@ def edges(world, vcluster, gateway_server, tmp_path):
         prepared = request.prepare()
         prepared.url = gateway_server.url + path
         with requests.Session() as session:
-            return session.send(prepared, verify=gateway_server.ca, timeout=30)
+            return session.send(prepared, verify=gateway_server.ca, timeout=30, allow_redirects=False)
 
     return vcluster.pk, theirs.pk, send
 
@@ -77,12 +80,14 @@ def test_paths_never_leave_the_vcluster_or_reach_another(edges):
 
 def test_headers_cannot_pick_an_identity_and_odd_ones_are_refused(edges):
     mine, _, send = edges
-    review = send("POST", f"/kube/vclusters/{mine}/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                  headers={"Impersonate-User": "system:admin", "Impersonate-Group": "system:masters",
-                           "Impersonate-Extra-Scopes": "all", "Content-Type": "application/json"},
-                  data=json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}))
-    assert review.status_code == 201, review.text
-    user = review.json()["status"]["userInfo"]
+    review = f"/kube/vclusters/{mine}/apis/authentication.k8s.io/v1/selfsubjectreviews"
+    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    for impersonation in [{"Impersonate-User": "system:admin"}, {"Impersonate-Group": "system:masters"},
+                          {"Impersonate-Extra-Scopes": "all"}, {"Impersonate-Uid": "0"}]:
+        refused = send("POST", review, headers={**impersonation, "Content-Type": "application/json"}, data=body)
+        assert_status(refused, {403})
+        assert "kubectl --as" in refused.json()["message"]
+    user = send("POST", review, headers={"Content-Type": "application/json"}, data=body).json()["status"]["userInfo"]
     assert user["username"] == "vcportal:teammate" and "system:masters" not in user["groups"]
 
     for authorization in ["Bearer ", "Bearer " + "x" * 10_000, "Basic Zm9vOmJhcg==", "Bearer a b c", "Token abc"]:
@@ -109,3 +114,55 @@ def test_bodies_shaped_against_the_gateway_are_the_api_server_s_business(edges):
         assert 400 <= response.status_code < 500, (body[:40], response.status_code, response.text[:300])
     assert_status(send("POST", url, headers=json_headers, data=b"{" + b" " * (9 * 2**20) + b"}"), {413})
     assert configmaps(send, mine) == before
+
+
+def test_requests_through_the_gateway_are_answered_as_the_api_server_answers_them_directly(
+        edges, vcluster_control_plane, tmp_path):
+    """Request by request, the gateway adds nothing the caller did not send and keeps the
+    API server's answer, redirects kept inside the vcluster's gateway path."""
+    mine, _, send = edges
+    direct = direct_sender(vcluster_control_plane, tmp_path)
+    # A pod whose proxy answers with a redirect before calling anything (its address, in
+    # TEST-NET, is never dialled; no node runs it).
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "redirector"},
+           "spec": {"containers": [{"name": "c", "image": "none"}]}}
+    assert direct("POST", "/api/v1/namespaces/default/pods", {"Content-Type": "application/json"},
+                  json.dumps(pod)).status_code == 201
+    running = direct("PATCH", "/api/v1/namespaces/default/pods/redirector/status",
+                     {"Content-Type": "application/merge-patch+json"},
+                     json.dumps({"status": {"phase": "Running", "podIP": "192.0.2.10",
+                                            "podIPs": [{"ip": "192.0.2.10"}]}}))
+    assert running.status_code == 200, running.text
+    configmap = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "untyped-"}})
+    cases = [
+        ("POST", "/api/v1/namespaces/default/configmaps", {}, configmap),  # a body without a Content-Type
+        ("GET", "/api/v1/namespaces/default/configmaps", {}, None),  # no Accept
+        ("GET", "/api/v1/namespaces/default/configmaps", {"Accept": "application/yaml"}, None),
+        ("GET", "/api/v1/namespaces/default/pods/redirector/proxy", {}, None),  # redirected to .../proxy/
+        ("GET", "/api/v1/namespaces/default/pods/redirector:80/proxy?x=1", {}, None),
+    ]
+    redirects = []
+    for method, path, headers, body in cases:
+        through = send(method, f"/kube/vclusters/{mine}{path}", headers, data=body)
+        straight = direct(method, path, headers, body)
+        assert (through.status_code, through.headers.get("Content-Type")) == (
+            straight.status_code, straight.headers.get("Content-Type")), (method, path, through.text[:200])
+        if "Location" in straight.headers:
+            redirects.append(through.headers["Location"])
+            assert through.headers["Location"] == f"/kube/vclusters/{mine}" + straight.headers["Location"]
+    assert len(redirects) == 2, redirects
+
+
+def direct_sender(cluster, tmp_path):
+    """Requests straight to `cluster`'s API server with its admin certificate."""
+    user = yaml.safe_load(cluster.admin_kubeconfig.read_text())["users"][0]["user"]
+    cert, key = tmp_path / "admin.crt", tmp_path / "admin.key"
+    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+    key.write_bytes(base64.b64decode(user["client-key-data"]))
+
+    def send(method: str, path: str, headers: dict, body: str | None) -> requests.Response:
+        prepared = requests.Request(method, cluster.server + path, headers=headers, data=body).prepare()
+        with requests.Session() as session:  # prepared alone: no headers of the session's
+            return session.send(prepared, cert=(str(cert), str(key)), verify=str(cluster.ca_cert_path), timeout=30,
+                                allow_redirects=False)
+    return send

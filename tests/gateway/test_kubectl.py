@@ -138,6 +138,8 @@ def test_the_authorization_matrix_and_losing_access(world, vcluster, gateway_ser
                   json={"metadata": {"name": "sneaky"}},
                   headers={"Impersonate-User": "admin", "Impersonate-Group": "system:masters"})
     assert sneaky.status_code == 403
+    impersonating = kubectl(member, "--as", "admin", "get", "configmaps", check=False)
+    assert impersonating.returncode != 0 and "Impersonation (kubectl --as" in impersonating.stderr
 
     # Role changes apply to the next request, both ways.
     membership = Membership.objects.get(team=world.alpha, user=world.viewer)
