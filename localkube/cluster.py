@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -159,6 +159,13 @@ class LocalCluster:
         # leaves no cluster.json, and the next init starts over.
         self._save(config)
         return config
+
+    def enable_egress(self) -> None:
+        """Send the API server's calls into the cluster through the syncer (config.egress)
+        in a vcluster made before that; the next start restarts the API server with it."""
+        config = self.config
+        if not config.egress:
+            self._save(replace(config, egress=True))
 
     def start(self, timeout: float = 90) -> None:
         """Start whatever is not running and return once the cluster is ready.

@@ -54,6 +54,7 @@ class Resource:
 PODS = Resource("Pod", "pods")
 SERVICES = Resource("Service", "services")
 ENDPOINTS = Resource("Endpoints", "endpoints")
+ENDPOINTSLICES = Resource("EndpointSlice", "endpointslices", "/apis/discovery.k8s.io/v1")
 CONFIGMAPS = Resource("ConfigMap", "configmaps")
 SECRETS = Resource("Secret", "secrets")
 PVCS = Resource("PersistentVolumeClaim", "persistentvolumeclaims")
@@ -305,6 +306,13 @@ class Client:
               strategic: bool = False, sub: str | None = None) -> dict:
         kind = STRATEGIC_PATCH if strategic else MERGE_PATCH
         return self.request("PATCH", resource.path(namespace, name, sub), body=patch, content_type=kind)
+
+    def apply(self, resource: Resource, obj: dict, field_manager: str) -> dict:
+        """Server-side apply of `obj`, taking over its fields from whoever changed them."""
+        meta = obj["metadata"]
+        return self.request("PATCH", resource.path(meta.get("namespace"), meta["name"]), body=obj,
+                            params={"fieldManager": field_manager, "force": "true"},
+                            content_type="application/apply-patch+yaml")
 
     def delete(self, resource: Resource, namespace: str | None, name: str, *,
                grace_seconds: int | None = None, uid: str | None = None) -> bool:

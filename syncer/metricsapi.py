@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import names
 from .kube import NODES, PODS, SERVICES, ApiError, Client, Resource
 from .kubelet import NotServed, synced_host_pod
 from .tlsserver import TLSServer, handshake
@@ -50,7 +51,6 @@ GROUP_VERSION = f"{GROUP}/{VERSION}"
 PREFIX = f"/apis/{GROUP_VERSION}"
 SERVICE_NAMESPACE, SERVICE_NAME = "kube-system", "vcportal-metrics"
 SERVICE_HOST = f"{SERVICE_NAME}.{SERVICE_NAMESPACE}.svc"  # what the serving certificate must name
-FIELD_MANAGER = "vcportal-syncer"
 # What the syncer's host Role needs for this (syncer.rbac.host_rules).
 METRICS_RULE = {"apiGroups": [GROUP], "resources": ["pods"], "verbs": ["get", "list"]}
 
@@ -101,10 +101,7 @@ def registration(address: tuple[str, int], ca_pem: bytes) -> list[tuple[Resource
 def register(virtual: Client, address: tuple[str, int], ca_pem: bytes) -> None:
     """Apply the registration (server-side apply: a start puts back what a tenant changed)."""
     for resource, obj in registration(address, ca_pem):
-        meta = obj["metadata"]
-        virtual.request("PATCH", resource.path(meta.get("namespace"), meta["name"]), body=obj,
-                        params={"fieldManager": FIELD_MANAGER, "force": "true"},
-                        content_type="application/apply-patch+yaml")
+        virtual.apply(resource, obj, names.FIELD_MANAGER)
 
 
 # Figures -------------------------------------------------------------------------

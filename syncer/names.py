@@ -20,6 +20,7 @@ MAX_NAME = 63
 HASH_LEN = 16  # hex digits: 64 bits
 
 PREFIX = "vcportal.io/"
+FIELD_MANAGER = "vcportal-syncer"  # its server-side applies in the vcluster
 LABEL_MANAGED_BY = PREFIX + "managed-by"
 LABEL_NAMESPACE = PREFIX + "virtual-namespace"
 ANN_NAME = PREFIX + "object-name"

@@ -30,6 +30,7 @@ from .health import HealthServer
 from .informer import Backoff, Informer
 from .kind import OURS, VIRTUAL, Watch
 from .kinds import REGISTRY
+from .kinds.endpoints import kubernetes_endpoints
 from .kube import ApiError, Client
 from .kubelet import KubeletServer, synced_host_pod
 from .metricsapi import MetricsApi, MetricsServer, register
@@ -88,7 +89,7 @@ class Syncer:
         for controller in self.controllers:
             controller.resync()
             controller.start()
-        self._register_metrics()
+        self._register_in_vcluster()
         self.ready.set()
         logger.info("syncer for vcluster %s is running (host namespace %s)",
                     self.config.vcluster, self.config.host_namespace)
@@ -112,17 +113,19 @@ class Syncer:
     def resync(self) -> None:
         for controller in self.controllers:
             controller.resync()
-        self._register_metrics()
+        self._register_in_vcluster()
 
-    def _register_metrics(self) -> None:
-        """(Re)register the vcluster's metrics.k8s.io here: a tenant may have deleted it."""
-        address = self.config.metrics_listen_address()
-        if address is None:
-            return
+    def _register_in_vcluster(self) -> None:
+        """(Re)write what the syncer keeps in the vcluster, which a tenant may have deleted:
+        its metrics.k8s.io, and the `kubernetes` Service's endpoints."""
+        metrics, api = self.config.metrics_listen_address(), self.config.api_address()
         try:
-            register(self.ctx.virtual, address, self.config.metrics_ca.read_bytes())
+            if metrics:
+                register(self.ctx.virtual, metrics, self.config.metrics_ca.read_bytes())
+            for resource, obj in kubernetes_endpoints(api) if api else ():
+                self.ctx.virtual.apply(resource, obj, names.FIELD_MANAGER)
         except (ApiError, OSError) as exc:  # retried at the next resync
-            logger.warning("could not register the metrics API in the vcluster: %s", exc)
+            logger.warning("could not write the syncer's objects in the vcluster: %s", exc)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -10,7 +10,8 @@ on the same volume) in the vcluster's host namespace:
     syncer                   host rights from a projected token of the vcportal-syncer
                              ServiceAccount, mounted into its container alone; its kubelet
                              and metrics APIs on loopback (the API server is in the same pod); /readyz
-                             on :8081 for the kubelet's probe
+                             on :8081 for the kubelet's probe; the API server's only way into
+                             the cluster (syncer.egress), a socket on a volume of these two
 
 Each container sees only the keys it needs (items of one Secret). The pod runs under
 Pod Security `restricted`: a non-root user, no privilege escalation, no capabilities,
@@ -63,6 +64,8 @@ DATA_DIR = "/var/lib/vcluster"
 PKI_DIR = "/etc/vcluster/pki"
 SYNCER_DIR = "/etc/vcluster/syncer"
 HOST_TOKEN_DIR = "/var/run/secrets/vcportal/host"
+EGRESS_DIR = "/var/run/vcportal/egress"  # a volume of the API server's and the syncer's alone
+EGRESS_SOCKET = f"{EGRESS_DIR}/egress.sock"
 STORAGE = "1Gi"
 HOST_API_TOKEN_SECONDS = 3600
 CONFIG_HASH = "vcportal.io/config-hash"
@@ -72,6 +75,7 @@ LAYOUT = components.Layout(
     pki=PurePosixPath(PKI_DIR), kine_listen="127.0.0.1:2379",
     datastore=components.sqlite_datastore(PurePosixPath(DATA_DIR) / "state.db"),
     audit=(PurePosixPath(PKI_DIR) / "audit-policy.yaml", PurePosixPath(DATA_DIR) / "audit.log"),
+    egress=PurePosixPath(PKI_DIR) / "egress-selector.yaml",
 )
 
 # requests, limits per container; limits are what the quota share counts.
@@ -90,6 +94,7 @@ EPHEMERAL = ({"ephemeral-storage": "16Mi"}, {"ephemeral-storage": "64Mi"})
 PKI_OF = {
     "kube-apiserver": ("ca.crt", "sa.pub", "sa.key", "kube-apiserver.crt", "kube-apiserver.key",
                        "kubelet-client.crt", "kubelet-client.key", "authentication.yaml", "audit-policy.yaml",
+                       "egress-selector.yaml",
                        "front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key"),
     "kube-controller-manager": ("ca.crt", "ca.key", "sa.key", "kube-controller-manager.crt",
                                 "kube-controller-manager.key", "kube-controller-manager.kubeconfig"),
@@ -155,14 +160,15 @@ def new_keys(name: str, api_names: list[str]) -> dict[str, str]:
 
 def complete_keys(keys: dict[str, str], name: str) -> dict[str, str]:
     """`keys` with what a control plane made by an older version lacks: the aggregation
-    layer's (controlplane.pki.front_proxy_files) and the syncer's metrics API's."""
-    added: dict[str, bytes] = {}
+    layer's (controlplane.pki.front_proxy_files), the syncer's metrics API's, and the
+    egress selector that sends the API server's calls into the cluster through the syncer."""
+    added: dict[str, bytes | str] = {"egress-selector.yaml": components.egress_selector_configuration(EGRESS_SOCKET)}
     if "front-proxy-client.key" not in keys:
         added.update(pki.front_proxy_files(name))
     if "syncer-metrics.key" not in keys:
         added.update(_pair("syncer-metrics", pki.issue(_ca(keys), "vcportal-syncer-metrics",
                                                        server_names=(METRICS_SERVICE_HOST,))))
-    return {**keys, **{k: v.decode() for k, v in added.items()}}
+    return {**keys, **{k: v if isinstance(v, str) else v.decode() for k, v in added.items()}}
 
 
 def reissue_api_certificate(keys: dict[str, str], api_names: list[str]) -> dict[str, str]:
@@ -202,7 +208,8 @@ def syncer_files(*, vcluster: str, namespace: str, service_ip: str, host_server:
         kubelet_cert=f"{PKI_DIR}/syncer-kubelet.crt", kubelet_key=f"{PKI_DIR}/syncer-kubelet.key",
         kubelet_client_ca=f"{PKI_DIR}/ca.crt", metrics_address=METRICS_ADDRESS,
         metrics_cert=f"{PKI_DIR}/syncer-metrics.crt", metrics_key=f"{PKI_DIR}/syncer-metrics.key",
-        metrics_ca=f"{PKI_DIR}/ca.crt", metrics_client_ca=f"{PKI_DIR}/front-proxy-ca.crt", policy=policy,
+        metrics_ca=f"{PKI_DIR}/ca.crt", metrics_client_ca=f"{PKI_DIR}/front-proxy-ca.crt",
+        egress_socket=EGRESS_SOCKET, policy=policy,
     )
     host = {
         "apiVersion": "v1", "kind": "Config",
@@ -294,7 +301,8 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
                                 "fsGroup": USER_ID, "seccompProfile": {"type": "RuntimeDefault"}},
             # Sidecars (restartable init containers) start in order, each once the one
             # before is started: kine, then the syncer (it waits for the API by itself,
-            # and loading Python overlaps the API server's start), then the API server,
+            # loading Python overlaps the API server's start, and its egress socket is
+            # there before the API server calls anything), then the API server,
             # whose startup probe holds back the controller manager until the API is
             # ready, so that it does not crash-loop on an API without its bootstrap RBAC.
             "initContainers": [_sidecar(_kine(image)), _sidecar(_syncer(image)),
@@ -302,6 +310,7 @@ def statefulset(ns: str, owner_labels: dict, *, image: str, storage_class: str |
             "containers": [_controller_manager(image)],
             "volumes": [
                 {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                {"name": "egress", "emptyDir": {"sizeLimit": "1Mi"}},
                 *(_pki_volume(c) for c in PKI_OF),
                 {"name": "syncer-config", "secret": {"secretName": SYNCER_SECRET, "defaultMode": 0o440}},
                 {"name": "host-token", "projected": {"defaultMode": 0o440, "sources": [
@@ -363,6 +372,9 @@ def _pki_mount(component: str) -> dict:
     return {"name": f"pki-{component}", "mountPath": PKI_DIR, "readOnly": True}
 
 
+EGRESS_MOUNT = {"name": "egress", "mountPath": EGRESS_DIR}
+
+
 def _kine(image: str) -> dict:
     return _container("kine", image, ["/usr/local/bin/kine", *components.kine_args(LAYOUT)],
                       [{"name": DATA, "mountPath": DATA_DIR}])
@@ -374,7 +386,7 @@ def _apiserver(image: str, service_cidr: str) -> dict:
         health_only_anonymous=True,
     )
     container = _container("kube-apiserver", image, ["/usr/local/bin/kube-apiserver", *args],
-                           [_pki_mount("kube-apiserver"), {"name": DATA, "mountPath": DATA_DIR}])
+                           [_pki_mount("kube-apiserver"), {"name": DATA, "mountPath": DATA_DIR}, EGRESS_MOUNT])
     probe = {"scheme": "HTTPS", "port": API_PORT}
     container.update({
         "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
@@ -397,6 +409,7 @@ def _syncer(image: str) -> dict:
         _pki_mount("syncer"),
         {"name": "syncer-config", "mountPath": SYNCER_DIR, "readOnly": True},
         {"name": "host-token", "mountPath": HOST_TOKEN_DIR, "readOnly": True},
+        EGRESS_MOUNT,
     ])
     probe = {"port": SYNCER_HEALTH_PORT}
     container.update({

@@ -56,11 +56,13 @@ class LocalProcessRuntime:
                 f"Kubernetes {vc.kubernetes_version} is not available on this worker (it runs {kube_version()})."
             )
         cluster = self._cluster(vc)
-        if cluster.config_path.exists() and all(s.running for s in cluster.status()):
+        if cluster.config_path.exists() and not cluster.config.egress:
+            cluster.enable_egress()  # made before its API server's way out was the syncer: restarted below
+        elif cluster.config_path.exists() and all(s.running for s in cluster.status()):
             network.publish(self._api_port(vc))  # again: a port recorded before a reboot is lost
             return []
         self._dir(vc).mkdir(mode=0o700, parents=True, exist_ok=True)
-        cluster.init(name=vc.name, extra_sans=tuple(settings.VCPORTAL_VCLUSTER_SANS))
+        cluster.init(name=vc.name, extra_sans=tuple(settings.VCPORTAL_VCLUSTER_SANS), egress=True)
         try:
             cluster.start(timeout=settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
         except ClusterError as exc:
@@ -115,7 +117,7 @@ class LocalProcessRuntime:
             host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
             api_endpoint="{}:{}".format(*self.pod_api_endpoint(vc)),
             health_address=health_address, policy=TenantPolicy.from_dict(policy.to_dict()),  # as stored
-            **self._endpoints(vc),
+            egress_socket=self._cluster(vc).egress_socket, **self._endpoints(vc),
         )
 
     def _endpoints(self, vc: VClusterRef) -> dict[str, str]:

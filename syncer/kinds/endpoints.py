@@ -9,6 +9,10 @@ another tenant's pod, a host component (the CVE-2021-25740 class). So only addre
 that are IPs of this vcluster's own host pods reach the host; the others are dropped
 and a HostRefused event names them. A target reference survives only as the host name
 of a pod of the same virtual namespace. Hand-written EndpointSlices are not synced.
+
+The vcluster's own `default/kubernetes` Endpoints and EndpointSlice are the syncer's to
+write (`kubernetes_endpoints`): the API server's reconciler is off, as its address is
+loopback or its pod's, so they name where the vcluster's pods reach it (`api_endpoint`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,28 @@ import copy
 
 from ..controller import HostSync
 from ..kind import HOST, VIRTUAL, Kind, Watch, changed_key
-from ..kube import ENDPOINTS, PODS, SERVICES
+from ..kube import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES, Resource
 from ..translate import Target, host_object, marks_patch
 
 NOT_SYNCED = {"default/kubernetes"}
 ADDRESS_LISTS = ("addresses", "notReadyAddresses")
+
+
+def kubernetes_endpoints(address: tuple[str, int]) -> list[tuple[Resource, dict]]:
+    """The `kubernetes` Service's Endpoints and EndpointSlice, as an API server's
+    reconciler writes them, for the API server at `address`."""
+    ip, port = address
+    meta = {"name": "kubernetes", "namespace": "default"}
+    ports = [{"name": "https", "port": port, "protocol": "TCP"}]
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                 # The slice is written here, not mirrored from these by the controller manager.
+                 "metadata": {**meta, "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                 "subsets": [{"addresses": [{"ip": ip}], "ports": ports}]}
+    endpoint_slice = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                      "metadata": {**meta, "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                      "addressType": "IPv6" if ":" in ip else "IPv4",
+                      "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}], "ports": ports}
+    return [(ENDPOINTS, endpoints), (ENDPOINTSLICES, endpoint_slice)]
 
 
 def host_endpoints(endpoints: dict, target: Target, pod_ips: set[str]) -> tuple[dict, list[str]]:

@@ -94,11 +94,29 @@ def test_the_aggregation_layer_has_keys_of_its_own_and_only_the_api_server_holds
 
 
 def test_a_control_plane_made_before_metrics_gets_their_keys_once(keys):
-    old = {k: v for k, v in keys.items() if not k.startswith(("front-proxy", "syncer-metrics"))}
+    old = {k: v for k, v in keys.items() if not k.startswith(("front-proxy", "syncer-metrics", "egress"))}
     completed = cp.complete_keys(old, "dev")
     assert set(completed) == set(keys)
     assert completed["ca.crt"] == keys["ca.crt"] and completed["kube-apiserver.crt"] == keys["kube-apiserver.crt"]
     assert cp.complete_keys(completed, "dev") == completed
+
+
+def test_the_api_servers_way_into_the_cluster_is_the_syncers_socket_on_a_volume_of_theirs_alone(keys):
+    spec = pod_spec()
+    egress_volumes = {v["name"] for v in spec["volumes"] if "emptyDir" in v} - {"tmp"}
+    sharing = {c["name"] for c in cp.containers(spec) for m in c["volumeMounts"] if m["name"] in egress_volumes}
+    assert sharing == {"kube-apiserver", "syncer"}
+    apiserver = next(c for c in cp.containers(spec) if c["name"] == "kube-apiserver")
+    selector_file = f"{cp.PKI_DIR}/egress-selector.yaml"
+    assert f"--egress-selector-config-file={selector_file}" in apiserver["command"]
+    selector = yaml.safe_load(keys["egress-selector.yaml"])
+    assert {s["name"]: s["connection"]["transport"]["uds"]["udsName"] for s in selector["egressSelections"]} == {
+        "cluster": cp.EGRESS_SOCKET, "controlplane": cp.EGRESS_SOCKET}
+    config = yaml.safe_load(cp.syncer_files(vcluster="dev", namespace=NS, service_ip="10.96.3.4",
+                                              host_server="https://10.96.0.1", policy=TenantPolicy())["syncer.yaml"])
+    assert config["egress_socket"] == cp.EGRESS_SOCKET
+    made_before = {k: v for k, v in keys.items() if k != "egress-selector.yaml"}
+    assert cp.complete_keys(made_before, "dev") == keys
 
 
 def test_deleting_the_statefulset_keeps_its_claim():

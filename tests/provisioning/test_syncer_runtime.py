@@ -2,6 +2,7 @@
 portal's secrets, restarted when the host's tenant policy changes, serving the
 vcluster's kubelet API on a host with a real node."""
 
+import dataclasses
 import json
 import stat
 
@@ -10,6 +11,7 @@ from kubernetes import client
 
 from accounts.audit import Actor
 from controlplane.images import reference
+from localkube import LocalCluster
 from localkube.testing import kubectl
 from localkube.processes import ProcessDir
 from provisioning import pipeline
@@ -109,3 +111,23 @@ def test_a_team_gets_its_own_host_names_and_teardown_releases_its_claims(provisi
     assert api.list_namespaced_lease(CLAIMS_NAMESPACE, label_selector=f"{CLAIM_HOLDER}={namespace}").items == []
     receipt = Placement.objects.get(vcluster=vcluster).receipt
     assert f"1 Ingress host-name claims: shop.{domain}" in json.dumps(receipt)
+
+
+def test_a_vcluster_made_before_the_egress_proxy_gets_it_at_its_next_repair(provisioned, var_dir):
+    """A local vcluster's API server reaches the cluster only through its syncer (syncer.egress);
+    one whose control plane and syncer ran without that (an older version) is brought to it."""
+    vcluster = provisioned("older")
+    cluster = LocalCluster(var_dir / "vclusters" / str(vcluster.pk) / "controlplane")
+    assert cluster.egress_socket.is_socket()
+    config_path = vcluster_config_path(vcluster.pk)
+    older = json.loads(cluster.config_path.read_text()) | {"egress": False}
+    cluster.config_path.write_text(json.dumps(older))
+    cluster.start()  # its API server again without the egress selector
+    config_path.write_text(dataclasses.replace(load(config_path), egress_socket=None).dump())
+    assert not any(arg.startswith("--egress-selector") for arg in cluster.processes.argv("kube-apiserver"))
+
+    assert pipeline.repair(vcluster.pk) == ["control plane started", "syncer started"]
+    assert f"--egress-selector-config-file={cluster.state_dir / 'egress-selector.yaml'}" in cluster.processes.argv(
+        "kube-apiserver")
+    assert load(config_path).egress_socket == cluster.egress_socket and cluster.egress_socket.is_socket()
+    assert pipeline.repair(vcluster.pk) == []

@@ -1,6 +1,7 @@
 """A vcluster's workloads on a real node: its pods reach its own API server as
 `kubernetes.default` with their own tokens, resolve its Services through its own
-CoreDNS, show in `kubectl top`, and crash and restart as on any cluster.
+CoreDNS, show in `kubectl top`, crash and restart as on any cluster, and a chart's
+webhook guards its custom resources.
 
 Everything runs: the vcluster is provisioned by the pipeline on `real_host_cluster`,
 its pods are synced by its syncer and started by containerd on the real node, its
@@ -19,6 +20,7 @@ from provisioning.hostkube import HostKube
 from provisioning.runtimes import syncer_name
 from syncer import names
 from tests.kube.helpers import SMALL, busybox_pod, deployment, eventually, web_server
+from tests.syncer.test_egress_traffic import install_guard
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,13 +89,19 @@ def test_a_service_resolves_through_the_vclusters_own_dns_and_its_pods_show_in_k
         metadata=client.V1ObjectMeta(name="web"),
         spec=client.V1ServiceSpec(selector={"app": "web"}, ports=[client.V1ServicePort(port=80, target_port=8080)]),
     ))
+    host_copy = names.host_name("web", "default", syncer_name_of(tenant.vcluster))
+    service_ip = lambda: tenant.core.read_namespaced_service("web", "default").spec.cluster_ip  # noqa: E731
+    eventually(lambda: service_ip() == tenant.host.read_namespaced_service(
+        host_copy, tenant.vcluster.placement.host_namespace).spec.cluster_ip,
+        what="the Service at its host copy's address")
     # The name exists only in the vcluster: the host's DNS knows no `web.default`.
-    tenant.run("fetch", "until wget -q -O - http://web.default.svc.cluster.local/; do sleep 1; done; "
+    tenant.run("fetch", "echo web at $WEB_SERVICE_HOST:$WEB_SERVICE_PORT; "
+                        "until wget -q -O - http://web.default.svc.cluster.local/; do sleep 1; done; "
                         "nslookup web.default.svc.cluster.local")
     eventually(lambda: "served-in-the-vcluster" in tenant.log("fetch"), timeout=150,
                what="the page fetched by the Service's DNS name")
-    service_ip = tenant.core.read_namespaced_service("web", "default").spec.cluster_ip
-    eventually(lambda: service_ip in tenant.log("fetch"), what="nslookup answering the vcluster's Service address")
+    eventually(lambda: service_ip() in tenant.log("fetch"), what="nslookup answering the vcluster's Service address")
+    assert f"web at {service_ip()}:80\n" in tenant.log("fetch"), "the Service's variables, as the kubelet gives them"
     # metrics.k8s.io, aggregated by the API server in the control plane's pod from the
     # syncer beside it, with the host metrics-server's figures for the server's host copy.
     measured = eventually(lambda: tenant.pod_metrics("default"), timeout=150, what="the web pods' figures")
@@ -109,3 +117,11 @@ def test_a_crashing_container_restarts_and_the_vcluster_sees_its_restart_count(t
 
     terminated = eventually(restarted_twice, timeout=150, what="two restarts visible in the vcluster")
     assert terminated.exit_code == 3
+
+
+def test_a_chart_with_a_webhook_installs_and_its_webhook_guards(tenant, tmp_path):
+    """The API server in the control plane's pod calls the tenant's webhook through the
+    syncer beside it (syncer.egress): the escapes are tried in tests/syncer/test_egress_traffic.py."""
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kubeconfig.write_text(tenant.vcluster.kubeconfig)
+    install_guard(kubeconfig, tenant.core.api_client)

@@ -159,9 +159,9 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
     host_kube = HostKube(host_cluster.admin_kubeconfig.read_text())
 
     def factory(name: str = "vc", host_namespace: str | None = None, host_labels: dict | None = None,
-                egress: bool = False, **config) -> VCluster:
-        """`egress`: the vcluster's API server calls the cluster only through the syncer (syncer.egress)."""
-        cluster = make_cluster(name, egress=egress)
+                **config) -> VCluster:
+        """As both runtimes make them: the API server calls the cluster only through the syncer (syncer.egress)."""
+        cluster = make_cluster(name, egress=True)
         namespace = host_namespace or new_namespace(operator.core, f"host-{name}", labels=host_labels)
         work = tmp_path_factory.mktemp(f"syncer-{name}")
         host_kubeconfig = work / "host.kubeconfig"
@@ -182,7 +182,7 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
             "host_namespace": namespace,
             "health_address": f"127.0.0.1:{allocate(['syncer'])['syncer']}",
             **write_endpoints(cluster, work),
-            **({"egress_socket": str(cluster.egress_socket)} if egress else {}),
+            "egress_socket": str(cluster.egress_socket),
             **config,
         }))
         process = SyncerProcess(config_path, work / "syncer.log")

@@ -1,4 +1,4 @@
-"""kubectl logs, exec, attach and port-forward through a vcluster, on a real node.
+"""kubectl logs, exec, attach, port-forward and debug through a vcluster, on a real node.
 
 The tenant uses only the vcluster's kubeconfig; its API server calls the syncer's
 kubelet API (the virtual Node's address), which forwards to the host API server's pod
@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from controlplane import pki
+from controlplane.images import reference
 from localkube.binaries import bin_dir
 from localkube.testing import kubectl
 from tests.kube.helpers import eventually, logs, run_pod, web_server
@@ -150,3 +151,25 @@ def test_a_client_certificate_from_another_ca_or_none_is_refused_at_the_handshak
             kubelet_get(vcluster, "/containerLogs/default/any/main", client_cert)
     eventually(lambda: vcluster.syncer.tail().count("refused a TLS handshake") == 2,
                what="both refusals in the syncer's log")
+
+
+def test_kubectl_debug_adds_a_container_and_the_hosts_pod_security_still_holds(make_real_vcluster):
+    """An ephemeral container reaches the host pod (its ephemeralcontainers subresource),
+    runs, and its logs come back; the host namespace's Pod Security (`baseline` here)
+    still refuses a privileged one, which the tenant reads in an event."""
+    vc = make_real_vcluster("dbg", host_labels={"pod-security.kubernetes.io/enforce": "baseline"})
+    run_pod(vc.cluster, "default", "target", "sleep 3600")
+    debug = ["debug", "target", f"--image={reference('busybox')}"]
+    kubectl(vc.kubeconfig, *debug, "--container=dbg", "--profile=baseline", "--", "sh", "-c",
+            "echo debugging the target; sleep 3600")
+    debug_log = lambda: kubectl(vc.kubeconfig, "logs", "target", "-c", "dbg", check=False).stdout  # noqa: E731
+    eventually(lambda: "debugging the target" in debug_log(), timeout=120, what="the debug container's log")
+    statuses = vc.tenant.core.read_namespaced_pod("target", "default").status.ephemeral_container_statuses
+    assert [(s.name, bool(s.state.running)) for s in statuses] == [("dbg", True)]
+
+    kubectl(vc.kubeconfig, *debug, "--container=root", "--profile=sysadmin", "--", "sleep", "3600")
+    eventually(lambda: [e for e in vc.tenant.core.list_namespaced_event("default").items
+                        if e.reason == "HostRefused" and "privileged" in e.message],
+               what="the host's refusal of a privileged debug container, as an event")
+    host_pod = vc.operator.core.read_namespaced_pod(vc.host_name("target"), vc.host_namespace)
+    assert [c.name for c in host_pod.spec.ephemeral_containers] == ["dbg"]

@@ -161,3 +161,24 @@ def test_pods_resolve_through_the_vclusters_dns_once_its_service_routes_without_
     assert after.spec.dns_config.nameservers == [host_ip]
     assert after.spec.dns_config.searches[0] == "default.svc.cluster.local"
     assert vcluster.syncer.pid == syncer_pid and vcluster.syncer.proc.poll() is None
+
+
+def test_the_kubernetes_service_lists_where_the_vclusters_pods_reach_its_api_server(make_vcluster):
+    vcluster = make_vcluster("apiep", api_endpoint="10.98.1.2:443", resync_period=1)
+    tenant = vcluster.tenant.core
+    discovery = client.DiscoveryV1Api(tenant.api_client)
+
+    def listed() -> tuple:
+        endpoints = tenant.read_namespaced_endpoints("kubernetes", "default")
+        endpoint_slice = discovery.read_namespaced_endpoint_slice("kubernetes", "default")
+        return (endpoint_ips(endpoints), [p.port for s in endpoints.subsets for p in s.ports],
+                [a for e in endpoint_slice.endpoints for a in e.addresses], [p.port for p in endpoint_slice.ports])
+
+    expected = ({"10.98.1.2"}, [443], ["10.98.1.2"], [443])
+    eventually(lambda: listed() == expected, what="the kubernetes Service's endpoints")
+    tenant.delete_namespaced_endpoints("kubernetes", "default")
+    discovery.delete_namespaced_endpoint_slice("kubernetes", "default")
+    eventually(lambda: listed() == expected, what="the endpoints written again at the next resync")
+    assert [s.metadata.name for s in discovery.list_namespaced_endpoint_slice(
+        "default", label_selector="kubernetes.io/service-name=kubernetes").items] == ["kubernetes"]
+    assert not vcluster.host_objects()["endpoints"], "nothing of it on the host"

@@ -192,6 +192,41 @@ def test_with_an_api_endpoint_kubernetes_default_points_at_the_vcluster():
     assert spec["dnsConfig"]["searches"][0] == "shop.svc.cluster.local"
 
 
+def service(name: str, cluster_ip: str | None, *ports: dict) -> dict:
+    return {"metadata": {"name": name, "namespace": "shop"}, "spec": {"clusterIP": cluster_ip, "ports": list(ports)}}
+
+
+def test_containers_get_the_variables_of_the_vclusters_services_as_the_kubelet_gives_them():
+    target = Target(vcluster="vc", namespace="host-ns", api_endpoint=("10.96.5.5", 443))
+    services = [service("redis-main", "10.96.0.20", {"name": "client", "port": 6379, "protocol": "TCP"},
+                        {"port": 53, "protocol": "UDP"}),
+                service("headless", "None", {"port": 80}), service("kubernetes", "10.0.0.1", {"port": 443})]
+    pod = virtual_pod()
+    pod["spec"]["containers"][0]["env"] = [{"name": "REDIS_MAIN_SERVICE_PORT", "value": "mine"}]
+    container = pods.host_pod(pod, target, "tok", services)["spec"]["containers"][0]
+    env = [(e["name"], e.get("value")) for e in container["env"]]
+    assert dict(env) == {
+        "REDIS_MAIN_SERVICE_HOST": "10.96.0.20", "REDIS_MAIN_SERVICE_PORT": "mine",  # the container's own wins
+        "REDIS_MAIN_SERVICE_PORT_CLIENT": "6379", "REDIS_MAIN_PORT": "tcp://10.96.0.20:6379",
+        "REDIS_MAIN_PORT_6379_TCP": "tcp://10.96.0.20:6379", "REDIS_MAIN_PORT_6379_TCP_PROTO": "tcp",
+        "REDIS_MAIN_PORT_6379_TCP_PORT": "6379", "REDIS_MAIN_PORT_6379_TCP_ADDR": "10.96.0.20",
+        "REDIS_MAIN_PORT_53_UDP": "udp://10.96.0.20:53", "REDIS_MAIN_PORT_53_UDP_PROTO": "udp",
+        "REDIS_MAIN_PORT_53_UDP_PORT": "53", "REDIS_MAIN_PORT_53_UDP_ADDR": "10.96.0.20",
+        # the vcluster's API server in place of the host's, whose variables the kubelet adds
+        "KUBERNETES_SERVICE_HOST": "10.96.5.5", "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443", "KUBERNETES_PORT": "tcp://10.96.5.5:443",
+        "KUBERNETES_PORT_443_TCP": "tcp://10.96.5.5:443", "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": "443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.5.5",
+    }
+    assert env[-1] == ("REDIS_MAIN_SERVICE_PORT", "mine") and len(env) == len(dict(env))
+
+    pod["spec"]["enableServiceLinks"] = False
+    env = pods.host_pod(pod, target, "tok", services)["spec"]["containers"][0]["env"]
+    assert not [e for e in env if e["name"].startswith("REDIS_MAIN_SERVICE_HOST")]
+    assert pods.service_variables("v6", {"clusterIP": "fd00::1", "ports": [{"port": 80}]})[2] == {
+        "name": "V6_PORT", "value": "tcp://[fd00::1]:80"}
+
+
 def kube_dns(cluster_ip: str | None) -> dict:
     return {"metadata": {"name": "kube-dns", "namespace": "kube-system"}, "spec": {"clusterIP": cluster_ip}}
 
@@ -204,7 +239,7 @@ def kube_dns(cluster_ip: str | None) -> dict:
     (kube_dns("None"), [kube_dns("None")], None),  # headless: no address to point at
 ])
 def test_the_cluster_dns_address_is_the_kube_dns_ip_once_the_host_copy_has_it(virtual, host_copies, expected):
-    assert pods.cluster_dns_ip(virtual, host_copies) == expected
+    assert pods.routed_cluster_ip(virtual, host_copies) == expected
 
 
 def test_without_an_api_endpoint_nothing_points_anywhere():

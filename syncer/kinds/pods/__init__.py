@@ -4,7 +4,8 @@
 the reconcile. A pod that waited for a configmap, secret or claim is looked at again
 when it appears; a namespace's pods when one of its NetworkPolicies changes (which may
 isolate them: syncer.kinds.networkpolicies). The host pods' log, exec, attach and
-portforward subresources serve the vcluster's kubelet API (syncer.kubelet).
+portforward subresources serve the vcluster's kubelet API (syncer.kubelet); their
+ephemeralcontainers subresource takes the tenant's `kubectl debug` containers.
 """
 
 from __future__ import annotations
@@ -52,6 +53,6 @@ KIND = Kind(
     indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
     # portforward's get: a WebSocket upgrade is a GET (syncer.egress), SPDY a POST (syncer.kubelet).
     host_subresources=(("log", ("get",)), ("exec", ("create",)), ("attach", ("create",)),
-                       ("portforward", ("create", "get"))),
+                       ("portforward", ("create", "get")), ("ephemeralcontainers", ("patch",))),
     workers=None,
 )

@@ -14,7 +14,7 @@ Life of a pod, by what the reconcile of its key finds:
 - only a host pod → delete it.
 
 The Target a pod is translated with is the config's, plus the vcluster's DNS address
-once its `kube-dns` Service routes on the host (`translate.cluster_dns_ip`, from the
+once its `kube-dns` Service routes on the host (`translate.routed_cluster_ip`, from the
 informers' caches) when the config names none: pods created from then on resolve
 through the vcluster's DNS, without a restart; pods created before keep the host's.
 """
@@ -28,7 +28,8 @@ import time
 from datetime import datetime
 
 from ... import names
-from ...controller import Controller
+from ...controller import REFUSALS, Controller
+from ...informer import key_of
 from ...kube import CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError
 from ...translate import Refused, Target
 from ..networkpolicies import isolation_labels
@@ -102,12 +103,15 @@ class PodController(Controller):
             for name in refs.of(kind):
                 if self.ctx.vinf[resource].get(f"{namespace}/{name}") is not None:
                     self.ctx.controllers[kind].reconcile(f"{namespace}/{name}")
-        return self.create_host(desired, vpod)
+        return self.create_host(translate.for_create(desired), vpod)
 
     def _desired(self, vpod: dict, host_name: str) -> dict:
         tokens = translate.token_sources(vpod)
-        desired = translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None)
         namespace = vpod["metadata"]["namespace"]
+        services = [s for s in self.ctx.vinf[SERVICES].values() if s["metadata"]["namespace"] == namespace
+                    and translate.routed_cluster_ip(s, self._service_copies(key_of(s)))]
+        desired = translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None,
+                                     services)
         policies = [p for p in self.ctx.vinf[NETWORKPOLICIES].values() if p["metadata"]["namespace"] == namespace]
         desired["metadata"]["labels"].update(isolation_labels(vpod, policies))
         return desired
@@ -116,9 +120,12 @@ class PodController(Controller):
         target = with_offered(self.ctx, with_host_default(self.ctx, self.ctx.target))
         if target.dns_ip:  # the config's wins
             return target
-        dns_ip = translate.cluster_dns_ip(self.ctx.vinf[SERVICES].get(translate.CLUSTER_DNS),
-                                          self.ctx.controllers["Service"].host_copies(translate.CLUSTER_DNS))
+        dns_ip = translate.routed_cluster_ip(self.ctx.vinf[SERVICES].get(translate.CLUSTER_DNS),
+                                             self._service_copies(translate.CLUSTER_DNS))
         return dataclasses.replace(target, dns_ip=dns_ip) if dns_ip else target
+
+    def _service_copies(self, key: str) -> list[dict]:
+        return self.ctx.controllers["Service"].host_copies(key)
 
     def _missing(self, namespace: str, refs: translate.Refs) -> list[str]:
         missing = []
@@ -209,9 +216,19 @@ class PodController(Controller):
             desired = self._desired(vpod, hpod["metadata"]["name"])
         except Refused:  # allowed when it started, by a policy since narrowed: leave it running
             return
+        name = hpod["metadata"]["name"]
         patch = translate.pod_patch(desired, hpod)
         if patch:
-            self.ctx.host.patch(PODS, self.ctx.target.namespace, hpod["metadata"]["name"], patch, strategic=True)
+            self.ctx.host.patch(PODS, self.ctx.target.namespace, name, patch, strategic=True)
+        debug = translate.ephemeral_containers_patch(desired, hpod)
+        if debug:
+            try:
+                self.ctx.host.patch(PODS, self.ctx.target.namespace, name, debug, strategic=True,
+                                    sub="ephemeralcontainers")
+            except ApiError as exc:  # the host's Pod Security, most likely: the tenant reads why
+                if exc.status not in REFUSALS:
+                    raise
+                self.refuse(vpod, exc.message)
 
     def _report(self, vpod: dict, hpod: dict) -> None:
         meta = vpod["metadata"]

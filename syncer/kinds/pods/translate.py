@@ -4,7 +4,7 @@
 claims, its Service for `subdomain`), mounts the vcluster's service-account tokens from
 the token Secret, scopes pod (anti-)affinity to the vcluster, and makes the pod safe
 for the host (`syncer.kinds.pods.safety`), raising Refused when it cannot. With
-`target.dns_ip` it points the pod's resolver at the vcluster's DNS; `cluster_dns_ip`
+`target.dns_ip` it points the pod's resolver at the vcluster's DNS; `routed_cluster_ip`
 decides that address when the config names none.
 """
 
@@ -34,7 +34,7 @@ FIELD_REFS = {
 # Set by host admission from host objects (priority and runtime classes) or meaningless there;
 # the priority class is then chosen among those the host offers (safety.host_priority_class).
 DROPPED_POD_FIELDS = ("priority", "priorityClassName", "preemptionPolicy", "overhead", "schedulerName",
-                      "ephemeralContainers", "serviceAccount")
+                      "serviceAccount")
 # The annotation listing the tenant annotation keys copied to a host pod, so that a key
 # the tenant removes is removed on the host too, while keys host components add stay.
 ANN_COPIED = names.PREFIX + "copied-annotations"
@@ -139,10 +139,12 @@ def _token_request(projection: dict) -> tuple[str | None, int]:
     return projection.get("audience") or None, int(projection.get("expirationSeconds") or 3600)
 
 
-def host_pod(pod: dict, target: Target, token_secret: str | None) -> dict:
+def host_pod(pod: dict, target: Target, token_secret: str | None, services: list[dict] = ()) -> dict:
     """The host copy of a virtual pod. `token_secret` names the host Secret that will hold
-    the pod's service-account tokens (required when `token_sources(pod)` is not empty).
-    Raises Refused when the pod asks for what the host's policy does not allow."""
+    the pod's service-account tokens (required when `token_sources(pod)` is not empty);
+    `services`, the vcluster's Services in the pod's namespace that route on the host, give
+    its containers their variables (`enableServiceLinks`). Raises Refused when the pod asks for what the host's
+    policy does not allow."""
     meta = pod["metadata"]
     namespace = meta["namespace"]
     spec = copy.deepcopy(pod["spec"])
@@ -154,7 +156,7 @@ def host_pod(pod: dict, target: Target, token_secret: str | None) -> dict:
     _scope_pod_selectors(spec, namespace, target.vcluster)
     _host_identity(spec, meta["name"], namespace, target)
     safety.confine_scheduling(spec, target.policy)
-    _point_at_vcluster(spec, namespace, target)
+    _point_at_vcluster(spec, namespace, target, services if pod["spec"].get("enableServiceLinks", True) else ())
 
     labels, annotations = names.marks(target.vcluster, "Pod", pod)
     tenant_annotations = names.without_reserved(meta.get("annotations"))
@@ -253,19 +255,20 @@ def _host_identity(spec: dict, name: str, namespace: str, target: Target) -> Non
         spec["subdomain"] = target.name(spec["subdomain"], namespace)
 
 
-def _point_at_vcluster(spec: dict, namespace: str, target: Target) -> None:
+def _point_at_vcluster(spec: dict, namespace: str, target: Target, services: list[dict]) -> None:
+    # The kubelet gives every container the host's `kubernetes` Service variables and,
+    # as the host pod has enableServiceLinks off, no others: these take their place.
+    variables = [variable for service in services if service["metadata"]["name"] != "kubernetes"
+                 for variable in service_variables(service["metadata"]["name"], service.get("spec") or {})]
     if target.api_endpoint:
         host, port = target.api_endpoint
         spec.setdefault("hostAliases", []).append({"ip": host, "hostnames": list(KUBERNETES_NAMES)})
-        variables = [
-            {"name": "KUBERNETES_SERVICE_HOST", "value": host},
-            {"name": "KUBERNETES_SERVICE_PORT", "value": str(port)},
-            {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": str(port)},
-        ]
-        for container in containers(spec):
-            env = container.setdefault("env", [])
-            present = {e["name"] for e in env}
-            env[:0] = [v for v in variables if v["name"] not in present]
+        variables += service_variables("kubernetes", {"clusterIP": host, "ports": [
+            {"name": "https", "port": port, "protocol": "TCP"}]})
+    for container in containers(spec) if variables else ():
+        env = container.setdefault("env", [])
+        present = {e["name"] for e in env}
+        env[:0] = [v for v in variables if v["name"] not in present]  # the container's own win
     if target.dns_ip and spec.get("dnsPolicy", "ClusterFirst") in ("ClusterFirst", "ClusterFirstWithHostNet"):
         tenant = spec.get("dnsConfig") or {}
         spec["dnsPolicy"] = "None"
@@ -277,10 +280,36 @@ def _point_at_vcluster(spec: dict, namespace: str, target: Target) -> None:
         }
 
 
-def cluster_dns_ip(service: dict | None, host_copies: list[dict]) -> str | None:
-    """The vcluster's DNS address for host pods: the ClusterIP of its `kube-dns` Service
-    once a host copy has the same one (the Services kind recreates the virtual Service
-    with the host's IP); until then it would not route, and this is None."""
+def service_variables(name: str, spec: dict) -> list[dict]:
+    """The variables the kubelet gives containers for a Service: `<NAME>_SERVICE_HOST`,
+    `_SERVICE_PORT[_<PORT NAME>]` and the Docker links `<NAME>_PORT[_<port>_<PROTO>[_…]]`;
+    none for a Service without a ClusterIP (headless, ExternalName)."""
+    ip, ports = spec.get("clusterIP"), spec.get("ports") or []
+    if ip in (None, "", "None") or not ports:
+        return []
+    prefix = _variable_name(name)
+    address = f"[{ip}]" if ":" in ip else ip
+    pairs = [(f"{prefix}_SERVICE_HOST", ip), (f"{prefix}_SERVICE_PORT", ports[0]["port"])]
+    pairs += [(f"{prefix}_SERVICE_PORT_{_variable_name(p['name'])}", p["port"]) for p in ports if p.get("name")]
+    first = ports[0]
+    pairs.append((f"{prefix}_PORT", f"{first.get('protocol', 'TCP').lower()}://{address}:{first['port']}"))
+    for port in ports:
+        protocol = port.get("protocol", "TCP")
+        link = f"{prefix}_PORT_{port['port']}_{protocol.upper()}"
+        pairs += [(link, f"{protocol.lower()}://{address}:{port['port']}"), (f"{link}_PROTO", protocol.lower()),
+                  (f"{link}_PORT", port["port"]), (f"{link}_ADDR", ip)]
+    return [{"name": key, "value": str(value)} for key, value in pairs]
+
+
+def _variable_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def routed_cluster_ip(service: dict | None, host_copies: list[dict]) -> str | None:
+    """A virtual Service's ClusterIP once a host copy has the same one (the Services kind
+    recreates the virtual Service with the host's IP); until then it routes nowhere, and
+    this is None. Host pods are given only such addresses (the vcluster's DNS, Service
+    variables)."""
     ip = (service or {}).get("spec", {}).get("clusterIP")
     if ip in (None, "", "None"):
         return None
@@ -289,6 +318,22 @@ def cluster_dns_ip(service: dict | None, host_copies: list[dict]) -> str | None:
 
 def _is_dns_label(name: str) -> bool:
     return len(name) <= 63 and "." not in name
+
+
+def for_create(desired: dict) -> dict:
+    """`desired` as a pod may be created: ephemeral containers are only ever added to a
+    running pod (ephemeral_containers_patch)."""
+    spec = {k: v for k, v in desired["spec"].items() if k != "ephemeralContainers"}
+    return {**desired, "spec": spec}
+
+
+def ephemeral_containers_patch(desired: dict, actual: dict) -> dict | None:
+    """The ephemeral containers (`kubectl debug`) of the virtual pod its host pod lacks,
+    as a strategic-merge patch of the host pod's `ephemeralcontainers` subresource; None
+    when there are none. Kubernetes never changes or removes one once added."""
+    present = {c["name"] for c in actual["spec"].get("ephemeralContainers") or []}
+    added = [c for c in desired["spec"].get("ephemeralContainers") or [] if c["name"] not in present]
+    return {"spec": {"ephemeralContainers": added}} if added else None
 
 
 def pod_patch(desired: dict, actual: dict) -> dict | None:
