@@ -17,6 +17,7 @@ from functools import cached_property
 
 import yaml
 from django.conf import settings
+from kubernetes import client
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -139,6 +140,26 @@ def ensure_namespace(ctx: Context) -> None:
         # its own (docs/helm.md): it cannot read Secrets of namespaces it did not create.
         ctx.apply(manifests.portal_binding(ctx.placement.host_namespace, ctx.labels,
                                            settings.VCPORTAL_NAMESPACE_ROLE, settings.VCPORTAL_SERVICE_ACCOUNT))
+        _wait_for_own_rights(ctx, RIGHTS_TIMEOUT)
+
+
+# Seconds the API server's authorizer may take to see the portal's new RoleBinding.
+RIGHTS_TIMEOUT = 10
+
+
+def _wait_for_own_rights(ctx: Context, timeout: float) -> None:
+    """Done when the binding is in force: the API server authorizes from a cache of RBAC
+    objects, and the next step, right after the binding, was refused (403, a permanent
+    failure) on the first vcluster after an install."""
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+        resource_attributes=client.V1ResourceAttributes(namespace=ctx.placement.host_namespace, verb="create",
+                                                        resource="resourcequotas")))
+    authorization = client.AuthorizationV1Api(ctx.host.api)
+    deadline = time.monotonic() + timeout
+    while not authorization.create_self_subject_access_review(review).status.allowed:
+        if time.monotonic() > deadline:
+            raise Transient(f"the portal's rights in {ctx.placement.host_namespace} are not in force after {timeout}s")
+        time.sleep(0.1)
 
 
 def _ensure_placement(vc: VCluster, token: str) -> None:
