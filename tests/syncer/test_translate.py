@@ -192,15 +192,17 @@ def test_with_an_api_endpoint_kubernetes_default_points_at_the_vcluster():
     assert spec["dnsConfig"]["searches"][0] == "shop.svc.cluster.local"
 
 
-def service(name: str, cluster_ip: str | None, *ports: dict) -> dict:
-    return {"metadata": {"name": name, "namespace": "shop"}, "spec": {"clusterIP": cluster_ip, "ports": list(ports)}}
+def service(name: str, cluster_ip: str | None, *ports: dict, namespace: str = "shop") -> dict:
+    return {"metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusterIP": cluster_ip, "ports": list(ports)}}
 
 
 def test_containers_get_the_variables_of_the_vclusters_services_as_the_kubelet_gives_them():
     target = Target(vcluster="vc", namespace="host-ns", api_endpoint=("10.96.5.5", 443))
     services = [service("redis-main", "10.96.0.20", {"name": "client", "port": 6379, "protocol": "TCP"},
                         {"port": 53, "protocol": "UDP"}),
-                service("headless", "None", {"port": 80}), service("kubernetes", "10.0.0.1", {"port": 443})]
+                service("headless", "None", {"port": 80}),
+                service("kubernetes", "10.0.0.1", {"port": 443}, namespace="default")]  # the vcluster's own
     pod = virtual_pod()
     pod["spec"]["containers"][0]["env"] = [{"name": "REDIS_MAIN_SERVICE_PORT", "value": "mine"}]
     container = pods.host_pod(pod, target, "tok", services)["spec"]["containers"][0]
@@ -219,6 +221,13 @@ def test_containers_get_the_variables_of_the_vclusters_services_as_the_kubelet_g
         "KUBERNETES_PORT_443_TCP_PORT": "443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.5.5",
     }
     assert env[-1] == ("REDIS_MAIN_SERVICE_PORT", "mine") and len(env) == len(dict(env))
+
+    # A Service of the pod's own namespace named `kubernetes` wins, as the kubelet has it.
+    theirs = service("kubernetes", "10.96.0.30", {"port": 8443, "protocol": "TCP"})
+    env = dict((e["name"], e["value"]) for e in pods.host_pod(
+        virtual_pod(), target, "tok", [theirs])["spec"]["containers"][0]["env"])
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.30" and env["KUBERNETES_SERVICE_PORT"] == "8443"
+    assert env["KUBERNETES_PORT_443_TCP_ADDR"] == "10.96.5.5", "the host's names stay covered"
 
     pod["spec"]["enableServiceLinks"] = False
     env = pods.host_pod(pod, target, "tok", services)["spec"]["containers"][0]["env"]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ... import names
+from ...informer import key_of
 from ...names import ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, LABEL_MANAGED_BY, LABEL_NAMESPACE
 from ...translate import Target, require_label, scope_selector
 from . import safety
@@ -257,14 +258,16 @@ def _host_identity(spec: dict, name: str, namespace: str, target: Target) -> Non
 
 def _point_at_vcluster(spec: dict, namespace: str, target: Target, services: list[dict]) -> None:
     # The kubelet gives every container the host's `kubernetes` Service variables and,
-    # as the host pod has enableServiceLinks off, no others: these take their place.
-    variables = [variable for service in services if service["metadata"]["name"] != "kubernetes"
+    # as the host pod has enableServiceLinks off, no others: these take their place. As
+    # the kubelet's, a Service of the pod's own namespace wins over `default/kubernetes`.
+    variables = [variable for service in services if key_of(service) != "default/kubernetes"
                  for variable in service_variables(service["metadata"]["name"], service.get("spec") or {})]
     if target.api_endpoint:
         host, port = target.api_endpoint
         spec.setdefault("hostAliases", []).append({"ip": host, "hostnames": list(KUBERNETES_NAMES)})
-        variables += service_variables("kubernetes", {"clusterIP": host, "ports": [
-            {"name": "https", "port": port, "protocol": "TCP"}]})
+        named = {v["name"] for v in variables}
+        variables += [v for v in service_variables("kubernetes", {"clusterIP": host, "ports": [
+            {"name": "https", "port": port, "protocol": "TCP"}]}) if v["name"] not in named]
     for container in containers(spec) if variables else ():
         env = container.setdefault("env", [])
         present = {e["name"] for e in env}
