@@ -104,11 +104,14 @@ class Context:
         existing = self.host.labels_of(api_version, kind, name, namespace)
         return None if existing is None else manifests.ownership_conflict(existing, self.labels)
 
-    def apply(self, manifest: dict) -> None:
-        if self.host.apply(manifest):
+    def apply(self, manifest: dict) -> bool:
+        """Apply `manifest` to the host; True (and noted in `changes`) if that changed it."""
+        changed = self.host.apply(manifest)
+        if changed:
             meta = manifest["metadata"]
             where = f"{meta['namespace']}/" if meta.get("namespace") else ""
             self.changes.append(f"{manifest['kind']} {where}{meta['name']}")
+        return changed
 
 
 class PlacementState:
@@ -138,9 +141,9 @@ def ensure_namespace(ctx: Context) -> None:
     if ctx.placement.host_cluster.in_cluster and settings.VCPORTAL_NAMESPACE_ROLE:
         # The portal holds no rights inside namespaces until it binds itself this role in
         # its own (docs/helm.md): it cannot read Secrets of namespaces it did not create.
-        ctx.apply(manifests.portal_binding(ctx.placement.host_namespace, ctx.labels,
-                                           settings.VCPORTAL_NAMESPACE_ROLE, settings.VCPORTAL_SERVICE_ACCOUNT))
-        _wait_for_own_rights(ctx, RIGHTS_TIMEOUT)
+        if ctx.apply(manifests.portal_binding(ctx.placement.host_namespace, ctx.labels,
+                                              settings.VCPORTAL_NAMESPACE_ROLE, settings.VCPORTAL_SERVICE_ACCOUNT)):
+            _wait_for_own_rights(ctx, RIGHTS_TIMEOUT)  # a new binding; a repair that finds it in place asks nothing
 
 
 # Seconds the API server's authorizer may take to see the portal's new RoleBinding.
