@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -165,6 +166,24 @@ def test_restart_from_state_directory_keeps_objects_and_leaves_no_process(make_c
     again.start()
     core = client.CoreV1Api(again.api_client())
     assert core.read_namespaced_config_map("keep", "default").data == {"k": "v"}
+
+
+def test_the_api_server_exits_on_sigterm_while_its_clients_watch(make_cluster, caplog):
+    """A client's watch is open, as a syncer's or a worker's is when a vcluster's or the
+    host's API server restarts: it drains it and exits, so a restart is not held up
+    until the watch times out (it was SIGKILLed after the launcher's grace, with the warning)."""
+    cluster = make_cluster("watched")
+    watcher = subprocess.Popen([str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.admin_kubeconfig}",
+                                "get", "configmaps", "--all-namespaces", "--watch"], stdout=subprocess.PIPE)
+    try:
+        assert watcher.stdout.readline()  # the watch is open
+        cluster.processes.stop("kube-apiserver", timeout=10)
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert "ignored SIGTERM" not in caplog.text
+    cluster.start()
+    assert cluster.is_ready()
 
 
 def test_unauthenticated_is_401_and_a_token_without_rbac_is_403(host_cluster, core):
