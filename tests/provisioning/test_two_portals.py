@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -90,7 +91,8 @@ def _phases(report: dict) -> dict[int, str]:
 def test_two_portals_with_the_same_ids_team_and_names_each_manage_only_their_own(portals, host_cluster):
     kube = HostKube(host_cluster.admin_kubeconfig.read_text())
     one, two = portals("one"), portals("two")
-    first, second = one.run("setup"), two.run("setup")
+    with ThreadPoolExecutor(2) as both:  # at the same time, as two installations would
+        first, second = both.map(lambda portal: portal.run("setup"), (one, two))
     assert _phases(first) == _phases(second) == {1: "Ready", 2: "Ready"}, (first, second)
     assert first["installation"]["name"] != second["installation"]["name"]
     namespaces = [vc["namespace"] for vc in first["vclusters"] + second["vclusters"]]
