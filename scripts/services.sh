@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the local services that `make run` and `make test` need, so a
 # fresh machine needs no manual step. Idempotent: what is installed or running stays.
-#   scripts/services.sh install [redis] [postgres] [chromium] [compose] [kube-build] [node] [images]
+#   scripts/services.sh install [redis] [postgres] [chromium] [compose] [kube-build] [node] [images] [conformance]
 #   scripts/services.sh redis       start a private redis-server on $VCPORTAL_REDIS_PORT
 #   scripts/services.sh postgres    start PostgreSQL and create the vcportal role and database
 #   scripts/services.sh stop-redis
@@ -41,6 +41,8 @@ install() {
       kube-build) pkgs+=(libseccomp-dev) ;;
       node) pkgs+=(iptables nftables conntrack ipset) ;;
       images) pkgs+=(busybox-static umoci skopeo) ;;
+      # The tools the e2e suite's agnhost image carries (tools/images/build.sh conformance).
+      conformance) pkgs+=(bash curl bind9-dnsutils socat) ;;
       *) log "unknown service $w"; exit 2 ;;
     esac
   done
@@ -91,5 +93,5 @@ case "$cmd" in
   stop-redis) stop_redis ;;
   postgres) postgres ;;
   stop-postgres) stop_postgres ;;
-  *) echo "usage: $0 install [redis|postgres|chromium|compose|kube-build|node|images]... | redis | stop-redis | postgres | stop-postgres" >&2; exit 2 ;;
+  *) echo "usage: $0 install [redis|postgres|chromium|compose|kube-build|node|images|conformance]... | redis | stop-redis | postgres | stop-postgres" >&2; exit 2 ;;
 esac

@@ -23,7 +23,8 @@
 # image, so an image already in the registry is never rebuilt. The registry keeps its
 # data outside the repository and is started here when it is not running.
 # The last lines printed are the image references, one a line; the same lines go to
-# $cache/images/refs, where controlplane/images.py reads them.
+# $cache/images/refs, where controlplane/images.py reads them. With the argument
+# `conformance` it also builds the upstream e2e suite's test images (`make conformance`).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/../.."
@@ -404,4 +405,9 @@ refs="$(
 )"
 mkdir -p "$cache/images"
 echo "$refs" >"$cache/images/refs.tmp" && mv "$cache/images/refs.tmp" "$cache/images/refs"
+if [ "${1:-}" = conformance ]; then
+  # shellcheck source=conformance.sh
+  source "$here/conformance.sh"
+  conformance_images
+fi
 echo "$refs"

@@ -10,8 +10,10 @@
 # `all` (`make kube`, `make test`) builds both, helm (charts/vcportal) and the embedded host's
 # ingress controller (ingress/: Caddy and our Ingress watcher; `ingress` builds only it and
 # prints its directory, keyed by its sources); `runtime` only what the vcluster runtime image holds
-# (kube-apiserver, kube-controller-manager, kine: Dockerfile.runtime). The last line
-# printed is the control-plane binary directory, or with `node` the real-node one.
+# (kube-apiserver, kube-controller-manager, kine: Dockerfile.runtime); `conformance` the
+# upstream e2e suite (e2e.test), ginkgo, and the programs of the suite's test images (agnhost,
+# nonewprivs, sample-apiserver) for `make conformance`, and prints their directory. The last line
+# printed is the control-plane binary directory, or with `node`, `ingress` or `conformance` theirs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -31,20 +33,25 @@ binaries=("${k8s_commands[@]}" kine kwok)
 node_bin="$cache_root/node-containerd$CONTAINERD_VERSION-runc$RUNC_VERSION-cni$CNI_PLUGINS_VERSION-coredns$COREDNS_VERSION-kube-router$KUBE_ROUTER_VERSION-registry$REGISTRY_VERSION/bin"
 node_binaries=(containerd containerd-shim-runc-v2 runc cni/bridge cni/host-local cni/loopback cni/portmap coredns registry kube-router
   local-path-provisioner metrics-server)
-want_node=false want_kwok=true want_helm=false want_ingress=false
+want_node=false want_kwok=true want_helm=false want_ingress=false want_conformance=false
 case "${1:-}" in
   node) want_node=true ;;
   all) want_node=true want_helm=true want_ingress=true ;;
   runtime) k8s_commands=(kube-apiserver kube-controller-manager); binaries=("${k8s_commands[@]}" kine); want_kwok=false ;;
   ingress) k8s_commands=() binaries=() want_kwok=false want_ingress=true ;;
+  conformance) k8s_commands=() binaries=() want_kwok=false want_conformance=true ;;
   "") ;;
-  *) echo "usage: $0 [node|all|runtime|ingress]" >&2; exit 2 ;;
+  *) echo "usage: $0 [node|all|runtime|ingress|conformance]" >&2; exit 2 ;;
 esac
 $want_node || node_binaries=()
 mkdir -p "$node_bin/cni"
 # helm lives in a directory keyed by its own version; the control-plane directory links to
 # it (`$(make -s kube | tail -n 1)/helm`), so a new helm needs no control-plane rebuild.
 helm_bin="$cache_root/helm$HELM_VERSION"
+# The e2e suite and its test images' programs, from the control plane's Kubernetes module.
+conformance_bin="$cache_root/conformance-$KUBE_VERSION"
+conformance_binaries=(e2e.test ginkgo agnhost nonewprivs sample-apiserver)
+$want_conformance || conformance_binaries=()
 # Our own program: a directory per version of its sources.
 ingress_bin="$cache_root/ingress-$(cat "$here"/ingress/go.mod "$here"/ingress/go.sum "$here"/ingress/*.go | sha256sum | cut -c1-12)"
 
@@ -55,6 +62,7 @@ usual_time() {
     kube-apiserver) echo "~5 min" ;;
     kube-controller-manager) echo "~4 min" ;;
     coredns) echo "~8 min" ;;  # its plugins pull in most cloud SDKs
+    e2e.test) echo "~15 min" ;;  # every SIG's tests and most of Kubernetes' packages
     kine|containerd|registry|kube-router|kubelet|local-path-provisioner|metrics-server|helm|vcportal-ingress) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
@@ -64,18 +72,21 @@ for name in "${binaries[@]}"; do [ -x "$bin/$name" ] || to_build=$((to_build + 1
 for name in "${node_binaries[@]}"; do [ -x "$node_bin/$name" ] || to_build=$((to_build + 1)); done
 $want_helm && { [ -x "$helm_bin/helm" ] || to_build=$((to_build + 1)); }
 $want_ingress && { [ -x "$ingress_bin/vcportal-ingress" ] || to_build=$((to_build + 1)); }
+for name in "${conformance_binaries[@]}"; do [ -x "$conformance_bin/$name" ] || to_build=$((to_build + 1)); done
 if [ "$to_build" -gt 0 ]; then
   log "$to_build of $(( ${#binaries[@]} + ${#node_binaries[@]} + $($want_helm && echo 1 || echo 0) + $($want_ingress && echo 1 || echo 0) )) binaries to build into $cache_root (about 12 minutes cold on 2 cores for the control plane$($want_node && echo ", 20-40 more for the real-node runtime"); once)"
 fi
 built=0
 
-build() { # build NAME MODULE_DIR PACKAGE CGO LDFLAGS [OUT_DIR [TAGS]]
-  local name=$1 dir=$2 pkg=$3 cgo=$4 ldflags=$5 out=${6:-$bin} tags=${7:-}
+build() { # build NAME MODULE_DIR PACKAGE CGO LDFLAGS [OUT_DIR [TAGS [GO_COMMAND]]]
+  local name=$1 dir=$2 pkg=$3 cgo=$4 ldflags=$5 out=${6:-$bin} tags=${7:-} command=${8:-build}
   if [ -x "$out/$name" ]; then return; fi
   built=$((built + 1))
   log "building $name ($built/$to_build, usually $(usual_time "$name"))…"
   local start=$SECONDS
-  (cd "$here/$dir" && CGO_ENABLED=$cgo go build -p "$parallel" -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out/$name.tmp" "$pkg")
+  # (`go test -c` compiles a package's tests into one binary: the e2e suite is one)
+  (cd "$here/$dir" && CGO_ENABLED=$cgo go $command -p "$parallel" -trimpath -tags "$tags" -ldflags "$ldflags" \
+    -o "$out/$name.tmp" "$pkg")
   mv "$out/$name.tmp" "$out/$name"
   log "built $name in $((SECONDS - start))s"
 }
@@ -115,6 +126,15 @@ if $want_ingress; then
   build vcportal-ingress ingress . 0 "-s -w" "$ingress_bin"
 fi
 
+if $want_conformance; then
+  mkdir -p "$conformance_bin"
+  build e2e.test k8s k8s.io/kubernetes/test/e2e 0 "$ldf" "$conformance_bin" "" "test -c"
+  build ginkgo k8s github.com/onsi/ginkgo/v2/ginkgo 0 "-s -w" "$conformance_bin"
+  build agnhost k8s k8s.io/kubernetes/test/images/agnhost 0 "-s -w" "$conformance_bin"
+  build nonewprivs k8s k8s.io/kubernetes/test/images/nonewprivs 0 "-s -w" "$conformance_bin"
+  build sample-apiserver k8s k8s.io/sample-apiserver 0 "$ldf" "$conformance_bin"
+fi
+
 # kwok needs its stage definitions; they ship inside its module.
 if $want_kwok && [ ! -s "$bin/kwok-stages.yaml" ]; then
   stages="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
@@ -151,5 +171,6 @@ fi
 case "${1:-}" in
   node) echo "$node_bin" ;;
   ingress) echo "$ingress_bin" ;;
+  conformance) echo "$conformance_bin" ;;
   *) echo "$bin" ;;
 esac
