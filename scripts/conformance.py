@@ -204,6 +204,7 @@ def main() -> int:
             report = run_suite(binaries, repo_list, kubeconfigs[target], args.out / target, args)
             minutes[target] = (datetime.datetime.now() - started).total_seconds() / 60
             results[target] = outcomes(report) if report.exists() else {}
+            write_report(results, args.out, minutes)  # a report after each target, in case the next is stopped
     finally:
         stack.stop()
         stack.remove()

@@ -172,7 +172,8 @@ runtime_inputs() { # what the vcluster runtime image is made of, in a stable ord
 
 copy_shared_libraries() { # copy_shared_libraries ROOTFS: what its ELF files load, as ldd finds it
   local rootfs=$1 lib
-  find "$rootfs" -type f \( -name '*.so*' -o -perm -u+x \) -exec ldd {} + 2>/dev/null \
+  # (ldd fails on static programs, busybox's or Go's: they need nothing)
+  { find "$rootfs" -type f \( -name '*.so*' -o -perm -u+x \) -exec ldd {} + 2>/dev/null || true; } \
     | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/lib64\// {print $1}' | sort -u \
     | while read -r lib; do
         case $lib in
