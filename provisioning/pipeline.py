@@ -31,6 +31,7 @@ from controlplane.components import CLUSTER_DOMAIN
 from syncer import names
 from syncer.kinds.ingresses import CLAIMS_NAMESPACE
 from syncer.kinds.ingresses import LABEL_HOLDER as CLAIM_HOLDER
+from syncer.policy import TenantPolicy
 from syncer.rbac import token_kubeconfig
 from vclusters import lifecycle
 from vclusters.lifecycle import Event, EventKind, Phase
@@ -77,6 +78,12 @@ class Context:
     def ref(self) -> VClusterRef:
         vc = self.vcluster
         return VClusterRef(vc.pk, vc.name, self.placement.host_namespace, vc.kubernetes_version, self.labels)
+
+    @property
+    def policy(self) -> TenantPolicy:
+        """What the host cluster's tenant policy lets this vcluster's team do: the syncer's
+        rules, in every runtime call that writes its config."""
+        return self.placement.host_cluster.policy().for_team(self.vcluster.team.slug)
 
     @cached_property
     def runtime(self) -> runtimes.ControlPlaneRuntime:
@@ -216,7 +223,7 @@ def _ensure_claims_namespace(ctx: Context) -> None:
 
 
 def ensure_control_plane(ctx: Context) -> None:
-    ctx.changes.extend(ctx.runtime.ensure_control_plane(ctx.ref))
+    ctx.changes.extend(ctx.runtime.ensure_control_plane(ctx.ref, ctx.policy))
     address, port = ctx.runtime.pod_api_endpoint(ctx.ref)
     ctx.apply(manifests.api_access_policy(ctx.placement.host_namespace, ctx.labels, address, port))
 
@@ -229,8 +236,7 @@ def ensure_syncer(ctx: Context) -> None:
             manifests.SYNCER, seconds=SYNCER_TOKEN_SECONDS,
         )
 
-    policy = ctx.placement.host_cluster.policy().for_team(ctx.vcluster.team.slug)
-    ctx.changes.extend(ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, policy))
+    ctx.changes.extend(ctx.runtime.ensure_syncer(ctx.ref, host_kubeconfig, ctx.policy))
     _wait_syncer_ready(ctx, settings.VCPORTAL_CONTROL_PLANE_START_TIMEOUT)
 
 

@@ -48,9 +48,10 @@ class ControlPlaneRuntime(Protocol):
         """What the control plane takes of the host namespace's quota, in
         manifests.SHARE_KEYS terms (the quota is raised by that much)."""
 
-    def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
+    def ensure_control_plane(self, vc: VClusterRef, policy: TenantPolicy) -> list[str]:
         """Start the control plane unless it runs, and wait until it serves; returns
-        what it had to start, create or change (empty: nothing)."""
+        what it had to start, create or change (empty: nothing). `policy` is the one
+        ensure_syncer gets, for a runtime whose syncer starts with its control plane."""
 
     def server(self, vc: VClusterRef) -> str:
         """The vcluster API server's URL as tenants reach it."""

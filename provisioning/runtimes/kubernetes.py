@@ -95,7 +95,7 @@ class KubernetesRuntime:
     def quota_share(self) -> dict[str, int]:
         return cp.share(self.access)
 
-    def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
+    def ensure_control_plane(self, vc: VClusterRef, policy: TenantPolicy) -> list[str]:
         self._check_version(vc)
         state = self._load()
         changed = self._ensure_service(vc, state)
@@ -109,7 +109,9 @@ class KubernetesRuntime:
         state.keys = cp.complete_keys(state.keys, vc.name)
         state.names, state.address = names, address
         self._save(state)  # before any object names these keys
-        changed += self._apply_pod(vc, state, self.host.policy())
+        # The policy ensure_syncer applies: any other (the host's before its team is named
+        # in it) would roll the pod back and forth at every repair.
+        changed += self._apply_pod(vc, state, policy)
         self._wait(vc, lambda: self._readyz(state) == 200, "the API server does not answer /readyz")
         return changed
 

@@ -50,7 +50,7 @@ class LocalProcessRuntime:
         base = self._dir(vc)
         return ProcessDir(base, base / "run", base / "logs")
 
-    def ensure_control_plane(self, vc: VClusterRef) -> list[str]:
+    def ensure_control_plane(self, vc: VClusterRef, policy: TenantPolicy) -> list[str]:
         if vc.kubernetes_version != kube_version():
             raise RuntimeFailure(
                 f"Kubernetes {vc.kubernetes_version} is not available on this worker (it runs {kube_version()})."

@@ -142,10 +142,12 @@ def real_host(db, real_host_cluster):
 @pytest.fixture
 def kube_host(db, real_host_cluster):
     """The host cluster with a real node, running vclusters' control planes as pods
-    (the `kubernetes` runtime), reached at the node's address."""
+    (the `kubernetes` runtime), reached at the node's address, with a tenant policy that
+    names the team, as `make run` registers its host."""
     return services.register_host_cluster(
         SYSTEM, name="test-pod-host", kubeconfig=real_host_cluster.admin_kubeconfig.read_text(),
         runtime="kubernetes", access="nodeport", access_address=real_host_cluster.real_node().link.node_ip,
+        tenant_policy={"ingress_hosts": ["*.{team}.apps.vcportal.localhost"]},
     )
 
 
