@@ -42,7 +42,7 @@ install() {
       node) pkgs+=(iptables nftables conntrack ipset) ;;
       images) pkgs+=(busybox-static umoci skopeo) ;;
       # The tools the e2e suite's agnhost image carries (tools/images/build.sh conformance).
-      conformance) pkgs+=(bash curl bind9-dnsutils socat) ;;
+      conformance) pkgs+=(bash curl bind9-dnsutils socat netcat-openbsd) ;;
       *) log "unknown service $w"; exit 2 ;;
     esac
   done

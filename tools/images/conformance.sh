@@ -37,13 +37,16 @@ e2e_debian() { # e2e_debian PACKAGE: Debian's package file, downloaded once, to 
 }
 
 # agnhost's own image is Alpine with these tools; here Debian's, beside busybox's applets.
-agnhost_tools=(/usr/bin/bash /usr/bin/curl /usr/bin/dig /usr/bin/socat /usr/bin/getent)
+agnhost_tools=(/usr/bin/bash /usr/bin/curl /usr/bin/dig /usr/bin/socat /usr/bin/getent /bin/nc.openbsd)
 
 agnhost_rootfs() { # agnhost_rootfs DIR: the program at /agnhost with the tools and files its tests use
   local rootfs=$1
   busybox_rootfs "$rootfs"
   mkdir -p "$rootfs/usr/bin" "$rootfs/usr/lib/x86_64-linux-gnu" "$rootfs/uploads"
   cp "${agnhost_tools[@]}" "$rootfs/usr/bin/"
+  ln -s nc.openbsd "$rootfs/usr/bin/nc"  # the tests' `nc -v -z`
+  # busybox's shell runs its own applets before any on PATH (its nc has no -v): bash is /bin/sh
+  ln -sf ../usr/bin/bash "$rootfs/bin/sh"
   cp "$conformance_bin/agnhost" "$rootfs/agnhost" && ln -s agnhost "$rootfs/agnhost-2"
   cp "$node_bin/coredns" "$rootfs/coredns"
   cp "$test_images/agnhost/porter/localhost.crt" "$test_images/agnhost/porter/localhost.key" "$rootfs/"
