@@ -48,6 +48,7 @@ from kubernetes.client.rest import ApiException
 from controlplane import images, pki
 from controlplane.components import CLUSTER_DOMAIN, SERVICE_CIDR
 from controlplane.files import write_private
+from syncer.kinds.endpoints import kubernetes_endpoints
 
 from . import addons, binaries, network
 from .processes import process_alive
@@ -389,25 +390,22 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 
 
 def publish_api_endpoint(api, host_ip: str, port: int) -> None:
-    """Point the `kubernetes` Service at the API server as the node reaches it. The API
-    server keeps no endpoints itself (it listens on loopback only, which no pod reaches)."""
-    discovery = client.DiscoveryV1Api(api)
-    labels = {
-        "kubernetes.io/service-name": "kubernetes",
-        "endpointslice.kubernetes.io/managed-by": "localkube.vcportal",
-    }
-    body = client.V1EndpointSlice(
-        metadata=client.V1ObjectMeta(name="kubernetes", labels=labels),
-        address_type="IPv4",
-        endpoints=[client.V1Endpoint(addresses=[host_ip], conditions=client.V1EndpointConditions(ready=True))],
-        ports=[client.DiscoveryV1EndpointPort(name="https", port=port, protocol="TCP")],
-    )
-    try:
-        discovery.replace_namespaced_endpoint_slice("kubernetes", "default", body)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        discovery.create_namespaced_endpoint_slice("default", body)
+    """Point the `kubernetes` Service at the API server as the node reaches it: its
+    Endpoints and EndpointSlice, as an API server's reconciler writes them (the syncer's
+    for a vcluster's, the same objects). This API server keeps none itself (it listens on
+    loopback only, which no pod reaches)."""
+    (_, endpoints), (_, endpoint_slice) = kubernetes_endpoints((host_ip, port))
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    for replace, create, body in (
+        (core.replace_namespaced_endpoints, core.create_namespaced_endpoints, endpoints),
+        (discovery.replace_namespaced_endpoint_slice, discovery.create_namespaced_endpoint_slice, endpoint_slice),
+    ):
+        try:
+            replace("kubernetes", "default", body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            create("default", body)
 
 
 def _node_ready(api, name: str) -> bool:

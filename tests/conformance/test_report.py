@@ -45,7 +45,8 @@ def test_a_vcluster_failure_is_explained_by_the_host_a_refusal_or_named_a_gap(tm
     refused = ("I1206 event for pod-1: {vcluster-syncer } Warning HostRefused: the host cluster refused the Pod: "
                "hostPort 54323 is not allowed on this host cluster\nmore output")
     vcluster = conformance.outcomes(ginkgo_report(tmp_path / "vc.json", {
-        DEPLOYMENT: ("failed", "Deployment never became available\nstack", ""), HOST_PORT: ("failed", "timed out", refused),
+        DEPLOYMENT: ("failed", "Deployment never became available\nstack", ""),
+        HOST_PORT: ("failed", "timed out", refused),
         DNS: ("failed", "no answer", ""), SECRETS: ("skipped", "", "")}))
 
     text = conformance.write_report({"host": host, "vcluster": vcluster}, tmp_path, {"host": 3, "vcluster": 4})

@@ -91,6 +91,14 @@ def test_pods_reach_the_api_server_through_the_kubernetes_service(real_cluster):
     run_pod(real_cluster, ns, "api", f"until {request} | nc kubernetes.default.svc 443; do sleep 1; done")
     eventually(lambda: "HTTP request to an HTTPS server" in logs(real_cluster, ns, "api"), timeout=90,
                what="an answer from the API server")
+    # The address is published as an API server's reconciler would: the Endpoints too,
+    # which clients and the conformance suite read (`kubectl get endpoints kubernetes`).
+    core, discovery = client.CoreV1Api(real_cluster.api_client()), client.DiscoveryV1Api(real_cluster.api_client())
+    subset = core.read_namespaced_endpoints("kubernetes", "default").subsets[0]
+    endpoint_slice = discovery.read_namespaced_endpoint_slice("kubernetes", "default")
+    node_side = [real_cluster.real_node().link.host_ip]
+    assert [a.ip for a in subset.addresses] == endpoint_slice.endpoints[0].addresses == node_side
+    assert [p.port for p in subset.ports] == [p.port for p in endpoint_slice.ports]
 
 
 def fetch(cluster: LocalCluster, namespace: str, pod: str, address: str) -> str:
