@@ -24,9 +24,11 @@ def ginkgo_report(path: Path, specs: dict[str, tuple[str, str, str]]) -> Path:
         sig, container, leaf = name.split(" ", 2)
         reports.append({"ContainerHierarchyTexts": [sig, container], "LeafNodeType": "It", "LeafNodeText": leaf,
                         "State": state, "RunTime": 2_500_000_000, "Failure": {"Message": message} if message else {},
-                        "CapturedGinkgoWriterOutput": output})
+                        "CapturedGinkgoWriterOutput": output, "NumAttempts": 1})
     reports.append({"ContainerHierarchyTexts": None, "LeafNodeType": "SynchronizedBeforeSuite", "LeafNodeText": "",
-                    "State": "passed", "RunTime": 1})
+                    "State": "passed", "RunTime": 1, "NumAttempts": 1})
+    reports.append({"ContainerHierarchyTexts": ["[sig-storage] CSI"], "LeafNodeType": "It", "LeafNodeText": "mounts",
+                    "State": "skipped", "RunTime": 0, "NumAttempts": 0})  # left out by the focus
     path.write_text(json.dumps([{"SuitePath": "/e2e", "SpecReports": reports}]))
     return path
 
