@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -193,6 +194,8 @@ def main() -> int:
         print(write_report({t: outcomes(r) for t, r in reports.items()}, args.out, {}))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    # A TERM (a `timeout`, a CI limit) stops the stack too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binaries, repo_list = build()
     stack = Stack("sqlite")
     print(f"conformance: starting the stack in {stack.var} (log: {stack.log})", flush=True)
