@@ -109,7 +109,7 @@ conformance_images() {
   "$root/scripts/services.sh" install conformance
   conformance_bin="$("$root/tools/kube/build.sh" conformance | tail -n 1)"
   test_images="$(cd "$root/tools/kube/k8s" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images"
-  local e2e=e2e-test-images page nginx
+  local e2e=e2e-test-images page
   local agnhost=("$conformance_bin/agnhost" "$node_bin/coredns" "${agnhost_tools[@]}")
   e2e_image "$e2e/agnhost" 2.66.1 "${agnhost[@]}" -- agnhost_rootfs \
     --config.entrypoint /agnhost --config.cmd pause --config.env PATH=/usr/bin:/bin
@@ -123,10 +123,9 @@ conformance_images() {
     --config.cmd nnp --config.env PATH=/usr/local/bin:/bin
   e2e_image "$e2e/sample-apiserver" 1.29.2 "$conformance_bin/sample-apiserver" -- sample_apiserver_rootfs \
     --config.entrypoint /sample-apiserver
-  for nginx in 1.27.0-2 1.28.0-2; do
-    e2e_image "$e2e/nginx" "$nginx" "$(e2e_debian nginx)" "$(e2e_debian nginx-common)" /bin/busybox -- nginx_rootfs \
-      --config.entrypoint /usr/sbin/nginx --config.env PATH=/usr/sbin:/bin --config.exposedports 80/tcp
-  done
+  e2e_image "$e2e/nginx" 1.28.0-2 "$(e2e_debian nginx)" "$(e2e_debian nginx-common)" /bin/busybox -- nginx_rootfs \
+    --config.entrypoint /usr/sbin/nginx --config.env PATH=/usr/sbin:/bin --config.exposedports 80/tcp
+  e2e_alias "$registry/$e2e/nginx:1.28.0-2" "$e2e/nginx" 1.27.0-2  # the suite's older nginx: Debian has one
   e2e_image "$e2e/nonroot" 1.5 /bin/busybox -- busybox_rootfs --config.user 1234 --config.env PATH=/bin
   e2e_alias "$(grep "/busybox:" <<<"$refs")" "$e2e/busybox" 1.37.0-2
   e2e_alias "$(grep "/pause:" <<<"$refs")" k8s/pause 3.10.2
