@@ -21,6 +21,7 @@ HEALTH_PATHS = "/healthz,/readyz,/livez"
 # aggregated server believes.
 FRONT_PROXY_CLIENT = "front-proxy-client"
 SQLITE_OPTIONS = "_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
+WEBHOOK_CREDENTIALS = "webhook-credentials.kubeconfig"  # beside the keys: admission_configuration
 ADMISSION_PLUGINS = "NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,PodSecurity,NodeRestriction"
 
 # What a vcluster's API server logs: who changed what, never a request or response body
@@ -58,6 +59,16 @@ def egress_selector_configuration(socket: str) -> str:
                        "egressSelections": selections}, indent=2)
 
 
+def admission_configuration(pki: PurePath) -> str:
+    """Mutating webhooks are called with the client certificate WEBHOOK_CREDENTIALS beside
+    the keys names (kubeconfig.webhook_credentials): the front-proxy client's, the only
+    one the syncer's Service webhook (syncer.admission) lets in."""
+    webhooks = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "WebhookAdmissionConfiguration",
+                "kubeConfigFile": str(pki / WEBHOOK_CREDENTIALS)}
+    return json.dumps({"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+                       "plugins": [{"name": "MutatingAdmissionWebhook", "configuration": webhooks}]}, indent=2)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where a control plane's parts are, as its processes see them."""
@@ -67,6 +78,7 @@ class Layout:
     datastore: str  # kine's --endpoint
     audit: tuple[PurePath, PurePath] | None = None  # (policy file, log file); host clusters keep none
     egress: PurePath | None = None  # egress_selector_configuration's file, if the syncer is the way out
+    admission: PurePath | None = None  # admission_configuration's file, if the syncer serves a webhook
 
     @property
     def etcd(self) -> str:
@@ -138,6 +150,8 @@ def apiserver_args(layout: Layout, *, bind: str, advertise: str, port: int, serv
         ]
     if layout.egress:
         args.append(f"--egress-selector-config-file={layout.egress}")
+    if layout.admission:
+        args.append(f"--admission-control-config-file={layout.admission}")
     if layout.audit:
         policy, log = layout.audit
         # Rotated at 10 MiB with two old files kept: under 30 MiB.

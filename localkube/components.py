@@ -39,6 +39,7 @@ def layout(cluster: LocalCluster, config: ClusterConfig) -> cp.Layout:
         datastore=config.datastore or cp.sqlite_datastore(state / "kine" / "state.db"),
         audit=None if config.is_host else (state / "audit-policy.yaml", state / "logs" / "audit.log"),
         egress=state / "egress-selector.yaml" if config.egress else None,
+        admission=state / "admission.yaml" if config.egress else None,
     )
 
 
@@ -58,6 +59,8 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
             policy.write_text(cp.AUDIT_POLICY)
     if files.egress:
         files.egress.write_text(cp.egress_selector_configuration(EGRESS_SOCKET))
+    if files.admission:
+        files.admission.write_text(cp.admission_configuration(cluster.pki_dir))
     return cp.apiserver_args(
         files, bind="127.0.0.1", advertise="127.0.0.1", port=config.ports["kube-apiserver"],
         calls_kubelets=config.calls_kubelets, priority_and_fairness=config.is_host,

@@ -69,6 +69,7 @@ RESOURCE_PATH = re.compile(
     rf"{re.escape(PREFIX)}/(?:namespaces/(?P<ns>[^/]+)/)?(?P<res>pods|nodes)(?:/(?P<name>[^/]+))?")
 SELECTORS = ("labelSelector", "fieldSelector")
 IDLE_TIMEOUT = 300  # seconds a kept-alive connection may wait for its next request
+MAX_REVIEW = 3 * 1024 * 1024  # bytes: the API server's own limit on a request body
 
 
 # Registration ------------------------------------------------------------------
@@ -270,10 +271,15 @@ def caller(headers) -> dict | None:
 
 # Server ------------------------------------------------------------------------------
 class MetricsServer(TLSServer):
+    """The metrics API, and on the same listener the syncer's admission webhooks
+    (`webhooks`: path → the AdmissionReview answering a review; syncer.admission)."""
+
     name = "metrics API"
 
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, api: MetricsApi):
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, api: MetricsApi,
+                 webhooks: dict[str, Callable[[dict], dict]] | None = None):
         self.api = api
+        self.webhooks = webhooks or {}
         super().__init__(address, context, _Handler)
 
 
@@ -303,6 +309,22 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # an answer, not a dropped connection: the API server says 503 either way
             logger.exception("metrics API: %s failed", self.path)
             self._json(500, _status(500, "the syncer failed to read metrics; see its log"))
+
+    def do_POST(self):
+        webhook = self.server.webhooks.get(urlsplit(self.path).path)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if webhook is None:
+                raise NotServed(404, f"the server could not find the requested resource ({self.path})")
+            if not 0 < length <= MAX_REVIEW:
+                raise NotServed(400, "an AdmissionReview of at most 3 MiB is expected")
+            self._json(200, webhook(json.loads(self.rfile.read(length))))
+        except NotServed as exc:
+            self.close_connection = True  # the body may be unread
+            self._json(exc.status, _status(exc.status, str(exc)))
+        except Exception:  # the API server applies the webhook's failure policy
+            logger.exception("admission webhook %s failed", self.path)
+            self._json(500, _status(500, "the syncer failed to review the request; see its log"))
 
     def _resource(self, path: str, query: dict[str, str]) -> dict:
         match = RESOURCE_PATH.fullmatch(path)

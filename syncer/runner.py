@@ -22,7 +22,7 @@ import logging
 import signal
 import threading
 
-from . import egress, names
+from . import admission, egress, names
 from .config import SyncerConfig
 from .controller import VIRTUAL_INDEX, Controller, SyncContext, virtual_index
 from .egress import EgressProxy
@@ -117,11 +117,13 @@ class Syncer:
 
     def _register_in_vcluster(self) -> None:
         """(Re)write what the syncer keeps in the vcluster, which a tenant may have deleted:
-        its metrics.k8s.io, and the `kubernetes` Service's endpoints."""
+        its metrics.k8s.io and Service webhook, and the `kubernetes` Service's endpoints."""
         metrics, api = self.config.metrics_listen_address(), self.config.api_address()
         try:
             if metrics:
-                register(self.ctx.virtual, metrics, self.config.metrics_ca.read_bytes())
+                ca = self.config.metrics_ca.read_bytes()
+                register(self.ctx.virtual, metrics, ca)
+                self.ctx.virtual.apply(admission.WEBHOOKS, admission.configuration(metrics[1], ca), names.FIELD_MANAGER)
             for resource, obj in kubernetes_endpoints(api) if api else ():
                 self.ctx.virtual.apply(resource, obj, names.FIELD_MANAGER)
         except (ApiError, OSError) as exc:  # retried at the next resync
@@ -171,7 +173,8 @@ class Syncer:
         if address is None:
             return None
         context = server_context(self.config.metrics_cert, self.config.metrics_key, self.config.metrics_client_ca)
-        server = MetricsServer(address, context, MetricsApi(self.ctx))
+        server = MetricsServer(address, context, MetricsApi(self.ctx),
+                               webhooks={admission.PATH: functools.partial(admission.review, self.ctx)})
         server.start()
         return server
 

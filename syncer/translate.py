@@ -7,7 +7,9 @@ rule is unit tested on its own.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from . import names
 from .policy import TenantPolicy
@@ -39,6 +41,14 @@ class Target:
 
     def name(self, name: str, namespace: str) -> str:
         return names.host_name(name, namespace, self.vcluster)
+
+
+def age(obj: dict) -> float:
+    """Seconds since `obj` was created, by its creationTimestamp; 0 without one."""
+    created = obj["metadata"].get("creationTimestamp")
+    if not created:
+        return 0
+    return time.time() - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
 
 
 def host_object(kind: str, virtual: dict, target: Target, **body) -> dict:

@@ -76,6 +76,7 @@ LAYOUT = components.Layout(
     datastore=components.sqlite_datastore(PurePosixPath(DATA_DIR) / "state.db"),
     audit=(PurePosixPath(PKI_DIR) / "audit-policy.yaml", PurePosixPath(DATA_DIR) / "audit.log"),
     egress=PurePosixPath(PKI_DIR) / "egress-selector.yaml",
+    admission=PurePosixPath(PKI_DIR) / "admission.yaml",
 )
 
 # requests, limits per container; limits are what the quota share counts.
@@ -94,7 +95,7 @@ EPHEMERAL = ({"ephemeral-storage": "16Mi"}, {"ephemeral-storage": "64Mi"})
 PKI_OF = {
     "kube-apiserver": ("ca.crt", "sa.pub", "sa.key", "kube-apiserver.crt", "kube-apiserver.key",
                        "kubelet-client.crt", "kubelet-client.key", "authentication.yaml", "audit-policy.yaml",
-                       "egress-selector.yaml",
+                       "egress-selector.yaml", "admission.yaml", components.WEBHOOK_CREDENTIALS,
                        "front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key"),
     "kube-controller-manager": ("ca.crt", "ca.key", "sa.key", "kube-controller-manager.crt",
                                 "kube-controller-manager.key", "kube-controller-manager.kubeconfig"),
@@ -160,15 +161,19 @@ def new_keys(name: str, api_names: list[str]) -> dict[str, str]:
 
 def complete_keys(keys: dict[str, str], name: str) -> dict[str, str]:
     """`keys` with what a control plane made by an older version lacks: the aggregation
-    layer's (controlplane.pki.front_proxy_files), the syncer's metrics API's, and the
-    egress selector that sends the API server's calls into the cluster through the syncer."""
-    added: dict[str, bytes | str] = {"egress-selector.yaml": components.egress_selector_configuration(EGRESS_SOCKET)}
+    layer's (controlplane.pki.front_proxy_files), the syncer's metrics API's, the egress
+    selector that sends the API server's calls into the cluster through the syncer, and
+    its credentials towards the syncer's webhook (syncer.admission)."""
+    added: dict[str, bytes | str] = {"egress-selector.yaml": components.egress_selector_configuration(EGRESS_SOCKET),
+                                     "admission.yaml": components.admission_configuration(LAYOUT.pki)}
     if "front-proxy-client.key" not in keys:
         added.update(pki.front_proxy_files(name))
     if "syncer-metrics.key" not in keys:
         added.update(_pair("syncer-metrics", pki.issue(_ca(keys), "vcportal-syncer-metrics",
                                                        server_names=(METRICS_SERVICE_HOST,))))
-    return {**keys, **{k: v if isinstance(v, str) else v.decode() for k, v in added.items()}}
+    completed = {**keys, **{k: v if isinstance(v, str) else v.decode() for k, v in added.items()}}
+    client = pki.KeyPair(completed["front-proxy-client.crt"].encode(), completed["front-proxy-client.key"].encode())
+    return {**completed, components.WEBHOOK_CREDENTIALS: kubeconfig.webhook_credentials(client)}
 
 
 def reissue_api_certificate(keys: dict[str, str], api_names: list[str]) -> dict[str, str]:

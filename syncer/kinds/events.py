@@ -7,14 +7,12 @@ errors happen on the host; the tenant sees them with `kubectl describe` in the v
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
-
 from .. import names
 from ..controller import Controller
 from ..informer import key_of
 from ..kind import ALL, HOST, READ, Kind, Watch
 from ..kube import EVENTS, PODS, PVCS, SERVICES, ApiError
+from ..translate import age
 
 KINDS = {"Pod": PODS, "Service": SERVICES, "PersistentVolumeClaim": PVCS}
 # An event may arrive before the informer shows the object it is about.
@@ -79,7 +77,7 @@ class EventSync(Controller):
         ref = event["involvedObject"]
         host_obj = self.ctx.hinf[KINDS[ref["kind"]]].get(f"{ref['namespace']}/{ref['name']}")
         if host_obj is None:
-            return 1 if _age(event) < WAIT_FOR_OBJECT else None
+            return 1 if age(event) < WAIT_FOR_OBJECT else None
         if not names.is_ours(host_obj, self.ctx.vcluster) or (ref.get("uid") and ref["uid"] != host_obj["metadata"]["uid"]):
             return None
         virtual = self.ctx.vinf[KINDS[ref["kind"]]].get(names.recorded_key(host_obj))
@@ -98,13 +96,6 @@ class EventSync(Controller):
                 raise
             self.ctx.virtual.patch(EVENTS, meta["namespace"], meta["name"],
                                    {k: event[k] for k in ("count", "lastTimestamp", "message")})
-
-
-def _age(event: dict) -> float:
-    created = event["metadata"].get("creationTimestamp")
-    if not created:
-        return 0
-    return time.time() - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
 
 
 def _new_event(ctx, old: dict | None, new: dict | None) -> list[str]:

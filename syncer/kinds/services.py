@@ -1,10 +1,16 @@
 """Services, vcluster → host: a host copy per virtual Service, and the host's ClusterIP for both.
 
 The host always allocates the ClusterIP (a tenant must not pick an address on the
-host); then the virtual Service is recreated with the host's IP (a ClusterIP cannot be
-changed in place), as the reference implementation does: the tenant sees a new uid and
-the IP that really routes. If that IP is taken inside the vcluster, a Warning event
-says so and the syncer tries again later. Deleting a Service makes the vcluster's
+host). A Service takes it as it is created: the syncer's admission webhook
+(syncer.admission) creates the host copy first and gives the new Service the copy's
+ClusterIPs (`admit`), so clients never see another address. The copy carries no uid
+until the controller claims it, and is not taken for an orphan meanwhile
+(ADMITTED_GRACE). Where the webhook did not act (a generated name, the host refusing
+the copy at that moment, a vcluster whose API server predates the webhook), the
+virtual Service is recreated with the host's IP (a ClusterIP cannot be changed in
+place), as the reference implementation does: the tenant sees a new uid and the IP
+that really routes. If that IP is taken inside the vcluster, a Warning event says so
+and the syncer tries again later. Deleting a Service makes the vcluster's
 endpoints controller delete its Endpoints, which for a selector-less Service the tenant
 wrote by hand: the syncer puts them back. ExternalName Services are refused unless the
 host cluster's policy allows them; externalIPs are dropped (they would let a tenant
@@ -23,13 +29,16 @@ from ..informer import key_of
 from ..kind import Kind
 from ..kube import ENDPOINTS, SERVICES, ApiError
 from ..names import LABEL_MANAGED_BY, LABEL_NAMESPACE
-from ..translate import Refused, Target, host_object, marks_patch
+from ..translate import Refused, Target, age, host_object, marks_patch
 
 logger = logging.getLogger(__name__)
 
 # The vcluster's own API server, and where its metrics API is (syncer.metricsapi).
 NOT_SYNCED = {"default/kubernetes", f"{metricsapi.SERVICE_NAMESPACE}/{metricsapi.SERVICE_NAME}"}
 RETRY_CONFLICT = 30
+# How long a host copy the webhook made may wait for its Service to appear in the
+# vcluster (the create it admitted may still fail) before it is deleted as an orphan.
+ADMITTED_GRACE = 30
 # How long after recreating a selector-less Service its hand-written Endpoints are put
 # back if the vcluster's endpoints controller deletes them (it does so once, soon).
 RESTORE_ENDPOINTS_FOR = 30
@@ -54,6 +63,42 @@ def host_service(service: dict, target: Target) -> dict:
     if spec.get("clusterIP") == "None":
         host_spec["clusterIP"] = "None"
     return host_object("Service", service, target, spec=host_spec)
+
+
+def admit(ctx, service: dict) -> dict | None:
+    """The host copy whose ClusterIPs a Service about to be created in the vcluster takes
+    (created now if need be), or None to leave the Service as it is."""
+    meta, spec = service["metadata"], service["spec"]
+    key = key_of(service)
+    if (not meta.get("name") or spec.get("type") == "ExternalName" or _headless(service) or key in NOT_SYNCED
+            or ctx.vinf[SERVICES].get(key) is not None):  # that create fails: the name is taken
+        return None
+    try:
+        copy = _unclaimed_copy(ctx, host_service(service, ctx.target))
+    except Refused:
+        return None
+    if copy is None or not _ips(copy) or _holder(ctx, _ips(copy)) is not None:
+        return None
+    logger.info("admitting virtual service %s with the host's IP %s", key, _ips(copy))
+    return copy
+
+
+def _unclaimed_copy(ctx, desired: dict) -> dict | None:
+    """`desired` created on the host, or the copy an earlier admission of the same
+    Service created (its create failed, or it is being retried); None if the host refuses
+    it or holds a copy of a Service the vcluster had (the controller sorts that out)."""
+    meta = desired["metadata"]
+    try:
+        return ctx.host.create(SERVICES, meta["namespace"], desired)
+    except ApiError as exc:
+        if exc.status != 409:
+            logger.info("the host refused service %s at admission: %s", meta["name"], exc)
+            return None
+    existing = ctx.host.get_or_none(SERVICES, meta["namespace"], meta["name"])
+    if existing is None or not names.is_ours(existing, ctx.vcluster) or _claimed(existing) \
+            or names.recorded_key(existing) != names.recorded_key(desired):
+        return None
+    return existing
 
 
 def service_spec_patch(desired: dict, actual: dict) -> dict | None:
@@ -90,6 +135,17 @@ class ServiceSync(HostSync):
 
     def keys(self):
         return super().keys() - NOT_SYNCED
+
+    def reconcile(self, key: str) -> float | None:
+        if self.ctx.vinf[SERVICES].get(key) is None and (wait := self._admission_pending(key)):
+            return wait
+        return super().reconcile(key)
+
+    def _admission_pending(self, key: str) -> float | None:
+        """Seconds until the copies the webhook just made for `key` may be deleted: its
+        Service may not be in the vcluster yet."""
+        waits = [ADMITTED_GRACE - age(c) for c in self.host_copies(key) if not _claimed(c)]
+        return max(waits) if waits and max(waits) > 0 else None
 
     def wanted(self, key: str) -> dict | None:
         return None if key in NOT_SYNCED else super().wanted(key)
@@ -128,10 +184,9 @@ class ServiceSync(HostSync):
     def _take_host_ip(self, service: dict, current: dict) -> float | None:
         """Recreate the virtual Service with the host copy's ClusterIPs."""
         wanted = _ips(current)
-        taken = [s for s in self.ctx.vinf[SERVICES].values()
-                 if set(_ips(s)) & set(wanted) and s["metadata"]["uid"] != service["metadata"]["uid"]]
-        if taken:
-            other = taken[0]["metadata"]
+        holder = _holder(self.ctx, wanted, but=service["metadata"]["uid"])
+        if holder is not None:
+            other = holder["metadata"]
             self.ctx.recorder.warn(service, self.kind.name, "ClusterIPConflict",
                                    f"the host gave this service {', '.join(wanted)}, which "
                                    f"{other['namespace']}/{other['name']} holds in the vcluster")
@@ -174,6 +229,18 @@ class ServiceSync(HostSync):
             meta = service["metadata"]
             self.ctx.virtual.patch(SERVICES, meta["namespace"], meta["name"],
                                    {"status": {"loadBalancer": want}}, sub="status")
+
+
+def _holder(ctx, ips: list[str], but: str | None = None) -> dict | None:
+    """A virtual Service other than the one whose uid is `but` holding one of `ips`."""
+    return next((s for s in ctx.vinf[SERVICES].values()
+                 if set(_ips(s)) & set(ips) and s["metadata"]["uid"] != but), None)
+
+
+def _claimed(host_copy: dict) -> bool:
+    """Whether the controller has recorded the uid of its virtual Service (the webhook
+    creates copies before there is one)."""
+    return bool((host_copy["metadata"].get("annotations") or {}).get(names.ANN_UID))
 
 
 def _has_cluster_ip(service: dict) -> bool:

@@ -9,6 +9,7 @@ import yaml
 from cryptography import x509
 from kubernetes import client
 
+from controlplane.components import WEBHOOK_CREDENTIALS
 from provisioning.runtimes import kubeobjects as cp
 from provisioning import manifests
 from syncer.config import load
@@ -116,6 +117,25 @@ def test_the_api_servers_way_into_the_cluster_is_the_syncers_socket_on_a_volume_
                                               host_server="https://10.96.0.1", policy=TenantPolicy())["syncer.yaml"])
     assert config["egress_socket"] == cp.EGRESS_SOCKET
     made_before = {k: v for k, v in keys.items() if k != "egress-selector.yaml"}
+    assert cp.complete_keys(made_before, "dev") == keys
+
+
+def test_the_api_server_calls_webhooks_with_the_front_proxy_certificate(keys):
+    """The syncer's Service webhook (syncer.admission) lets in only that certificate."""
+    spec = pod_spec()
+    apiserver = next(c for c in cp.containers(spec) if c["name"] == "kube-apiserver")
+    assert f"--admission-control-config-file={cp.PKI_DIR}/admission.yaml" in apiserver["command"]
+    plugins = yaml.safe_load(keys["admission.yaml"])["plugins"]
+    assert [(p["name"], p["configuration"]["kubeConfigFile"]) for p in plugins] == [
+        ("MutatingAdmissionWebhook", f"{cp.PKI_DIR}/{WEBHOOK_CREDENTIALS}")]
+    users = yaml.safe_load(keys[WEBHOOK_CREDENTIALS])["users"]
+    assert [u["name"] for u in users] == ["*"]
+    assert base64.b64decode(users[0]["user"]["client-certificate-data"]).decode() == keys["front-proxy-client.crt"]
+    holders = [c["name"] for c in cp.containers(spec) for v in spec["volumes"]
+               if v["name"] in {m["name"] for m in c["volumeMounts"]}
+               and WEBHOOK_CREDENTIALS in {i["key"] for i in v.get("secret", {}).get("items", [])}]
+    assert holders == ["kube-apiserver"]
+    made_before = {k: v for k, v in keys.items() if k not in ("admission.yaml", WEBHOOK_CREDENTIALS)}
     assert cp.complete_keys(made_before, "dev") == keys
 
 

@@ -23,6 +23,7 @@ from provisioning.hostclusters import services
 from provisioning.hostkube import HostKube
 from provisioning.models import Placement
 from provisioning.runtimes import kubeobjects as cp
+from syncer import names
 from tests.kube.helpers import SMALL, busybox_pod, deployment, eventually
 from tests.portal.conftest import make_vcluster
 from tests.provisioning.conftest import processes_under
@@ -104,6 +105,13 @@ def test_control_plane_and_syncer_are_a_pod_on_the_host(provisioned_as_pods, rea
     assert "started" in kubectl_with(vcluster.kubeconfig, tmp_path, "-n", "team-ns", "logs", "deploy/web")
     assert kubectl_with(vcluster.kubeconfig, tmp_path, "-n", "team-ns", "exec", "deploy/web", "--",
                         "echo", "inside").strip() == "inside"
+    # A Service has the host's ClusterIP from its creation: the API server calls the
+    # syncer's webhook with the pod's credentials (syncer.admission).
+    created = api.core.create_namespaced_service("team-ns", {
+        "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    host_copies = host_kube(real_host_cluster).core.list_namespaced_service(pod.metadata.namespace).items
+    assert created.spec.cluster_ip in {s.spec.cluster_ip for s in host_copies
+                                       if (s.metadata.annotations or {}).get(names.ANN_NAME) == "web"}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,6 +8,7 @@ API server calling the syncer directly with a certificate it could get from the 
 from __future__ import annotations
 
 import http.client
+import json
 import ssl
 import subprocess
 
@@ -124,18 +125,19 @@ def nothing_but_the_api_server_reaches_the_syncer(vc):
             call_syncer(address, pki, cert)
 
 
-def call_syncer(address: str, pki, cert: str | None) -> int:
-    """The status of a list of all pods' metrics as system:admin of system:masters,
-    straight to the syncer with the client certificate `cert` from `pki` (or none)."""
+def call_syncer(address: str, pki, cert: str | None, method: str = "GET",
+                path: str = "/apis/metrics.k8s.io/v1beta1/pods", body: dict | None = None) -> int:
+    """The status of a request (by default a list of all pods' metrics) as system:admin of
+    system:masters, straight to the syncer with the client certificate `cert` from `pki` (or none)."""
     context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     context.check_hostname = False  # it names vcportal-metrics.kube-system.svc; the CA is still checked
     if cert:
         context.load_cert_chain(str(pki / f"{cert}.crt"), str(pki / f"{cert}.key"))
     host, port = address.rsplit(":", 1)
     connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=5)
+    headers = {"X-Remote-User": "system:admin", "X-Remote-Group": "system:masters", "Content-Type": "application/json"}
     try:
-        connection.request("GET", "/apis/metrics.k8s.io/v1beta1/pods",
-                           headers={"X-Remote-User": "system:admin", "X-Remote-Group": "system:masters"})
+        connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
         return connection.getresponse().status
     finally:
         connection.close()

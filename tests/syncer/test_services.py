@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from syncer import names
+from syncer import admission, names
 from tests.kube.helpers import eventually, new_namespace
 
 from .test_configs import pod_using
+from .test_metrics import call_syncer, kubectl
 from .test_pods import deployment
 
 
@@ -73,24 +77,87 @@ def test_a_service_without_selector_gets_the_tenants_endpoints_on_the_host(vclus
                what="service and endpoints gone from the host")
 
 
-def test_when_the_host_gave_the_vclusters_ip_away_the_virtual_service_takes_the_hosts(vcluster, operator):
+def test_a_new_service_has_the_hosts_cluster_ip_from_its_creation(vcluster):
+    """The webhook (syncer.admission): the create's answer already holds the address
+    that routes, and the Service is never recreated (same uid)."""
+    created = vcluster.tenant.core.create_namespaced_service("default", service("web", {"app": "web"}))
+
+    host = vcluster.operator.core.read_namespaced_service(vcluster.host_name("web"), vcluster.host_namespace)
+    assert created.spec.cluster_ip == host.spec.cluster_ip
+    claimed = eventually(lambda: vcluster.operator.core.read_namespaced_service(
+        vcluster.host_name("web"), vcluster.host_namespace).metadata.annotations[names.ANN_UID],
+        what="the host copy claimed by the controller")
+    assert claimed == created.metadata.uid
+    assert vcluster.tenant.core.read_namespaced_service("web", "default").metadata.uid == created.metadata.uid
+
+
+def test_a_service_the_webhook_cannot_name_is_recreated_with_the_hosts_ip(vcluster):
+    """A generated name is not known at admission: the controller recreates the Service."""
+    generated = client.V1Service(metadata=client.V1ObjectMeta(generate_name="web-"),
+                                 spec=client.V1ServiceSpec(selector={"app": "web"},
+                                                           ports=[client.V1ServicePort(port=80)]))
+    created = vcluster.tenant.core.create_namespaced_service("default", generated)
+    name = created.metadata.name
+
+    def aligned():
+        virtual = vcluster.tenant.core.read_namespaced_service(name, "default")
+        host = vcluster.operator.core.read_namespaced_service(vcluster.host_name(name), vcluster.host_namespace)
+        return virtual.spec.cluster_ip == host.spec.cluster_ip and (virtual, host)
+
+    virtual, host = eventually(aligned, what="the virtual service with the host's ClusterIP")
+    assert virtual.metadata.uid != created.metadata.uid
+    assert host.metadata.annotations[names.ANN_UID] == virtual.metadata.uid
+
+
+def test_a_cluster_ip_the_tenant_chooses_is_never_asked_of_the_host(vcluster, operator, tmp_path):
+    """An address the host gave another namespace: the host allocates its own, the
+    Service gets it at creation, and kubectl shows a warning saying so."""
     other = new_namespace(operator.core, "ip-holder")
     try:
-        holder = operator.core.create_namespaced_service(other, service("holder", {"app": "x"}))
-        taken = holder.spec.cluster_ip
+        taken = operator.core.create_namespaced_service(other, service("holder", {"app": "x"})).spec.cluster_ip
+        manifest = tmp_path / "web.yaml"
+        manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Service", **client.ApiClient()
+                                            .sanitize_for_serialization(service("web", {"app": "web"}, taken))}))
 
-        vcluster.tenant.core.create_namespaced_service("default", service("web", {"app": "web"}, cluster_ip=taken))
+        created = kubectl(vcluster, "create", "-n", "default", "-f", str(manifest), "-o", "yaml")
 
-        def aligned():
-            virtual = vcluster.tenant.core.read_namespaced_service("web", "default")
-            host = operator.core.read_namespaced_service(vcluster.host_name("web"), vcluster.host_namespace)
-            return virtual.spec.cluster_ip == host.spec.cluster_ip and (virtual, host)
-
-        virtual, host = eventually(aligned, what="the virtual service with the host's ClusterIP")
-        assert virtual.spec.cluster_ip != taken
-        assert host.metadata.annotations[names.ANN_UID] == virtual.metadata.uid
+        assert created.returncode == 0, created.stderr
+        assert f"not {taken}" in created.stderr and "Warning" in created.stderr
+        virtual = yaml.safe_load(created.stdout)
+        host = operator.core.read_namespaced_service(vcluster.host_name("web"), vcluster.host_namespace)
+        assert virtual["spec"]["clusterIP"] == host.spec.cluster_ip != taken
     finally:
         operator.core.delete_namespace(other)
+
+
+def test_only_the_vclusters_api_server_may_call_the_webhook(vcluster):
+    """A forged review straight to the syncer, with a client certificate from the
+    vcluster's CA (which a tenant can get) or none, is refused before it is read."""
+    address = yaml.safe_load(vcluster.config_path.read_text())["metrics_address"]
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "forged", "kind": {"group": "", "version": "v1", "kind": "Service"}, "operation": "CREATE",
+        "namespace": "default", "object": client.ApiClient().sanitize_for_serialization(service("forged"))}}
+    for cert in ("admin", None):
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            call_syncer(address, vcluster.cluster.pki_dir, cert, "POST", admission.PATH, review)
+    assert not vcluster.host_objects()["services"]
+
+
+def test_a_dry_run_or_a_refused_create_leaves_nothing_on_the_host(vcluster):
+    """A dry run never reaches the host; a create refused after the webhook made the host
+    copy (here by the vcluster's own quota) leaves it only for ADMITTED_GRACE."""
+    dry = kubectl(vcluster, "create", "service", "clusterip", "dry", "--tcp=80:8080", "--dry-run=server")
+    assert dry.returncode == 0, dry.stderr
+    vcluster.tenant.core.create_namespaced_resource_quota("default", client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="no-services"), spec=client.V1ResourceQuotaSpec(hard={"services": "0"})))
+    eventually(lambda: vcluster.tenant.core.read_namespaced_resource_quota("no-services", "default").status.hard,
+               what="the quota in force")
+
+    with pytest.raises(ApiException, match="exceeded quota"):
+        vcluster.tenant.core.create_namespaced_service("default", service("web", {"app": "web"}))
+
+    assert [s.metadata.name for s in vcluster.host_objects()["services"]] == [vcluster.host_name("web")]
+    eventually(lambda: not vcluster.host_objects()["services"], timeout=90, what="the orphaned host copy deleted")
 
 
 def test_a_deleted_virtual_service_is_deleted_on_the_host(vcluster):
