@@ -8,7 +8,10 @@ Hand-written endpoints could point a host Service at any address the host routes
 another tenant's pod, a host component (the CVE-2021-25740 class). So only addresses
 that are IPs of this vcluster's own host pods reach the host; the others are dropped
 and a HostRefused event names them. A target reference survives only as the host name
-of a pod of the same virtual namespace. Hand-written EndpointSlices are not synced.
+of a pod of the same virtual namespace. A tenant may write EndpointSlices instead of (or
+beside) Endpoints: those not made by the vcluster's controllers (`managed-by`) are read
+as more subsets of the same host Endpoints, under the same rule, and the host's
+mirroring controller turns them into slices there.
 
 The vcluster's own `default/kubernetes` Endpoints and EndpointSlice are the syncer's to
 write (`kubernetes_endpoints`): the API server's reconciler is off, as its address is
@@ -20,12 +23,18 @@ from __future__ import annotations
 import copy
 
 from ..controller import HostSync
-from ..kind import HOST, VIRTUAL, Kind, Watch, changed_key
+from ..informer import key_of
+from ..kind import HOST, VIRTUAL, Index, Kind, Watch, changed_key
 from ..kube import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES, Resource
 from ..translate import Target, host_object, marks_patch
 
 NOT_SYNCED = {"default/kubernetes"}
 ADDRESS_LISTS = ("addresses", "notReadyAddresses")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+# Slices the vcluster's controllers derive (from pods, or mirrored from Endpoints): not the tenant's own.
+SLICES_OF_SERVICE = "slices-of-service"  # index of the virtual EndpointSlices: the tenant's, by Service key
+CONTROLLERS = {"endpointslice-controller.k8s.io", "endpointslicemirroring-controller.k8s.io"}
 
 
 def kubernetes_endpoints(address: tuple[str, int]) -> list[tuple[Resource, dict]]:
@@ -73,6 +82,26 @@ def host_endpoints(endpoints: dict, target: Target, pod_ips: set[str]) -> tuple[
     return host, dropped
 
 
+def hand_written(endpoint_slice: dict) -> bool:
+    labels = endpoint_slice["metadata"].get("labels") or {}
+    return bool(labels.get(SERVICE_NAME_LABEL)) and labels.get(MANAGED_BY_LABEL) not in CONTROLLERS \
+        and endpoint_slice.get("addressType") in ("IPv4", "IPv6")
+
+
+def slice_subsets(endpoint_slice: dict) -> list[dict]:
+    """A hand-written EndpointSlice as Endpoints subsets: its addresses by readiness
+    (ready unless it says not), each with the slice's ports."""
+    ports = [{k: p[k] for k in ("name", "port", "protocol", "appProtocol") if p.get(k) is not None}
+             for p in endpoint_slice.get("ports") or []]
+    lists: dict[str, list[dict]] = {}
+    for endpoint in endpoint_slice.get("endpoints") or []:
+        ready = (endpoint.get("conditions") or {}).get("ready") is not False
+        for ip in endpoint.get("addresses") or []:
+            address = {"ip": ip, **({"targetRef": endpoint["targetRef"]} if endpoint.get("targetRef") else {})}
+            lists.setdefault("addresses" if ready else "notReadyAddresses", []).append(address)
+    return [{**lists, "ports": ports}] if lists and ports else []
+
+
 def pod_ips(pod: dict) -> set[str]:
     status = pod.get("status") or {}
     return {ip["ip"] for ip in status.get("podIPs") or [] if ip.get("ip")} | \
@@ -80,11 +109,22 @@ def pod_ips(pod: dict) -> set[str]:
 
 
 class EndpointsSync(HostSync):
+    def keys(self):
+        return {*super().keys(), *self.ctx.vinf[ENDPOINTSLICES].index_values(SLICES_OF_SERVICE)}
+
     def wanted(self, key: str) -> dict | None:
+        """The tenant's Endpoints with the subsets of their own EndpointSlices added."""
         endpoints, service = self.ctx.vinf[ENDPOINTS].get(key), self.ctx.vinf[SERVICES].get(key)
-        if endpoints is None or service is None or key in NOT_SYNCED or service["spec"].get("selector"):
+        slices = self.ctx.vinf[ENDPOINTSLICES].by_index(SLICES_OF_SERVICE, key)
+        if (endpoints is None and not slices) or service is None or key in NOT_SYNCED \
+                or service["spec"].get("selector"):
             return None
-        return endpoints
+        if not slices:
+            return endpoints
+        meta = service["metadata"] if endpoints is None else endpoints["metadata"]
+        subsets = (endpoints or {}).get("subsets") or []
+        return {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
+                "subsets": subsets + [s for eps in sorted(slices, key=key_of) for s in slice_subsets(eps)]}
 
     def may_delete(self, key: str) -> bool:
         return self.ctx.vinf[SERVICES].get(key) is not None or self.virtual_gone(key)
@@ -102,6 +142,17 @@ class EndpointsSync(HostSync):
         return {**marks_patch(desired, current), "subsets": desired["subsets"]}
 
 
+def _service_of_slice(endpoint_slice: dict) -> list[str]:
+    if not hand_written(endpoint_slice):
+        return []
+    meta = endpoint_slice["metadata"]
+    return [f"{meta['namespace']}/{meta['labels'][SERVICE_NAME_LABEL]}"]
+
+
+def _when_a_slice_changes(ctx, old: dict | None, new: dict | None) -> list[str]:
+    return [*_service_of_slice(old or {"metadata": {}}), *_service_of_slice(new or {"metadata": {}})]
+
+
 def _when_pod_ips_change(ctx, old: dict | None, new: dict | None) -> list[str]:
     """A host pod's IP came or went: hand-written endpoints may now be allowed, or not."""
     if pod_ips(old or {}) == pod_ips(new or {}):
@@ -114,5 +165,7 @@ KIND = Kind(
     resource=ENDPOINTS,
     controller=EndpointsSync,
     # A Service's selector may come or go: its endpoints are then ours to copy, or not.
-    watches=(Watch(VIRTUAL, SERVICES, changed_key), Watch(HOST, PODS, _when_pod_ips_change)),
+    watches=(Watch(VIRTUAL, SERVICES, changed_key), Watch(VIRTUAL, ENDPOINTSLICES, _when_a_slice_changes),
+             Watch(HOST, PODS, _when_pod_ips_change)),
+    indexes=(Index(VIRTUAL, ENDPOINTSLICES, SLICES_OF_SERVICE, _service_of_slice),),
 )

@@ -77,6 +77,35 @@ def test_a_service_without_selector_gets_the_tenants_endpoints_on_the_host(vclus
                what="service and endpoints gone from the host")
 
 
+def test_a_services_hand_written_endpoint_slices_reach_the_host_with_its_own_pods_only(vcluster, operator):
+    """EndpointSlices the tenant writes (two, with different ports) become the host
+    Endpoints' subsets; an address that is not one of the vcluster's pods (here the host
+    API server's Service address) is dropped, with an event."""
+    tenant = vcluster.tenant.core
+    vcluster.tenant.apps.create_namespaced_deployment("default", deployment("backend", 2))
+    ips = eventually(lambda: len(ips := sorted(p.status.pod_ip for p in tenant.list_namespaced_pod("default").items
+                                               if p.status.pod_ip)) == 2 and ips, what="2 pod IPs")
+    tenant.create_namespaced_service("default", service("sliced"))
+    discovery = client.DiscoveryV1Api(vcluster.tenant.api)
+    host_api = operator.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    for name, port, addresses in (("sliced-a", 8080, [ips[0]]), ("sliced-b", 9090, [ips[1], host_api])):
+        discovery.create_namespaced_endpoint_slice("default", client.V1EndpointSlice(
+            metadata=client.V1ObjectMeta(name=name, labels={"kubernetes.io/service-name": "sliced"}),
+            address_type="IPv4", ports=[client.DiscoveryV1EndpointPort(name=name, port=port)],
+            endpoints=[client.V1Endpoint(addresses=[ip]) for ip in addresses]))
+
+    def host_subsets():
+        endpoints = operator.core.read_namespaced_endpoints(vcluster.host_name("sliced"), vcluster.host_namespace)
+        return {(a.ip, p.port) for s in endpoints.subsets or [] for a in s.addresses or [] for p in s.ports}
+
+    eventually(lambda: host_subsets() == {(ips[0], 8080), (ips[1], 9090)}, what="both slices on the host")
+    events = tenant.list_namespaced_event("default", field_selector="reason=HostRefused").items
+    assert any(host_api in e.message for e in events)
+
+    discovery.delete_namespaced_endpoint_slice("sliced-b", "default")
+    eventually(lambda: host_subsets() == {(ips[0], 8080)}, what="the deleted slice gone from the host")
+
+
 def test_a_new_service_has_the_hosts_cluster_ip_from_its_creation(vcluster):
     """The webhook (syncer.admission): the create's answer already holds the address
     that routes, and the Service is never recreated (same uid)."""
