@@ -38,7 +38,7 @@ NOT_SYNCED = {"default/kubernetes", f"{metricsapi.SERVICE_NAMESPACE}/{metricsapi
 RETRY_CONFLICT = 30
 # How long a host copy the webhook made may wait for its Service to appear in the
 # vcluster (the create it admitted may still fail) before it is deleted as an orphan.
-ADMITTED_GRACE = 30
+ADMITTED_GRACE = 10
 # How long after recreating a selector-less Service its hand-written Endpoints are put
 # back if the vcluster's endpoints controller deletes them (it does so once, soon).
 RESTORE_ENDPOINTS_FOR = 30
