@@ -285,8 +285,9 @@ def _cluster_dns_image() -> str:
 
 
 def _cluster_dns_ip(ctx: Context) -> str | None:
-    """The vcluster's `kube-dns` address once it is the host's (the syncer recreates the
-    Service with the host's ClusterIP); None before that, or before there is a vcluster."""
+    """The vcluster's `kube-dns` address once it is the host's (the syncer's webhook gives
+    it at creation, or the syncer recreates the Service with it); None before that, or
+    before there is a vcluster."""
     if not ctx.vcluster.kubeconfig:
         return None
     virtual = _cluster_ip(ctx.vcluster_api, "kube-dns", "kube-system")
