@@ -150,7 +150,7 @@ def _service_of_slice(endpoint_slice: dict) -> list[str]:
 
 
 def _when_a_slice_changes(ctx, old: dict | None, new: dict | None) -> list[str]:
-    return [*_service_of_slice(old or {"metadata": {}}), *_service_of_slice(new or {"metadata": {}})]
+    return [key for endpoint_slice in (old, new) if endpoint_slice for key in _service_of_slice(endpoint_slice)]
 
 
 def _when_pod_ips_change(ctx, old: dict | None, new: dict | None) -> list[str]:
