@@ -24,7 +24,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from .kinds.services import admit
+from .kinds.services import admit, cluster_ips
 from .kube import Resource
 from .metricsapi import SERVICE_NAME, SERVICE_NAMESPACE
 
@@ -74,8 +74,8 @@ def review(ctx: SyncContext, body: dict) -> dict:
     request = body.get("request") or {}
     response: dict = {"uid": request.get("uid", ""), "allowed": True}
     service = _service(request)
-    if service is not None and (copy := admit(ctx, service)) is not None:
-        response.update(_patched(service, copy))
+    if service is not None and (host_copy := admit(ctx, service)) is not None:
+        response.update(_patched(service, host_copy))
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
@@ -90,15 +90,14 @@ def _service(request: dict) -> dict | None:
     return {**obj, "metadata": meta, "spec": obj.get("spec") or {}}
 
 
-def _patched(service: dict, copy: dict) -> dict:
-    spec, host = service["spec"], copy["spec"]
-    ips = host.get("clusterIPs") or [host["clusterIP"]]
+def _patched(service: dict, host_copy: dict) -> dict:
+    ips, families = cluster_ips(host_copy), host_copy["spec"].get("ipFamilies")
     patch = [{"op": "add", "path": "/spec/clusterIP", "value": ips[0]},
              {"op": "add", "path": "/spec/clusterIPs", "value": ips}]
-    if host.get("ipFamilies"):
-        patch.append({"op": "add", "path": "/spec/ipFamilies", "value": host["ipFamilies"]})
+    if families:
+        patch.append({"op": "add", "path": "/spec/ipFamilies", "value": families})
     answer = {"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(patch).encode()).decode()}
-    asked = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    asked = cluster_ips(service)
     if asked and asked != ips:
         answer["warnings"] = [f"spec.clusterIP: the host cluster chooses Service addresses; this Service gets "
                               f"{', '.join(ips)}, not {', '.join(asked)}"]

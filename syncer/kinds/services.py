@@ -74,13 +74,13 @@ def admit(ctx, service: dict) -> dict | None:
             or ctx.vinf[SERVICES].get(key) is not None):  # that create fails: the name is taken
         return None
     try:
-        copy = _unclaimed_copy(ctx, host_service(service, ctx.target))
+        host_copy = _unclaimed_copy(ctx, host_service(service, ctx.target))
     except Refused:
         return None
-    if copy is None or not _ips(copy) or _holder(ctx, _ips(copy)) is not None:
+    if host_copy is None or not cluster_ips(host_copy) or _holder(ctx, cluster_ips(host_copy)) is not None:
         return None
-    logger.info("admitting virtual service %s with the host's IP %s", key, _ips(copy))
-    return copy
+    logger.info("admitting virtual service %s with the host's IP %s", key, cluster_ips(host_copy))
+    return host_copy
 
 
 def _unclaimed_copy(ctx, desired: dict) -> dict | None:
@@ -176,14 +176,14 @@ class ServiceSync(HostSync):
         return patch or None
 
     def after(self, service: dict, current: dict) -> float | None:
-        if _has_cluster_ip(service) and _ips(current) != _ips(service):
+        if _has_cluster_ip(service) and cluster_ips(current) != cluster_ips(service):
             return self._take_host_ip(service, current)
         self._report(service, current)
         return self._restore_endpoints(service)
 
     def _take_host_ip(self, service: dict, current: dict) -> float | None:
         """Recreate the virtual Service with the host copy's ClusterIPs."""
-        wanted = _ips(current)
+        wanted = cluster_ips(current)
         holder = _holder(self.ctx, wanted, but=service["metadata"]["uid"])
         if holder is not None:
             other = holder["metadata"]
@@ -201,7 +201,7 @@ class ServiceSync(HostSync):
             recreated = self.ctx.virtual.create(SERVICES, meta["namespace"], recreated_service(service, wanted))
         except ApiError:
             # Never leave the tenant without their Service: put it back as it was.
-            self.ctx.virtual.create(SERVICES, meta["namespace"], recreated_service(service, _ips(service)))
+            self.ctx.virtual.create(SERVICES, meta["namespace"], recreated_service(service, cluster_ips(service)))
             raise
         self.ctx.host.patch(SERVICES, self.ctx.target.namespace, current["metadata"]["name"],
                             {"metadata": {"annotations": {names.ANN_UID: recreated["metadata"]["uid"]}}})
@@ -234,7 +234,7 @@ class ServiceSync(HostSync):
 def _holder(ctx, ips: list[str], but: str | None = None) -> dict | None:
     """A virtual Service other than the one whose uid is `but` holding one of `ips`."""
     return next((s for s in ctx.vinf[SERVICES].values()
-                 if set(_ips(s)) & set(ips) and s["metadata"]["uid"] != but), None)
+                 if set(cluster_ips(s)) & set(ips) and s["metadata"]["uid"] != but), None)
 
 
 def _claimed(host_copy: dict) -> bool:
@@ -252,7 +252,8 @@ def _headless(service: dict) -> bool:
     return service["spec"].get("clusterIP") == "None"
 
 
-def _ips(service: dict) -> list[str]:
+def cluster_ips(service: dict) -> list[str]:
+    """The Service's ClusterIPs, the first one first; [] before it has any."""
     spec = service["spec"]
     return list(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []))
 

@@ -161,7 +161,8 @@ def test_a_cluster_ip_the_tenant_chooses_is_never_asked_of_the_host(vcluster, op
 
 def test_only_the_vclusters_api_server_may_call_the_webhook(vcluster):
     """A forged review straight to the syncer, with a client certificate from the
-    vcluster's CA (which a tenant can get) or none, is refused before it is read."""
+    vcluster's CA (which a tenant can get) or none, is refused before it is read; with
+    the API server's front-proxy certificate the same review is answered."""
     address = yaml.safe_load(vcluster.config_path.read_text())["metrics_address"]
     review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "forged", "kind": {"group": "", "version": "v1", "kind": "Service"}, "operation": "CREATE",
@@ -170,6 +171,8 @@ def test_only_the_vclusters_api_server_may_call_the_webhook(vcluster):
         with pytest.raises((ssl.SSLError, ConnectionError)):
             call_syncer(address, vcluster.cluster.pki_dir, cert, "POST", admission.PATH, review)
     assert not vcluster.host_objects()["services"]
+    # The same review with the API server's certificate is answered: only the certificate closed it.
+    assert call_syncer(address, vcluster.cluster.pki_dir, "front-proxy-client", "POST", admission.PATH, review) == 200
 
 
 def test_a_dry_run_or_a_refused_create_leaves_nothing_on_the_host(vcluster):
