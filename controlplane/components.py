@@ -61,12 +61,22 @@ def egress_selector_configuration(socket: str) -> str:
 
 def admission_configuration(pki: PurePath) -> str:
     """Mutating webhooks are called with the client certificate WEBHOOK_CREDENTIALS beside
-    the keys names (kubeconfig.webhook_credentials): the front-proxy client's, the only
-    one the syncer's Service webhook (syncer.admission) lets in."""
+    the keys names (webhook_credentials): the front-proxy client's, the only one the
+    syncer's Service webhook (syncer.admission) lets in."""
     webhooks = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "WebhookAdmissionConfiguration",
                 "kubeConfigFile": str(pki / WEBHOOK_CREDENTIALS)}
     return json.dumps({"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
                        "plugins": [{"name": "MutatingAdmissionWebhook", "configuration": webhooks}]}, indent=2)
+
+
+def webhook_credentials(pki: PurePath) -> str:
+    """A kubeconfig of users only, each named by the webhook host it is for ("*": every
+    host), naming the front-proxy client's files beside the keys. The API server proves
+    it holds the key without giving it away, so a webhook server learns nothing it could
+    use elsewhere."""
+    user = {"client-certificate": str(pki / "front-proxy-client.crt"),
+            "client-key": str(pki / "front-proxy-client.key")}
+    return json.dumps({"apiVersion": "v1", "kind": "Config", "users": [{"name": "*", "user": user}]}, indent=2)
 
 
 @dataclass(frozen=True)

@@ -23,23 +23,18 @@ def render(cluster: str, server: str, ca_pem: bytes, client: KeyPair, user: str)
         "clusters": [
             {"name": cluster, "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)}}
         ],
-        "users": [_user(user, client)],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": _b64(client.cert_pem),
+                    "client-key-data": _b64(client.key_pem),
+                },
+            }
+        ],
         "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
         "current-context": context,
         "preferences": {},
     }
     return yaml.safe_dump(doc, sort_keys=False)
 
-
-
-def webhook_credentials(client: KeyPair) -> str:
-    """The client certificate an API server presents to its admission webhooks
-    (components.admission_configuration): a kubeconfig of users only, named by the
-    webhook host each is for; "*" is every host. The API server proves it holds the key
-    without giving it away, so a webhook server learns nothing it could use elsewhere."""
-    return yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "users": [_user("*", client)]}, sort_keys=False)
-
-
-def _user(name: str, client: KeyPair) -> dict:
-    return {"name": name, "user": {"client-certificate-data": _b64(client.cert_pem),
-                                   "client-key-data": _b64(client.key_pem)}}

@@ -24,9 +24,8 @@ from pathlib import Path
 import requests
 
 from controlplane import kubeconfig, pki
-from controlplane.components import WEBHOOK_CREDENTIALS
-from controlplane.files import write_private
 from controlplane.kubeconfig import ADMIN_USER
+from controlplane.files import write_private
 
 from . import binaries, network, ports
 from .components import EGRESS_SOCKET, SERVICE_IP, command_line, probe
@@ -279,9 +278,8 @@ class LocalCluster:
 
     def _ensure_later_keys(self, config: ClusterConfig) -> None:
         """Keys a cluster made by an older version lacks, issued on start: the API
-        server's identity towards kubelets (logs, exec, port-forward), the aggregation
-        layer's (pki.front_proxy_files), and in a vcluster the same towards its syncer's
-        webhook (syncer.admission)."""
+        server's identity towards kubelets (logs, exec, port-forward) and the
+        aggregation layer's (pki.front_proxy_files)."""
         if config.calls_kubelets and not (self.pki_dir / "kubelet-client.key").exists():
             pair = pki.issue(self._ca(), "kube-apiserver-kubelet-client", organizations=("system:masters",),
                              client=True)
@@ -290,9 +288,6 @@ class LocalCluster:
         if not (self.pki_dir / "front-proxy-client.key").exists():
             for name, content in pki.front_proxy_files(config.name).items():
                 write_private(self.pki_dir / name, content)
-        if config.egress:  # from the front-proxy client's pair, whichever it is
-            client = pki.KeyPair(*((self.pki_dir / f"front-proxy-client.{ext}").read_bytes() for ext in ("crt", "key")))
-            write_private(self.pki_dir / WEBHOOK_CREDENTIALS, kubeconfig.webhook_credentials(client))
 
     @property
     def egress_socket(self) -> Path:

@@ -61,6 +61,7 @@ def _apiserver(cluster: LocalCluster, config: ClusterConfig) -> list[str]:
         files.egress.write_text(cp.egress_selector_configuration(EGRESS_SOCKET))
     if files.admission:
         files.admission.write_text(cp.admission_configuration(cluster.pki_dir))
+        (cluster.pki_dir / cp.WEBHOOK_CREDENTIALS).write_text(cp.webhook_credentials(cluster.pki_dir))
     return cp.apiserver_args(
         files, bind="127.0.0.1", advertise="127.0.0.1", port=config.ports["kube-apiserver"],
         calls_kubelets=config.calls_kubelets, priority_and_fairness=config.is_host,

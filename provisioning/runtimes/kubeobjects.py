@@ -165,15 +165,14 @@ def complete_keys(keys: dict[str, str], name: str) -> dict[str, str]:
     selector that sends the API server's calls into the cluster through the syncer, and
     its credentials towards the syncer's webhook (syncer.admission)."""
     added: dict[str, bytes | str] = {"egress-selector.yaml": components.egress_selector_configuration(EGRESS_SOCKET),
-                                     "admission.yaml": components.admission_configuration(LAYOUT.pki)}
+                                     "admission.yaml": components.admission_configuration(LAYOUT.pki),
+                                     components.WEBHOOK_CREDENTIALS: components.webhook_credentials(LAYOUT.pki)}
     if "front-proxy-client.key" not in keys:
         added.update(pki.front_proxy_files(name))
     if "syncer-metrics.key" not in keys:
         added.update(_pair("syncer-metrics", pki.issue(_ca(keys), "vcportal-syncer-metrics",
                                                        server_names=(METRICS_SERVICE_HOST,))))
-    completed = {**keys, **{k: v if isinstance(v, str) else v.decode() for k, v in added.items()}}
-    client = pki.KeyPair(completed["front-proxy-client.crt"].encode(), completed["front-proxy-client.key"].encode())
-    return {**completed, components.WEBHOOK_CREDENTIALS: kubeconfig.webhook_credentials(client)}
+    return {**keys, **{k: v if isinstance(v, str) else v.decode() for k, v in added.items()}}
 
 
 def reissue_api_certificate(keys: dict[str, str], api_names: list[str]) -> dict[str, str]:

@@ -129,8 +129,8 @@ def test_the_api_server_calls_webhooks_with_the_front_proxy_certificate(keys):
     assert [(p["name"], p["configuration"]["kubeConfigFile"]) for p in plugins] == [
         ("MutatingAdmissionWebhook", f"{cp.PKI_DIR}/{WEBHOOK_CREDENTIALS}")]
     users = yaml.safe_load(keys[WEBHOOK_CREDENTIALS])["users"]
-    assert [u["name"] for u in users] == ["*"]
-    assert base64.b64decode(users[0]["user"]["client-certificate-data"]).decode() == keys["front-proxy-client.crt"]
+    assert users == [{"name": "*", "user": {"client-certificate": f"{cp.PKI_DIR}/front-proxy-client.crt",
+                                            "client-key": f"{cp.PKI_DIR}/front-proxy-client.key"}}]
     holders = [c["name"] for c in cp.containers(spec) for v in spec["volumes"]
                if v["name"] in {m["name"] for m in c["volumeMounts"]}
                and WEBHOOK_CREDENTIALS in {i["key"] for i in v.get("secret", {}).get("items", [])}]
