@@ -77,8 +77,9 @@ def test_pods_reach_a_service_by_its_dns_name(real_cluster):
         spec=client.V1ServiceSpec(selector={"app": "web"}, ports=[client.V1ServicePort(port=80, target_port=8080)]),
     ))
     url = f"http://web.{ns}.svc.cluster.local/"
-    # (busybox 1.35's wget crashes with -T; it waits without one)
-    run_pod(real_cluster, ns, "fetch", f"until wget -q -O - {url}; do sleep 1; done")
+    # Each try is bounded (busybox's wget crashes with -T): a connection sent before kube-proxy has
+    # programmed the new Service can wait minutes for its SYN's retries.
+    run_pod(real_cluster, ns, "fetch", f"until timeout 5 wget -q -O - {url}; do sleep 1; done")
     eventually(lambda: "served-by-web" in logs(real_cluster, ns, "fetch"), timeout=90,
                what="the page fetched through the Service's DNS name")
 

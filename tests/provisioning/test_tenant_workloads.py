@@ -96,7 +96,7 @@ def test_a_service_resolves_through_the_vclusters_own_dns_and_its_pods_show_in_k
         what="the Service at its host copy's address")
     # The name exists only in the vcluster: the host's DNS knows no `web.default`.
     tenant.run("fetch", "echo web at $WEB_SERVICE_HOST:$WEB_SERVICE_PORT; "
-                        "until wget -q -O - http://web.default.svc.cluster.local/; do sleep 1; done; "
+                        "until timeout 5 wget -q -O - http://web.default.svc.cluster.local/; do sleep 1; done; "
                         "nslookup web.default.svc.cluster.local")
     eventually(lambda: "served-in-the-vcluster" in tenant.log("fetch"), timeout=150,
                what="the page fetched by the Service's DNS name")

@@ -77,6 +77,10 @@ def test_the_host_carries_no_tenant_token_in_annotations_or_labels(vcluster):
     assert review.status.authenticated
     assert review.status.user.username == "system:serviceaccount:default:default"
     assert review.status.user.extra["authentication.kubernetes.io/pod-name"] == ["app"]
+    # Issued again once the pod was bound, as a kubelet's: the Secret's tokens name the pod's (virtual) node.
+    node = vcluster.tenant.core.read_node(tenant.read_namespaced_pod("app", "default").spec.node_name)
+    eventually(lambda: token_user(vcluster, secret_token(vcluster, host_pod.metadata.name)).extra.get(
+        "authentication.kubernetes.io/node-uid") == [node.metadata.uid], what="the Secret's token naming the pod's node")
     host_review = client.AuthenticationV1Api(vcluster.operator.api).create_token_review(
         client.V1TokenReview(spec=client.V1TokenReviewSpec(token=tokens[0])))
     assert not host_review.status.authenticated
@@ -118,3 +122,16 @@ def test_a_pod_the_host_pod_security_level_refuses_stays_pending_with_an_event(m
                what="the compliant pod Running")
     assert tenant.read_namespaced_pod("root", "default").status.phase == "Pending"
     assert [p.metadata.annotations[names.ANN_NAME] for p in vcluster.host_pods()] == ["plain"]
+
+
+def token_user(vcluster, token: str) -> client.V1UserInfo:
+    """Who the vcluster takes `token` for."""
+    review = client.AuthenticationV1Api(vcluster.tenant.api).create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token)))
+    assert review.status.authenticated, review.status.error
+    return review.status.user
+
+
+def secret_token(vcluster, host_pod: str) -> str:
+    secret = vcluster.operator.core.read_namespaced_secret(names.token_secret_name(host_pod), vcluster.host_namespace)
+    return base64.b64decode(next(iter(secret.data.values()))).decode()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
 from controlplane import pki
 from controlplane.images import reference
@@ -24,7 +25,10 @@ from localkube.binaries import bin_dir
 from localkube.testing import kubectl
 from tests.kube.helpers import eventually, logs, run_pod, web_server
 
+from .test_isolation import token_user
+
 pytestmark = [pytest.mark.kube, pytest.mark.realnode]
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 @pytest.fixture
@@ -56,10 +60,21 @@ def read_line(process: subprocess.Popen, timeout: float) -> str:
     return process.stdout.readline()
 
 
-def test_exec_runs_a_command_in_the_container(vcluster):
+def test_exec_runs_a_command_in_the_container_whose_token_names_its_node(vcluster):
     run_pod(vcluster.cluster, "default", "shell", "sleep 3600")
     result = kubectl(vcluster.kubeconfig, "exec", "shell", "--", "id")
     assert result.stdout.startswith("uid=0(root) gid=0(root)")
+
+    # The mounted token is the vcluster's, issued again once the pod was bound, as a kubelet's
+    # is: it names the node (the kubelet usually mounts after that, or refreshes at its next sync).
+    node = vcluster.tenant.core.read_node(vcluster.tenant.core.read_namespaced_pod("shell", "default").spec.node_name)
+    eventually(lambda: mounted_token_user(vcluster, "shell").extra.get("authentication.kubernetes.io/node-name")
+               == [node.metadata.name], timeout=120, what="the mounted token naming the pod's node")
+    assert mounted_token_user(vcluster, "shell").extra["authentication.kubernetes.io/node-uid"] == [node.metadata.uid]
+
+
+def mounted_token_user(vc, pod: str) -> client.V1UserInfo:
+    return token_user(vc, kubectl(vc.kubeconfig, "exec", pod, "--", "cat", TOKEN_PATH).stdout)
 
 
 def test_attach_sends_stdin_to_the_running_container(vcluster):
@@ -164,8 +179,11 @@ def test_kubectl_debug_adds_a_container_and_the_hosts_pod_security_still_holds(m
             "echo debugging the target; sleep 3600")
     debug_log = lambda: kubectl(vc.kubeconfig, "logs", "target", "-c", "dbg", check=False).stdout  # noqa: E731
     eventually(lambda: "debugging the target" in debug_log(), timeout=120, what="the debug container's log")
-    statuses = vc.tenant.core.read_namespaced_pod("target", "default").status.ephemeral_container_statuses
-    assert [(s.name, bool(s.state.running)) for s in statuses] == [("dbg", True)]
+    # The log is read from the host at once; the running state reaches the virtual pod with the next status sync.
+    pod_status = lambda: vc.tenant.core.read_namespaced_pod("target", "default").status  # noqa: E731
+    eventually(lambda: [(s.name, bool(s.state.running)) for s in pod_status().ephemeral_container_statuses or []]
+               == [("dbg", True)],
+               what="the debug container running in the virtual pod's status")
 
     kubectl(vc.kubeconfig, *debug, "--container=root", "--profile=sysadmin", "--", "sleep", "3600")
     eventually(lambda: [e for e in vc.tenant.core.list_namespaced_event("default").items

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from syncer import kinds, names
 from syncer.controller import SyncContext
-from syncer.kinds.pods.controller import ANN_REFRESH, PodController
+from syncer.kinds.pods.controller import ANN_NODE, ANN_REFRESH, PodController
 from syncer.kube import PODS, SECRETS
 from syncer.translate import Target
 
@@ -51,7 +51,21 @@ def controller(lifetime: float) -> tuple[PodController, Calls, Store]:
     return PodController(ctx, kinds.pods.KIND), calls, secrets
 
 
-HOST_POD = {"metadata": {"name": "web-1-x-shop-x-vc", "uid": "host-uid"}}
+HOST_POD = {"metadata": {"name": "web-1-x-shop-x-vc", "uid": "host-uid"}, "spec": {"nodeName": "node-1"}}
+
+
+def test_tokens_are_issued_before_the_pod_is_scheduled_and_again_once_it_is_bound_to_a_node():
+    """The kubelet finds the Secret at once; the tokens it keeps name the node, as a kubelet's."""
+    pods, calls, _ = controller(lifetime=3600)
+    unscheduled = {**HOST_POD, "spec": {}}
+    pods._ensure_tokens(virtual_pod(), unscheduled)
+    pods._ensure_tokens(virtual_pod(), unscheduled)
+    assert calls.issued == 1 and calls.writes[0][2]["metadata"]["annotations"][ANN_NODE] == ""
+
+    pods._ensure_tokens(virtual_pod(), HOST_POD)
+    pods._ensure_tokens(virtual_pod(), HOST_POD)
+    assert calls.issued == 2
+    assert calls.writes[-1][2]["metadata"]["annotations"][ANN_NODE] == "node-1"
 
 
 def test_tokens_go_into_a_secret_owned_by_the_host_pod_and_are_not_issued_twice():

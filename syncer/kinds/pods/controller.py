@@ -2,7 +2,8 @@
 
 Life of a pod, by what the reconcile of its key finds:
 - a virtual pod and no host pod → copy what it needs (configmaps, secrets, claims),
-  create the host pod, then its token Secret; or wait, with an Event, for a missing
+  create the host pod, then its token Secret (issued again once the pod is bound, so that
+  its tokens name the node, as a kubelet's do); or wait, with an Event, for a missing
   secret or configmap; or report, with an Event, why the host (or the host cluster's
   tenant policy) refused it;
 - both → push down what may change (labels, annotations, images), bind the virtual pod
@@ -40,6 +41,8 @@ from . import translate
 logger = logging.getLogger(__name__)
 
 ANN_REFRESH = names.PREFIX + "token-refresh-at"
+# The node the tokens were issued for ("" before the pod was bound).
+ANN_NODE = names.PREFIX + "token-node"
 # Tokens are renewed at this fraction of their lifetime, as the kubelet does.
 REFRESH_AT = 0.8
 DEPENDENCIES = ((CONFIGMAPS, translate.CONFIGMAP, "configmap"), (SECRETS, translate.SECRET, "secret"),
@@ -52,9 +55,9 @@ class PodController(Controller):
         self.vpods = ctx.vinf[PODS]
         self.hpods = ctx.hinf[PODS]
         self.hsecrets = ctx.hinf[SECRETS]
-        # Token Secrets written, by name: (virtual pod uid, refresh time). The informer
+        # Token Secrets written, by name: (virtual pod uid, refresh time, node). The informer
         # may not show a Secret just written; this saves issuing its tokens twice.
-        self._issued: dict[str, tuple[str, float]] = {}
+        self._issued: dict[str, tuple[str, float, str]] = {}
 
     def keys(self):
         return {*self.vpods.keys(), *self.recorded_keys()}
@@ -80,10 +83,9 @@ class PodController(Controller):
             hpod = self._create(vpod)
             if hpod is None:
                 return None
-        refresh = self._ensure_tokens(vpod, hpod)
         self._push_down(vpod, hpod)
         self._report(vpod, hpod)
-        return refresh
+        return self._ensure_tokens(vpod, hpod)
 
     # Creating ----------------------------------------------------------------
     def _create(self, vpod: dict) -> dict | None:
@@ -138,17 +140,24 @@ class PodController(Controller):
     # Tokens ------------------------------------------------------------------
     def _ensure_tokens(self, vpod: dict, hpod: dict) -> float | None:
         """Keep the host token Secret filled with fresh tokens from the vcluster, bound to
-        the virtual pod. Returns seconds until the next refresh."""
+        the virtual pod. Returns seconds until the next refresh.
+
+        Issued as soon as the host pod exists, so that the kubelet finds the Secret when it
+        mounts it (a missing one costs the pod a retry with backoff), and again once the
+        pod is bound (`_report` binds it first), so that the tokens name its node: the
+        kubelet usually mounts after that, and otherwise refreshes the files at its next sync."""
         sources = translate.token_sources(vpod)
         if not sources:
             return None
-        name = names.token_secret_name(hpod["metadata"]["name"])
-        issued = [self._issued.get(name, ("", 0))]
+        name, node = names.token_secret_name(hpod["metadata"]["name"]), hpod["spec"].get("nodeName") or ""
+        issued = [self._issued.get(name, ("", 0, ""))]
         secret = self.hsecrets.get(self.host_namespaced_key(name))
         if secret is not None:
-            issued.append((names.recorded_uid(secret), float(secret["metadata"]["annotations"].get(ANN_REFRESH, 0))))
+            annotations = secret["metadata"]["annotations"]
+            issued.append((names.recorded_uid(secret), float(annotations.get(ANN_REFRESH, 0)),
+                           annotations.get(ANN_NODE, "")))
         now = time.time()
-        fresh = [at for uid, at in issued if uid == vpod["metadata"]["uid"] and at > now]
+        fresh = [at for uid, at, for_node in issued if uid == vpod["metadata"]["uid"] and at > now and for_node == node]
         if fresh:
             return max(fresh) - now
         data, refresh_at = self._issue(vpod, sources)
@@ -162,7 +171,7 @@ class PodController(Controller):
                 return None
         if secret is not None:
             self.ctx.host.patch(SECRETS, self.ctx.target.namespace, name, body)
-        self._issued[name] = (vpod["metadata"]["uid"], refresh_at)
+        self._issued[name] = (vpod["metadata"]["uid"], refresh_at, node)
         return max(refresh_at - time.time(), 1)
 
     def _created(self, secret: dict) -> bool:
@@ -200,6 +209,7 @@ class PodController(Controller):
     def _token_secret(self, vpod: dict, hpod: dict, name: str, data: dict, refresh_at: float) -> dict:
         labels, annotations = names.marks(self.ctx.vcluster, names.TOKEN_KIND, vpod)
         annotations[ANN_REFRESH] = f"{refresh_at:.0f}"
+        annotations[ANN_NODE] = hpod["spec"].get("nodeName") or ""
         owner = {"apiVersion": "v1", "kind": "Pod", "name": hpod["metadata"]["name"], "uid": hpod["metadata"]["uid"]}
         return {
             "apiVersion": "v1",
