@@ -42,7 +42,8 @@ def image_values() -> list[str]:
     return ["--set", f"image.registry={registry}", "--set", f"image.tag={tag('vcportal')}",
             "--set", f"database.bundled.image.tag={tag('postgresql')}", "--set", f"redis.bundled.image.tag={tag('redis')}",
             "--set", f"hostCluster.runtimeImage={reference('vcluster-runtime')}",
-            "--set", f"hostCluster.clusterDNSImage={reference('coredns')}"]
+            "--set", f"hostCluster.clusterDNSImage={reference('coredns')}",
+            "--set", f"hostCluster.hostsImage={reference('busybox')}"]
 
 
 @dataclass(frozen=True)

@@ -334,6 +334,9 @@ VCPORTAL_CONTROL_PLANE_START_TIMEOUT = _int("VCPORTAL_CONTROL_PLANE_START_TIMEOU
 VCPORTAL_RUNTIME_IMAGE = env.str("VCPORTAL_RUNTIME_IMAGE", default="")
 # The CoreDNS image each vcluster runs (its cluster DNS); empty: the one `make images` built.
 VCPORTAL_CLUSTER_DNS_IMAGE = env.str("VCPORTAL_CLUSTER_DNS_IMAGE", default="")
+# An image with `sh` and `sed` (busybox) that writes a tenant pod's /etc/hosts with its
+# virtual names (pods with a subdomain, docs/syncer.md); empty: the busybox `make images` built.
+VCPORTAL_HOSTS_IMAGE = env.str("VCPORTAL_HOSTS_IMAGE", default="")
 VCPORTAL_NAMESPACE_DELETE_TIMEOUT = _int("VCPORTAL_NAMESPACE_DELETE_TIMEOUT", default=60)
 # A readable name for this portal on the host clusters it uses (the vcportal.io/installation
 # label), taken when its database first records its identity; empty: `vcp-<token>`,

@@ -20,6 +20,7 @@
     metrics_ca: ca.crt                   # the CA of that certificate (the APIService's caBundle)
     metrics_client_ca: front-proxy-ca.crt  # the CA of the API server's front-proxy certificate
     egress_socket: egress.sock           # the API server's way out: CONNECT, unix socket (optional; syncer.egress)
+    hosts_image: busybox:1.37            # sh and sed: virtual names in /etc/hosts of pods with a subdomain (optional)
     policy:                              # what the host lets tenants ask of it (optional; see syncer.policy)
       csi_drivers: [secrets-store.csi.k8s.io]
 
@@ -44,16 +45,15 @@ where the vcluster's API server, given an egress selector naming it, sends what 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from .names import DNS_LABEL
 from .policy import PolicyError, TenantPolicy
 from .translate import Target
 
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 # A vcluster name is part of every host name; the portal allows 40 characters.
 MAX_VCLUSTER = 40
 # File names in the config, relative to the file when read from one.
@@ -88,6 +88,7 @@ class SyncerConfig:
     metrics_ca: Path | None = None
     metrics_client_ca: Path | None = None
     egress_socket: Path | None = None
+    hosts_image: str | None = None
     policy: TenantPolicy = field(default_factory=TenantPolicy)
     # The file this was read from, if any.
     path: Path | None = field(default=None, compare=False)
@@ -137,6 +138,7 @@ class SyncerConfig:
             dns_ip=self.dns_ip,
             kubelet_endpoint=self.kubelet_listen_address(),
             policy=self.policy,
+            hosts_image=self.hosts_image,
         )
 
     def dump(self) -> str:

@@ -15,8 +15,10 @@ naming its virtual object, and labels saying which vcluster owns it.
 from __future__ import annotations
 
 import hashlib
+import re
 
 MAX_NAME = 63
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 HASH_LEN = 16  # hex digits: 64 bits
 
 PREFIX = "vcportal.io/"

@@ -38,6 +38,9 @@ class Target:
     default_storage_class: str | None = None
     # (name, value) of the host PriorityClasses tenant pods may use (syncer.kinds.priorityclasses).
     priority_classes: tuple[tuple[str, int], ...] = ()
+    # An image with `sh` and `sed` that writes the virtual names into /etc/hosts of pods with
+    # a subdomain (syncer.kinds.pods.translate); without one they keep the host's.
+    hosts_image: str | None = None
 
     def name(self, name: str, namespace: str) -> str:
         return names.host_name(name, namespace, self.vcluster)

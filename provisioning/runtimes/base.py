@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from django.conf import settings
+
+from controlplane import images
 from syncer.policy import TenantPolicy
 
 
@@ -73,6 +76,15 @@ class ControlPlaneRuntime(Protocol):
 
     def destroy(self, vc: VClusterRef) -> list[str]:
         """Stop everything and remove all state; returns what was removed."""
+
+
+def hosts_image() -> str:
+    """The image the syncer writes pods' /etc/hosts with (VCPORTAL_HOSTS_IMAGE)."""
+    try:
+        return settings.VCPORTAL_HOSTS_IMAGE or images.reference("busybox")
+    except images.ImagesMissing as exc:
+        raise RuntimeFailure(f"{exc} Or set VCPORTAL_HOSTS_IMAGE to an image with sh and sed the host can pull.") \
+            from None
 
 
 def syncer_name(vc: VClusterRef) -> str:

@@ -201,7 +201,7 @@ def _client_kubeconfig(ca: pki.KeyPair, name: str, server: str, user: str, group
 
 # The syncer's files ------------------------------------------------------------
 def syncer_files(*, vcluster: str, namespace: str, service_ip: str, host_server: str,
-                 policy: TenantPolicy) -> dict[str, str]:
+                 policy: TenantPolicy, hosts_image: str | None = None) -> dict[str, str]:
     """syncer.yaml and the host kubeconfig it names: in-cluster credentials, the pod's
     projected token (the kubelet rotates it; the syncer re-reads it)."""
     config = SyncerConfig(
@@ -213,7 +213,7 @@ def syncer_files(*, vcluster: str, namespace: str, service_ip: str, host_server:
         kubelet_client_ca=f"{PKI_DIR}/ca.crt", metrics_address=METRICS_ADDRESS,
         metrics_cert=f"{PKI_DIR}/syncer-metrics.crt", metrics_key=f"{PKI_DIR}/syncer-metrics.key",
         metrics_ca=f"{PKI_DIR}/ca.crt", metrics_client_ca=f"{PKI_DIR}/front-proxy-ca.crt",
-        egress_socket=EGRESS_SOCKET, policy=policy,
+        egress_socket=EGRESS_SOCKET, policy=policy, hosts_image=hosts_image,
     )
     host = {
         "apiVersion": "v1", "kind": "Config",

@@ -35,7 +35,7 @@ from syncer.policy import TenantPolicy
 from ..hostkube import HostKube
 from ..manifests import INSTALLATION_LABEL, ownership_conflict, selector
 from . import kubeobjects as cp
-from .base import RuntimeFailure, RuntimeNotReady, StateStore, VClusterRef, syncer_name
+from .base import RuntimeFailure, RuntimeNotReady, StateStore, VClusterRef, hosts_image, syncer_name
 
 POLL = 0.25
 IMAGE_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)(?:$|[-+_])")
@@ -215,7 +215,7 @@ class KubernetesRuntime:
         ns, labels = vc.host_namespace, vc.labels
         syncer_files = cp.syncer_files(
             vcluster=syncer_name(vc), namespace=ns, service_ip=state.service_ip,
-            host_server=self._host_server(), policy=policy,
+            host_server=self._host_server(), policy=policy, hosts_image=hosts_image(),
         )
         config_hash = cp.config_hash(state.keys, syncer_files)
         if state.hash != config_hash:  # a repair of an unchanged vcluster writes nothing

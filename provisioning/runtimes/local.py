@@ -25,7 +25,7 @@ from syncer.health import probe
 from syncer.metricsapi import SERVICE_HOST
 from syncer.policy import TenantPolicy
 
-from .base import RuntimeFailure, VClusterRef, syncer_name
+from .base import RuntimeFailure, VClusterRef, hosts_image, syncer_name
 
 
 class LocalProcessRuntime:
@@ -117,7 +117,7 @@ class LocalProcessRuntime:
             host_kubeconfig=base / "host.kubeconfig", host_namespace=vc.host_namespace,
             api_endpoint="{}:{}".format(*self.pod_api_endpoint(vc)),
             health_address=health_address, policy=TenantPolicy.from_dict(policy.to_dict()),  # as stored
-            egress_socket=self._cluster(vc).egress_socket, **self._endpoints(vc),
+            egress_socket=self._cluster(vc).egress_socket, hosts_image=hosts_image(), **self._endpoints(vc),
         )
 
     def _endpoints(self, vc: VClusterRef) -> dict[str, str]:

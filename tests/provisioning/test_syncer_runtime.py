@@ -18,6 +18,7 @@ from provisioning import pipeline
 from provisioning.hostclusters import services
 from provisioning.models import Placement
 from provisioning.runtimes import LocalProcessRuntime, VClusterRef
+from provisioning.runtimes.base import RuntimeFailure, hosts_image
 from syncer.config import load, vcluster_config_path
 from syncer.kinds.ingresses import CLAIMS_NAMESPACE
 from syncer.kinds.ingresses import LABEL_HOLDER as CLAIM_HOLDER
@@ -50,6 +51,16 @@ def test_the_syncer_step_ends_with_a_ready_syncer_that_carries_no_portal_secrets
     assert not [name for name in PORTAL_SECRETS if name in environ], sorted(environ)
     argv = open(f"/proc/{pid}/cmdline").read().split("\0")
     assert argv[1:3] == ["-m", "syncer"] and "manage.py" not in " ".join(argv), "no Django in the process"
+    assert load(vcluster_config_path(vcluster.pk)).hosts_image == reference("busybox"), "VCPORTAL_HOSTS_IMAGE's default"
+
+
+def test_the_hosts_image_setting_names_the_image_or_says_what_is_missing(settings, monkeypatch):
+    settings.VCPORTAL_HOSTS_IMAGE = "registry.example/busybox:1.37"
+    assert hosts_image() == "registry.example/busybox:1.37"
+    settings.VCPORTAL_HOSTS_IMAGE = ""
+    monkeypatch.setenv("VCPORTAL_IMAGES_CACHE", "/nonexistent")
+    with pytest.raises(RuntimeFailure, match="make images.*VCPORTAL_HOSTS_IMAGE"):
+        hosts_image()
 
 
 def test_a_host_clusters_changed_tenant_policy_reaches_its_running_syncer(provisioned, host, world, var_dir):

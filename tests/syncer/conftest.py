@@ -24,6 +24,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from controlplane.images import reference
 from localkube import LocalCluster
 from localkube.ports import allocate
 from provisioning import manifests
@@ -147,14 +148,15 @@ def make_vcluster(make_cluster, host_cluster, operator, tmp_path_factory):
 
 @pytest.fixture
 def make_real_vcluster(make_cluster, real_host_cluster, tmp_path_factory):
-    """make_vcluster on the host cluster with a real node: its pods really run."""
+    """make_vcluster on the host cluster with a real node: its pods really run, and
+    those with a subdomain get their /etc/hosts from busybox, as the runtimes configure."""
     with vcluster_factory(real_host_cluster, Clients(real_host_cluster.api_client()), make_cluster,
-                          tmp_path_factory) as factory:
+                          tmp_path_factory, hosts_image=reference("busybox")) as factory:
         yield factory
 
 
 @contextmanager
-def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster, tmp_path_factory):
+def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster, tmp_path_factory, **defaults):
     made: list[VCluster] = []
     host_kube = HostKube(host_cluster.admin_kubeconfig.read_text())
 
@@ -183,6 +185,7 @@ def vcluster_factory(host_cluster: LocalCluster, operator: Clients, make_cluster
             "health_address": f"127.0.0.1:{allocate(['syncer'])['syncer']}",
             **write_endpoints(cluster, work),
             "egress_socket": str(cluster.egress_socket),
+            **defaults,
             **config,
         }))
         process = SyncerProcess(config_path, work / "syncer.log")

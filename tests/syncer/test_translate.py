@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import subprocess
 
 import pytest
 
+from controlplane import components
 from syncer import names
 from syncer.kinds import configmaps, endpoints, events, nodes, pvcs, secrets, services
 from syncer.kinds.pods import translate as pods
@@ -179,6 +181,67 @@ def test_hostname_and_subdomain_keep_the_virtual_identity():
     dotted = virtual_pod()
     dotted["metadata"]["name"] = "web.1"
     assert "hostname" not in pods.host_pod(dotted, TARGET, "tok")["spec"]
+
+
+KUBELET_HOSTS = ("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+                 "10.88.0.5\tweb-1.db-x-shop-x-vc.host-ns.svc.cluster.local\tweb-1\n"
+                 "\n# Entries added by HostAliases.\n10.96.0.1\tkubernetes\tkubernetes.default\n")
+
+
+def test_a_pod_with_a_subdomain_gets_its_virtual_names_in_etc_hosts_from_a_first_init_container(tmp_path):
+    target = dataclasses.replace(TARGET, hosts_image="busybox:1.37")
+    vpod = virtual_pod(subdomain="db", initContainers=[{"name": "setup", "image": "app:1"}])
+    vpod["spec"]["containers"].append({"name": "side", "image": "side:1", "volumeMounts": [
+        {"name": "own", "mountPath": "/etc/hosts"}]})
+    spec = pods.host_pod(vpod, target, "tok")["spec"]
+
+    writer, setup = spec["initContainers"]
+    assert (writer["name"], writer["image"], setup["name"]) == (pods.ETC_HOSTS, "busybox:1.37", "setup")
+    assert writer["securityContext"]["runAsNonRoot"] and writer["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert writer["resources"]["limits"], "counted in the host namespace's quota, as little as it needs"
+    hosts = tmp_path / "hosts"
+    hosts.write_text(KUBELET_HOSTS)
+    rewritten = subprocess.run(["sed", "-E", writer["command"][-1], str(hosts)], capture_output=True, text=True,
+                               check=True).stdout
+    assert rewritten == KUBELET_HOSTS.replace("web-1.db-x-shop-x-vc.host-ns.svc.cluster.local",
+                                              "web-1.db.shop.svc.cluster.local")
+
+    mounted = {c["name"]: [m for m in c.get("volumeMounts") or [] if m["mountPath"] == "/etc/hosts"]
+               for c in spec["initContainers"] + spec["containers"]}
+    written = [{"name": pods.ETC_HOSTS, "mountPath": "/etc/hosts", "subPath": "hosts"}]
+    assert mounted == {pods.ETC_HOSTS: [], "setup": written, "app": written,
+                       "side": [{"name": "own", "mountPath": "/etc/hosts"}]}, "a container's own mount wins"
+    assert {"name": pods.ETC_HOSTS, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}} in spec["volumes"]
+
+
+@pytest.mark.parametrize("hosts_image, spec", [
+    (None, {"subdomain": "db"}),
+    ("busybox:1.37", {}),
+    ("busybox:1.37", {"subdomain": "db", "volumes": [{"name": pods.ETC_HOSTS, "emptyDir": {}}]}),
+    # Escape: the vcluster's API server allows DNS labels only; anything else never reaches sed.
+    ("busybox:1.37", {"subdomain": "db/;e id/", "hostname": "x"}),
+    ("busybox:1.37", {"subdomain": "db", "hostname": "x\nfake"}),
+])
+def test_etc_hosts_stays_the_kubelets_without_an_image_a_subdomain_or_a_free_name(hosts_image, spec):
+    host = pods.host_pod(virtual_pod(**spec), dataclasses.replace(TARGET, hosts_image=hosts_image), "tok")["spec"]
+    assert "initContainers" not in host
+    assert [v for v in host["volumes"] if v["name"] == pods.ETC_HOSTS] == spec.get("volumes", [])
+
+
+def test_the_etc_hosts_writer_is_neither_patched_nor_reported():
+    vpod = virtual_pod(subdomain="db")
+    running = pods.host_pod(vpod, dataclasses.replace(TARGET, hosts_image="busybox:1.37"), "tok")
+    assert pods.pod_patch(pods.host_pod(vpod, dataclasses.replace(TARGET, hosts_image="busybox:1.38"), "tok"),
+                          running) is None, "a new image is for new pods: a running pod's init is done"
+    tenants = {"name": "setup", "ready": True}
+    status = {"phase": "Running", "initContainerStatuses": [{"name": pods.ETC_HOSTS, "ready": True}, tenants]}
+    assert pods.pod_status_patch(status, {})["initContainerStatuses"] == [tenants]
+    assert "initContainerStatuses" not in pods.pod_status_patch({**status, "initContainerStatuses": [
+        {"name": pods.ETC_HOSTS}]}, {})
+
+
+def test_the_syncer_knows_the_vclusters_cluster_domain():
+    assert pods.CLUSTER_DOMAIN == components.CLUSTER_DOMAIN
 
 
 def test_with_an_api_endpoint_kubernetes_default_points_at_the_vcluster():

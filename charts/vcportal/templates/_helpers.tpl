@@ -154,6 +154,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.hostCluster.runtimeImage | quote }}
 - name: VCPORTAL_CLUSTER_DNS_IMAGE
   value: {{ .Values.hostCluster.clusterDNSImage | quote }}
+- name: VCPORTAL_HOSTS_IMAGE
+  value: {{ .Values.hostCluster.hostsImage | quote }}
 {{- end }}
 {{- with .Values.config.extraEnv }}
 {{ toYaml . }}

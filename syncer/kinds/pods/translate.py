@@ -5,7 +5,8 @@ claims, its Service for `subdomain`), mounts the vcluster's service-account toke
 the token Secret, scopes pod (anti-)affinity to the vcluster, and makes the pod safe
 for the host (`syncer.kinds.pods.safety`), raising Refused when it cannot. With
 `target.dns_ip` it points the pod's resolver at the vcluster's DNS; `routed_cluster_ip`
-decides that address when the config names none.
+decides that address when the config names none. With `target.hosts_image`, a pod with a
+`subdomain` gets its virtual names in `/etc/hosts` (`_virtual_etc_hosts`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from ...translate import Target, require_label, scope_selector
 from . import safety
 
 CONFIGMAP, SECRET, PVC = "ConfigMap", "Secret", "PersistentVolumeClaim"
+# The vcluster's, as controlplane.components.CLUSTER_DOMAIN (the syncer's image carries the syncer alone).
+CLUSTER_DOMAIN = "cluster.local"
 KUBERNETES_NAMES = (
-    "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+    "kubernetes", "kubernetes.default", "kubernetes.default.svc", f"kubernetes.default.svc.{CLUSTER_DOMAIN}",
 )
 # Downward-API fields whose host value would be the host's: read from our annotations instead.
 FIELD_REFS = {
@@ -42,6 +45,15 @@ ANN_COPIED = names.PREFIX + "copied-annotations"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 # The vcluster's DNS Service, as its CoreDNS add-on names it.
 CLUSTER_DNS = "kube-system/kube-dns"
+# The init container writing a pod's /etc/hosts with its virtual names, and the volume
+# that holds the file for the pod's other containers.
+ETC_HOSTS = "vcportal-etc-hosts"
+ETC_HOSTS_PATH = "/etc/hosts"
+# Restricted Pod Security, and no more of the namespace's quota than it needs.
+ETC_HOSTS_SECURITY = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
+                      "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                      "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+ETC_HOSTS_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "16Mi"}}
 
 
 @dataclass
@@ -158,6 +170,7 @@ def host_pod(pod: dict, target: Target, token_secret: str | None, services: list
     _host_identity(spec, meta["name"], namespace, target)
     safety.confine_scheduling(spec, target.policy)
     _point_at_vcluster(spec, namespace, target, services if pod["spec"].get("enableServiceLinks", True) else ())
+    _virtual_etc_hosts(spec, pod["spec"].get("subdomain"), namespace, target)
 
     labels, annotations = names.marks(target.vcluster, "Pod", pod)
     tenant_annotations = names.without_reserved(meta.get("annotations"))
@@ -277,10 +290,44 @@ def _point_at_vcluster(spec: dict, namespace: str, target: Target, services: lis
         spec["dnsPolicy"] = "None"
         spec["dnsConfig"] = {
             "nameservers": [target.dns_ip, *(tenant.get("nameservers") or [])],
-            "searches": [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local",
+            "searches": [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN,
                          *(tenant.get("searches") or [])],
             "options": tenant.get("options") or [{"name": "ndots", "value": "5"}],
         }
+
+
+def _virtual_etc_hosts(spec: dict, subdomain: str | None, namespace: str, target: Target) -> None:
+    """The kubelet writes a pod with a subdomain into its /etc/hosts as
+    `<hostname>.<subdomain>.<namespace>.svc.<domain>`: the host's names, which nothing in
+    the vcluster resolves (what `hostname -f` answers, and many clustered servers
+    advertise). A first init container writes the kubelet's file with the virtual name
+    instead into a volume every other container mounts there, as the kubelet would have:
+    not over a container's own /etc/hosts mount, nor in ephemeral containers (which
+    cannot mount a subPath): those keep the kubelet's."""
+    labels = (spec.get("hostname"), subdomain, namespace, spec.get("subdomain"), target.namespace)
+    # The API servers allow DNS labels only; checked again, as they become a sed expression.
+    if not target.hosts_image or not all(names.DNS_LABEL.match(label or "") for label in labels) \
+            or _names_taken(spec, ETC_HOSTS):
+        return
+    host_name = r"\.".join((spec["hostname"], spec["subdomain"], target.namespace, "svc"))
+    virtual_name = f'{spec["hostname"]}.{subdomain}.{namespace}.svc.{CLUSTER_DOMAIN}'
+    rewrite = rf"s/([[:space:]]){host_name}\.[^[:space:]]+/\1{virtual_name}/"
+    mount = {"name": ETC_HOSTS, "mountPath": ETC_HOSTS_PATH, "subPath": "hosts"}
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        if all(m.get("mountPath") != ETC_HOSTS_PATH for m in container.get("volumeMounts") or []):
+            container.setdefault("volumeMounts", []).append(dict(mount))
+    spec.setdefault("volumes", []).append({"name": ETC_HOSTS, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}})
+    spec["initContainers"] = [{
+        "name": ETC_HOSTS, "image": target.hosts_image, "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", f'sed -E "$1" {ETC_HOSTS_PATH} > /out/hosts', "sh", rewrite],
+        "volumeMounts": [{"name": ETC_HOSTS, "mountPath": "/out"}],
+        "securityContext": ETC_HOSTS_SECURITY, "resources": ETC_HOSTS_RESOURCES,
+    }, *(spec.get("initContainers") or [])]
+
+
+def _names_taken(spec: dict, name: str) -> bool:
+    """Whether the tenant named a volume or container `name` (then /etc/hosts stays the kubelet's)."""
+    return any(item.get("name") == name for item in [*(spec.get("volumes") or []), *containers(spec)])
 
 
 def service_variables(name: str, spec: dict) -> list[dict]:
@@ -348,7 +395,7 @@ def pod_patch(desired: dict, actual: dict) -> dict | None:
         patch["metadata"] = metadata
     spec: dict = {}
     for kind in ("initContainers", "containers"):
-        actual_images = {c["name"]: c.get("image") for c in actual["spec"].get(kind) or []}
+        actual_images = {c["name"]: c.get("image") for c in actual["spec"].get(kind) or [] if c["name"] != ETC_HOSTS}
         changed = [{"name": c["name"], "image": c["image"]} for c in desired["spec"].get(kind) or []
                    if c["name"] in actual_images and actual_images[c["name"]] != c.get("image")]
         if changed:
@@ -388,9 +435,13 @@ def _map_patch(desired: dict, actual: dict, remove: set | None) -> dict:
 
 def pod_status_patch(host_status: dict, virtual_status: dict) -> dict | None:
     """The host pod's status for the virtual pod, as a merge patch; None when equal.
-    The QoS class is the virtual API server's own; a nominated node is host business."""
+    The QoS class is the virtual API server's own; a nominated node is host business,
+    and so is the init container writing /etc/hosts."""
     keep = ("qosClass",)
     desired = {k: v for k, v in host_status.items() if k not in keep and k != "nominatedNodeName"}
+    init_statuses = [c for c in desired.pop("initContainerStatuses", None) or [] if c.get("name") != ETC_HOSTS]
+    if init_statuses:
+        desired["initContainerStatuses"] = init_statuses
     patch = {k: v for k, v in desired.items() if virtual_status.get(k) != v}
     for key in virtual_status:
         if key not in desired and key not in keep:
