@@ -13,11 +13,13 @@ caller passes explicitly.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -50,8 +52,27 @@ class ProcessDir:
         return self.run_dir / f"{name}.pid"
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        """Start `name` unless it already runs from this directory: the pid of what runs.
+        Two workers that both found it stopped (one whose lock expired while it waited on
+        a slow machine, say) start it once between them."""
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._starting(name):
+            running = self.pid(name)
+            if running is not None:
+                logger.info("%s already runs (pid %s) in %s", name, running, self.cwd)
+                return running
+            proc = self._start(name, argv, env)
+        logger.info("started %s (pid %s) in %s", name, proc.pid, self.cwd)
+        return proc.pid
+
+    @contextmanager
+    def _starting(self, name: str):
+        with open(self.run_dir / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None) -> subprocess.Popen:
         with open(self.log_path(name), "ab") as log:
             log.write(f"\n--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())
             log.flush()
@@ -65,10 +86,8 @@ class ProcessDir:
                 env=child_environment(env),
             )
         self._children[name] = proc
-        exe = os.path.realpath(argv[0])
-        self._pid_path(name).write_text(f"{proc.pid}\n{exe}\n")
-        logger.info("started %s (pid %s) in %s", name, proc.pid, self.cwd)
-        return proc.pid
+        self._pid_path(name).write_text(f"{proc.pid}\n{os.path.realpath(argv[0])}\n")
+        return proc
 
     def pid(self, name: str) -> int | None:
         """The pid of `name` if it still runs from this directory."""

@@ -58,7 +58,7 @@ def test_a_worker_killed_in_each_step_in_turn_resumes_to_ready(world, host, cele
         assert sorted(exe for _, exe in counts) == sorted(
             ["kine", "kube-apiserver", "kube-controller-manager", os.path.basename(os.path.realpath(os.sys.executable))]
         )
-        assert set(counts.values()) == {1}
+        assert {process: n for process, n in counts.items() if n > 1} == {}
     else:  # nothing on the worker; one control-plane pod and one claim on the host
         assert counts == Counter()
         ns = vcluster.placement.host_namespace
