@@ -251,6 +251,8 @@ def test_logs_exec_and_top_reach_a_pod_running_on_the_real_node(world, make_real
     kc = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
 
     wait_for(lambda: "printed-on-the-real-node" in run(kc, "logs", "app"), timeout=30, what="the line in the logs")
+    # As the conformance suite reads logs: a WebSocket with binary.k8s.io, read until the server closes it.
+    assert logs_over_websocket(gateway_server, vcluster, token_in(kc), "app") == "printed-on-the-real-node\n"
     assert run(kc, "exec", "app", "--", "id").startswith("uid=0(root) gid=0(root)")
     assert run(kc, "exec", "-i", "app", "--", "cat", input="through stdin\n") == "through stdin\n"
     exec_record = wait_for(lambda: AccessRecord.objects.filter(vcluster=vcluster, subresource="exec").first(),
@@ -260,6 +262,27 @@ def test_logs_exec_and_top_reach_a_pod_running_on_the_real_node(world, make_real
     top = wait_for(lambda: (r := kubectl(kc, "top", "pod", "--no-headers", check=False)).returncode == 0 and r.stdout,
                    timeout=90, what="kubectl top pod through the gateway")
     assert top.split()[0] == "app"
+
+
+def logs_over_websocket(server, vcluster, token: str, pod: str) -> str:
+    import asyncio
+
+    import aiohttp
+
+    url = server.url.replace("http", "ws") + f"/kube/vclusters/{vcluster.pk}/api/v1/namespaces/default/pods/{pod}/log"
+
+    async def read_all() -> str:
+        received = b""
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, protocols=("binary.k8s.io",), headers={"Authorization": f"Bearer {token}"},
+                                          ssl=ssl.create_default_context(cafile=server.ca)) as ws:
+                assert ws.protocol == "binary.k8s.io"
+                while (message := await asyncio.wait_for(ws.receive(), timeout=20)).type == aiohttp.WSMsgType.BINARY:
+                    received += message.data
+                assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
+        return received.decode()
+
+    return asyncio.run(read_all())
 
 
 def http(server, vcluster, token, method, path, **kwargs) -> requests.Response:

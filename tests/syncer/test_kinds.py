@@ -41,8 +41,8 @@ def test_the_host_role_grants_each_kind_exactly_its_declared_verbs():
     streams = {(r, v) for r, v in granted if "/" in r}
     assert streams == {("pods/log", "get"), ("pods/exec", "create"), ("pods/attach", "create"),
                        ("pods/portforward", "create"), ("pods/portforward", "get"),
-                       ("pods/ephemeralcontainers", "patch")}, \
-        "the kubelet API's, the egress proxy's and kubectl debug's subresources, nothing else"
+                       ("pods/ephemeralcontainers", "patch"), ("pods/resize", "patch")}, \
+        "the kubelet API's, the egress proxy's, kubectl debug's and in-place resize's subresources, nothing else"
 
 
 def test_every_kind_has_its_own_name_and_resource():

@@ -341,6 +341,43 @@ def test_only_what_may_change_on_a_running_pod_is_patched():
                              "tolerations": [{"key": "gpu", "operator": "Exists"}]}
 
 
+def test_an_in_place_resize_is_patched_through_the_resize_subresource_only():
+    vpod = virtual_pod()
+    vpod["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"},
+                                                  "limits": {"memory": "128Mi"}}
+    actual = pods.host_pod(vpod, dataclasses.replace(TARGET, hosts_image="busybox"), "tok")
+    assert pods.resize_patch(pods.host_pod(vpod, TARGET, "tok"), actual) is None
+
+    vpod["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "200m"},
+                                                  "limits": {"cpu": "400m", "memory": "128Mi"}}
+    vpod["spec"]["resources"] = {"requests": {"cpu": "1"}}
+    desired = pods.host_pod(vpod, TARGET, "tok")
+    assert pods.resize_patch(desired, actual) == {"spec": {
+        "containers": [{"name": "app", "resources": {"requests": {"cpu": "200m", "memory": None},
+                                                     "limits": {"cpu": "400m"}}}],
+        "resources": {"requests": {"cpu": "1"}},
+    }}
+    assert pods.pod_patch(desired, actual) is None, "resources are the resize subresource's alone"
+
+
+def test_observed_generations_are_the_virtual_pods_once_the_host_has_every_change():
+    host_status = {"observedGeneration": 3, "conditions": [
+        {"type": "Ready", "status": "True", "observedGeneration": 3},
+        {"type": "PodScheduled", "status": "True", "observedGeneration": 1},
+        {"type": "Initialized", "status": "True"}]}
+    virtual_status = {"observedGeneration": 4, "conditions": [{"type": "Ready", "observedGeneration": 4}]}
+
+    # A virtual spec changed before the host pod existed: generation 5 here, 3 there.
+    patch = pods.pod_status_patch(host_status, virtual_status, generation_offset=2)
+    assert patch["observedGeneration"] == 5
+    assert [c.get("observedGeneration") for c in patch["conditions"]] == [5, 3, None]
+
+    # A resize the host has not taken: nothing may read it as observed.
+    patch = pods.pod_status_patch(host_status, virtual_status, generation_offset=None)
+    assert "observedGeneration" not in patch
+    assert [c.get("observedGeneration") for c in patch["conditions"]] == [4, None, None]
+
+
 def test_host_status_is_copied_back_except_the_qos_class_and_nominated_node():
     host_status = {"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
                    "hostIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}],

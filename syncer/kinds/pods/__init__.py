@@ -5,7 +5,8 @@ the reconcile. A pod that waited for a configmap, secret or claim is looked at a
 when it appears; a namespace's pods when one of its NetworkPolicies changes (which may
 isolate them: syncer.kinds.networkpolicies). The host pods' log, exec, attach and
 portforward subresources serve the vcluster's kubelet API (syncer.kubelet); their
-ephemeralcontainers subresource takes the tenant's `kubectl debug` containers.
+ephemeralcontainers subresource takes the tenant's `kubectl debug` containers, and their
+resize subresource its in-place resizes.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ KIND = Kind(
     indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
     # portforward's get: a WebSocket upgrade is a GET (syncer.egress), SPDY a POST (syncer.kubelet).
     host_subresources=(("log", ("get",)), ("exec", ("create",)), ("attach", ("create",)),
-                       ("portforward", ("create", "get")), ("ephemeralcontainers", ("patch",))),
+                       ("portforward", ("create", "get")), ("ephemeralcontainers", ("patch",)),
+                       ("resize", ("patch",))),
     workers=None,
 )

@@ -6,8 +6,9 @@ Life of a pod, by what the reconcile of its key finds:
   its tokens name the node, as a kubelet's do); or wait, with an Event, for a missing
   secret or configmap; or report, with an Event, why the host (or the host cluster's
   tenant policy) refused it;
-- both → push down what may change (labels, annotations, images), bind the virtual pod
-  to the host pod's node once scheduled, and copy the status back;
+- both → push down what may change (labels, annotations, images, an in-place resize,
+  `kubectl debug`'s containers), bind the virtual pod to the host pod's node once
+  scheduled, and copy the status back;
 - a virtual pod that once ran, and no host pod → someone deleted the host pod: delete
   the virtual pod too, so that its controller replaces it;
 - a virtual pod being deleted → delete the host pod with the same grace period, then,
@@ -83,8 +84,8 @@ class PodController(Controller):
             hpod = self._create(vpod)
             if hpod is None:
                 return None
-        self._push_down(vpod, hpod)
-        self._report(vpod, hpod)
+        hpod, pushed = self._push_down(vpod, hpod)
+        self._report(vpod, hpod, pushed)
         return self._ensure_tokens(vpod, hpod)
 
     # Creating ----------------------------------------------------------------
@@ -221,26 +222,30 @@ class PodController(Controller):
         }
 
     # Running -----------------------------------------------------------------
-    def _push_down(self, vpod: dict, hpod: dict) -> None:
+    def _push_down(self, vpod: dict, hpod: dict) -> tuple[dict, bool]:
+        """The host pod once what may change on a running pod is pushed down, and whether
+        all of it is there (the host refuses what its policy or quota does not allow)."""
         try:
             desired = self._desired(vpod, hpod["metadata"]["name"])
         except Refused:  # allowed when it started, by a policy since narrowed: leave it running
-            return
-        name = hpod["metadata"]["name"]
-        patch = translate.pod_patch(desired, hpod)
-        if patch:
-            self.ctx.host.patch(PODS, self.ctx.target.namespace, name, patch, strategic=True)
-        debug = translate.ephemeral_containers_patch(desired, hpod)
-        if debug:
+            return hpod, False
+        pushed = True
+        for sub, patch in ((None, translate.pod_patch(desired, hpod)),
+                           ("resize", translate.resize_patch(desired, hpod)),
+                           ("ephemeralcontainers", translate.ephemeral_containers_patch(desired, hpod))):
+            if not patch:
+                continue
             try:
-                self.ctx.host.patch(PODS, self.ctx.target.namespace, name, debug, strategic=True,
-                                    sub="ephemeralcontainers")
-            except ApiError as exc:  # the host's Pod Security, most likely: the tenant reads why
-                if exc.status not in REFUSALS:
+                hpod = self.ctx.host.patch(PODS, self.ctx.target.namespace, hpod["metadata"]["name"], patch,
+                                           strategic=True, sub=sub)
+            except ApiError as exc:  # the host's Pod Security or quota, most likely: the tenant reads why
+                if sub is None or exc.status not in REFUSALS:
                     raise
                 self.refuse(vpod, exc.message)
+                pushed = False
+        return hpod, pushed
 
-    def _report(self, vpod: dict, hpod: dict) -> None:
+    def _report(self, vpod: dict, hpod: dict, pushed: bool) -> None:
         meta = vpod["metadata"]
         node = hpod["spec"].get("nodeName")
         if node and not vpod["spec"].get("nodeName"):
@@ -249,7 +254,8 @@ class PodController(Controller):
                        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
             self.ctx.virtual.create(PODS, meta["namespace"], binding, name=meta["name"], sub="binding")
-        patch = translate.pod_status_patch(hpod.get("status") or {}, vpod.get("status") or {})
+        offset = vpod["metadata"].get("generation", 1) - hpod["metadata"].get("generation", 1) if pushed else None
+        patch = translate.pod_status_patch(hpod.get("status") or {}, vpod.get("status") or {}, offset)
         if patch:
             self.ctx.virtual.patch(PODS, meta["namespace"], meta["name"], {"status": patch}, sub="status")
 

@@ -412,6 +412,30 @@ def pod_patch(desired: dict, actual: dict) -> dict | None:
     return patch or None
 
 
+def resize_patch(desired: dict, actual: dict) -> dict | None:
+    """A strategic-merge patch of the host pod's `resize` subresource: the resources of
+    the pod and of each of its containers where the virtual pod's differ (an in-place
+    resize, `kubectl patch --subresource resize`). None when nothing differs."""
+    spec: dict = {}
+    for kind in ("initContainers", "containers"):
+        actual_resources = {c["name"]: c.get("resources") or {} for c in actual["spec"].get(kind) or []
+                            if c["name"] != ETC_HOSTS}
+        changed = [{"name": c["name"], "resources": _resources_patch(c.get("resources") or {}, actual_resources[c["name"]])}
+                   for c in desired["spec"].get(kind) or []
+                   if c["name"] in actual_resources and (c.get("resources") or {}) != actual_resources[c["name"]]]
+        if changed:
+            spec[kind] = changed
+    pod_resources = desired["spec"].get("resources") or {}
+    if pod_resources != (actual["spec"].get("resources") or {}):
+        spec["resources"] = _resources_patch(pod_resources, actual["spec"].get("resources") or {})
+    return {"spec": spec} if spec else None
+
+
+def _resources_patch(desired: dict, actual: dict) -> dict:
+    return {key: _map_patch(desired.get(key) or {}, actual.get(key) or {}, remove=None)
+            for key in ("requests", "limits") if (desired.get(key) or {}) != (actual.get(key) or {})}
+
+
 def _metadata_patch(desired: dict, actual: dict) -> dict:
     patch = {}
     labels = _map_patch(desired.get("labels") or {}, actual.get("labels") or {}, remove=None)
@@ -433,20 +457,50 @@ def _map_patch(desired: dict, actual: dict, remove: set | None) -> dict:
     return patch
 
 
-def pod_status_patch(host_status: dict, virtual_status: dict) -> dict | None:
+def pod_status_patch(host_status: dict, virtual_status: dict, generation_offset: int | None = 0) -> dict | None:
     """The host pod's status for the virtual pod, as a merge patch; None when equal.
     The QoS class is the virtual API server's own; a nominated node is host business,
-    and so is the init container writing /etc/hosts."""
+    and so is the init container writing /etc/hosts.
+
+    Generations are each API server's own: `generation_offset`, the virtual pod's
+    generation less the host pod's once every change of the virtual spec is on the host,
+    turns the host's observed generations into the virtual pod's; None (a change the
+    host has not taken yet) keeps the virtual pod's, so nobody reads a resize as done
+    before the host has even seen it."""
     keep = ("qosClass",)
     desired = {k: v for k, v in host_status.items() if k not in keep and k != "nominatedNodeName"}
     init_statuses = [c for c in desired.pop("initContainerStatuses", None) or [] if c.get("name") != ETC_HOSTS]
     if init_statuses:
         desired["initContainerStatuses"] = init_statuses
+    _observed_generations(desired, virtual_status, generation_offset)
     patch = {k: v for k, v in desired.items() if virtual_status.get(k) != v}
     for key in virtual_status:
         if key not in desired and key not in keep:
             patch[key] = None
     return patch or None
+
+
+def _observed_generations(status: dict, virtual_status: dict, offset: int | None) -> None:
+    def virtual(host_generation: int | None, previous: int | None) -> int | None:
+        if host_generation is None:
+            return None
+        return previous if offset is None else max(host_generation + offset, 1)
+
+    _set_or_drop(status, "observedGeneration",
+                 virtual(status.get("observedGeneration"), virtual_status.get("observedGeneration")))
+    previous = {c.get("type"): c.get("observedGeneration") for c in virtual_status.get("conditions") or []}
+    if status.get("conditions"):
+        status["conditions"] = [_set_or_drop(dict(c), "observedGeneration",
+                                             virtual(c.get("observedGeneration"), previous.get(c.get("type"))))
+                                for c in status["conditions"]]
+
+
+def _set_or_drop(mapping: dict, key: str, value) -> dict:
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+    return mapping
 
 
 def was_scheduled(pod: dict) -> bool:
