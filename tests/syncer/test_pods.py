@@ -87,6 +87,24 @@ def test_a_host_pod_deleted_by_someone_else_is_replaced_by_its_controller_in_the
                == [replacement.metadata.name], what="only the replacement on the host")
 
 
+def test_a_pod_with_scheduling_gates_waits_for_them_before_it_reaches_the_host(vcluster):
+    """As Kueue and other admission controllers use them: no host pod (and none of the
+    host's quota taken) while a gate remains; the scheduler's condition says why."""
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="gated"), spec=client.V1PodSpec(
+        containers=[client.V1Container(name="app", image="registry.example/app:1")],
+        scheduling_gates=[client.V1PodSchedulingGate(name="example.com/queue")]))
+    vcluster.tenant.core.create_namespaced_pod("default", pod)
+    read = lambda: vcluster.tenant.core.read_namespaced_pod("gated", "default")  # noqa: E731
+    condition = eventually(lambda: [c for c in read().status.conditions or [] if c.type == "PodScheduled"],
+                           what="the PodScheduled condition")[0]
+    assert (condition.status, condition.reason) == ("False", "SchedulingGated")
+    assert vcluster.host_pods() == []
+
+    vcluster.tenant.core.patch_namespaced_pod("gated", "default", {"spec": {"schedulingGates": None}})
+    eventually(lambda: read().status.phase == "Running" and read().spec.node_name, what="the pod Running once ungated")
+    assert [p.metadata.annotations[names.ANN_NAME] for p in vcluster.host_pods()] == ["gated"]
+
+
 def test_a_virtual_pod_deleted_with_a_grace_period_is_deleted_on_the_host_with_the_same_one(vcluster):
     pod = client.V1Pod(metadata=client.V1ObjectMeta(name="graceful"), spec=client.V1PodSpec(
         termination_grace_period_seconds=45,

@@ -26,7 +26,7 @@ def resize(vc, pod: str, cpu_request: str, cpu_limit: str) -> None:
 
 
 def resized(pod: client.V1Pod) -> bool:
-    """What the conformance suite waits for: the kubelet saw this generation, and no resize is pending."""
+    """What the conformance suite waits for: this generation observed, and no resize pending."""
     return pod.status.observed_generation == pod.metadata.generation and not any(
         c.type in ("PodResizePending", "PodResizeInProgress") for c in pod.status.conditions or [])
 
@@ -50,13 +50,18 @@ def test_a_resize_reaches_the_container_and_the_host_quota_still_bounds_it(make_
     cpu_max = kubectl(vc.kubeconfig, "exec", "app", "--", "cat", "/sys/fs/cgroup/cpu.max").stdout
     assert cpu_max.split() == ["30000", "100000"], "the host's kubelet applied the new limit to the cgroup"
 
-    # Beyond the host namespace's quota: the vcluster takes it, the host refuses it, the tenant reads why.
+    # Beyond the host namespace's quota: the vcluster takes it, the host refuses it, the tenant reads why
+    # in an event and in the pod's status.
     resize(vc, "app", "600m", "800m")
     eventually(lambda: [e for e in vc.tenant.core.list_namespaced_event("default").items
                         if e.reason == "HostRefused" and "exceeded quota" in e.message],
                what="the host's refusal of the resize, as an event")
     host_pod = vc.operator.core.read_namespaced_pod(vc.host_name("app"), vc.host_namespace)
     assert host_pod.spec.containers[0].resources.requests["cpu"] == "150m"
-    pod = read()
-    assert pod.status.observed_generation < pod.metadata.generation, "not read as done"
+    # What a kubelet says of a resize it cannot make; the running container keeps what it had.
+    pod = eventually(lambda: (p := read()).status.observed_generation == p.metadata.generation and p,
+                     what="the refused resize observed")
+    pending = [c for c in pod.status.conditions if c.type == "PodResizePending"]
+    assert [(c.status, c.reason) for c in pending] == [("True", "Infeasible")]
+    assert "exceeded quota" in pending[0].message
     assert pod.status.container_statuses[0].allocated_resources["cpu"] == "150m"

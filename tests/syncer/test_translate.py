@@ -393,6 +393,24 @@ def test_host_status_is_copied_back_except_the_qos_class_and_nominated_node():
     assert pods.pod_status_patch(host_status, applied) is None
 
 
+def test_a_resize_the_host_refused_reads_as_the_kubelets_infeasible_and_keeps_its_time():
+    host_status = {"conditions": [{"type": "Ready", "status": "True"}]}
+    status = pods.with_infeasible_resize(host_status, {}, "exceeded quota: team")
+    assert [(c["type"], c.get("reason"), c.get("message")) for c in status["conditions"]] == [
+        ("Ready", None, None), ("PodResizePending", "Infeasible", "exceeded quota: team")]
+    assert pods.with_infeasible_resize(host_status, status, "exceeded quota: team") == status
+    assert pods.pod_status_patch(pods.with_infeasible_resize(host_status, status, "exceeded quota: team"),
+                                 status) is None, "no status write on every reconcile"
+
+
+def test_a_gated_pod_gets_the_schedulers_condition_once():
+    patch = pods.gated_status_patch({"phase": "Pending"})
+    [condition] = patch["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == ("PodScheduled", "False", "SchedulingGated")
+    assert pods.gated_status_patch(patch) is None
+    assert not pods.was_scheduled({"status": patch})
+
+
 def test_a_pod_counts_as_scheduled_only_once_it_carried_host_status():
     assert not pods.was_scheduled(virtual_pod())
     scheduled = virtual_pod()

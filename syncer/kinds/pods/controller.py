@@ -1,6 +1,8 @@
 """Pods: the virtual pod runs as a host pod; the host pod's node and status come back.
 
 Life of a pod, by what the reconcile of its key finds:
+- a virtual pod with scheduling gates and no host pod → say it is gated, as a scheduler
+  would, and wait for the gates to go;
 - a virtual pod and no host pod → copy what it needs (configmaps, secrets, claims),
   create the host pod, then its token Secret (issued again once the pod is bound, so that
   its tokens name the node, as a kubelet's do); or wait, with an Event, for a missing
@@ -81,11 +83,14 @@ class PodController(Controller):
             if translate.was_scheduled(vpod):
                 self._host_pod_lost(vpod)
                 return None
+            if vpod["spec"].get("schedulingGates"):
+                self._report_gated(vpod)
+                return None
             hpod = self._create(vpod)
             if hpod is None:
                 return None
-        hpod, pushed = self._push_down(vpod, hpod)
-        self._report(vpod, hpod, pushed)
+        hpod, pushed, infeasible = self._push_down(vpod, hpod)
+        self._report(vpod, hpod, pushed, infeasible)
         return self._ensure_tokens(vpod, hpod)
 
     # Creating ----------------------------------------------------------------
@@ -222,14 +227,15 @@ class PodController(Controller):
         }
 
     # Running -----------------------------------------------------------------
-    def _push_down(self, vpod: dict, hpod: dict) -> tuple[dict, bool]:
-        """The host pod once what may change on a running pod is pushed down, and whether
-        all of it is there (the host refuses what its policy or quota does not allow)."""
+    def _push_down(self, vpod: dict, hpod: dict) -> tuple[dict, bool, str | None]:
+        """The host pod once what may change on a running pod is pushed down; whether the
+        virtual spec could be translated at all; and why the host refused a resize, if it
+        did (its quota or limit ranges: the tenant reads it as the kubelet's Infeasible)."""
         try:
             desired = self._desired(vpod, hpod["metadata"]["name"])
         except Refused:  # allowed when it started, by a policy since narrowed: leave it running
-            return hpod, False
-        pushed = True
+            return hpod, False, None
+        infeasible = None
         for sub, patch in ((None, translate.pod_patch(desired, hpod)),
                            ("resize", translate.resize_patch(desired, hpod)),
                            ("ephemeralcontainers", translate.ephemeral_containers_patch(desired, hpod))):
@@ -242,10 +248,10 @@ class PodController(Controller):
                 if sub is None or exc.status not in REFUSALS:
                     raise
                 self.refuse(vpod, exc.message)
-                pushed = False
-        return hpod, pushed
+                infeasible = exc.message if sub == "resize" else infeasible
+        return hpod, True, infeasible
 
-    def _report(self, vpod: dict, hpod: dict, pushed: bool) -> None:
+    def _report(self, vpod: dict, hpod: dict, pushed: bool, infeasible: str | None) -> None:
         meta = vpod["metadata"]
         node = hpod["spec"].get("nodeName")
         if node and not vpod["spec"].get("nodeName"):
@@ -255,7 +261,18 @@ class PodController(Controller):
                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
             self.ctx.virtual.create(PODS, meta["namespace"], binding, name=meta["name"], sub="binding")
         offset = vpod["metadata"].get("generation", 1) - hpod["metadata"].get("generation", 1) if pushed else None
-        patch = translate.pod_status_patch(hpod.get("status") or {}, vpod.get("status") or {}, offset)
+        status = hpod.get("status") or {}
+        if infeasible:
+            status = translate.with_infeasible_resize(status, vpod.get("status") or {}, infeasible)
+        patch = translate.pod_status_patch(status, vpod.get("status") or {}, offset)
+        if patch:
+            self.ctx.virtual.patch(PODS, meta["namespace"], meta["name"], {"status": patch}, sub="status")
+
+    def _report_gated(self, vpod: dict) -> None:
+        """What a scheduler says of a pod with scheduling gates: it waits for them to go
+        (the host pod is made then, so the host never holds a pod nobody may schedule)."""
+        meta = vpod["metadata"]
+        patch = translate.gated_status_patch(vpod.get("status") or {})
         if patch:
             self.ctx.virtual.patch(PODS, meta["namespace"], meta["name"], {"status": patch}, sub="status")
 

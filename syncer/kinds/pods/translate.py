@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from ... import names
 from ...informer import key_of
@@ -43,6 +44,7 @@ DROPPED_POD_FIELDS = ("priority", "priorityClassName", "preemptionPolicy", "over
 # the tenant removes is removed on the host too, while keys host components add stay.
 ANN_COPIED = names.PREFIX + "copied-annotations"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+SCHEDULING_GATED = "SchedulingGated"  # the scheduler's reason
 # The vcluster's DNS Service, as its CoreDNS add-on names it.
 CLUSTER_DNS = "kube-system/kube-dns"
 # The init container writing a pod's /etc/hosts with its virtual names, and the volume
@@ -463,10 +465,9 @@ def pod_status_patch(host_status: dict, virtual_status: dict, generation_offset:
     and so is the init container writing /etc/hosts.
 
     Generations are each API server's own: `generation_offset`, the virtual pod's
-    generation less the host pod's once every change of the virtual spec is on the host,
-    turns the host's observed generations into the virtual pod's; None (a change the
-    host has not taken yet) keeps the virtual pod's, so nobody reads a resize as done
-    before the host has even seen it."""
+    generation less the host pod's once the virtual spec is pushed down, turns the host's
+    observed generations into the virtual pod's; None (a spec the syncer cannot translate
+    under a narrowed policy) keeps the virtual pod's."""
     keep = ("qosClass",)
     desired = {k: v for k, v in host_status.items() if k not in keep and k != "nominatedNodeName"}
     init_statuses = [c for c in desired.pop("initContainerStatuses", None) or [] if c.get("name") != ETC_HOSTS]
@@ -478,6 +479,21 @@ def pod_status_patch(host_status: dict, virtual_status: dict, generation_offset:
         if key not in desired and key not in keep:
             patch[key] = None
     return patch or None
+
+
+def with_infeasible_resize(host_status: dict, virtual_status: dict, why: str) -> dict:
+    """The host pod's status plus what a kubelet says of a resize it cannot make
+    (`PodResizePending`, reason `Infeasible`), here for a resize the host refused."""
+    condition = {"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": why}
+    since = [c.get("lastTransitionTime") for c in virtual_status.get("conditions") or []
+             if c.get("type") == condition["type"] and c.get("reason") == condition["reason"]]
+    condition["lastTransitionTime"] = since[0] if since else _now()
+    conditions = [c for c in host_status.get("conditions") or [] if c.get("type") != condition["type"]]
+    return {**host_status, "conditions": [*conditions, condition]}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _observed_generations(status: dict, virtual_status: dict, offset: int | None) -> None:
@@ -501,6 +517,19 @@ def _set_or_drop(mapping: dict, key: str, value) -> dict:
     else:
         mapping[key] = value
     return mapping
+
+
+def gated_status_patch(status: dict) -> dict | None:
+    """The PodScheduled condition a scheduler gives a pod with scheduling gates, as a
+    merge patch of its status; None when it has it."""
+    if any(c.get("type") == "PodScheduled" and c.get("reason") == SCHEDULING_GATED
+           for c in status.get("conditions") or []):
+        return None
+    condition = {"type": "PodScheduled", "status": "False", "reason": SCHEDULING_GATED,
+                 "message": "Scheduling is blocked due to non-empty scheduling gates",
+                 "lastTransitionTime": _now()}
+    return {"conditions": [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            + [condition]}
 
 
 def was_scheduled(pod: dict) -> bool:
