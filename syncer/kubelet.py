@@ -114,9 +114,16 @@ def host_path(call: KubeletCall, host_namespace: str, host_pod: str, query: str,
 
 def upstream_head(method: str, target: str, headers: list[tuple[str, str]], host: str, token: str | None) -> bytes:
     """The request head sent upstream: the client's method, the host `target` and only
-    FORWARDED_HEADERS of the client's; our own credentials; always closed after."""
+    FORWARDED_HEADERS of the client's; our own credentials; always closed after.
+
+    A plain request (logs) goes as HTTP/1.0, so the answer's body ends with the connection
+    instead of being chunked: the API server's WebSocket log stream (wsstream's
+    messageCopy) drops the bytes of a read that also returns EOF, which Go's chunked
+    reader returns when the last chunk arrived with the data, as the host sends a short
+    log. A kubelet, which answers with its own pace, never sends both at once."""
     upgrade = any(name.lower() == "upgrade" for name, _ in headers)
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "User-Agent: vcportal-syncer-kubelet"]
+    version = "HTTP/1.1" if upgrade else "HTTP/1.0"
+    lines = [f"{method} {target} {version}", f"Host: {host}", "User-Agent: vcportal-syncer-kubelet"]
     if token:
         lines.append(f"Authorization: Bearer {token}")
     # A folded value is unfolded: each header stays one line.

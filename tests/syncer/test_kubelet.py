@@ -80,6 +80,7 @@ def test_a_folded_header_value_stays_on_one_line():
     assert head.split(b"\r\n")[3:5] == [b"Upgrade: websocket Host: elsewhere", b"Connection: Upgrade, close"]
 
 
-def test_a_plain_request_is_closed_after_its_answer():
+def test_a_plain_request_is_closed_after_its_answer_whose_body_ends_with_the_connection():
     head = upstream_head("GET", "/api/v1/namespaces/n/pods/h/log", [("Connection", "keep-alive")], "h:1", "t")
     assert b"Connection: close\r\n" in head and b"keep-alive" not in head
+    assert head.startswith(b"GET /api/v1/namespaces/n/pods/h/log HTTP/1.0\r\n"), "no chunked answer"
