@@ -39,6 +39,10 @@ def test_a_resize_reaches_the_container_and_the_host_quota_still_bounds_it(make_
         metadata=client.V1ObjectMeta(name="team"), spec=client.V1ResourceQuotaSpec(hard={"requests.cpu": "500m"})))
     eventually(lambda: vc.operator.core.read_namespaced_resource_quota("team", vc.host_namespace).status.hard,
                what="the host quota in force")
+    # As production's host namespaces have (provisioning.manifests.limit_range): defaults for what a pod leaves out.
+    vc.operator.core.create_namespaced_limit_range(vc.host_namespace, client.V1LimitRange(
+        metadata=client.V1ObjectMeta(name="defaults"), spec=client.V1LimitRangeSpec(limits=[client.V1LimitRangeItem(
+            type="Container", default={"cpu": "250m", "memory": "64Mi"}, default_request={"cpu": "50m"})])))
     pod = busybox_pod("app", "sleep 3600", resources=client.V1ResourceRequirements(**resources("100m", "200m")))
     vc.tenant.core.create_namespaced_pod("default", pod)
     read = lambda: vc.tenant.core.read_namespaced_pod("app", "default")  # noqa: E731
@@ -52,11 +56,23 @@ def test_a_resize_reaches_the_container_and_the_host_quota_still_bounds_it(make_
     quota = kubectl(vc.kubeconfig, "exec", "app", "--", "sh", "-c", CPU_QUOTA).stdout
     assert quota.split()[0] == "30000", "the host's kubelet applied the new limit to the container's cgroup"
 
+    # The host's defaults on a pod that set no resources are not a resize the syncer undoes.
+    vc.tenant.core.create_namespaced_pod("default", busybox_pod("plain", "sleep 3600"))
+    eventually(lambda: vc.tenant.core.read_namespaced_pod("plain", "default").status.phase == "Running",
+               timeout=120, what="the plain pod running")
+    plain = vc.operator.core.read_namespaced_pod(vc.host_name("plain"), vc.host_namespace)
+    assert plain.spec.containers[0].resources.limits == {"cpu": "250m", "memory": "64Mi"}
+    assert plain.metadata.generation == 1
+    assert f"pods/{plain.metadata.name}/resize" not in vc.syncer.log.read_text(), "no resize asked of the host"
+    conditions = vc.tenant.core.read_namespaced_pod("plain", "default").status.conditions
+    assert "PodResizePending" not in [c.type for c in conditions]
+
     # Beyond the host namespace's quota: the vcluster takes it, the host refuses it, the tenant reads why
     # in an event and in the pod's status.
     resize(vc, "app", "600m", "800m")
     eventually(lambda: [e for e in vc.tenant.core.list_namespaced_event("default").items
-                        if e.reason == "HostRefused" and "exceeded quota" in e.message],
+                        if e.reason == "HostRefused" and "exceeded quota" in e.message
+                        and e.involved_object.name == "app"],
                what="the host's refusal of the resize, as an event")
     host_pod = vc.operator.core.read_namespaced_pod(vc.host_name("app"), vc.host_namespace)
     assert host_pod.spec.containers[0].resources.requests["cpu"] == "150m"

@@ -348,13 +348,16 @@ def test_an_in_place_resize_is_patched_through_the_resize_subresource_only():
     actual = pods.host_pod(vpod, dataclasses.replace(TARGET, hosts_image="busybox"), "tok")
     assert pods.resize_patch(pods.host_pod(vpod, TARGET, "tok"), actual) is None
 
-    vpod["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "200m"},
+    # The host's LimitRange gave the host copy a default CPU limit: not the tenant's to undo.
+    actual["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "500m"
+    assert pods.resize_patch(pods.host_pod(vpod, TARGET, "tok"), actual) is None
+
+    vpod["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "200m", "memory": "64Mi"},
                                                   "limits": {"cpu": "400m", "memory": "128Mi"}}
     vpod["spec"]["resources"] = {"requests": {"cpu": "1"}}
     desired = pods.host_pod(vpod, TARGET, "tok")
     assert pods.resize_patch(desired, actual) == {"spec": {
-        "containers": [{"name": "app", "resources": {"requests": {"cpu": "200m", "memory": None},
-                                                     "limits": {"cpu": "400m"}}}],
+        "containers": [{"name": "app", "resources": {"requests": {"cpu": "200m"}, "limits": {"cpu": "400m"}}}],
         "resources": {"requests": {"cpu": "1"}},
     }}
     assert pods.pod_patch(desired, actual) is None, "resources are the resize subresource's alone"

@@ -415,27 +415,29 @@ def pod_patch(desired: dict, actual: dict) -> dict | None:
 
 
 def resize_patch(desired: dict, actual: dict) -> dict | None:
-    """A strategic-merge patch of the host pod's `resize` subresource: the resources of
-    the pod and of each of its containers where the virtual pod's differ (an in-place
-    resize, `kubectl patch --subresource resize`). None when nothing differs."""
+    """A strategic-merge patch of the host pod's `resize` subresource: the requests and
+    limits of the pod and of each of its containers that the virtual pod sets to another
+    value (an in-place resize, `kubectl patch --subresource resize`). None when none does.
+    What the host added (its LimitRange's defaults) stays: only the tenant's values move."""
     spec: dict = {}
     for kind in ("initContainers", "containers"):
         actual_resources = {c["name"]: c.get("resources") or {} for c in actual["spec"].get(kind) or []
                             if c["name"] != ETC_HOSTS}
-        changed = [{"name": c["name"], "resources": _resources_patch(c.get("resources") or {}, actual_resources[c["name"]])}
-                   for c in desired["spec"].get(kind) or []
-                   if c["name"] in actual_resources and (c.get("resources") or {}) != actual_resources[c["name"]]]
+        changed = [{"name": c["name"], "resources": patch} for c in desired["spec"].get(kind) or []
+                   if c["name"] in actual_resources
+                   and (patch := _resources_patch(c.get("resources") or {}, actual_resources[c["name"]]))]
         if changed:
             spec[kind] = changed
-    pod_resources = desired["spec"].get("resources") or {}
-    if pod_resources != (actual["spec"].get("resources") or {}):
-        spec["resources"] = _resources_patch(pod_resources, actual["spec"].get("resources") or {})
+    pod_resources = _resources_patch(desired["spec"].get("resources") or {}, actual["spec"].get("resources") or {})
+    if pod_resources:
+        spec["resources"] = pod_resources
     return {"spec": spec} if spec else None
 
 
 def _resources_patch(desired: dict, actual: dict) -> dict:
-    return {key: _map_patch(desired.get(key) or {}, actual.get(key) or {}, remove=None)
-            for key in ("requests", "limits") if (desired.get(key) or {}) != (actual.get(key) or {})}
+    return {key: changed for key in ("requests", "limits")
+            if (changed := {name: value for name, value in (desired.get(key) or {}).items()
+                            if (actual.get(key) or {}).get(name) != value})}
 
 
 def _metadata_patch(desired: dict, actual: dict) -> dict:
