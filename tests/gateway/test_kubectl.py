@@ -252,7 +252,14 @@ def test_logs_exec_and_top_reach_a_pod_running_on_the_real_node(world, make_real
 
     wait_for(lambda: "printed-on-the-real-node" in run(kc, "logs", "app"), timeout=30, what="the line in the logs")
     # As the conformance suite reads logs: a WebSocket with binary.k8s.io, read until the server closes it.
-    assert logs_over_websocket(gateway_server, vcluster, token_in(kc), "app") == "printed-on-the-real-node\n"
+    log = over_websocket(gateway_server, vcluster, token_in(kc), "/api/v1/namespaces/default/pods/app/log",
+                         "binary.k8s.io")
+    assert b"".join(log) == b"printed-on-the-real-node\n"
+    # Exec with a protocol before v5, which the API server hands to the kubelet (the syncer) as a WebSocket.
+    exec_id = "/api/v1/namespaces/default/pods/app/exec?command=id&command=-u&container=main&stdout=1&stderr=1"
+    messages = over_websocket(gateway_server, vcluster, token_in(kc), exec_id, "v4.channel.k8s.io")
+    assert b"\x010\n" in messages, messages
+    assert [json.loads(m[1:])["status"] for m in messages if m.startswith(b"\x03")] == ["Success"]
     assert run(kc, "exec", "app", "--", "id").startswith("uid=0(root) gid=0(root)")
     assert run(kc, "exec", "-i", "app", "--", "cat", input="through stdin\n") == "through stdin\n"
     exec_record = wait_for(lambda: AccessRecord.objects.filter(vcluster=vcluster, subresource="exec").first(),
@@ -264,23 +271,24 @@ def test_logs_exec_and_top_reach_a_pod_running_on_the_real_node(world, make_real
     assert top.split()[0] == "app"
 
 
-def logs_over_websocket(server, vcluster, token: str, pod: str) -> str:
+def over_websocket(server, vcluster, token: str, path: str, protocol: str) -> list[bytes]:
+    """The messages a WebSocket at `path` with `protocol` sends until the server closes it."""
     import asyncio
 
     import aiohttp
 
-    url = server.url.replace("http", "ws") + f"/kube/vclusters/{vcluster.pk}/api/v1/namespaces/default/pods/{pod}/log"
+    url = server.url.replace("http", "ws") + f"/kube/vclusters/{vcluster.pk}{path}"
 
-    async def read_all() -> str:
-        received = b""
+    async def read_all() -> list[bytes]:
+        received = []
         async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(url, protocols=("binary.k8s.io",), headers={"Authorization": f"Bearer {token}"},
+            async with session.ws_connect(url, protocols=(protocol,), headers={"Authorization": f"Bearer {token}"},
                                           ssl=ssl.create_default_context(cafile=server.ca)) as ws:
-                assert ws.protocol == "binary.k8s.io"
+                assert ws.protocol == protocol
                 while (message := await asyncio.wait_for(ws.receive(), timeout=20)).type == aiohttp.WSMsgType.BINARY:
-                    received += message.data
+                    received.append(message.data)
                 assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
-        return received.decode()
+        return received
 
     return asyncio.run(read_all())
 

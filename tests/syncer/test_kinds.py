@@ -39,7 +39,8 @@ def test_the_host_role_grants_each_kind_exactly_its_declared_verbs():
                        "poddisruptionbudgets", "ingresses", "networkpolicies"}
     assert {r for r, v in granted if v == "create" and "/" not in r} == written, "only what it copies is written"
     streams = {(r, v) for r, v in granted if "/" in r}
-    assert streams == {("pods/log", "get"), ("pods/exec", "create"), ("pods/attach", "create"),
+    assert streams == {("pods/log", "get"), ("pods/exec", "create"), ("pods/exec", "get"),
+                       ("pods/attach", "create"), ("pods/attach", "get"),
                        ("pods/portforward", "create"), ("pods/portforward", "get"),
                        ("pods/ephemeralcontainers", "patch"), ("pods/resize", "patch")}, \
         "the kubelet API's, the egress proxy's, kubectl debug's and in-place resize's subresources, nothing else"

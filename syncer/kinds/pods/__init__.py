@@ -52,8 +52,9 @@ KIND = Kind(
                for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
              Watch(VIRTUAL, NETWORKPOLICIES, _in_policy_namespace)),
     indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
-    # portforward's get: a WebSocket upgrade is a GET (syncer.egress), SPDY a POST (syncer.kubelet).
-    host_subresources=(("log", ("get",)), ("exec", ("create",)), ("attach", ("create",)),
+    # get: a WebSocket upgrade is a GET (syncer.egress, and exec/attach with the protocols
+    # before v5.channel.k8s.io, which the API server hands to the kubelet), SPDY a POST.
+    host_subresources=(("log", ("get",)), ("exec", ("create", "get")), ("attach", ("create", "get")),
                        ("portforward", ("create", "get")), ("ephemeralcontainers", ("patch",)),
                        ("resize", ("patch",))),
     workers=None,
