@@ -64,8 +64,12 @@ def test_a_resize_reaches_the_container_and_the_host_quota_still_bounds_it(make_
     assert plain.spec.containers[0].resources.limits == {"cpu": "250m", "memory": "64Mi"}
     assert plain.metadata.generation == 1
     assert f"pods/{plain.metadata.name}/resize" not in vc.syncer.log.read_text(), "no resize asked of the host"
-    conditions = vc.tenant.core.read_namespaced_pod("plain", "default").status.conditions
-    assert "PodResizePending" not in [c.type for c in conditions]
+    status = vc.tenant.core.read_namespaced_pod("plain", "default").status
+    assert "PodResizePending" not in [c.type for c in status.conditions]
+    # Nor do they show in its status, which must match the spec it is compared with.
+    [container] = status.container_statuses
+    assert (container.resources.requests, container.resources.limits, container.allocated_resources) == (
+        None, None, None)
 
     # Beyond the host namespace's quota: the vcluster takes it, the host refuses it, the tenant reads why
     # in an event and in the pod's status.

@@ -363,6 +363,21 @@ def test_an_in_place_resize_is_patched_through_the_resize_subresource_only():
     assert pods.pod_patch(desired, actual) is None, "resources are the resize subresource's alone"
 
 
+def test_container_statuses_show_only_the_resources_the_virtual_pod_sets():
+    spec = {"containers": [{"name": "app", "resources": {"requests": {"cpu": "2m"}, "limits": {"cpu": "10m"}}},
+                           {"name": "bare"}]}
+    defaults = {"cpu": "250m", "memory": "64Mi"}  # the host LimitRange's
+    host_status = {"containerStatuses": [
+        {"name": "app", "allocatedResources": {"cpu": "2m", "memory": "64Mi"},
+         "resources": {"requests": {"cpu": "2m", "memory": "64Mi"}, "limits": {"cpu": "10m", "memory": "64Mi"}}},
+        {"name": "bare", "allocatedResources": defaults, "resources": {"requests": defaults, "limits": defaults}}]}
+    status = pods.with_virtual_resources(host_status, spec)
+    assert status["containerStatuses"] == [
+        {"name": "app", "allocatedResources": {"cpu": "2m"}, "resources": {"requests": {"cpu": "2m"},
+                                                                          "limits": {"cpu": "10m"}}},
+        {"name": "bare", "resources": {}}]
+
+
 def test_observed_generations_are_the_virtual_pods_once_the_host_has_every_change():
     host_status = {"observedGeneration": 3, "conditions": [
         {"type": "Ready", "status": "True", "observedGeneration": 3},

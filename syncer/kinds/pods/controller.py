@@ -261,7 +261,7 @@ class PodController(Controller):
                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
             self.ctx.virtual.create(PODS, meta["namespace"], binding, name=meta["name"], sub="binding")
         offset = vpod["metadata"].get("generation", 1) - hpod["metadata"].get("generation", 1) if pushed else None
-        status = hpod.get("status") or {}
+        status = translate.with_virtual_resources(hpod.get("status") or {}, vpod["spec"])
         if infeasible:
             status = translate.with_infeasible_resize(status, vpod.get("status") or {}, infeasible)
         patch = translate.pod_status_patch(status, vpod.get("status") or {}, offset)

@@ -483,6 +483,37 @@ def pod_status_patch(host_status: dict, virtual_status: dict, generation_offset:
     return patch or None
 
 
+def with_virtual_resources(host_status: dict, virtual_spec: dict) -> dict:
+    """The host pod's status with only the requests and limits the virtual pod's containers
+    set in their `resources` and `allocatedResources`: what the host's LimitRange added
+    is the host's (as its spec is), and a status showing it would never match the spec a
+    tenant, a controller or the conformance suite compares it with."""
+    specs = {c["name"]: c.get("resources") or {} for kind in ("initContainers", "containers")
+             for c in virtual_spec.get(kind) or []}
+    status = dict(host_status)
+    for key in ("initContainerStatuses", "containerStatuses"):
+        if host_status.get(key):
+            status[key] = [_virtual_container_resources(c, specs[c["name"]]) if c.get("name") in specs else c
+                           for c in host_status[key]]
+    return status
+
+
+def _virtual_container_resources(status: dict, resources: dict) -> dict:
+    status = dict(status)
+    if "allocatedResources" in status:
+        _set_or_drop(status, "allocatedResources", _only(status["allocatedResources"], resources.get("requests")))
+    if "resources" in status:
+        actual = dict(status["resources"])
+        for key in ("requests", "limits"):
+            _set_or_drop(actual, key, _only(actual.get(key), resources.get(key)))
+        status["resources"] = actual
+    return status
+
+
+def _only(values: dict | None, keys: dict | None) -> dict | None:
+    return {k: v for k, v in (values or {}).items() if k in (keys or {})} or None
+
+
 def with_infeasible_resize(host_status: dict, virtual_status: dict, why: str) -> dict:
     """The host pod's status plus what a kubelet says of a resize it cannot make
     (`PodResizePending`, reason `Infeasible`), here for a resize the host refused."""
