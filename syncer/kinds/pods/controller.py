@@ -89,8 +89,8 @@ class PodController(Controller):
             hpod = self._create(vpod)
             if hpod is None:
                 return None
-        hpod, pushed, infeasible = self._push_down(vpod, hpod)
-        self._report(vpod, hpod, pushed, infeasible)
+        hpod, translated, infeasible = self._push_down(vpod, hpod)
+        self._report(vpod, hpod, translated, infeasible)
         return self._ensure_tokens(vpod, hpod)
 
     # Creating ----------------------------------------------------------------
@@ -251,7 +251,7 @@ class PodController(Controller):
                 infeasible = exc.message if sub == "resize" else infeasible
         return hpod, True, infeasible
 
-    def _report(self, vpod: dict, hpod: dict, pushed: bool, infeasible: str | None) -> None:
+    def _report(self, vpod: dict, hpod: dict, translated: bool, infeasible: str | None) -> None:
         meta = vpod["metadata"]
         node = hpod["spec"].get("nodeName")
         if node and not vpod["spec"].get("nodeName"):
@@ -260,7 +260,7 @@ class PodController(Controller):
                        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
             self.ctx.virtual.create(PODS, meta["namespace"], binding, name=meta["name"], sub="binding")
-        offset = vpod["metadata"].get("generation", 1) - hpod["metadata"].get("generation", 1) if pushed else None
+        offset = vpod["metadata"].get("generation", 1) - hpod["metadata"].get("generation", 1) if translated else None
         status = translate.with_virtual_resources(hpod.get("status") or {}, vpod["spec"])
         if infeasible:
             status = translate.with_infeasible_resize(status, vpod.get("status") or {}, infeasible)
