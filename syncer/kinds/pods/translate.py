@@ -14,11 +14,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from ... import names
 from ...informer import key_of
 from ...names import ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, LABEL_MANAGED_BY, LABEL_NAMESPACE
+from ...recorder import now_iso
 from ...translate import Target, require_label, scope_selector
 from . import safety
 
@@ -520,13 +520,9 @@ def with_infeasible_resize(host_status: dict, virtual_status: dict, why: str) ->
     condition = {"type": "PodResizePending", "status": "True", "reason": "Infeasible", "message": why}
     since = [c.get("lastTransitionTime") for c in virtual_status.get("conditions") or []
              if c.get("type") == condition["type"] and c.get("reason") == condition["reason"]]
-    condition["lastTransitionTime"] = since[0] if since else _now()
+    condition["lastTransitionTime"] = since[0] if since else now_iso()
     conditions = [c for c in host_status.get("conditions") or [] if c.get("type") != condition["type"]]
     return {**host_status, "conditions": [*conditions, condition]}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _observed_generations(status: dict, virtual_status: dict, offset: int | None) -> None:
@@ -560,7 +556,7 @@ def gated_status_patch(status: dict) -> dict | None:
         return None
     condition = {"type": "PodScheduled", "status": "False", "reason": SCHEDULING_GATED,
                  "message": "Scheduling is blocked due to non-empty scheduling gates",
-                 "lastTransitionTime": _now()}
+                 "lastTransitionTime": now_iso()}
     return {"conditions": [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
             + [condition]}
 
