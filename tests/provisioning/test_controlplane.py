@@ -190,11 +190,12 @@ def test_server_url_per_access_mode():
 
 def test_syncer_files_are_a_valid_config_with_in_cluster_credentials(tmp_path):
     files = cp.syncer_files(vcluster="vc7", namespace=NS, service_ip="10.96.3.4", host_server="https://10.96.0.1:443",
-                            policy=TenantPolicy())
+                            policy=TenantPolicy(), hosts_image="registry.example/busybox:1.37")
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     config = load(tmp_path / "syncer.yaml")
     assert config.api_address() == ("10.96.3.4", cp.SERVICE_PORT) and config.host_namespace == NS
+    assert config.hosts_image == "registry.example/busybox:1.37", "pods' /etc/hosts writer, as on the local runtime"
     host = yaml.safe_load(files["host.kubeconfig"])
     assert host["users"][0]["user"] == {"tokenFile": f"{cp.HOST_TOKEN_DIR}/token"}
     (tmp_path / "token").write_text("t0ken\n")
