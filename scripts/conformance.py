@@ -184,7 +184,8 @@ def main() -> int:
     parser.add_argument("--focus", default=FOCUS, help="regular expression of the tests to run (default: %(default)s)")
     parser.add_argument("--nodes", type=int, default=4, help="parallel ginkgo processes")
     parser.add_argument("--timeout", default="4h", help="ginkgo's limit for each target")
-    parser.add_argument("--out", type=Path, default=ROOT / "var" / "conformance" / datetime.date.today().isoformat())
+    # Absolute, since ginkgo runs in the target's directory and reads the kubeconfig from there.
+    parser.add_argument("--out", type=lambda given: Path(given).resolve(), default=ROOT / "var" / "conformance" / datetime.date.today().isoformat())
     parser.add_argument("--report-only", action="store_true",
                         help="only write the report again from the targets' ginkgo reports in --out")
     args = parser.parse_args()

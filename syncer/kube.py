@@ -71,6 +71,8 @@ NETWORKPOLICIES = Resource("NetworkPolicy", "networkpolicies", "/apis/networking
 INGRESSES = Resource("Ingress", "ingresses", "/apis/networking.k8s.io/v1")
 INGRESSCLASSES = Resource("IngressClass", "ingressclasses", "/apis/networking.k8s.io/v1", namespaced=False)
 CSIDRIVERS = Resource("CSIDriver", "csidrivers", "/apis/storage.k8s.io/v1", namespaced=False)
+CLUSTERTRUSTBUNDLES = Resource("ClusterTrustBundle", "clustertrustbundles", "/apis/certificates.k8s.io/v1",
+                               namespaced=False)
 
 
 class ApiError(Exception):

@@ -30,8 +30,10 @@ ANN_NAMESPACE = PREFIX + "object-namespace"
 ANN_UID = PREFIX + "object-uid"
 ANN_KIND = PREFIX + "object-kind"
 ANN_SERVICE_ACCOUNT = PREFIX + "service-account-name"
-# The kind recorded on the Secret that holds a pod's service-account tokens.
+# The kinds recorded on the Secret that holds a pod's service-account tokens, and on the
+# ConfigMap that holds the trust bundles it projects.
 TOKEN_KIND = "ServiceAccountToken"
+TRUST_BUNDLES_KIND = "ClusterTrustBundles"
 
 
 SEPARATOR = "-x-"
@@ -56,10 +58,20 @@ def _readable(part: str) -> bool:
 
 
 def token_secret_name(host_pod_name: str) -> str:
-    """The Secret holding a host pod's tokens. Always hashed and ending in `-token-<hash>`,
-    which no `…-x-VC` name has, so it cannot take the name of a synced Secret."""
-    head = host_pod_name[: MAX_NAME - HASH_LEN - len("-token-")].rstrip("-.")
-    return f"{head}-token-{digest(host_pod_name)}"
+    """The Secret holding a host pod's tokens."""
+    return _companion_name(host_pod_name, "token")
+
+
+def trust_bundles_name(host_pod_name: str) -> str:
+    """The ConfigMap holding the vcluster's trust bundles a host pod projects."""
+    return _companion_name(host_pod_name, "bundles")
+
+
+def _companion_name(host_pod_name: str, what: str) -> str:
+    """Always hashed and ending in `-<what>-<hash>`, which no `…-x-VC` name has, so it
+    cannot take the name of a synced object."""
+    head = host_pod_name[: MAX_NAME - HASH_LEN - len(what) - 2].rstrip("-.")
+    return f"{head}-{what}-{digest(host_pod_name)}"
 
 
 def marks(vcluster: str, kind: str, virtual: dict) -> tuple[dict, dict]:

@@ -57,11 +57,11 @@ def test_readable_names_split_back_into_their_parts_one_way_only():
         assert host.split(names.SEPARATOR) == list(triple)
 
 
-def test_the_token_secret_name_has_a_shape_no_synced_object_can_take():
+def test_a_pods_token_secret_and_trust_bundles_have_names_no_synced_object_can_take():
     for pod in ("web-x-default-x-vc", "p" * 63):
-        token = names.token_secret_name(pod)
-        assert len(token) <= 63 and re.search(r"-token-[0-9a-f]{16}\Z", token)
-        assert not token.endswith("-x-vc")
+        for name, what in ((names.token_secret_name(pod), "token"), (names.trust_bundles_name(pod), "bundles")):
+            assert len(name) <= 63 and re.search(rf"-{what}-[0-9a-f]{{16}}\Z", name)
+            assert not name.endswith("-x-vc")
 
 
 def test_marks_record_the_virtual_object_and_are_recognised_only_for_their_vcluster():

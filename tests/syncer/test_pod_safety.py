@@ -29,7 +29,7 @@ def host_spec(target=TARGET, **spec) -> dict:
     {"rbd": {"monitors": ["m"]}}, {"cephfs": {"monitors": ["m"]}}, {"flexVolume": {"driver": "d"}},
     {"awsElasticBlockStore": {"volumeID": "v"}}, {"gcePersistentDisk": {"pdName": "d"}},
     {"azureFile": {"secretName": "s", "shareName": "x"}}, {"glusterfs": {"endpoints": "e", "path": "p"}},
-    {"gitRepo": {"repository": "r"}}, {"image": {"reference": "r"}},
+    {"gitRepo": {"repository": "r"}},
 ])
 def test_volume_types_a_tenant_does_not_need_are_refused(volume):
     with pytest.raises(Refused, match="volumes are not allowed"):
@@ -39,13 +39,18 @@ def test_volume_types_a_tenant_does_not_need_are_refused(volume):
 def test_the_volumes_a_tenant_needs_pass():
     volumes = [{"name": "a", "configMap": {"name": "c"}}, {"name": "b", "secret": {"secretName": "s"}},
                {"name": "c", "emptyDir": {"medium": "Memory"}}, {"name": "d", "downwardAPI": {"items": []}},
-               {"name": "e", "persistentVolumeClaim": {"claimName": "data"}}]
-    assert [v["name"] for v in host_spec(volumes=volumes)["volumes"]] == ["a", "b", "c", "d", "e"]
+               {"name": "e", "persistentVolumeClaim": {"claimName": "data"}},
+               # An image the kubelet pulls as it would a container's: nothing a container could not have.
+               {"name": "f", "image": {"reference": "registry.example/data:1", "pullPolicy": "IfNotPresent"}}]
+    spec = host_spec(volumes=volumes)
+    assert [v["name"] for v in spec["volumes"]] == ["a", "b", "c", "d", "e", "f"]
+    assert spec["volumes"][5] == volumes[5]
 
 
-def test_projected_sources_other_than_the_known_four_are_refused():
-    volume = {"name": "p", "projected": {"sources": [{"clusterTrustBundle": {"signerName": "a/b", "path": "p"}}]}}
-    with pytest.raises(Refused, match="projected clusterTrustBundle"):
+def test_projected_sources_the_kubelet_fills_from_its_own_cluster_are_refused_unless_the_syncer_fills_them():
+    volume = {"name": "p", "projected": {"sources": [{"podCertificate": {"signerName": "a/b", "keyType": "ED25519",
+                                                                         "credentialBundlePath": "creds.pem"}}]}}
+    with pytest.raises(Refused, match="projected podCertificate"):
         host_spec(volumes=[volume])
 
 

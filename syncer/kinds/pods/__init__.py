@@ -3,7 +3,8 @@
 `translate` holds the pure rules, `safety` what a pod may ask of the host, `controller`
 the reconcile. A pod that waited for a configmap, secret or claim is looked at again
 when it appears; a namespace's pods when one of its NetworkPolicies changes (which may
-isolate them: syncer.kinds.networkpolicies). The host pods' log, exec, attach and
+isolate them: syncer.kinds.networkpolicies); the pods projecting a ClusterTrustBundle
+when it changes (`trustbundles`). The host pods' log, exec, attach and
 portforward subresources serve the vcluster's kubelet API (syncer.kubelet); their
 ephemeralcontainers subresource takes the tenant's `kubectl debug` containers, and their
 resize subresource its in-place resizes.
@@ -14,12 +15,15 @@ from __future__ import annotations
 from ... import names
 from ...informer import key_of
 from ...kind import VIRTUAL, Index, Kind, Watch
-from ...kube import CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS
+from ...kube import CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS
+from . import trustbundles
 from .controller import PodController
 from .translate import CONFIGMAP, PVC, SECRET, pod_refs
 
 # Indexes on the virtual pod informer: "<namespace>/<name>" of what pods refer to.
 REF_INDEXES = {CONFIGMAP: "configmaps", SECRET: "secrets", PVC: "pvcs"}
+# On the same informer: the trust bundles pods project, by name and by signer name.
+TRUST_BUNDLE_INDEX = "trustbundles"
 
 
 def _ref_index(kind: str):
@@ -43,15 +47,24 @@ def _in_policy_namespace(ctx, old: dict | None, new: dict | None) -> list[str]:
     return [key_of(pod) for pod in ctx.vinf[PODS].values() if pod["metadata"]["namespace"] == namespace]
 
 
+def _projecting_pods(ctx, old: dict | None, new: dict | None) -> list[str]:
+    """A bundle added, changed or gone changes what the pods naming it or its signer
+    (before or after a relabel) mount."""
+    values = {value for bundle in (old, new) if bundle is not None for value in trustbundles.keys_for(bundle)}
+    return sorted({key_of(pod) for value in values for pod in ctx.vinf[PODS].by_index(TRUST_BUNDLE_INDEX, value)})
+
+
 KIND = Kind(
     name="Pod",
     resource=PODS,
     controller=PodController,
-    also_records=(names.TOKEN_KIND,),
+    also_records=(names.TOKEN_KIND, names.TRUST_BUNDLES_KIND),
     watches=(*(Watch(VIRTUAL, resource, _waiting_pods(REF_INDEXES[kind]))
                for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
-             Watch(VIRTUAL, NETWORKPOLICIES, _in_policy_namespace)),
-    indexes=tuple(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
+             Watch(VIRTUAL, NETWORKPOLICIES, _in_policy_namespace),
+             Watch(VIRTUAL, CLUSTERTRUSTBUNDLES, _projecting_pods)),
+    indexes=(*(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
+             Index(VIRTUAL, PODS, TRUST_BUNDLE_INDEX, trustbundles.referenced)),
     # get: a WebSocket upgrade is a GET (syncer.egress, and exec/attach with the protocols
     # before v5.channel.k8s.io, which the API server hands to the kubelet), SPDY a POST.
     host_subresources=(("log", ("get",)), ("exec", ("create", "get")), ("attach", ("create", "get")),

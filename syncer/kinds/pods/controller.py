@@ -4,13 +4,14 @@ Life of a pod, by what the reconcile of its key finds:
 - a virtual pod with scheduling gates and no host pod → say it is gated, as a scheduler
   would, and wait for the gates to go;
 - a virtual pod and no host pod → copy what it needs (configmaps, secrets, claims),
-  create the host pod, then its token Secret (issued again once the pod is bound, so that
-  its tokens name the node, as a kubelet's do); or wait, with an Event, for a missing
+  create the host pod, then its ConfigMap of the vcluster's trust bundles it projects and
+  its token Secret (issued again once the pod is bound, so that its tokens name the node,
+  as a kubelet's do); or wait, with an Event, for a missing
   secret or configmap; or report, with an Event, why the host (or the host cluster's
   tenant policy) refused it;
 - both → push down what may change (labels, annotations, images, an in-place resize,
   `kubectl debug`'s containers), bind the virtual pod to the host pod's node once
-  scheduled, and copy the status back;
+  scheduled, copy the status back, and keep its trust bundles and tokens current;
 - a virtual pod that once ran, and no host pod → someone deleted the host pod: delete
   the virtual pod too, so that its controller replaces it;
 - a virtual pod being deleted → delete the host pod with the same grace period, then,
@@ -34,12 +35,14 @@ from datetime import datetime
 from ... import names
 from ...controller import REFUSALS, Controller
 from ...informer import key_of
-from ...kube import CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError
+from ...kube import (
+    CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError, Resource,
+)
 from ...translate import Refused, Target
 from ..networkpolicies import isolation_labels
 from ..priorityclasses import with_offered
 from ..storageclasses import with_host_default
-from . import translate
+from . import translate, trustbundles
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class PodController(Controller):
                 return None
         hpod, translated, infeasible = self._push_down(vpod, hpod)
         self._report(vpod, hpod, translated, infeasible)
+        self._ensure_trust_bundles(vpod, hpod)
         return self._ensure_tokens(vpod, hpod)
 
     # Creating ----------------------------------------------------------------
@@ -118,8 +122,9 @@ class PodController(Controller):
         namespace = vpod["metadata"]["namespace"]
         services = [s for s in self.ctx.vinf[SERVICES].values() if s["metadata"]["namespace"] == namespace
                     and translate.routed_cluster_ip(s, self._service_copies(key_of(s)))]
+        bundles = trustbundles.bundle_sources(vpod)
         desired = translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None,
-                                     services)
+                                     services, names.trust_bundles_name(host_name) if bundles else None)
         policies = [p for p in self.ctx.vinf[NETWORKPOLICIES].values() if p["metadata"]["namespace"] == namespace]
         desired["metadata"]["labels"].update(isolation_labels(vpod, policies))
         return desired
@@ -167,28 +172,12 @@ class PodController(Controller):
         if fresh:
             return max(fresh) - now
         data, refresh_at = self._issue(vpod, sources)
-        body = self._token_secret(vpod, hpod, name, data, refresh_at)
-        if secret is None and not self._created(body):
-            # Written meanwhile, or the previous pod's, not yet collected: ours to update
-            # only if it carries our marks.
-            secret = self.ctx.host.get_or_none(SECRETS, self.ctx.target.namespace, name)
-            if secret is not None and not names.is_ours(secret, self.ctx.vcluster):
-                self.ctx.recorder.warn(vpod, "Pod", "NameTaken", f"host Secret {name} is not managed by this vcluster")
-                return None
-        if secret is not None:
-            self.ctx.host.patch(SECRETS, self.ctx.target.namespace, name, body)
+        body = self._companion(vpod, hpod, names.TOKEN_KIND, name)
+        body["metadata"]["annotations"].update({ANN_REFRESH: f"{refresh_at:.0f}", ANN_NODE: node})
+        if not self._write_companion(vpod, SECRETS, secret, {**body, "type": "Opaque"}, data):
+            return None
         self._issued[name] = (vpod["metadata"]["uid"], refresh_at, node)
         return max(refresh_at - time.time(), 1)
-
-    def _created(self, secret: dict) -> bool:
-        """False if the name is taken."""
-        try:
-            self.ctx.host.create(SECRETS, self.ctx.target.namespace, secret)
-        except ApiError as exc:
-            if not exc.conflict:
-                raise
-            return False
-        return True
 
     def _issue(self, vpod: dict, sources: list[translate.TokenSource]) -> tuple[dict, float]:
         meta = vpod["metadata"]
@@ -212,19 +201,52 @@ class PodController(Controller):
             refresh_at = min(refresh_at, now + (expires - now) * REFRESH_AT)
         return data, refresh_at
 
-    def _token_secret(self, vpod: dict, hpod: dict, name: str, data: dict, refresh_at: float) -> dict:
-        labels, annotations = names.marks(self.ctx.vcluster, names.TOKEN_KIND, vpod)
-        annotations[ANN_REFRESH] = f"{refresh_at:.0f}"
-        annotations[ANN_NODE] = hpod["spec"].get("nodeName") or ""
+    # Companions: the token Secret and trust bundle ConfigMap of a host pod ---------
+    def _ensure_trust_bundles(self, vpod: dict, hpod: dict) -> None:
+        """Keep the host ConfigMap of the pod's trust bundles what the vcluster's bundles
+        say now (a bundle's change requeues the pods projecting it)."""
+        sources = trustbundles.bundle_sources(vpod)
+        if not sources:
+            return
+        name = names.trust_bundles_name(hpod["metadata"]["name"])
+        data = trustbundles.configmap_data(sources, list(self.ctx.vinf[CLUSTERTRUSTBUNDLES].values()))
+        current = self.ctx.hinf[CONFIGMAPS].get(self.host_namespaced_key(name))
+        if current is not None and names.recorded_uid(current) == vpod["metadata"]["uid"] \
+                and (current.get("data") or {}) == data:
+            return
+        self._write_companion(vpod, CONFIGMAPS, current, self._companion(vpod, hpod, names.TRUST_BUNDLES_KIND, name),
+                              data)
+
+    def _companion(self, vpod: dict, hpod: dict, recorded_kind: str, name: str) -> dict:
+        """A host object holding what the host pod mounts for the virtual pod, gone with it."""
+        labels, annotations = names.marks(self.ctx.vcluster, recorded_kind, vpod)
         owner = {"apiVersion": "v1", "kind": "Pod", "name": hpod["metadata"]["name"], "uid": hpod["metadata"]["uid"]}
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": self.ctx.target.namespace, "labels": labels,
-                         "annotations": annotations, "ownerReferences": [owner]},
-            "type": "Opaque",
-            "data": data,
-        }
+        return {"apiVersion": "v1", "metadata": {"name": name, "namespace": self.ctx.target.namespace,
+                                                 "labels": labels, "annotations": annotations,
+                                                 "ownerReferences": [owner]}}
+
+    def _write_companion(self, vpod: dict, resource: Resource, current: dict | None, body: dict, data: dict) -> bool:
+        """Create or update a companion to hold exactly `data`; False (and an Event) if its
+        name is another's."""
+        name = body["metadata"]["name"]
+        body = {**body, "kind": resource.kind}
+        if current is None:
+            try:
+                self.ctx.host.create(resource, self.ctx.target.namespace, {**body, "data": data})
+                return True
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+            # Written meanwhile, or the previous pod's, not yet collected: ours to update
+            # only if it carries our marks.
+            current = self.ctx.host.get_or_none(resource, self.ctx.target.namespace, name)
+            if current is not None and not names.is_ours(current, self.ctx.vcluster):
+                self.ctx.recorder.warn(vpod, "Pod", "NameTaken",
+                                       f"host {resource.kind} {name} is not managed by this vcluster")
+                return False
+        gone = {key: None for key in (current or {}).get("data") or {} if key not in data}  # merge patch: removed
+        self.ctx.host.patch(resource, self.ctx.target.namespace, name, {**body, "data": {**gone, **data}})
+        return True
 
     # Running -----------------------------------------------------------------
     def _push_down(self, vpod: dict, hpod: dict) -> tuple[dict, bool, str | None]:

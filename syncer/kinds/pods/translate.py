@@ -20,7 +20,7 @@ from ...informer import key_of
 from ...names import ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, LABEL_MANAGED_BY, LABEL_NAMESPACE
 from ...recorder import now_iso
 from ...translate import Target, require_label, scope_selector
-from . import safety
+from . import safety, trustbundles
 
 CONFIGMAP, SECRET, PVC = "ConfigMap", "Secret", "PersistentVolumeClaim"
 # The vcluster's, as controlplane.components.CLUSTER_DOMAIN (the syncer's image carries the syncer alone).
@@ -154,9 +154,12 @@ def _token_request(projection: dict) -> tuple[str | None, int]:
     return projection.get("audience") or None, int(projection.get("expirationSeconds") or 3600)
 
 
-def host_pod(pod: dict, target: Target, token_secret: str | None, services: list[dict] = ()) -> dict:
+def host_pod(pod: dict, target: Target, token_secret: str | None, services: list[dict] = (),
+             trust_bundles: str | None = None) -> dict:
     """The host copy of a virtual pod. `token_secret` names the host Secret that will hold
-    the pod's service-account tokens (required when `token_sources(pod)` is not empty);
+    the pod's service-account tokens (required when `token_sources(pod)` is not empty),
+    `trust_bundles` the host ConfigMap that will hold the vcluster's trust bundles it
+    projects (required when `trustbundles.bundle_sources(pod)` is not empty);
     `services`, the vcluster's Services in the pod's namespace that route on the host, give
     its containers their variables (`enableServiceLinks`). Raises Refused when the pod asks for what the host's
     policy does not allow."""
@@ -166,7 +169,9 @@ def host_pod(pod: dict, target: Target, token_secret: str | None, services: list
     safety.check_volumes(spec, target.policy)
     _visit_refs(spec, lambda kind, name, optional: target.name(name, namespace))
     safety.sanitise_ephemeral_volumes(spec, namespace, target)
-    _mount_tokens_from_secret(spec, token_sources(pod), token_secret)
+    owner_only = _owner_only_files(spec)
+    _mount_tokens_from_secret(spec, token_sources(pod), token_secret, owner_only)
+    _mount_trust_bundles_from_configmap(spec, trustbundles.bundle_sources(pod), trust_bundles, owner_only)
     _rewrite_field_refs(spec)
     _scope_pod_selectors(spec, namespace, target.vcluster)
     _host_identity(spec, meta["name"], namespace, target)
@@ -191,20 +196,56 @@ def host_pod(pod: dict, target: Target, token_secret: str | None, services: list
     }
 
 
-def _mount_tokens_from_secret(spec: dict, tokens: list[TokenSource], secret: str | None) -> None:
+def _mount_tokens_from_secret(spec: dict, tokens: list[TokenSource], secret: str | None, owner_only: bool) -> None:
     """Projected service-account tokens become items of the host token Secret: the host
     must not mint them (it would mint host tokens), the syncer puts virtual ones there."""
     keys = {(t.audience, t.expiration_seconds): t.key for t in tokens}
-    for volume in spec.get("volumes") or []:
-        sources = (volume.get("projected") or {}).get("sources") or []
-        for i, source in enumerate(sources):
-            token = source.get("serviceAccountToken")
-            if token is None:
-                continue
-            if secret is None:
-                raise ValueError("pod mounts service-account tokens but no token secret was given")
-            key = keys[_token_request(token)]
-            sources[i] = {"secret": {"name": secret, "items": [{"key": key, "path": token["path"]}]}}
+    for projected, i, token in _projections_of(spec, "serviceAccountToken"):
+        if secret is None:
+            raise ValueError("pod mounts service-account tokens but no token secret was given")
+        item = _projected_item(keys[_token_request(token)], token, projected, owner_only)
+        projected["sources"][i] = {"secret": {"name": secret, "items": [item]}}
+
+
+def _mount_trust_bundles_from_configmap(spec: dict, sources: list[trustbundles.BundleSource],
+                                        configmap: str | None, owner_only: bool) -> None:
+    """ClusterTrustBundle projections become keys of the host ConfigMap the syncer fills
+    from the vcluster's bundles (the host's kubelet would read the host's). The items are
+    never optional: a key is missing only for a required bundle that matched nothing."""
+    keys = {(s.name, s.signer_name, s.selector, s.optional): s.key for s in sources}
+    for projected, i, projection in _projections_of(spec, "clusterTrustBundle"):
+        if configmap is None:
+            raise ValueError("pod projects trust bundles but no ConfigMap was given")
+        item = _projected_item(keys[trustbundles.request(projection)], projection, projected, owner_only)
+        projected["sources"][i] = {"configMap": {"name": configmap, "items": [item]}}
+
+
+def _projections_of(spec: dict, source_kind: str) -> list[tuple[dict, int, dict]]:
+    """(projected volume, index, projection) of each projected source of `source_kind`."""
+    return [(volume["projected"], i, source[source_kind]) for volume in spec.get("volumes") or []
+            for i, source in enumerate((volume.get("projected") or {}).get("sources") or []) if source_kind in source]
+
+
+def _projected_item(key: str, projection: dict, projected: dict, owner_only: bool) -> dict:
+    """The item standing for a file the kubelet writes itself (a token, a trust bundle):
+    its owner, and its mode 0600 when it has an owner, as the kubelet's own file has."""
+    item = {"key": key, "path": projection["path"]}
+    user = projection.get("user", projected.get("defaultUser"))
+    if user is not None:
+        item["user"] = user
+    if owner_only or user is not None:
+        item["mode"] = 0o600
+    return item
+
+
+def _owner_only_files(spec: dict) -> bool:
+    """Whether the kubelet writes a pod's tokens and trust bundles owner-only: when the pod
+    has an fsGroup, or all its containers run as one user (the kubelet's FsUserFrom)."""
+    context = spec.get("securityContext") or {}
+    if context.get("fsGroup") is not None:
+        return True
+    users = {(c.get("securityContext") or {}).get("runAsUser", context.get("runAsUser")) for c in containers(spec)}
+    return len(users) == 1 and None not in users
 
 
 def _rewrite_field_refs(spec: dict) -> None:
