@@ -71,6 +71,7 @@ NETWORKPOLICIES = Resource("NetworkPolicy", "networkpolicies", "/apis/networking
 INGRESSES = Resource("Ingress", "ingresses", "/apis/networking.k8s.io/v1")
 INGRESSCLASSES = Resource("IngressClass", "ingressclasses", "/apis/networking.k8s.io/v1", namespaced=False)
 CSIDRIVERS = Resource("CSIDriver", "csidrivers", "/apis/storage.k8s.io/v1", namespaced=False)
+PODCERTIFICATEREQUESTS = Resource("PodCertificateRequest", "podcertificaterequests", "/apis/certificates.k8s.io/v1")
 CLUSTERTRUSTBUNDLES = Resource("ClusterTrustBundle", "clustertrustbundles", "/apis/certificates.k8s.io/v1",
                                namespaced=False)
 

@@ -30,10 +30,11 @@ ANN_NAMESPACE = PREFIX + "object-namespace"
 ANN_UID = PREFIX + "object-uid"
 ANN_KIND = PREFIX + "object-kind"
 ANN_SERVICE_ACCOUNT = PREFIX + "service-account-name"
-# The kinds recorded on the Secret that holds a pod's service-account tokens, and on the
-# ConfigMap that holds the trust bundles it projects.
+# The kinds recorded on the Secret that holds a pod's service-account tokens, on the
+# ConfigMap that holds the trust bundles it projects, and on the Secret of its certificates.
 TOKEN_KIND = "ServiceAccountToken"
 TRUST_BUNDLES_KIND = "ClusterTrustBundles"
+CERTIFICATES_KIND = "PodCertificates"
 
 
 SEPARATOR = "-x-"
@@ -65,6 +66,11 @@ def token_secret_name(host_pod_name: str) -> str:
 def trust_bundles_name(host_pod_name: str) -> str:
     """The ConfigMap holding the vcluster's trust bundles a host pod projects."""
     return _companion_name(host_pod_name, "bundles")
+
+
+def certificates_name(host_pod_name: str) -> str:
+    """The Secret holding the keys and certificates a host pod projects."""
+    return _companion_name(host_pod_name, "certs")
 
 
 def _companion_name(host_pod_name: str, what: str) -> str:

@@ -57,9 +57,10 @@ def test_readable_names_split_back_into_their_parts_one_way_only():
         assert host.split(names.SEPARATOR) == list(triple)
 
 
-def test_a_pods_token_secret_and_trust_bundles_have_names_no_synced_object_can_take():
+def test_a_pods_tokens_trust_bundles_and_certificates_have_names_no_synced_object_can_take():
     for pod in ("web-x-default-x-vc", "p" * 63):
-        for name, what in ((names.token_secret_name(pod), "token"), (names.trust_bundles_name(pod), "bundles")):
+        for name, what in ((names.token_secret_name(pod), "token"), (names.trust_bundles_name(pod), "bundles"),
+                           (names.certificates_name(pod), "certs")):
             assert len(name) <= 63 and re.search(rf"-{what}-[0-9a-f]{{16}}\Z", name)
             assert not name.endswith("-x-vc")
 

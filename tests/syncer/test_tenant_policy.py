@@ -51,10 +51,6 @@ def test_pods_with_host_network_or_inline_volumes_never_reach_the_host(vcluster)
         "hostpath": {"name": "v", "hostPath": {"path": "/etc"}},
         "nfs": {"name": "v", "nfs": {"server": "10.0.0.5", "path": "/exports"}},
         "csi": {"name": "v", "csi": {"driver": "secrets-store.csi.k8s.io"}},
-        # The host's kubelet would ask the host's signers (trust bundles are the vcluster's:
-        # test_trust_bundles.py).
-        "certificate": {"name": "v", "projected": {"sources": [{"podCertificate": {
-            "signerName": "x.io/y", "keyType": "ED25519", "credentialBundlePath": "creds.pem"}}]}},
     }
     for name, volume in escapes.items():
         tenant.create_namespaced_pod("default", pod(name, volumes=[volume]))
@@ -63,7 +59,6 @@ def test_pods_with_host_network_or_inline_volumes_never_reach_the_host(vcluster)
     refused(vcluster, "hostpath", "hostPath volumes are not allowed")
     refused(vcluster, "nfs", "nfs volumes are not allowed")
     refused(vcluster, "csi", "CSI driver 'secrets-store.csi.k8s.io' is not allowed")
-    refused(vcluster, "certificate", "podCertificate")
     eventually(lambda: running(host_pod_of(vcluster, "plain")), what="the plain pod Running on the host")
     assert [p.metadata.annotations[names.ANN_NAME] for p in vcluster.host_pods()] == ["plain"]
 

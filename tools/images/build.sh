@@ -150,7 +150,8 @@ local_path_image() {
 
 # The vcluster runtime's Python: this machine's interpreter (the one .venv is made
 # from), its standard library without what a server never imports, and PyYAML, urllib3
-# and prometheus_client from .venv: all the syncer needs.
+# and prometheus_client from .venv: all the syncer needs, with cryptography (and the
+# cffi backend it loads) for the keys of pods' podCertificate volumes.
 python_home="$("$root/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')"
 python_stdlib="$python_home/lib/python3.11"
 site_packages="$root/.venv/lib/python3.11/site-packages"
@@ -159,7 +160,7 @@ stdlib_excluded=(test tests idlelib tkinter turtledemo turtle.py ensurepip lib2t
   site-packages "config-3.11-*" "lib-dynload/_tkinter.*" "lib-dynload/_test*"
   "lib-dynload/xxlimited*" "lib-dynload/_ctypes_test.*" "lib-dynload/readline.*" "lib-dynload/_curses*")
 runtime_user=65532
-runtime_packages=(yaml _yaml urllib3 prometheus_client)
+runtime_packages=(yaml _yaml urllib3 prometheus_client cryptography _cffi_backend.cpython-311-x86_64-linux-gnu.so)
 
 runtime_inputs() { # what the vcluster runtime image is made of, in a stable order; the
   # interpreter stands for its standard library and the system libraries it was built with

@@ -52,6 +52,9 @@ agnhost_rootfs() { # agnhost_rootfs DIR: the program at /agnhost with the tools 
   cp "$test_images/agnhost/porter/localhost.crt" "$test_images/agnhost/porter/localhost.key" "$rootfs/"
   echo "user-defined-in-image:x:1000:1000::/nonexistent:/bin/sh" >>"$rootfs/etc/passwd"
   printf 'user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' >>"$rootfs/etc/group"
+  # The image volume test reads it through kitten's image and looks for upstream's base by name.
+  printf '%s\n' 'NAME="vcportal e2e stand-in"' 'ID=vcportal-e2e' \
+    'PRETTY_NAME="vcportal offline build of an e2e test image (upstream: Alpine Linux)"' >"$rootfs/etc/os-release"
   copy_shared_libraries "$rootfs"
 }
 

@@ -4,7 +4,8 @@
 the reconcile. A pod that waited for a configmap, secret or claim is looked at again
 when it appears; a namespace's pods when one of its NetworkPolicies changes (which may
 isolate them: syncer.kinds.networkpolicies); the pods projecting a ClusterTrustBundle
-when it changes (`trustbundles`). The host pods' log, exec, attach and
+when it changes (`trustbundles`); a pod when a signer answers its PodCertificateRequest
+(`podcertificates`). The host pods' log, exec, attach and
 portforward subresources serve the vcluster's kubelet API (syncer.kubelet); their
 ephemeralcontainers subresource takes the tenant's `kubectl debug` containers, and their
 resize subresource its in-place resizes.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from ... import names
 from ...informer import key_of
 from ...kind import VIRTUAL, Index, Kind, Watch
-from ...kube import CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS
+from ...kube import CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, PODCERTIFICATEREQUESTS, PODS, PVCS, SECRETS
 from . import trustbundles
 from .controller import PodController
 from .translate import CONFIGMAP, PVC, SECRET, pod_refs
@@ -54,15 +55,21 @@ def _projecting_pods(ctx, old: dict | None, new: dict | None) -> list[str]:
     return sorted({key_of(pod) for value in values for pod in ctx.vinf[PODS].by_index(TRUST_BUNDLE_INDEX, value)})
 
 
+def _requesting_pod(ctx, old: dict | None, new: dict | None) -> list[str]:
+    request = new or old
+    return [f"{request['metadata']['namespace']}/{request['spec']['podName']}"]
+
+
 KIND = Kind(
     name="Pod",
     resource=PODS,
     controller=PodController,
-    also_records=(names.TOKEN_KIND, names.TRUST_BUNDLES_KIND),
+    also_records=(names.TOKEN_KIND, names.TRUST_BUNDLES_KIND, names.CERTIFICATES_KIND),
     watches=(*(Watch(VIRTUAL, resource, _waiting_pods(REF_INDEXES[kind]))
                for resource, kind in ((CONFIGMAPS, CONFIGMAP), (SECRETS, SECRET), (PVCS, PVC))),
              Watch(VIRTUAL, NETWORKPOLICIES, _in_policy_namespace),
-             Watch(VIRTUAL, CLUSTERTRUSTBUNDLES, _projecting_pods)),
+             Watch(VIRTUAL, CLUSTERTRUSTBUNDLES, _projecting_pods),
+             Watch(VIRTUAL, PODCERTIFICATEREQUESTS, _requesting_pod)),
     indexes=(*(Index(VIRTUAL, PODS, index, _ref_index(kind)) for kind, index in REF_INDEXES.items()),
              Index(VIRTUAL, PODS, TRUST_BUNDLE_INDEX, trustbundles.referenced)),
     # get: a WebSocket upgrade is a GET (syncer.egress, and exec/attach with the protocols

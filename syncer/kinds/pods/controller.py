@@ -6,12 +6,14 @@ Life of a pod, by what the reconcile of its key finds:
 - a virtual pod and no host pod → copy what it needs (configmaps, secrets, claims),
   create the host pod, then its ConfigMap of the vcluster's trust bundles it projects and
   its token Secret (issued again once the pod is bound, so that its tokens name the node,
-  as a kubelet's do); or wait, with an Event, for a missing
+  as a kubelet's do), and once bound, ask the vcluster's signers for the certificates it
+  projects; or wait, with an Event, for a missing
   secret or configmap; or report, with an Event, why the host (or the host cluster's
   tenant policy) refused it;
 - both → push down what may change (labels, annotations, images, an in-place resize,
   `kubectl debug`'s containers), bind the virtual pod to the host pod's node once
-  scheduled, copy the status back, and keep its trust bundles and tokens current;
+  scheduled, copy the status back, and keep its trust bundles, certificates and tokens
+  current;
 - a virtual pod that once ran, and no host pod → someone deleted the host pod: delete
   the virtual pod too, so that its controller replaces it;
 - a virtual pod being deleted → delete the host pod with the same grace period, then,
@@ -36,13 +38,14 @@ from ... import names
 from ...controller import REFUSALS, Controller
 from ...informer import key_of
 from ...kube import (
-    CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, PODS, PVCS, SECRETS, SERVICEACCOUNTS, SERVICES, ApiError, Resource,
+    CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, NODES, PODCERTIFICATEREQUESTS, PODS, PVCS, SECRETS,
+    SERVICEACCOUNTS, SERVICES, ApiError, Resource,
 )
 from ...translate import Refused, Target
 from ..networkpolicies import isolation_labels
 from ..priorityclasses import with_offered
 from ..storageclasses import with_host_default
-from . import translate, trustbundles
+from . import podcertificates, translate, trustbundles
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,9 @@ ANN_REFRESH = names.PREFIX + "token-refresh-at"
 ANN_NODE = names.PREFIX + "token-node"
 # Tokens are renewed at this fraction of their lifetime, as the kubelet does.
 REFRESH_AT = 0.8
+# On a pod's certificate Secret, per projection ("…-cert-0"): the request the signer has not
+# answered yet, when to ask again, and why a signer refused (final, as on a kubelet).
+ANN_REQUEST, ANN_RENEW, ANN_REFUSED = (names.PREFIX + "request-", names.PREFIX + "renew-", names.PREFIX + "refused-")
 DEPENDENCIES = ((CONFIGMAPS, translate.CONFIGMAP, "configmap"), (SECRETS, translate.SECRET, "secret"),
                 (PVCS, translate.PVC, "persistentvolumeclaim"))
 
@@ -95,7 +101,8 @@ class PodController(Controller):
         hpod, translated, infeasible = self._push_down(vpod, hpod)
         self._report(vpod, hpod, translated, infeasible)
         self._ensure_trust_bundles(vpod, hpod)
-        return self._ensure_tokens(vpod, hpod)
+        waits = [self._ensure_certificates(vpod, hpod), self._ensure_tokens(vpod, hpod)]
+        return min((wait for wait in waits if wait is not None), default=None)
 
     # Creating ----------------------------------------------------------------
     def _create(self, vpod: dict) -> dict | None:
@@ -122,9 +129,10 @@ class PodController(Controller):
         namespace = vpod["metadata"]["namespace"]
         services = [s for s in self.ctx.vinf[SERVICES].values() if s["metadata"]["namespace"] == namespace
                     and translate.routed_cluster_ip(s, self._service_copies(key_of(s)))]
-        bundles = trustbundles.bundle_sources(vpod)
+        bundles, certificates = trustbundles.bundle_sources(vpod), podcertificates.certificate_sources(vpod)
         desired = translate.host_pod(vpod, self._target(), names.token_secret_name(host_name) if tokens else None,
-                                     services, names.trust_bundles_name(host_name) if bundles else None)
+                                     services, names.trust_bundles_name(host_name) if bundles else None,
+                                     names.certificates_name(host_name) if certificates else None)
         policies = [p for p in self.ctx.vinf[NETWORKPOLICIES].values() if p["metadata"]["namespace"] == namespace]
         desired["metadata"]["labels"].update(isolation_labels(vpod, policies))
         return desired
@@ -216,6 +224,63 @@ class PodController(Controller):
             return
         self._write_companion(vpod, CONFIGMAPS, current, self._companion(vpod, hpod, names.TRUST_BUNDLES_KIND, name),
                               data)
+
+    def _ensure_certificates(self, vpod: dict, hpod: dict) -> float | None:
+        """A kubelet's part for the pod's podCertificate projections, against the vcluster:
+        ask its signer, keep the new key while the request is pending, store key and chain
+        once issued, ask again from the certificate's beginRefreshAt. Returns seconds until
+        then. Asked once the pod is bound: a request names the pod's node."""
+        sources = podcertificates.certificate_sources(vpod)
+        node = hpod["spec"].get("nodeName")
+        if not sources or not node:
+            return None
+        name = names.certificates_name(hpod["metadata"]["name"])
+        current = self.hsecrets.get(self.host_namespaced_key(name))
+        mine = current is not None and names.recorded_uid(current) == vpod["metadata"]["uid"]
+        data = dict(current.get("data") or {}) if mine else {}
+        before = {k: v for k, v in (current["metadata"].get("annotations") or {}).items()
+                  if k.startswith((ANN_REQUEST, ANN_RENEW, ANN_REFUSED))} if mine else {}
+        state = dict(before)
+        for source in sources:
+            self._advance_certificate(vpod, node, source, data, state)
+        if not mine or state != before:
+            body = self._companion(vpod, hpod, names.CERTIFICATES_KIND, name)
+            body["metadata"]["annotations"].update({**{k: None for k in before if k not in state}, **state})
+            if not self._write_companion(vpod, SECRETS, current, {**body, "type": "Opaque"}, data):
+                return None
+        renewals = [float(at) - time.time() for key, at in state.items() if key.startswith(ANN_RENEW)]
+        return max(min(renewals), 1) if renewals else None
+
+    def _advance_certificate(self, vpod: dict, node: str, source: podcertificates.CertificateSource, data: dict,
+                             state: dict) -> None:
+        namespace = vpod["metadata"]["namespace"]
+        pending, pending_key = state.get(ANN_REQUEST + source.key), f"{source.key}-pending"
+        if pending:
+            request = self.ctx.virtual.get_or_none(PODCERTIFICATEREQUESTS, namespace, pending)
+            answer = podcertificates.outcome(request) if request else None
+            if request is not None and answer is None:
+                return  # the signer has not answered: its answer requeues the pod
+            state.pop(ANN_REQUEST + source.key)
+            key_pem = base64.b64decode(data.pop(pending_key, ""))
+            if answer and answer[0] == podcertificates.ISSUED:
+                data.update(podcertificates.files(source, key_pem, answer[1]))
+                state[ANN_RENEW + source.key] = f"{_timestamp(request['status']['beginRefreshAt']):.0f}"
+                return
+            if answer:
+                state[ANN_REFUSED + source.key] = answer[1][:256]
+                self.ctx.recorder.warn(vpod, "Pod", answer[0],
+                                       f"PodCertificateRequest {namespace}/{pending} {answer[0].lower()}: {answer[1]}")
+                return
+            # Deleted before it was answered: ask again.
+        renew_at = state.get(ANN_RENEW + source.key)
+        if ANN_REFUSED + source.key in state or (renew_at and float(renew_at) > time.time()):
+            return
+        key_pem, stub = podcertificates.new_key(source.projection["keyType"])
+        account = self.ctx.virtual.get(SERVICEACCOUNTS, namespace, vpod["spec"].get("serviceAccountName") or "default")
+        request = self.ctx.virtual.create(PODCERTIFICATEREQUESTS, namespace, podcertificates.request_body(
+            vpod, source, stub, account["metadata"]["uid"], self.ctx.virtual.get(NODES, None, node)))
+        data[pending_key] = base64.b64encode(key_pem).decode()
+        state[ANN_REQUEST + source.key] = request["metadata"]["name"]
 
     def _companion(self, vpod: dict, hpod: dict, recorded_kind: str, name: str) -> dict:
         """A host object holding what the host pod mounts for the virtual pod, gone with it."""

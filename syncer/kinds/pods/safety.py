@@ -8,12 +8,12 @@ host cluster's TenantPolicy lists, and refuses the rest (Refused becomes the
 `HostRefused` event on the virtual pod):
 
 - volumes: configMap, secret, emptyDir, downwardAPI, persistentVolumeClaim (of the same
-  vcluster), projected with configMap/secret/downwardAPI sources, and serviceAccountToken
-  and clusterTrustBundle sources (the syncer fills them from the vcluster), generic
+  vcluster), projected with configMap/secret/downwardAPI sources, and serviceAccountToken,
+  clusterTrustBundle and podCertificate sources (the syncer fills them from the vcluster), generic
   ephemeral volumes whose claim template is sanitised like a claim, image volumes (an
   image, pulled as the pod's containers' images are), and csi with a driver the policy
   lists. Anything else (hostPath, nfs, iscsi, rbd, cephfs, flexVolume, cloud disks,
-  gitRepo, podCertificate …) is refused.
+  gitRepo …) is refused.
 - tolerations the policy does not list are stripped, not refused: the vcluster's API
   server adds the default not-ready/unreachable tolerations to every pod, and a
   toleration only widens where a pod may go, so removing it never makes a pod unsafe.
@@ -34,7 +34,8 @@ from ...translate import Refused, Target
 
 VOLUME_SOURCES = {"configMap", "secret", "emptyDir", "downwardAPI", "projected", "persistentVolumeClaim",
                   "ephemeral", "csi", "image"}
-PROJECTED_SOURCES = {"configMap", "secret", "downwardAPI", "serviceAccountToken", "clusterTrustBundle"}
+PROJECTED_SOURCES = {"configMap", "secret", "downwardAPI", "serviceAccountToken", "clusterTrustBundle",
+                     "podCertificate"}
 # The parts of a claim spec a tenant decides; the rest (volumeName, selector) would
 # choose host volumes.
 CLAIM_FIELDS = ("accessModes", "resources", "storageClassName", "volumeMode", "volumeAttributesClassName")

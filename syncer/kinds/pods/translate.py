@@ -20,7 +20,7 @@ from ...informer import key_of
 from ...names import ANN_NAME, ANN_NAMESPACE, ANN_SERVICE_ACCOUNT, ANN_UID, LABEL_MANAGED_BY, LABEL_NAMESPACE
 from ...recorder import now_iso
 from ...translate import Target, require_label, scope_selector
-from . import safety, trustbundles
+from . import podcertificates, safety, trustbundles
 
 CONFIGMAP, SECRET, PVC = "ConfigMap", "Secret", "PersistentVolumeClaim"
 # The vcluster's, as controlplane.components.CLUSTER_DOMAIN (the syncer's image carries the syncer alone).
@@ -155,11 +155,13 @@ def _token_request(projection: dict) -> tuple[str | None, int]:
 
 
 def host_pod(pod: dict, target: Target, token_secret: str | None, services: list[dict] = (),
-             trust_bundles: str | None = None) -> dict:
+             trust_bundles: str | None = None, certificates: str | None = None) -> dict:
     """The host copy of a virtual pod. `token_secret` names the host Secret that will hold
     the pod's service-account tokens (required when `token_sources(pod)` is not empty),
     `trust_bundles` the host ConfigMap that will hold the vcluster's trust bundles it
-    projects (required when `trustbundles.bundle_sources(pod)` is not empty);
+    projects (required when `trustbundles.bundle_sources(pod)` is not empty),
+    `certificates` the host Secret that will hold its pod certificates (required when
+    `podcertificates.certificate_sources(pod)` is not empty);
     `services`, the vcluster's Services in the pod's namespace that route on the host, give
     its containers their variables (`enableServiceLinks`). Raises Refused when the pod asks for what the host's
     policy does not allow."""
@@ -172,6 +174,7 @@ def host_pod(pod: dict, target: Target, token_secret: str | None, services: list
     owner_only = _owner_only_files(spec)
     _mount_tokens_from_secret(spec, token_sources(pod), token_secret, owner_only)
     _mount_trust_bundles_from_configmap(spec, trustbundles.bundle_sources(pod), trust_bundles, owner_only)
+    _mount_certificates_from_secret(spec, podcertificates.certificate_sources(pod), certificates, owner_only)
     _rewrite_field_refs(spec)
     _scope_pod_selectors(spec, namespace, target.vcluster)
     _host_identity(spec, meta["name"], namespace, target)
@@ -218,6 +221,24 @@ def _mount_trust_bundles_from_configmap(spec: dict, sources: list[trustbundles.B
             raise ValueError("pod projects trust bundles but no ConfigMap was given")
         item = _projected_item(keys[trustbundles.request(projection)], projection, projected, owner_only)
         projected["sources"][i] = {"configMap": {"name": configmap, "items": [item]}}
+
+
+def _mount_certificates_from_secret(spec: dict, sources: list[podcertificates.CertificateSource],
+                                    secret: str | None, owner_only: bool) -> None:
+    """podCertificate projections become items of the host Secret the syncer fills with
+    keys and certificates from the vcluster's signers (the host's kubelet would ask the
+    host's). Missing until issued, so the pod waits as it would for its kubelet."""
+    by_place = {(s.volume, s.index): s for s in sources}
+    for volume in spec.get("volumes") or []:
+        for i, source in enumerate((volume.get("projected") or {}).get("sources") or []):
+            if "podCertificate" not in source:
+                continue
+            if secret is None:
+                raise ValueError("pod projects certificates but no certificate secret was given")
+            wanted = by_place[(volume["name"], i)]
+            items = [_projected_item(key, {**wanted.projection, "path": path}, volume["projected"], owner_only)
+                     for path, key in wanted.item_keys().items()]
+            volume["projected"]["sources"][i] = {"secret": {"name": secret, "items": items}}
 
 
 def _projections_of(spec: dict, source_kind: str) -> list[tuple[dict, int, dict]]:

@@ -79,14 +79,26 @@ def configmap_data(sources: list[BundleSource], bundles: list[dict]) -> dict[str
 def normalized(bundles: list[dict]) -> str:
     """The bundles' certificates, deduplicated, each as a PEM CERTIFICATE block, in a stable
     order (the kubelet shuffles them once per start; callers must not rely on any order)."""
-    certificates = set()
-    for bundle in bundles:
-        for _, body in PEM_BLOCK.findall((bundle.get("spec") or {}).get("trustBundle") or ""):
-            try:
-                certificates.add(base64.b64decode("".join(body.split()), validate=True))
-            except binascii.Error:
-                continue  # as the kubelet's PEM decoder, which skips what it cannot read
-    return "".join(_pem(der) for der in sorted(certificates))
+    unique = {der for bundle in bundles for der in certificates((bundle.get("spec") or {}).get("trustBundle") or "")}
+    return "".join(pem(der) for der in sorted(unique))
+
+
+def certificates(text: str) -> list[bytes]:
+    """The DER of each PEM block in `text`, in order, as the kubelet reads them: of any
+    block type, skipping what does not decode."""
+    found = []
+    for _, body in PEM_BLOCK.findall(text):
+        try:
+            found.append(base64.b64decode("".join(body.split()), validate=True))
+        except binascii.Error:
+            continue
+    return found
+
+
+def pem(der: bytes) -> str:
+    body = base64.b64encode(der).decode()
+    lines = [body[i:i + PEM_LINE] for i in range(0, len(body), PEM_LINE)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
 def _projections(spec: dict) -> list[dict]:
@@ -105,9 +117,3 @@ def request(projection: dict) -> tuple:
 
 def _selects(selector: str | None, bundle: dict) -> bool:
     return selector is not None and selector_matches(json.loads(selector), bundle["metadata"].get("labels") or {})
-
-
-def _pem(der: bytes) -> str:
-    body = base64.b64encode(der).decode()
-    lines = [body[i:i + PEM_LINE] for i in range(0, len(body), PEM_LINE)]
-    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
