@@ -49,7 +49,9 @@ def restricted_pod(name: str, command: list[str]) -> client.V1Pod:
     ("apiserver", ["kube-apiserver", "--version"], f"Kubernetes {versions()['KUBE_VERSION']}"),
     ("controller-manager", ["kube-controller-manager", "--version"], f"Kubernetes {versions()['KUBE_VERSION']}"),
     ("kine", ["kine", "--version"], f"kine version {versions()['KINE_VERSION']}"),
-    ("syncer", ["python3", "-c", "import syncer.__main__, yaml, urllib3, os; print('imports ok as', os.getuid())"],
+    # cryptography is there for pod certificates' keys: made once, as a pod's first request does.
+    ("syncer", ["python3", "-c", "import syncer.__main__, yaml, urllib3, os; from syncer.kinds.pods import "
+                "podcertificates as p; p.new_key('ECDSAP256'); print('imports ok as', os.getuid())"],
      "imports ok as 65532"),
 ])
 def test_the_runtime_image_runs_its_programs_under_the_restricted_standard(
