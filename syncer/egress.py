@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 
 from .kube import ENDPOINTS, PODS, SERVICES, Connection
 from .kubelet import CHUNK, NotServed, connect_host, pending, splice, synced_host_pod
-from .tlsserver import HEAD_TIMEOUT
+from .tlsserver import BACKLOG, HEAD_TIMEOUT
 
 if TYPE_CHECKING:
     from .controller import SyncContext
@@ -246,6 +246,7 @@ def relay_port_forward(client: socket.socket, ws: socket.socket, leftover: bytes
 # The server -------------------------------------------------------------------------------
 class EgressProxy(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    request_queue_size = BACKLOG
 
     def __init__(self, path: Path, resolve_target: Callable[[str, int], Direct | PodPort],
                  host_pod_of: Callable[[PodPort], tuple[str, str]], host: Callable[[], Connection]):

@@ -15,6 +15,10 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 HEAD_TIMEOUT = 30  # seconds for the TLS handshake and the request head
+# Connections the kernel queues until accepted. The vcluster's API server opens them in
+# bursts (a webhook call per write, a request per proxied stream): socketserver's 5 made
+# a unix socket answer EAGAIN ("resource temporarily unavailable") under load.
+BACKLOG = 1024
 
 
 def server_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
@@ -30,6 +34,7 @@ def server_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
 class TLSServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = BACKLOG
     name = "tls"  # of its thread, and in its log lines
 
     def __init__(self, address: tuple[str, int], context: ssl.SSLContext, handler: type[BaseHTTPRequestHandler]):

@@ -41,6 +41,9 @@ class Target:
     # An image with `sh` and `sed` that writes the virtual names into /etc/hosts of pods with
     # a subdomain (syncer.kinds.pods.translate); without one they keep the host's.
     hosts_image: str | None = None
+    # The host nodes the vcluster shows as its Nodes (those its pods run on), which a pod
+    # may name by `metadata.name`, as a DaemonSet's pods do (syncer.kinds.pods.safety).
+    nodes: frozenset[str] = frozenset()
 
     def name(self, name: str, namespace: str) -> str:
         return names.host_name(name, namespace, self.vcluster)

@@ -113,3 +113,21 @@ def test_the_relay_frames_the_clients_bytes_and_strips_the_ports_from_the_pods()
     pod_side.sendall(server_frame(b"\x01" + b"connection refused"))  # an error ends it
     relay.join(5)
     assert not relay.is_alive()
+
+
+def test_a_burst_of_connections_waits_to_be_accepted_rather_than_being_refused(tmp_path):
+    # The vcluster's API server opens many at once (a webhook call per write): with
+    # socketserver's backlog of 5 the sixth connect failed with EAGAIN.
+    path = tmp_path / "egress.sock"
+    proxy = egress.EgressProxy(path, resolve_target=None, host_pod_of=None, host=None)  # never accepting here
+    clients = []
+    try:
+        for _ in range(64):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.setblocking(False)
+            clients.append(client)
+            client.connect(str(path))
+    finally:
+        for client in clients:
+            client.close()
+        proxy.server_close()

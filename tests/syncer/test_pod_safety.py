@@ -146,6 +146,18 @@ def test_node_selectors_and_required_node_affinity_on_unlisted_keys_are_refused(
         host_spec(PERMISSIVE, affinity=required)
 
 
+def test_a_pod_may_be_pinned_by_name_only_to_nodes_the_vcluster_shows_as_a_daemonsets_pods_are():
+    def pinned(*nodes: str, operator: str = "In") -> dict:
+        return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": operator, "values": list(nodes)}]}]}}}
+    showing = dataclasses.replace(TARGET, nodes=frozenset({"worker-1", "worker-2"}))
+    assert host_spec(showing, affinity=pinned("worker-1"))["affinity"] == pinned("worker-1"), "kept as it is"
+    for escape in (pinned("control-plane-1"), pinned("worker-1", "control-plane-1"),
+                   pinned("worker-1", operator="NotIn")):  # NotIn picks every other node
+        with pytest.raises(Refused, match="node affinity on host node labels metadata.name"):
+            host_spec(showing, affinity=escape)
+
+
 def test_preferred_node_affinity_on_unlisted_keys_is_stripped():
     preferred = [{"weight": 1, "preference": {"matchExpressions": [
                      {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}},

@@ -138,7 +138,8 @@ class PodController(Controller):
         return desired
 
     def _target(self) -> Target:
-        target = with_offered(self.ctx, with_host_default(self.ctx, self.ctx.target))
+        target = dataclasses.replace(with_offered(self.ctx, with_host_default(self.ctx, self.ctx.target)),
+                                     nodes=frozenset(self.ctx.vinf[NODES].keys()))
         if target.dns_ip:  # the config's wins
             return target
         dns_ip = translate.routed_cluster_ip(self.ctx.vinf[SERVICES].get(translate.CLUSTER_DNS),
@@ -235,17 +236,19 @@ class PodController(Controller):
         if not sources or not node:
             return None
         name = names.certificates_name(hpod["metadata"]["name"])
-        current = self.hsecrets.get(self.host_namespaced_key(name))
+        # Read, not from the informer: a copy lagging behind our last write would ask twice.
+        current = self.ctx.host.get_or_none(SECRETS, self.ctx.target.namespace, name)
         mine = current is not None and names.recorded_uid(current) == vpod["metadata"]["uid"]
         data = dict(current.get("data") or {}) if mine else {}
-        before = {k: v for k, v in (current["metadata"].get("annotations") or {}).items()
-                  if k.startswith((ANN_REQUEST, ANN_RENEW, ANN_REFUSED))} if mine else {}
+        recorded = {k: v for k, v in ((current or {}).get("metadata", {}).get("annotations") or {}).items()
+                    if k.startswith((ANN_REQUEST, ANN_RENEW, ANN_REFUSED))}
+        before = recorded if mine else {}  # an earlier pod's of that name: start afresh
         state = dict(before)
         for source in sources:
             self._advance_certificate(vpod, node, source, data, state)
         if not mine or state != before:
             body = self._companion(vpod, hpod, names.CERTIFICATES_KIND, name)
-            body["metadata"]["annotations"].update({**{k: None for k in before if k not in state}, **state})
+            body["metadata"]["annotations"].update({**{k: None for k in recorded if k not in state}, **state})
             if not self._write_companion(vpod, SECRETS, current, {**body, "type": "Opaque"}, data):
                 return None
         renewals = [float(at) - time.time() for key, at in state.items() if key.startswith(ANN_RENEW)]

@@ -19,7 +19,10 @@ host cluster's TenantPolicy lists, and refuses the rest (Refused becomes the
   toleration only widens where a pod may go, so removing it never makes a pod unsafe.
 - node selectors and required node affinity on keys the policy does not list are
   refused (the tenant asked for a placement the host will not give); preferred node
-  affinity terms on such keys are stripped (a preference is not a promise).
+  affinity terms on such keys are stripped (a preference is not a promise). A required
+  term naming nodes by `metadata.name` passes when every node it names is one the
+  vcluster shows, i.e. one its pods already run on: a DaemonSet's pods are pinned so,
+  and that picks no node the tenant is not on already.
 - a runtimeClassName the policy does not list is refused.
 """
 
@@ -36,6 +39,7 @@ VOLUME_SOURCES = {"configMap", "secret", "emptyDir", "downwardAPI", "projected",
                   "ephemeral", "csi", "image"}
 PROJECTED_SOURCES = {"configMap", "secret", "downwardAPI", "serviceAccountToken", "clusterTrustBundle",
                      "podCertificate"}
+NODE_NAME = "metadata.name"  # the one field a node selector term may match
 # The parts of a claim spec a tenant decides; the rest (volumeName, selector) would
 # choose host volumes.
 CLAIM_FIELDS = ("accessModes", "resources", "storageClassName", "volumeMode", "volumeAttributesClassName")
@@ -107,7 +111,7 @@ def sanitise_ephemeral_volumes(spec: dict, namespace: str, target: Target) -> No
         }}
 
 
-def confine_scheduling(spec: dict, policy: TenantPolicy) -> None:
+def confine_scheduling(spec: dict, policy: TenantPolicy, shown_nodes: frozenset[str] = frozenset()) -> None:
     tolerations = [t for t in spec.get("tolerations") or [] if policy.allows_toleration(t)]
     if tolerations:
         spec["tolerations"] = tolerations
@@ -117,19 +121,19 @@ def confine_scheduling(spec: dict, policy: TenantPolicy) -> None:
     refused = sorted(set(spec.get("nodeSelector") or {}) - allowed)
     if refused:
         raise Refused(f"nodeSelector on host node labels {', '.join(refused)} is not allowed")
-    _confine_node_affinity(spec, allowed)
+    _confine_node_affinity(spec, allowed, shown_nodes)
     runtime_class = spec.get("runtimeClassName")
     if runtime_class and runtime_class not in policy.runtime_classes:
         raise Refused(f"runtimeClassName {runtime_class!r} is not allowed on this host cluster")
 
 
-def _confine_node_affinity(spec: dict, allowed: set[str]) -> None:
+def _confine_node_affinity(spec: dict, allowed: set[str], shown_nodes: frozenset[str]) -> None:
     node_affinity = (spec.get("affinity") or {}).get("nodeAffinity")
     if not node_affinity:
         return
     required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
     for term in required.get("nodeSelectorTerms") or []:
-        refused = sorted(_term_keys(term) - allowed)
+        refused = sorted(_term_keys(term) - allowed - ({NODE_NAME} if _names_shown_nodes(term, shown_nodes) else set()))
         if refused:
             raise Refused(f"node affinity on host node labels {', '.join(refused)} is not allowed")
     preferred = node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution")
@@ -139,6 +143,13 @@ def _confine_node_affinity(spec: dict, allowed: set[str]) -> None:
             node_affinity["preferredDuringSchedulingIgnoredDuringExecution"] = kept
         else:
             del node_affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+
+
+def _names_shown_nodes(term: dict, shown_nodes: frozenset[str]) -> bool:
+    """Whether the term's fields only pick nodes by name among `shown_nodes`."""
+    fields = term.get("matchFields") or []
+    return bool(fields) and all(f.get("key") == NODE_NAME and f.get("operator") == "In"
+                                and set(f.get("values") or []) <= shown_nodes for f in fields)
 
 
 def _term_keys(term: dict) -> set[str]:

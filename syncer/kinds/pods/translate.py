@@ -178,7 +178,7 @@ def host_pod(pod: dict, target: Target, token_secret: str | None, services: list
     _rewrite_field_refs(spec)
     _scope_pod_selectors(spec, namespace, target.vcluster)
     _host_identity(spec, meta["name"], namespace, target)
-    safety.confine_scheduling(spec, target.policy)
+    safety.confine_scheduling(spec, target.policy, target.nodes)
     _point_at_vcluster(spec, namespace, target, services if pod["spec"].get("enableServiceLinks", True) else ())
     _virtual_etc_hosts(spec, pod["spec"].get("subdomain"), namespace, target)
 
