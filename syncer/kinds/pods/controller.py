@@ -210,7 +210,7 @@ class PodController(Controller):
             refresh_at = min(refresh_at, now + (expires - now) * REFRESH_AT)
         return data, refresh_at
 
-    # Companions: the token Secret and trust bundle ConfigMap of a host pod ---------
+    # Companions: what a host pod mounts for the kubelet's part (bundles, certificates) --
     def _ensure_trust_bundles(self, vpod: dict, hpod: dict) -> None:
         """Keep the host ConfigMap of the pod's trust bundles what the vcluster's bundles
         say now (a bundle's change requeues the pods projecting it)."""
