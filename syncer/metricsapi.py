@@ -25,7 +25,6 @@ the syncer's own host namespace only, with one Role rule (METRICS_RULE):
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import logging
 import re
@@ -39,6 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import names
 from .kube import NODES, PODS, SERVICES, ApiError, Client, Resource
 from .kubelet import NotServed, synced_host_pod
+from .recorder import now_iso
 from .tlsserver import TLSServer, handshake
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class MetricsApi:
                                  f'"{resource}" in API group "{GROUP}"{scope}')
 
     def read(self, resource: str, namespace: str | None, name: str | None, query: dict[str, str]) -> dict:
-        now = _now()
+        now = now_iso()
         pods = resource == "pods"
         vpods = self._virtual(PODS, namespace if pods else None, name if pods else None, query if pods else {})
         figures = pod_metrics(vpods, self._host_figures(), self._host_name, now)
@@ -251,10 +251,6 @@ class MetricsApi:
             return synced_host_pod(self.ctx, meta["namespace"], meta["name"], meta["uid"])[1]
         except NotServed:
             return None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def caller(headers) -> dict | None:
