@@ -19,9 +19,12 @@ from kubernetes import client
 
 from controlplane.pki import new_ca
 from localkube.testing import kubectl
-from syncer import names
+from syncer import kinds, names
+from syncer.controller import SyncContext
+from syncer.kinds.pods.controller import PodController
 from syncer.kinds.pods import podcertificates
 from syncer.kinds.pods import translate as pods
+from syncer.kube import PODS, SECRETS
 from syncer.translate import Target
 from tests.kube.helpers import busybox_pod, eventually
 
@@ -141,3 +144,41 @@ def test_a_pod_gets_its_certificate_from_the_vclusters_signer_and_the_host_never
     secret = vc.operator.core.read_namespaced_secret(names.certificates_name(host_pod.metadata.name),
                                                      vc.host_namespace)
     assert secret.metadata.owner_references[0].uid == host_pod.metadata.uid, "goes with the host pod"
+
+
+class Recorder:
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, obj, kind, reason, message):
+        self.warnings.append(reason)
+
+
+class ForeignSecretHost:
+    """A host whose Secret of the pod's certificate name belongs to someone else; records writes."""
+
+    def __init__(self):
+        self.writes = []
+
+    def get_or_none(self, resource, namespace, name):
+        return {"metadata": {"name": name, "labels": {}, "annotations": {}}, "data": {"theirs": "eA=="}}
+
+    def create(self, resource, namespace, obj, **kwargs):
+        self.writes.append(("create", obj))
+        return {**obj, "metadata": {**obj.get("metadata", {}), "name": "req-1"}}
+
+    def patch(self, *args, **kwargs):
+        self.writes.append(("patch", args))
+
+    def get(self, resource, namespace, name):
+        return {"metadata": {"name": name, "uid": f"{name}-uid"}}
+
+
+def test_a_host_secret_of_that_name_that_is_not_ours_is_left_alone():
+    host, recorder = ForeignSecretHost(), Recorder()
+    ctx = SyncContext(TARGET, host, host, {PODS: {}}, {PODS: {}, SECRETS: {}}, recorder=recorder)
+    pods = PodController(ctx, kinds.pods.KIND)
+    host_pod = {"metadata": {"name": "web-x-shop-x-vc", "uid": "host-uid"}, "spec": {"nodeName": "node-1"}}
+    assert pods._ensure_certificates(certificate_pod(PROJECTION), host_pod) is None
+    assert recorder.warnings == ["NameTaken"]
+    assert not [w for w in host.writes if w[0] == "patch"], "the foreign Secret is not written"

@@ -305,13 +305,11 @@ class PodController(Controller):
             except ApiError as exc:
                 if not exc.conflict:
                     raise
-            # Written meanwhile, or the previous pod's, not yet collected: ours to update
-            # only if it carries our marks.
+            # Written meanwhile, or the previous pod's, not yet collected.
             current = self.ctx.host.get_or_none(resource, self.ctx.target.namespace, name)
-            if current is not None and not names.is_ours(current, self.ctx.vcluster):
-                self.ctx.recorder.warn(vpod, "Pod", "NameTaken",
-                                       f"host {resource.kind} {name} is not managed by this vcluster")
-                return False
+        if current is not None and not names.is_ours(current, self.ctx.vcluster):  # ours to update only if marked
+            self.ctx.recorder.warn(vpod, "Pod", "NameTaken", f"host {resource.kind} {name} is not managed by this vcluster")
+            return False
         gone = {key: None for key in (current or {}).get("data") or {} if key not in data}  # merge patch: removed
         self.ctx.host.patch(resource, self.ctx.target.namespace, name, {**body, "data": {**gone, **data}})
         return True
