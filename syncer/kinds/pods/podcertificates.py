@@ -5,7 +5,7 @@ sends a PodCertificateRequest (with a stub PKCS#10 request proving the key, and 
 its service account and its node) to its cluster's API, waits for the named signer to
 issue it, writes the key and the chain, and asks again from the certificate's
 `beginRefreshAt`. The host's kubelet would ask the host's signers, so the syncer does the
-kubelet's part against the vcluster (PodCertificateController in `controller.py`): the
+kubelet's part against the vcluster (`PodController._ensure_certificates`): the
 key and chain go into a host Secret owned by the host pod, and the host pod mounts its
 items in the projection's place (`translate._mount_certificates_from_secret`). Until a
 certificate is issued the items are missing, so the pod waits, as on a kubelet.

@@ -203,11 +203,11 @@ def _mount_tokens_from_secret(spec: dict, tokens: list[TokenSource], secret: str
     """Projected service-account tokens become items of the host token Secret: the host
     must not mint them (it would mint host tokens), the syncer puts virtual ones there."""
     keys = {(t.audience, t.expiration_seconds): t.key for t in tokens}
-    for projected, i, token in _projections_of(spec, "serviceAccountToken"):
+    for volume, i, token in _projections_of(spec, "serviceAccountToken"):
         if secret is None:
             raise ValueError("pod mounts service-account tokens but no token secret was given")
-        item = _projected_item(keys[_token_request(token)], token, projected, owner_only)
-        projected["sources"][i] = {"secret": {"name": secret, "items": [item]}}
+        item = _projected_item(keys[_token_request(token)], token, volume["projected"], owner_only)
+        volume["projected"]["sources"][i] = {"secret": {"name": secret, "items": [item]}}
 
 
 def _mount_trust_bundles_from_configmap(spec: dict, sources: list[trustbundles.BundleSource],
@@ -216,11 +216,11 @@ def _mount_trust_bundles_from_configmap(spec: dict, sources: list[trustbundles.B
     from the vcluster's bundles (the host's kubelet would read the host's). The items are
     never optional: a key is missing only for a required bundle that matched nothing."""
     keys = {(s.name, s.signer_name, s.selector, s.optional): s.key for s in sources}
-    for projected, i, projection in _projections_of(spec, "clusterTrustBundle"):
+    for volume, i, projection in _projections_of(spec, "clusterTrustBundle"):
         if configmap is None:
             raise ValueError("pod projects trust bundles but no ConfigMap was given")
-        item = _projected_item(keys[trustbundles.request(projection)], projection, projected, owner_only)
-        projected["sources"][i] = {"configMap": {"name": configmap, "items": [item]}}
+        item = _projected_item(keys[trustbundles.request(projection)], projection, volume["projected"], owner_only)
+        volume["projected"]["sources"][i] = {"configMap": {"name": configmap, "items": [item]}}
 
 
 def _mount_certificates_from_secret(spec: dict, sources: list[podcertificates.CertificateSource],
@@ -229,26 +229,23 @@ def _mount_certificates_from_secret(spec: dict, sources: list[podcertificates.Ce
     keys and certificates from the vcluster's signers (the host's kubelet would ask the
     host's). Missing until issued, so the pod waits as it would for its kubelet."""
     by_place = {(s.volume, s.index): s for s in sources}
-    for volume in spec.get("volumes") or []:
-        for i, source in enumerate((volume.get("projected") or {}).get("sources") or []):
-            if "podCertificate" not in source:
-                continue
-            if secret is None:
-                raise ValueError("pod projects certificates but no certificate secret was given")
-            wanted = by_place[(volume["name"], i)]
-            items = [_projected_item(key, {**wanted.projection, "path": path}, volume["projected"], owner_only)
-                     for path, key in wanted.item_keys().items()]
-            volume["projected"]["sources"][i] = {"secret": {"name": secret, "items": items}}
+    for volume, i, projection in _projections_of(spec, "podCertificate"):
+        if secret is None:
+            raise ValueError("pod projects certificates but no certificate secret was given")
+        items = [_projected_item(key, {**projection, "path": path}, volume["projected"], owner_only)
+                 for path, key in by_place[(volume["name"], i)].item_keys().items()]
+        volume["projected"]["sources"][i] = {"secret": {"name": secret, "items": items}}
 
 
 def _projections_of(spec: dict, source_kind: str) -> list[tuple[dict, int, dict]]:
-    """(projected volume, index, projection) of each projected source of `source_kind`."""
-    return [(volume["projected"], i, source[source_kind]) for volume in spec.get("volumes") or []
+    """(volume, index in its projected sources, projection) of each source of `source_kind`."""
+    return [(volume, i, source[source_kind]) for volume in spec.get("volumes") or []
             for i, source in enumerate((volume.get("projected") or {}).get("sources") or []) if source_kind in source]
 
 
 def _projected_item(key: str, projection: dict, projected: dict, owner_only: bool) -> dict:
-    """The item standing for a file the kubelet writes itself (a token, a trust bundle):
+    """The item standing for a file the kubelet writes itself (a token, a trust bundle, a
+    key or certificate):
     its owner, and its mode 0600 when it has an owner, as the kubelet's own file has."""
     item = {"key": key, "path": projection["path"]}
     user = projection.get("user", projected.get("defaultUser"))
@@ -260,7 +257,7 @@ def _projected_item(key: str, projection: dict, projected: dict, owner_only: boo
 
 
 def _owner_only_files(spec: dict) -> bool:
-    """Whether the kubelet writes a pod's tokens and trust bundles owner-only: when the pod
+    """Whether the kubelet writes a pod's tokens, trust bundles and certificates owner-only: when the pod
     has an fsGroup, or all its containers run as one user (the kubelet's FsUserFrom)."""
     context = spec.get("securityContext") or {}
     if context.get("fsGroup") is not None:
