@@ -130,6 +130,9 @@ def apiserver_args(layout: Layout, *, bind: str, advertise: str, port: int, serv
         "--authorization-mode=Node,RBAC",
         f"--enable-admission-plugins={ADMISSION_PLUGINS}",
         f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+        # Else its discovery document names the advertised address (loopback here), which
+        # no pod reaches: under the issuer's name a pod checks its token with the keys.
+        f"--service-account-jwks-uri={SERVICE_ACCOUNT_ISSUER}/openid/v1/jwks",
         f"--service-account-key-file={pki / 'sa.pub'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         f"--service-cluster-ip-range={service_cidr}",

@@ -201,6 +201,20 @@ def test_unauthenticated_is_401_and_a_token_without_rbac_is_403(host_cluster, co
     assert "cannot list resource" in response.json()["message"]
 
 
+def test_service_account_issuer_discovery_names_keys_under_the_issuer_a_pod_reaches(host_cluster):
+    """Its jwks_uri is the issuer's own name (the `kubernetes` Service), not the advertised
+    loopback or pod address, which no pod reaches or whose certificate names it not."""
+    from controlplane.components import SERVICE_ACCOUNT_ISSUER
+
+    def get(path):
+        return json.loads(kubectl(host_cluster.admin_kubeconfig, "get", "--raw", path).stdout)
+
+    discovery = get("/.well-known/openid-configuration")
+    assert discovery["issuer"] == SERVICE_ACCOUNT_ISSUER
+    assert discovery["jwks_uri"] == f"{SERVICE_ACCOUNT_ISSUER}/openid/v1/jwks"
+    assert get("/openid/v1/jwks")["keys"]
+
+
 def test_kubectl_and_version_endpoint_report_the_built_release(host_cluster):
     result = kubectl(host_cluster.admin_kubeconfig, "version", "-o", "json")
     versions = json.loads(result.stdout)

@@ -85,6 +85,11 @@ sample_apiserver_rootfs() {
   cp "$conformance_bin/sample-apiserver" "$1/sample-apiserver"
 }
 
+etcd_rootfs() { # the aggregator test runs /usr/local/bin/etcd as the sample API server's storage
+  base_files "$1"
+  install -D "$conformance_bin/etcd" "$1/usr/local/bin/etcd"
+}
+
 nginx_conf() { cat <<'CONF'
 daemon off;
 worker_processes 1;
@@ -135,6 +140,7 @@ conformance_images() {
     --config.cmd nnp --config.env PATH=/usr/local/bin:/bin
   e2e_image "$e2e/sample-apiserver" 1.29.2 "$conformance_bin/sample-apiserver" -- sample_apiserver_rootfs \
     --config.entrypoint /sample-apiserver
+  e2e_image k8s/etcd 3.7.0-0 "$conformance_bin/etcd" -- etcd_rootfs --config.entrypoint /usr/local/bin/etcd
   e2e_image "$e2e/nginx" 1.28.0-2 "$(e2e_debian nginx)" "$(e2e_debian nginx-common)" /bin/busybox -- nginx_rootfs \
     --config.entrypoint /usr/sbin/nginx --config.env PATH=/usr/sbin:/bin --config.exposedports 80/tcp
   e2e_alias "$registry/$e2e/nginx:1.28.0-2" "$e2e/nginx" 1.27.0-2  # the suite's older nginx: Debian has one

@@ -12,7 +12,7 @@
 # prints its directory, keyed by its sources); `runtime` only what the vcluster runtime image holds
 # (kube-apiserver, kube-controller-manager, kine: Dockerfile.runtime); `conformance` the
 # upstream e2e suite (e2e.test), ginkgo, and the programs of the suite's test images (agnhost,
-# nonewprivs, sample-apiserver) for `make conformance`, and prints their directory. The last line
+# nonewprivs, sample-apiserver, and etcd as the sample API server's storage) for `make conformance`, and prints their directory. The last line
 # printed is the control-plane binary directory, or with `node`, `ingress` or `conformance` theirs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,7 +50,7 @@ mkdir -p "$node_bin/cni"
 helm_bin="$cache_root/helm$HELM_VERSION"
 # The e2e suite and its test images' programs, from the control plane's Kubernetes module.
 conformance_bin="$cache_root/conformance-$KUBE_VERSION"
-conformance_binaries=(e2e.test ginkgo agnhost nonewprivs sample-apiserver)
+conformance_binaries=(e2e.test ginkgo agnhost nonewprivs sample-apiserver etcd)
 $want_conformance || conformance_binaries=()
 # Our own program: a directory per version of its sources.
 ingress_bin="$cache_root/ingress-$(cat "$here"/ingress/go.mod "$here"/ingress/go.sum "$here"/ingress/*.go | sha256sum | cut -c1-12)"
@@ -63,7 +63,7 @@ usual_time() {
     kube-controller-manager) echo "~4 min" ;;
     coredns) echo "~8 min" ;;  # its plugins pull in most cloud SDKs
     e2e.test) echo "~8 min" ;;  # every SIG's tests, on top of the control plane's packages
-    kine|containerd|registry|kube-router|kubelet|local-path-provisioner|metrics-server|helm|vcportal-ingress) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
+    kine|containerd|registry|kube-router|etcd|kubelet|local-path-provisioner|metrics-server|helm|vcportal-ingress) echo "~2-3 min" ;;  # kine with cgo: the C SQLite
     *) echo "~1 min" ;;
   esac
 }
@@ -133,6 +133,7 @@ if $want_conformance; then
   build agnhost k8s k8s.io/kubernetes/test/images/agnhost 0 "-s -w" "$conformance_bin"
   build nonewprivs k8s k8s.io/kubernetes/test/images/nonewprivs 0 "-s -w" "$conformance_bin"
   build sample-apiserver k8s k8s.io/sample-apiserver 0 "$ldf" "$conformance_bin"
+  build etcd etcd go.etcd.io/etcd/server/v3 0 "-s -w" "$conformance_bin"
 fi
 
 # kwok needs its stage definitions; they ship inside its module.
