@@ -1,9 +1,10 @@
-"""One ASGI application for the portal: /kube/ goes to the gateway, everything else to
-Django. Served by uvicorn (see docs/gateway.md). The router also answers the ASGI
+"""One ASGI application for the portal: /kube/ goes to the gateway, and so does any
+request bearing a personal vcluster token (gateway.proxy.addressed_by_token); everything
+else to Django. Served by uvicorn (see docs/gateway.md). The router also answers the ASGI
 lifespan, which Django does not: the gateway starts its attribution writer at start-up
 and writes what is pending at shutdown."""
 
-from .proxy import PREFIX, Gateway
+from .proxy import PREFIX, Gateway, addressed_by_token
 
 
 class Router:
@@ -14,7 +15,7 @@ class Router:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif scope["path"].startswith(PREFIX):
+        elif scope["path"].startswith(PREFIX) or addressed_by_token(scope):
             await self.gateway(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1000})  # the portal's pages use none

@@ -52,7 +52,8 @@ class Grants:
         self.listening = False
         self._task: asyncio.Task | None = None
 
-    async def authorize(self, token: str, vcluster_id: int) -> Grant:
+    async def authorize(self, token: str, vcluster_id: int | None) -> Grant:
+        """The Grant for `token` on `vcluster_id`; None: on the vcluster it was issued for."""
         digest = hash_token(token)
         row = self._kept(digest)
         if row is None:
@@ -60,6 +61,8 @@ class Grants:
             row = await self._run_in_db(lookup, digest)
             if row is not None and self.listening and generation == self._generation:
                 self._keep(digest, row)
+        if vcluster_id is None and row is not None:
+            vcluster_id = row["vcluster_id"]
         return grant_for(row, vcluster_id)
 
     def forget_all(self) -> None:

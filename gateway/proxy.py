@@ -33,6 +33,7 @@ from . import requestinfo
 from .dbthreads import DatabaseThreads
 from .grants import Grants
 from .kubestatus import Refusal
+from .models import TOKEN_PREFIX
 from .recorder import Recorder
 from .services import Grant
 from .upstream import BadKubeconfig, Upstream, Upstreams, refused_handshake
@@ -93,23 +94,30 @@ class Gateway:
             await self.websocket(scope, receive, send)
 
     # Shared ---------------------------------------------------------------------
-    async def _admit(self, scope) -> tuple[Grant, Upstream, str, str]:
-        """Check the request; returns the grant, the upstream, path and query, or raises Refusal."""
+    async def _admit(self, scope) -> tuple[Grant, Upstream, bytes, str, str]:
+        """Check the request; returns the grant, the upstream, where the caller sees the
+        API server's root (`/kube/vclusters/<id>`, or `` when addressed by its token), the
+        API server's path and the query; or raises Refusal."""
         if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
             raise Refusal(431, f"Request headers are larger than {MAX_HEADER_BYTES // 2**20} MiB.")
-        match = TARGET.match(scope.get("raw_path") or scope["path"].encode())
-        if match is None:
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        match = TARGET.match(raw_path)
+        if match is not None:
+            vcluster_id, path = int(match[1]), match[2] or b"/"
+            root = b"%svclusters/%d" % (PREFIX.encode(), vcluster_id)
+        elif addressed_by_token(scope):
+            vcluster_id, root, path = None, b"", raw_path
+        else:
             raise Refusal(404, "Not a gateway path; use /kube/vclusters/<id>/ (the server in your kubeconfig).")
-        vcluster_id, path = int(match[1]), (match[2] or b"/").decode("latin-1")
         grant = await self.grants.authorize(_bearer_token(scope), vcluster_id)
         if any(name.startswith(b"impersonate-") for name, _ in scope["headers"]):
             raise Refusal(403, IMPERSONATION_MESSAGE)
         try:
-            upstream = await self.upstreams.get(vcluster_id, grant.kubeconfig_ciphertext)
+            upstream = await self.upstreams.get(grant.vcluster_id, grant.kubeconfig_ciphertext)
         except BadKubeconfig as exc:
             logger.error("gateway: %s", exc)
             raise Refusal(503, "The portal cannot reach this vcluster's API server; a platform admin must look.") from None
-        return grant, upstream, path, scope["query_string"].decode("latin-1")
+        return grant, upstream, root, path.decode("latin-1"), scope["query_string"].decode("latin-1")
 
     def _note(self, grant: Grant, info: requestinfo.RequestInfo, code: int, path: str, name: str = "") -> None:
         self.recorder.note(grant.vcluster_id, grant.user_id, grant.username, info, code, name=name, path=path)
@@ -117,7 +125,7 @@ class Gateway:
     # HTTP -----------------------------------------------------------------------
     async def http(self, scope, receive, send):
         try:
-            grant, upstream, path, query = await self._admit(scope)
+            grant, upstream, root, path, query = await self._admit(scope)
             if _is_spdy_upgrade(scope):
                 await self._refuse_spdy(grant, path, send)
                 return
@@ -127,14 +135,15 @@ class Gateway:
             return
         method = scope["method"]
         info = requestinfo.parse(method, path, query)
-        forward = self._forward(upstream, grant, method, path, query, scope["headers"], body, send)
+        forward = self._forward(upstream, grant, root, method, path, query, scope["headers"], body, send)
         if requestinfo.is_streaming(info, query):
             code = await _until_disconnect(receive, forward)
         else:
             code = await forward
         self._note(grant, info, code, path, name=_created_name(info, body))
 
-    async def _forward(self, upstream: Upstream, grant: Grant, method, path, query, headers, body, send) -> int:
+    async def _forward(self, upstream: Upstream, grant: Grant, root: bytes, method, path, query, headers, body,
+                       send) -> int:
         url = URL(upstream.server + path + (f"?{query}" if query else ""), encoded=True)
         try:
             response = await upstream.session.request(
@@ -146,7 +155,7 @@ class Gateway:
             return 503
         async with response:
             await send({"type": "http.response.start", "status": response.status,
-                        "headers": _downstream_headers(response.raw_headers, grant, upstream)})
+                        "headers": _downstream_headers(response.raw_headers, root, upstream)})
             try:
                 async for chunk in response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -172,7 +181,7 @@ class Gateway:
     async def websocket(self, scope, receive, send):
         await receive()  # websocket.connect
         try:
-            grant, upstream, path, query = await self._admit(scope)
+            grant, upstream, _, path, query = await self._admit(scope)
         except Refusal as refusal:
             await _deny_websocket(scope, send, refusal.code, refusal.body())
             return
@@ -202,6 +211,19 @@ class Gateway:
         await _relay_websocket(receive, send, upstream_ws)
 
 
+def addressed_by_token(scope) -> bool:
+    """A request outside /kube/ bearing a personal vcluster token: its path is the API
+    server's, its vcluster the token's. `kubectl proxy` sends such requests: it keeps
+    the server URL's host and drops its path unless given --append-server-path. No
+    portal page or REST call accepts these tokens, so none is taken from Django."""
+    if scope["path"].startswith(PREFIX) or not (scope.get("raw_path") or b"/").startswith(b"/"):
+        return False
+    try:
+        return _bearer_token(scope).startswith(TOKEN_PREFIX)
+    except Refusal:
+        return False
+
+
 def _bearer_token(scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -223,25 +245,25 @@ def _upstream_headers(headers, grant: Grant, upstream: Upstream) -> CIMultiDict:
     return out
 
 
-def _downstream_headers(raw_headers, grant: Grant, upstream: Upstream) -> list[tuple[bytes, bytes]]:
+def _downstream_headers(raw_headers, root: bytes, upstream: Upstream) -> list[tuple[bytes, bytes]]:
     """The API server's headers for the caller: a redirect's Location (the proxy
-    subresources' trailing slash) kept inside this vcluster's gateway path."""
+    subresources' trailing slash) kept inside this vcluster's gateway path, `root`."""
     out = []
     for name, value in raw_headers:
         name = name.lower()
         if name in DROPPED_RESPONSE_HEADERS:
             continue
         if name == b"location":
-            value = _gateway_location(value, grant.vcluster_id, upstream.server.encode())
+            value = _gateway_location(value, root, upstream.server.encode())
         out.append((name, value))
     return out
 
 
-def _gateway_location(location: bytes, vcluster_id: int, server: bytes) -> bytes:
+def _gateway_location(location: bytes, root: bytes, server: bytes) -> bytes:
     if location.startswith(server + b"/"):
         location = location[len(server):]
     if location.startswith(b"/") and not location.startswith(b"//"):
-        return b"%svclusters/%d%s" % (PREFIX.encode(), vcluster_id, location)
+        return root + location
     return location  # relative to the request's path, or another site's: as sent
 
 

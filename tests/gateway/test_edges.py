@@ -143,14 +143,45 @@ def test_requests_through_the_gateway_are_answered_as_the_api_server_answers_the
     ]
     redirects = []
     for method, path, headers, body in cases:
-        through = send(method, f"/kube/vclusters/{mine}{path}", headers, data=body)
         straight = direct(method, path, headers, body)
-        assert (through.status_code, through.headers.get("Content-Type")) == (
-            straight.status_code, straight.headers.get("Content-Type")), (method, path, through.text[:200])
-        if "Location" in straight.headers:
-            redirects.append(through.headers["Location"])
-            assert through.headers["Location"] == f"/kube/vclusters/{mine}" + straight.headers["Location"]
-    assert len(redirects) == 2, redirects
+        # by its path, and by the token alone (kubectl proxy drops the server URL's path)
+        for root in (f"/kube/vclusters/{mine}", ""):
+            through = send(method, root + path, headers, data=body)
+            assert (through.status_code, through.headers.get("Content-Type")) == (
+                straight.status_code, straight.headers.get("Content-Type")), (method, root + path, through.text[:200])
+            if "Location" in straight.headers:
+                redirects.append(through.headers["Location"])
+                assert through.headers["Location"] == root + straight.headers["Location"]
+    assert len(redirects) == 4, redirects
+
+
+def test_a_request_addressed_by_its_token_alone_reaches_that_vcluster_only(edges, world, gateway_server, tmp_path):
+    """Outside /kube/, a personal vcluster token picks the vcluster (kubectl proxy's
+    requests); nothing in the path or headers picks another, the portal's own pages and
+    REST API never take such a token, and a revoked one is refused."""
+    from accounts.services import create_token
+    from gateway.models import AccessToken
+    from gateway.services import revoke_token
+
+    from .conftest import actor
+
+    mine, theirs, send = edges
+    assert send("GET", "/api/v1/namespaces/default/configmaps").json()["kind"] == "ConfigMapList"
+    assert configmaps(send, mine) == sorted(
+        item["metadata"]["name"] for item in send("GET", "/api/v1/namespaces/default/configmaps").json()["items"])
+    for path in [f"/kube%2Fvclusters%2F{theirs}/api/v1/namespaces", f"/kube/vclusters/{theirs}/api"]:
+        assert_status(send("GET", path), {401, 404})
+    # The portal's REST API path, asked with a vcluster token: the vcluster's API server answers.
+    assert_status(send("GET", "/api/v1/vclusters/"), {404})
+    assert_status(send("GET", "/api/v1/namespaces", headers={"Impersonate-User": "admin"}), {403})
+
+    _, api_token = create_token(actor(world.teammate), name="rest")
+    portal = requests.get(gateway_server.url + "/api/v1/namespaces", headers={"Authorization": f"Bearer {api_token}"},
+                          verify=gateway_server.ca, timeout=30)
+    assert portal.status_code == 404 and "NamespaceList" not in portal.text  # Django's answer, not a vcluster's
+
+    revoke_token(actor(world.teammate), AccessToken.objects.get(vcluster_id=mine, user=world.teammate))
+    assert_status(send("GET", "/api/v1/namespaces"), {401})
 
 
 def direct_sender(cluster, tmp_path):
