@@ -60,13 +60,15 @@ def egress_selector_configuration(socket: str) -> str:
 
 
 def admission_configuration(pki: PurePath) -> str:
-    """Mutating webhooks are called with the client certificate WEBHOOK_CREDENTIALS beside
-    the keys names (webhook_credentials): the front-proxy client's, the only one the
-    syncer's Service webhook (syncer.admission) lets in."""
+    """Webhooks, mutating and validating, are called with the client certificate
+    WEBHOOK_CREDENTIALS beside the keys names (webhook_credentials): the front-proxy
+    client's, the only one the syncer's webhooks (syncer.admission) let in."""
     webhooks = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "WebhookAdmissionConfiguration",
                 "kubeConfigFile": str(pki / WEBHOOK_CREDENTIALS)}
+    plugins = [{"name": name, "configuration": webhooks}
+               for name in ("MutatingAdmissionWebhook", "ValidatingAdmissionWebhook")]
     return json.dumps({"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
-                       "plugins": [{"name": "MutatingAdmissionWebhook", "configuration": webhooks}]}, indent=2)
+                       "plugins": plugins}, indent=2)
 
 
 def webhook_credentials(pki: PurePath) -> str:

@@ -13,7 +13,7 @@ with the host's admin kubeconfig and with the user's personal kubeconfig, whose 
 is the gateway. The report (report.md and report.json in the output directory) lists
 by SIG what passed, failed and was skipped on each, and for each test that passes on the
 host but not in the vcluster whether the tenant policy refused it on purpose (the
-syncer's HostRefused event, with its reason) or it is a gap.
+syncer's HostRefused event or its pod webhook's answer, with the reason) or it is a gap.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from load import Api, Stack, wait_for  # noqa: E402
 
 FOCUS = r"\[Conformance\]"
 SKIP = r"\[Serial\]|\[Disruptive\]"
-# The syncer's Warning event when the host copy of a tenant's object cannot be made safe.
-REFUSAL = re.compile(r"HostRefused[^\n]*?refused the (\w+): ([^\n]+)")
+# The syncer's Warning event when the host copy of a tenant's object cannot be made safe,
+# or its pod webhook's answer to a create (syncer.admission).
+REFUSAL = re.compile(r"(?:HostRefused[^\n]*?refused|tenant policy refuses) the (\w+): ([^\n]+)")
 QUOTA = {"max_vclusters": 1, "cpu": "64", "memory": "128Gi", "storage": "500Gi", "pods": "1000"}
 VCLUSTER = {"team": "conformance", "name": "e2e", "cpu": "32", "memory": "64Gi", "storage": "200Gi", "pods": "500"}
 

@@ -1,20 +1,30 @@
-"""The vcluster's admission webhook, served by the syncer: a Service gets the host's
-ClusterIP as it is created (syncer.kinds.services.admit), so no client ever holds an
-address that does not route.
+"""The vcluster's admission webhooks, served by the syncer.
 
-The vcluster's API server calls it as it calls the metrics API (syncer.metricsapi): at
+- Services (mutating): a Service gets the host's ClusterIP as it is created
+  (syncer.kinds.services.admit), so no client ever holds an address that does not route.
+  The webhook only ever sets the ClusterIPs the host chose for the host copy, which is
+  translated as the controller translates it: a tenant's own clusterIP is never asked of
+  the host (it is replaced, with a warning). A dry run changes nothing on the host
+  (sideEffects NoneOnDryRun).
+- Pods (validating): a pod the host cluster's tenant policy refuses (a hostPath volume, a
+  pin to a host node label, a runtime class it does not offer: syncer.kinds.pods.safety)
+  is refused at creation with the rule's reason, as Pod Security admission refuses a pod,
+  rather than stored to wait forever with a HostRefused event. The check is the pod
+  controller's own translation, on the syncer's informers: nothing is written, so a dry
+  run (`kubectl apply --dry-run=server`) gets the same answer. What the host's own
+  admission decides (its Pod Security level, its quota) is still reported as HostRefused.
+
+The vcluster's API server calls them as it calls the metrics API (syncer.metricsapi): at
 the Service `kube-system/vcportal-metrics`, on the same listener, through the egress
 (syncer.egress), over TLS with the vcluster's CA. It presents the front-proxy client
 certificate there (controlplane.components.admission_configuration): the listener lets
 in no other, so a pod that reaches the syncer cannot make it create host Services.
 
-The webhook only ever sets the ClusterIPs the host chose for the host copy, which is
-translated as the controller translates it: a tenant's own clusterIP is never asked of
-the host (it is replaced, with a warning). Its failure policy is Ignore: when it cannot
-act, the Service is created as the tenant wrote it and the controller recreates it with
-the host's IP, as before the webhook. A dry run changes nothing on the host
-(sideEffects NoneOnDryRun). The syncer writes the configuration at each start and resync,
-so a tenant who deletes or changes it gets it back.
+Both fail open (failurePolicy Ignore), and a tenant, cluster-admin inside, may delete
+them: they make the vcluster pleasant, not safe. Without the Service webhook the
+controller recreates a Service with the host's IP; without the pod webhook, or before
+the syncer's informers have synced, the controller refuses the pod as it syncs. The
+syncer writes both configurations at each start and resync.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .kinds.services import admit, cluster_ips
@@ -34,9 +45,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PATH = "/admission/services"
+POD_PATH = "/admission/pods"
 CONFIGURATION = "vcportal-service-cluster-ips"
+POD_CONFIGURATION = "vcportal-pod-policy"
 WEBHOOKS = Resource("MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
                     "/apis/admissionregistration.k8s.io/v1", namespaced=False)
+VALIDATING_WEBHOOKS = Resource("ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
+                               "/apis/admissionregistration.k8s.io/v1", namespaced=False)
 # Only creates that will get a ClusterIP ask the syncer (the code checks again).
 MATCH_CONDITIONS = [
     {"name": "named", "expression": "has(object.metadata.name) && object.metadata.name != ''"},
@@ -52,19 +67,33 @@ def configuration(port: int, ca_pem: bytes) -> dict:
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": CONFIGURATION},
         "webhooks": [{
-            "name": "cluster-ips.services.vcportal.io",
-            "clientConfig": {"service": {"namespace": SERVICE_NAMESPACE, "name": SERVICE_NAME, "port": port,
-                                         "path": PATH},
-                             "caBundle": base64.b64encode(ca_pem).decode()},
-            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
-                       "resources": ["services"], "scope": "Namespaced"}],
+            **_webhook("cluster-ips.services.vcportal.io", "services", PATH, port, ca_pem),
             "matchConditions": MATCH_CONDITIONS,
-            "failurePolicy": "Ignore",
             "sideEffects": "NoneOnDryRun",
-            "timeoutSeconds": 10,
             "reinvocationPolicy": "Never",
-            "admissionReviewVersions": ["v1"],
         }],
+    }
+
+
+def pod_configuration(port: int, ca_pem: bytes) -> dict:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": POD_CONFIGURATION},
+        "webhooks": [{**_webhook("tenant-policy.pods.vcportal.io", "pods", POD_PATH, port, ca_pem),
+                      "sideEffects": "None"}],
+    }
+
+
+def _webhook(name: str, resource: str, path: str, port: int, ca_pem: bytes) -> dict:
+    return {
+        "name": name,
+        "clientConfig": {"service": {"namespace": SERVICE_NAMESPACE, "name": SERVICE_NAME, "port": port, "path": path},
+                         "caBundle": base64.b64encode(ca_pem).decode()},
+        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": [resource],
+                   "scope": "Namespaced"}],
+        "failurePolicy": "Ignore",
+        "timeoutSeconds": 10,
+        "admissionReviewVersions": ["v1"],
     }
 
 
@@ -79,15 +108,35 @@ def review(ctx: SyncContext, body: dict) -> dict:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-def _service(request: dict) -> dict | None:
-    """The Service a real (not dry-run) create would make, with its namespace."""
+def review_pod(ctx: SyncContext, synced: Callable[[], bool], body: dict) -> dict:
+    """The AdmissionReview answering `body`: refused with the tenant policy's reason when
+    the pod controller would refuse the pod; allowed when it would not, and until the
+    syncer's informers have synced (`synced`), as they say which nodes the vcluster shows."""
+    request = body.get("request") or {}
+    response: dict = {"uid": request.get("uid", ""), "allowed": True}
+    pod = _created(request, "Pod")
+    reason = ctx.controllers["Pod"].refusal(pod) if pod is not None and synced() else None
+    if reason is not None:
+        response.update(allowed=False, status={
+            "code": 403, "reason": "Forbidden",
+            "message": f"this host cluster's tenant policy refuses the Pod: {reason}"})
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+def _created(request: dict, kind_name: str) -> dict | None:
+    """The object of kind `kind_name` (core group) that a create would make, with its namespace."""
     kind = request.get("kind") or {}
     obj = request.get("object")
-    if request.get("operation") != "CREATE" or request.get("dryRun") or kind.get("kind") != "Service" \
-            or kind.get("group") or not isinstance(obj, dict) or not request.get("namespace"):
+    if request.get("operation") != "CREATE" or kind.get("kind") != kind_name or kind.get("group") \
+            or not isinstance(obj, dict) or not request.get("namespace"):
         return None
     meta = {**(obj.get("metadata") or {}), "namespace": request["namespace"]}
     return {**obj, "metadata": meta, "spec": obj.get("spec") or {}}
+
+
+def _service(request: dict) -> dict | None:
+    """The Service a real (not dry-run) create would make, with its namespace."""
+    return None if request.get("dryRun") else _created(request, "Service")
 
 
 def _patched(service: dict, host_copy: dict) -> dict:

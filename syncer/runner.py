@@ -117,13 +117,15 @@ class Syncer:
 
     def _register_in_vcluster(self) -> None:
         """(Re)write what the syncer keeps in the vcluster, which a tenant may have deleted:
-        its metrics.k8s.io and Service webhook, and the `kubernetes` Service's endpoints."""
+        its metrics.k8s.io, its Service and pod webhooks, and the `kubernetes` Service's endpoints."""
         metrics, api = self.config.metrics_listen_address(), self.config.api_address()
         try:
             if metrics:
                 ca = self.config.metrics_ca.read_bytes()
                 register(self.ctx.virtual, metrics, ca)
                 self.ctx.virtual.apply(admission.WEBHOOKS, admission.configuration(metrics[1], ca), names.FIELD_MANAGER)
+                self.ctx.virtual.apply(admission.VALIDATING_WEBHOOKS, admission.pod_configuration(metrics[1], ca),
+                                       names.FIELD_MANAGER)
             for resource, obj in kubernetes_endpoints(api) if api else ():
                 self.ctx.virtual.apply(resource, obj, names.FIELD_MANAGER)
         except (ApiError, OSError) as exc:  # retried at the next resync
@@ -174,7 +176,9 @@ class Syncer:
             return None
         context = server_context(self.config.metrics_cert, self.config.metrics_key, self.config.metrics_client_ca)
         server = MetricsServer(address, context, MetricsApi(self.ctx),
-                               webhooks={admission.PATH: functools.partial(admission.review, self.ctx)})
+                               webhooks={admission.PATH: functools.partial(admission.review, self.ctx),
+                                         admission.POD_PATH: functools.partial(admission.review_pod, self.ctx,
+                                                                               self.ready.is_set)})
         server.start()
         return server
 

@@ -1,6 +1,7 @@
 """The conformance report (scripts/conformance.py) read from ginkgo's JSON reports: by
 SIG, and for each test that passes on the host but not in the vcluster, whether the
-tenant policy refused it on purpose (the syncer's HostRefused event) or it is a gap."""
+tenant policy refused it on purpose (the syncer's HostRefused event or its pod webhook's
+answer) or it is a gap."""
 
 import json
 import sys
@@ -14,6 +15,7 @@ import conformance  # noqa: E402
 DEPLOYMENT = "[sig-apps] Deployment should run the lifecycle of a Deployment [Conformance]"
 HOST_PORT = "[sig-network] HostPort validates that there is no conflict between pods [Conformance]"
 DNS = "[sig-network] DNS should provide DNS for the cluster [Conformance]"
+JOB = "[sig-apps] Job should allow to use a pod failure policy to ignore failure [Conformance]"
 SECRETS = "[sig-storage] Secrets should be consumable from pods in volume [NodeConformance] [Conformance]"
 
 
@@ -43,22 +45,26 @@ def test_outcomes_name_each_test_with_its_state_time_and_failure(tmp_path):
 def test_a_vcluster_failure_is_explained_by_the_host_a_refusal_or_named_a_gap(tmp_path):
     host = conformance.outcomes(ginkgo_report(tmp_path / "host.json", {
         DEPLOYMENT: ("passed", "", ""), HOST_PORT: ("passed", "", ""), DNS: ("failed", "no answer", ""),
-        SECRETS: ("passed", "", "")}))
+        SECRETS: ("passed", "", ""), JOB: ("passed", "", "")}))
     refused = ("I1206 event for pod-1: {vcluster-syncer } Warning HostRefused: the host cluster refused the Pod: "
                "hostPort 54323 is not allowed on this host cluster\nmore output")
+    webhook = ('E1207 FailedCreate: Error creating: admission webhook "tenant-policy.pods.vcportal.io" denied the '
+               "request: this host cluster's tenant policy refuses the Pod: volume 'data': hostPath volumes are not "
+               "allowed\nmore output")
     vcluster = conformance.outcomes(ginkgo_report(tmp_path / "vc.json", {
         DEPLOYMENT: ("failed", "Deployment never became available\nstack", ""),
         HOST_PORT: ("failed", "timed out", refused),
-        DNS: ("failed", "no answer", ""), SECRETS: ("skipped", "", "")}))
+        DNS: ("failed", "no answer", ""), SECRETS: ("skipped", "", ""), JOB: ("failed", "timed out", webhook)}))
 
     text = conformance.write_report({"host": host, "vcluster": vcluster}, tmp_path, {"host": 3, "vcluster": 4})
 
-    assert "| apps | 1 / 0 / 0 | 0 / 1 / 0 |" in text
+    assert "| apps | 2 / 0 / 0 | 0 / 2 / 0 |" in text
     assert "| network | 1 / 1 / 0 | 0 / 2 / 0 |" in text
     assert "| storage | 1 / 0 / 0 | 0 / 0 / 1 |" in text
-    assert "host 3 of 4 passed; vcluster 0 of 4 passed" in text
+    assert "host 4 of 5 passed; vcluster 0 of 5 passed" in text
     assert f"- {DEPLOYMENT}: gap: Deployment never became available" in text
     assert f"- {HOST_PORT}: refused on purpose: the Pod (hostPort 54323 is not allowed on this host cluster)" in text
+    assert f"- {JOB}: refused on purpose: the Pod (volume 'data': hostPath volumes are not allowed)" in text
     assert f"- {DNS}: fails on the host too" in text
     assert SECRETS not in text.split("## Not passing")[1]
     saved = json.loads((tmp_path / "report.json").read_text())

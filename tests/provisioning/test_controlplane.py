@@ -121,13 +121,14 @@ def test_the_api_servers_way_into_the_cluster_is_the_syncers_socket_on_a_volume_
 
 
 def test_the_api_server_calls_webhooks_with_the_front_proxy_certificate(keys):
-    """The syncer's Service webhook (syncer.admission) lets in only that certificate."""
+    """The syncer's webhooks (syncer.admission) let in only that certificate."""
     spec = pod_spec()
     apiserver = next(c for c in cp.containers(spec) if c["name"] == "kube-apiserver")
     assert f"--admission-control-config-file={cp.PKI_DIR}/admission.yaml" in apiserver["command"]
     plugins = yaml.safe_load(keys["admission.yaml"])["plugins"]
     assert [(p["name"], p["configuration"]["kubeConfigFile"]) for p in plugins] == [
-        ("MutatingAdmissionWebhook", f"{cp.PKI_DIR}/{WEBHOOK_CREDENTIALS}")]
+        ("MutatingAdmissionWebhook", f"{cp.PKI_DIR}/{WEBHOOK_CREDENTIALS}"),
+        ("ValidatingAdmissionWebhook", f"{cp.PKI_DIR}/{WEBHOOK_CREDENTIALS}")]
     users = yaml.safe_load(keys[WEBHOOK_CREDENTIALS])["users"]
     assert users == [{"name": "*", "user": {"client-certificate": f"{cp.PKI_DIR}/front-proxy-client.crt",
                                             "client-key": f"{cp.PKI_DIR}/front-proxy-client.key"}}]

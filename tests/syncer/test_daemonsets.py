@@ -12,6 +12,8 @@ from kubernetes import client
 
 from tests.kube.helpers import busybox_pod, eventually
 
+from .test_tenant_policy import create_refused
+
 pytestmark = [pytest.mark.kube, pytest.mark.realnode]
 
 
@@ -39,8 +41,5 @@ def test_a_daemonset_covers_the_vclusters_node_and_a_pin_elsewhere_is_refused(ma
         required_during_scheduling_ignored_during_execution=client.V1NodeSelector(node_selector_terms=[
             client.V1NodeSelectorTerm(match_fields=[client.V1NodeSelectorRequirement(
                 key="metadata.name", operator="In", values=["a-host-node-of-someone-else"])])])))
-    core.create_namespaced_pod("default", pinned)
-    eventually(lambda: any(e.reason == "HostRefused" and "metadata.name" in e.message for e in core.list_namespaced_event(
-        "default", field_selector="involvedObject.name=elsewhere").items), timeout=60,
-        what="the pin to a node the vcluster does not show refused")
+    create_refused(vc, core.api_client.sanitize_for_serialization(pinned), "metadata.name")
     assert not [p for p in vc.host_pods() if p.metadata.annotations.get("vcportal.io/object-name") == "elsewhere"]

@@ -183,3 +183,31 @@ def test_a_policy_is_normalised_and_refuses_what_it_does_not_know():
                 {"external_name_services": "yes"}, {"hostPath": True}):
         with pytest.raises(PolicyError):
             TenantPolicy.from_dict(bad)
+
+
+def test_the_pod_webhook_answers_with_the_controllers_reason_once_the_informers_have_synced():
+    """The review's shape around PodController.refusal (tested end to end in
+    test_tenant_policy.py): until the informers have synced, which say what nodes the
+    vcluster shows, every pod is allowed and the controller decides as it syncs."""
+    from types import SimpleNamespace
+
+    from syncer import admission
+
+    class Pods:
+        def refusal(self, pod):
+            return "volume 'v': hostPath volumes are not allowed" if pod["spec"].get("volumes") else None
+
+    ctx = SimpleNamespace(controllers={"Pod": Pods()})
+
+    def answer(spec: dict, synced: bool = True, kind: str = "Pod") -> dict:
+        request = {"uid": "u-1", "operation": "CREATE", "kind": {"group": "", "version": "v1", "kind": kind},
+                   "namespace": "default", "object": {"metadata": {"name": "p"}, "spec": spec}}
+        return admission.review_pod(ctx, lambda: synced, {"request": request})["response"]
+
+    hostpath = {"volumes": [{"name": "v", "hostPath": {"path": "/"}}]}
+    assert answer(hostpath) == {"uid": "u-1", "allowed": False, "status": {
+        "code": 403, "reason": "Forbidden",
+        "message": "this host cluster's tenant policy refuses the Pod: volume 'v': hostPath volumes are not allowed"}}
+    assert answer({}) == {"uid": "u-1", "allowed": True}
+    assert answer(hostpath, synced=False) == {"uid": "u-1", "allowed": True}
+    assert answer(hostpath, kind="Service") == {"uid": "u-1", "allowed": True}

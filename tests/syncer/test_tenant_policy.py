@@ -8,11 +8,13 @@ hostPath volume is what keeps a kubelet from mounting it.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
-from syncer import names
+from syncer import admission, names
 from tests.kube.helpers import eventually, new_namespace
 
 from .test_pods import running
@@ -37,6 +39,28 @@ def refused(vcluster, name: str, *words: str):
     return event
 
 
+def create_refused(vcluster, manifest: dict, *words: str) -> None:
+    """Create a pod the tenant policy refuses: refused at creation by the syncer's pod
+    webhook, or, before the syncer has registered it (or after a tenant deleted it), stored
+    and refused by the syncer as it syncs. Either way it never reaches the host."""
+    try:
+        vcluster.tenant.core.create_namespaced_pod("default", manifest)
+    except ApiException as exc:
+        message = json.loads(exc.body)["message"]
+        assert exc.status == 403 and "tenant policy refuses the Pod" in message, message
+        assert all(w in message for w in words), message
+        return
+    refused(vcluster, manifest["metadata"]["name"], *words)
+
+
+def refused_at_admission(vcluster, manifest: dict, dry_run: str | None = None) -> ApiException | None:
+    try:
+        vcluster.tenant.core.create_namespaced_pod("default", manifest, dry_run=dry_run)
+    except ApiException as exc:
+        return exc if exc.status == 403 else None
+    return None
+
+
 def host_cluster_ip(vcluster, name: str) -> str:
     return vcluster.operator.core.read_namespaced_service(vcluster.host_name(name), vcluster.host_namespace).spec.cluster_ip
 
@@ -52,14 +76,37 @@ def test_pods_with_host_network_or_inline_volumes_never_reach_the_host(vcluster)
         "nfs": {"name": "v", "nfs": {"server": "10.0.0.5", "path": "/exports"}},
         "csi": {"name": "v", "csi": {"driver": "secrets-store.csi.k8s.io"}},
     }
-    for name, volume in escapes.items():
-        tenant.create_namespaced_pod("default", pod(name, volumes=[volume]))
     tenant.create_namespaced_pod("default", pod("plain", volumes=[{"name": "v", "emptyDir": {}}]))
-
-    refused(vcluster, "hostpath", "hostPath volumes are not allowed")
-    refused(vcluster, "nfs", "nfs volumes are not allowed")
-    refused(vcluster, "csi", "CSI driver 'secrets-store.csi.k8s.io' is not allowed")
+    reasons = {"hostpath": "hostPath volumes are not allowed", "nfs": "nfs volumes are not allowed",
+               "csi": "CSI driver 'secrets-store.csi.k8s.io' is not allowed"}
+    for name, volume in escapes.items():
+        create_refused(vcluster, pod(name, volumes=[volume]), reasons[name])
     eventually(lambda: running(host_pod_of(vcluster, "plain")), what="the plain pod Running on the host")
+    assert [p.metadata.annotations[names.ANN_NAME] for p in vcluster.host_pods()] == ["plain"]
+
+
+def test_a_pod_the_tenant_policy_refuses_is_refused_at_creation_and_without_the_webhook_as_it_syncs(vcluster):
+    """The syncer's pod webhook answers a create (a dry run too) with the policy's reason,
+    so nothing is stored; a tenant, cluster-admin inside, may delete the webhook, and then
+    the syncer refuses the stored pod as before: the webhook is a courtesy, not the wall."""
+    tenant = vcluster.tenant.core
+    hostpath = pod("hostpath", volumes=[{"name": "v", "hostPath": {"path": "/etc"}}])
+    dry_run = eventually(lambda: refused_at_admission(vcluster, hostpath, dry_run="All"),
+                         what="the syncer's pod webhook answering")
+    assert json.loads(dry_run.body)["message"] == (
+        'admission webhook "tenant-policy.pods.vcportal.io" denied the request: this host cluster\'s tenant policy '
+        "refuses the Pod: volume 'v': hostPath volumes are not allowed")
+    assert refused_at_admission(vcluster, hostpath) is not None
+    assert not [p for p in tenant.list_namespaced_pod("default").items if p.metadata.name == "hostpath"]
+    tenant.create_namespaced_pod("default", pod("plain"))  # what the policy allows is admitted
+
+    client.AdmissionregistrationV1Api(vcluster.tenant.api).delete_validating_webhook_configuration(
+        admission.POD_CONFIGURATION)
+    eventually(lambda: refused_at_admission(vcluster, hostpath, dry_run="All") is None,
+               what="the API server without the webhook")
+    tenant.create_namespaced_pod("default", hostpath)
+    refused(vcluster, "hostpath", "hostPath volumes are not allowed")
+    eventually(lambda: host_pod_of(vcluster, "plain"), what="the plain pod on the host")
     assert [p.metadata.annotations[names.ANN_NAME] for p in vcluster.host_pods()] == ["plain"]
 
 
@@ -108,20 +155,18 @@ def test_an_ephemeral_volume_naming_a_host_volume_binds_nothing(vcluster, operat
 def test_tolerations_are_stripped_and_host_node_selectors_and_runtime_classes_refused(vcluster):
     tenant = vcluster.tenant.core
     tenant.create_namespaced_pod("default", pod("tolerant", tolerations=[{"operator": "Exists"}]))
-    tenant.create_namespaced_pod("default", pod("control", nodeSelector={
-        "node-role.kubernetes.io/control-plane": ""}))
-    tenant.create_namespaced_pod("default", pod("affine", affinity={"nodeAffinity": {
+    create_refused(vcluster, pod("control", nodeSelector={"node-role.kubernetes.io/control-plane": ""}),
+                   "nodeSelector", "node-role.kubernetes.io/control-plane")
+    create_refused(vcluster, pod("affine", affinity={"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]}}}))
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]}}}),
+        "node affinity", "node-role.kubernetes.io/control-plane")
     client.NodeV1Api(vcluster.tenant.api).create_runtime_class(client.V1RuntimeClass(
         metadata=client.V1ObjectMeta(name="privileged-vm"), handler="kata"))
-    tenant.create_namespaced_pod("default", pod("runtime", runtimeClassName="privileged-vm"))
+    create_refused(vcluster, pod("runtime", runtimeClassName="privileged-vm"), "runtimeClassName 'privileged-vm'")
 
     host = eventually(lambda: host_pod_of(vcluster, "tolerant"), what="the tolerant pod on the host")[0]
     assert not [t for t in host.spec.tolerations or [] if not t.key], "no toleration of every taint"
-    refused(vcluster, "control", "nodeSelector", "node-role.kubernetes.io/control-plane")
-    refused(vcluster, "affine", "node affinity", "node-role.kubernetes.io/control-plane")
-    refused(vcluster, "runtime", "runtimeClassName 'privileged-vm'")
     assert [p.metadata.annotations[names.ANN_NAME] for p in vcluster.host_pods()] == ["tolerant"]
 
 

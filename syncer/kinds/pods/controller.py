@@ -124,6 +124,17 @@ class PodController(Controller):
                     self.ctx.controllers[kind].reconcile(f"{namespace}/{name}")
         return self.create_host(translate.for_create(desired), vpod)
 
+    def refusal(self, vpod: dict) -> str | None:
+        """Why the tenant policy refuses this pod (not yet created), None if it does not:
+        the translation _create makes, for the pod admission webhook (syncer.admission)."""
+        meta = vpod["metadata"]
+        try:
+            self._desired(vpod, self.ctx.target.name(meta.get("name") or meta.get("generateName") or "pod",
+                                                     meta["namespace"]))
+        except Refused as refused:
+            return str(refused)
+        return None
+
     def _desired(self, vpod: dict, host_name: str) -> dict:
         tokens = translate.token_sources(vpod)
         namespace = vpod["metadata"]["namespace"]
