@@ -19,6 +19,12 @@ class Refused(Exception):
     """A virtual object that cannot be made safe for the host; the message says why."""
 
 
+class Unplaceable(Refused):
+    """A pod asking for a placement the host will not give (host node labels). Kubernetes
+    accepts such a pod and leaves it Pending, so the pod webhook lets it be created and
+    the controller reports it; other refusals are refused at creation (syncer.admission)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """Where and how a vcluster's objects land on the host."""

@@ -8,7 +8,7 @@ import pytest
 
 from syncer.kinds.pods import translate as pods
 from syncer.policy import PolicyError, TenantPolicy
-from syncer.translate import Refused, Target
+from syncer.translate import Refused, Target, Unplaceable
 
 from .test_translate import TARGET, virtual_pod
 
@@ -135,14 +135,15 @@ def test_tolerations_not_in_the_policy_are_stripped():
 
 
 def test_node_selectors_and_required_node_affinity_on_unlisted_keys_are_refused():
-    with pytest.raises(Refused, match="nodeSelector on host node labels node-role.kubernetes.io/control-plane"):
+    # Unplaceable: Kubernetes accepts a pod it cannot place, so the pod webhook does too.
+    with pytest.raises(Unplaceable, match="nodeSelector on host node labels node-role.kubernetes.io/control-plane"):
         host_spec(PERMISSIVE, nodeSelector={"node-role.kubernetes.io/control-plane": ""})
     assert host_spec(PERMISSIVE, nodeSelector={"topology.kubernetes.io/zone": "a"})["nodeSelector"] == \
         {"topology.kubernetes.io/zone": "a"}
     required = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["a"]}]},
         {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["control-plane-1"]}]}]}}}
-    with pytest.raises(Refused, match="node affinity on host node labels metadata.name"):
+    with pytest.raises(Unplaceable, match="node affinity on host node labels metadata.name"):
         host_spec(PERMISSIVE, affinity=required)
 
 

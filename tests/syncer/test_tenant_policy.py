@@ -155,18 +155,21 @@ def test_an_ephemeral_volume_naming_a_host_volume_binds_nothing(vcluster, operat
 def test_tolerations_are_stripped_and_host_node_selectors_and_runtime_classes_refused(vcluster):
     tenant = vcluster.tenant.core
     tenant.create_namespaced_pod("default", pod("tolerant", tolerations=[{"operator": "Exists"}]))
-    create_refused(vcluster, pod("control", nodeSelector={"node-role.kubernetes.io/control-plane": ""}),
-                   "nodeSelector", "node-role.kubernetes.io/control-plane")
-    create_refused(vcluster, pod("affine", affinity={"nodeAffinity": {
+    # A placement the host will not give is accepted, as Kubernetes accepts a pod it cannot
+    # schedule, and stays Pending with the reason (the pod webhook lets it through).
+    tenant.create_namespaced_pod("default", pod("control", nodeSelector={"node-role.kubernetes.io/control-plane": ""}))
+    tenant.create_namespaced_pod("default", pod("affine", affinity={"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]}}}),
-        "node affinity", "node-role.kubernetes.io/control-plane")
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]}}}))
     client.NodeV1Api(vcluster.tenant.api).create_runtime_class(client.V1RuntimeClass(
         metadata=client.V1ObjectMeta(name="privileged-vm"), handler="kata"))
     create_refused(vcluster, pod("runtime", runtimeClassName="privileged-vm"), "runtimeClassName 'privileged-vm'")
 
     host = eventually(lambda: host_pod_of(vcluster, "tolerant"), what="the tolerant pod on the host")[0]
     assert not [t for t in host.spec.tolerations or [] if not t.key], "no toleration of every taint"
+    refused(vcluster, "control", "nodeSelector", "node-role.kubernetes.io/control-plane")
+    refused(vcluster, "affine", "node affinity", "node-role.kubernetes.io/control-plane")
+    assert tenant.read_namespaced_pod("control", "default").status.phase == "Pending"
     assert [p.metadata.annotations[names.ANN_NAME] for p in vcluster.host_pods()] == ["tolerant"]
 
 

@@ -41,7 +41,7 @@ from ...kube import (
     CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, NODES, PODCERTIFICATEREQUESTS, PODS, PVCS, SECRETS,
     SERVICEACCOUNTS, SERVICES, ApiError, Resource,
 )
-from ...translate import Refused, Target
+from ...translate import Refused, Target, Unplaceable
 from ..networkpolicies import isolation_labels
 from ..priorityclasses import with_offered
 from ..storageclasses import with_host_default
@@ -125,12 +125,16 @@ class PodController(Controller):
         return self.create_host(translate.for_create(desired), vpod)
 
     def refusal(self, vpod: dict) -> str | None:
-        """Why the tenant policy refuses this pod (not yet created), None if it does not:
-        the translation _create makes, for the pod admission webhook (syncer.admission)."""
+        """Why the tenant policy refuses this pod (not yet created), None if it does not or
+        only its placement is refused (Unplaceable: created, then left Pending as Kubernetes
+        leaves an unschedulable pod): the translation _create makes, for the pod admission
+        webhook (syncer.admission)."""
         meta = vpod["metadata"]
         try:
             self._desired(vpod, self.ctx.target.name(meta.get("name") or meta.get("generateName") or "pod",
                                                      meta["namespace"]))
+        except Unplaceable:
+            return None
         except Refused as refused:
             return str(refused)
         return None

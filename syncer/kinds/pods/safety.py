@@ -18,7 +18,8 @@ host cluster's TenantPolicy lists, and refuses the rest (Refused becomes the
   server adds the default not-ready/unreachable tolerations to every pod, and a
   toleration only widens where a pod may go, so removing it never makes a pod unsafe.
 - node selectors and required node affinity on keys the policy does not list are
-  refused (the tenant asked for a placement the host will not give); preferred node
+  refused (the tenant asked for a placement the host will not give: Unplaceable, which
+  the pod webhook lets through, as Kubernetes accepts an unschedulable pod); preferred node
   affinity terms on such keys are stripped (a preference is not a promise). A required
   term naming nodes by `metadata.name` passes when every node it names is one the
   vcluster shows, i.e. one its pods already run on: a DaemonSet's pods are pinned so,
@@ -33,7 +34,7 @@ import copy
 from ... import names
 from ...names import LABEL_MANAGED_BY, LABEL_NAMESPACE
 from ...policy import TenantPolicy
-from ...translate import Refused, Target
+from ...translate import Refused, Target, Unplaceable
 
 VOLUME_SOURCES = {"configMap", "secret", "emptyDir", "downwardAPI", "projected", "persistentVolumeClaim",
                   "ephemeral", "csi", "image"}
@@ -112,6 +113,9 @@ def sanitise_ephemeral_volumes(spec: dict, namespace: str, target: Target) -> No
 
 
 def confine_scheduling(spec: dict, policy: TenantPolicy, shown_nodes: frozenset[str] = frozenset()) -> None:
+    runtime_class = spec.get("runtimeClassName")  # first: refused outright, where a placement is Unplaceable
+    if runtime_class and runtime_class not in policy.runtime_classes:
+        raise Refused(f"runtimeClassName {runtime_class!r} is not allowed on this host cluster")
     tolerations = [t for t in spec.get("tolerations") or [] if policy.allows_toleration(t)]
     if tolerations:
         spec["tolerations"] = tolerations
@@ -120,11 +124,8 @@ def confine_scheduling(spec: dict, policy: TenantPolicy, shown_nodes: frozenset[
     allowed = set(policy.node_label_keys)
     refused = sorted(set(spec.get("nodeSelector") or {}) - allowed)
     if refused:
-        raise Refused(f"nodeSelector on host node labels {', '.join(refused)} is not allowed")
+        raise Unplaceable(f"nodeSelector on host node labels {', '.join(refused)} is not allowed")
     _confine_node_affinity(spec, allowed, shown_nodes)
-    runtime_class = spec.get("runtimeClassName")
-    if runtime_class and runtime_class not in policy.runtime_classes:
-        raise Refused(f"runtimeClassName {runtime_class!r} is not allowed on this host cluster")
 
 
 def _confine_node_affinity(spec: dict, allowed: set[str], shown_nodes: frozenset[str]) -> None:
@@ -135,7 +136,7 @@ def _confine_node_affinity(spec: dict, allowed: set[str], shown_nodes: frozenset
     for term in required.get("nodeSelectorTerms") or []:
         refused = sorted(_term_keys(term) - allowed - ({NODE_NAME} if _names_shown_nodes(term, shown_nodes) else set()))
         if refused:
-            raise Refused(f"node affinity on host node labels {', '.join(refused)} is not allowed")
+            raise Unplaceable(f"node affinity on host node labels {', '.join(refused)} is not allowed")
     preferred = node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution")
     if preferred:
         kept = [p for p in preferred if _term_keys(p.get("preference") or {}) <= allowed]
