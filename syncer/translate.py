@@ -19,10 +19,13 @@ class Refused(Exception):
     """A virtual object that cannot be made safe for the host; the message says why."""
 
 
-class Unplaceable(Refused):
-    """A pod asking for a placement the host will not give (host node labels). Kubernetes
-    accepts such a pod and leaves it Pending, so the pod webhook lets it be created and
-    the controller reports it; other refusals are refused at creation (syncer.admission)."""
+class NotOffered(Refused):
+    """A pod asking for what this host does not offer: a placement on host node labels, a
+    CSI driver or storage class it does not list. Kubernetes accepts a pod no node can
+    take, or whose driver or class does not exist, and leaves it Pending, so the pod
+    webhook lets it be created and the controller reports it. What Pod Security admission
+    would refuse (hostPath and other host volumes), or a runtime class, is refused at
+    creation (syncer.admission)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from syncer.kinds.pods import translate as pods
 from syncer.policy import PolicyError, TenantPolicy
-from syncer.translate import Refused, Target, Unplaceable
+from syncer.translate import Refused, Target, NotOffered
 
 from .test_translate import TARGET, virtual_pod
 
@@ -56,8 +56,11 @@ def test_projected_sources_the_syncer_does_not_know_are_refused():
 
 def test_inline_csi_needs_a_listed_driver_and_its_secret_is_the_tenants_copy():
     volume = {"name": "v", "csi": {"driver": "secrets-store.csi.k8s.io", "nodePublishSecretRef": {"name": "creds"}}}
-    with pytest.raises(Refused, match="CSI driver"):
+    with pytest.raises(NotOffered, match="CSI driver"):  # a driver this host lacks: Pending, as on Kubernetes
         host_spec(volumes=[volume])
+    with pytest.raises(Refused, match="hostPath volumes are not allowed") as refused:  # outright, whatever the order
+        host_spec(volumes=[volume, {"name": "h", "hostPath": {"path": "/"}}])
+    assert not isinstance(refused.value, NotOffered)
     spec = host_spec(PERMISSIVE, volumes=[volume])
     assert spec["volumes"][0]["csi"]["nodePublishSecretRef"] == {"name": "creds-x-shop-x-vc"}
     assert pods.pod_refs(virtual_pod(volumes=[volume])).secrets == {"creds": True}, "synced and waited for"
@@ -135,15 +138,15 @@ def test_tolerations_not_in_the_policy_are_stripped():
 
 
 def test_node_selectors_and_required_node_affinity_on_unlisted_keys_are_refused():
-    # Unplaceable: Kubernetes accepts a pod it cannot place, so the pod webhook does too.
-    with pytest.raises(Unplaceable, match="nodeSelector on host node labels node-role.kubernetes.io/control-plane"):
+    # NotOffered: Kubernetes accepts a pod it cannot place, so the pod webhook does too.
+    with pytest.raises(NotOffered, match="nodeSelector on host node labels node-role.kubernetes.io/control-plane"):
         host_spec(PERMISSIVE, nodeSelector={"node-role.kubernetes.io/control-plane": ""})
     assert host_spec(PERMISSIVE, nodeSelector={"topology.kubernetes.io/zone": "a"})["nodeSelector"] == \
         {"topology.kubernetes.io/zone": "a"}
     required = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["a"]}]},
         {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["control-plane-1"]}]}]}}}
-    with pytest.raises(Unplaceable, match="node affinity on host node labels metadata.name"):
+    with pytest.raises(NotOffered, match="node affinity on host node labels metadata.name"):
         host_spec(PERMISSIVE, affinity=required)
 
 

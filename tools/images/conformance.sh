@@ -65,12 +65,15 @@ webserver_rootfs() { # webserver_rootfs DIR IMAGE: agnhost serving kitten's or n
 kitten_rootfs() { webserver_rootfs "$1" kitten; }
 nautilus_rootfs() { webserver_rootfs "$1" nautilus; }
 
-# Debian's busybox (1.35) ash drops environment variables whose names are not identifiers,
-# which Kubernetes allows and the suite reads back with `sh -c env`; bash passes them on.
+# Debian's busybox ash (1.35, and 1.37 too) drops environment variables whose names are
+# not identifiers, which Kubernetes allows and the suite reads back with `sh -c env`; bash
+# passes them on. Other tests run `/bin/sh` and expect ash's exact messages ("/bin/sh:
+# can't create /file: Read-only file system"). So `sh` found on PATH is bash, first in
+# /usr/local/bin, and /bin/sh stays busybox's ash.
 e2e_busybox_rootfs() {
   busybox_rootfs "$1"
-  mkdir -p "$1/usr/bin" "$1/usr/lib/x86_64-linux-gnu"
-  cp /usr/bin/bash "$1/usr/bin/" && ln -sf ../usr/bin/bash "$1/bin/sh"
+  mkdir -p "$1/usr/bin" "$1/usr/local/bin" "$1/usr/lib/x86_64-linux-gnu"
+  cp /usr/bin/bash "$1/usr/bin/" && ln -s ../../bin/bash "$1/usr/local/bin/sh"
   copy_shared_libraries "$1"
 }
 
@@ -146,7 +149,7 @@ conformance_images() {
   e2e_alias "$registry/$e2e/nginx:1.28.0-2" "$e2e/nginx" 1.27.0-2  # the suite's older nginx: Debian has one
   e2e_image "$e2e/nonroot" 1.5 /bin/busybox -- busybox_rootfs --config.user 1234 --config.env PATH=/bin
   e2e_image "$e2e/busybox" 1.37.0-2 /bin/busybox /usr/bin/bash -- e2e_busybox_rootfs \
-    --config.cmd /bin/sh --config.env PATH=/bin:/usr/bin
+    --config.cmd sh --config.env PATH=/usr/local/bin:/bin:/usr/bin
   e2e_alias "$(grep "/pause:" <<<"$refs")" k8s/pause 3.10.2
   cat >"$e2e_repo_list.tmp" <<LIST
 # Written by tools/images/build.sh conformance: the e2e suite's registries, all in this one.

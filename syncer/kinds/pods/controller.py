@@ -41,7 +41,7 @@ from ...kube import (
     CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, NODES, PODCERTIFICATEREQUESTS, PODS, PVCS, SECRETS,
     SERVICEACCOUNTS, SERVICES, ApiError, Resource,
 )
-from ...translate import Refused, Target, Unplaceable
+from ...translate import Refused, Target, NotOffered
 from ..networkpolicies import isolation_labels
 from ..priorityclasses import with_offered
 from ..storageclasses import with_host_default
@@ -126,14 +126,14 @@ class PodController(Controller):
 
     def refusal(self, vpod: dict) -> str | None:
         """Why the tenant policy refuses this pod (not yet created), None if it does not or
-        only its placement is refused (Unplaceable: created, then left Pending as Kubernetes
-        leaves an unschedulable pod): the translation _create makes, for the pod admission
-        webhook (syncer.admission)."""
+        only asks for what the host does not offer (NotOffered: created, then left Pending
+        as Kubernetes leaves such a pod): the translation _create makes, for the pod
+        admission webhook (syncer.admission)."""
         meta = vpod["metadata"]
         try:
             self._desired(vpod, self.ctx.target.name(meta.get("name") or meta.get("generateName") or "pod",
                                                      meta["namespace"]))
-        except Unplaceable:
+        except NotOffered:
             return None
         except Refused as refused:
             return str(refused)

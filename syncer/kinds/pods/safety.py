@@ -18,13 +18,17 @@ host cluster's TenantPolicy lists, and refuses the rest (Refused becomes the
   server adds the default not-ready/unreachable tolerations to every pod, and a
   toleration only widens where a pod may go, so removing it never makes a pod unsafe.
 - node selectors and required node affinity on keys the policy does not list are
-  refused (the tenant asked for a placement the host will not give: Unplaceable, which
-  the pod webhook lets through, as Kubernetes accepts an unschedulable pod); preferred node
+  refused (the tenant asked for a placement the host will not give); preferred node
   affinity terms on such keys are stripped (a preference is not a promise). A required
   term naming nodes by `metadata.name` passes when every node it names is one the
   vcluster shows, i.e. one its pods already run on: a DaemonSet's pods are pinned so,
   and that picks no node the tenant is not on already.
 - a runtimeClassName the policy does not list is refused.
+
+What Pod Security admission would refuse, and runtime classes, are Refused outright (the
+pod webhook refuses the create); what the host merely does not offer (a CSI driver, a
+storage class, a placement) is NotOffered: Kubernetes accepts such a pod and leaves it
+Pending, and so does the webhook.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import copy
 from ... import names
 from ...names import LABEL_MANAGED_BY, LABEL_NAMESPACE
 from ...policy import TenantPolicy
-from ...translate import Refused, Target, Unplaceable
+from ...translate import Refused, Target, NotOffered
 
 VOLUME_SOURCES = {"configMap", "secret", "emptyDir", "downwardAPI", "projected", "persistentVolumeClaim",
                   "ephemeral", "csi", "image"}
@@ -46,20 +50,26 @@ NODE_NAME = "metadata.name"  # the one field a node selector term may match
 CLAIM_FIELDS = ("accessModes", "resources", "storageClassName", "volumeMode", "volumeAttributesClassName")
 
 
-def check_volumes(spec: dict, policy: TenantPolicy) -> None:
+def check_pod(spec: dict, policy: TenantPolicy) -> None:
+    """What is refused outright (before anything NotOffered): volume kinds and projected
+    sources the syncer does not allow, runtime classes the policy does not list."""
     for volume in spec.get("volumes") or []:
         name = volume.get("name")
-        sources = set(volume) - {"name"}
-        unknown = sources - VOLUME_SOURCES
+        unknown = set(volume) - {"name"} - VOLUME_SOURCES
         if unknown:
             raise Refused(f"volume {name!r}: {', '.join(sorted(unknown))} volumes are not allowed")
         for source in (volume.get("projected") or {}).get("sources") or []:
             kinds = set(source) - PROJECTED_SOURCES
             if kinds:
                 raise Refused(f"volume {name!r}: projected {', '.join(sorted(kinds))} sources are not allowed")
+    runtime_class = spec.get("runtimeClassName")
+    if runtime_class and runtime_class not in policy.runtime_classes:
+        raise Refused(f"runtimeClassName {runtime_class!r} is not allowed on this host cluster")
+    for volume in spec.get("volumes") or []:
         csi = volume.get("csi")
         if csi is not None and csi.get("driver") not in policy.csi_drivers:
-            raise Refused(f"volume {name!r}: CSI driver {csi.get('driver')!r} is not allowed on this host cluster")
+            raise NotOffered(f"volume {volume.get('name')!r}: CSI driver {csi.get('driver')!r} is not allowed "
+                             f"on this host cluster")
 
 
 def check_storage_class(spec: dict, target: Target) -> None:
@@ -68,8 +78,8 @@ def check_storage_class(spec: dict, target: Target) -> None:
     name = spec.get("storageClassName")
     if name is None or name == target.default_storage_class or name in target.policy.storage_classes:
         return
-    raise Refused(f"storage class {name!r} is not offered by this host cluster "
-                  f"(kubectl get storageclass lists those that are)")
+    raise NotOffered(f"storage class {name!r} is not offered by this host cluster "
+                     f"(kubectl get storageclass lists those that are)")
 
 
 def host_priority_class(spec: dict, target: Target) -> str | None:
@@ -113,9 +123,6 @@ def sanitise_ephemeral_volumes(spec: dict, namespace: str, target: Target) -> No
 
 
 def confine_scheduling(spec: dict, policy: TenantPolicy, shown_nodes: frozenset[str] = frozenset()) -> None:
-    runtime_class = spec.get("runtimeClassName")  # first: refused outright, where a placement is Unplaceable
-    if runtime_class and runtime_class not in policy.runtime_classes:
-        raise Refused(f"runtimeClassName {runtime_class!r} is not allowed on this host cluster")
     tolerations = [t for t in spec.get("tolerations") or [] if policy.allows_toleration(t)]
     if tolerations:
         spec["tolerations"] = tolerations
@@ -124,7 +131,7 @@ def confine_scheduling(spec: dict, policy: TenantPolicy, shown_nodes: frozenset[
     allowed = set(policy.node_label_keys)
     refused = sorted(set(spec.get("nodeSelector") or {}) - allowed)
     if refused:
-        raise Unplaceable(f"nodeSelector on host node labels {', '.join(refused)} is not allowed")
+        raise NotOffered(f"nodeSelector on host node labels {', '.join(refused)} is not allowed")
     _confine_node_affinity(spec, allowed, shown_nodes)
 
 
@@ -136,7 +143,7 @@ def _confine_node_affinity(spec: dict, allowed: set[str], shown_nodes: frozenset
     for term in required.get("nodeSelectorTerms") or []:
         refused = sorted(_term_keys(term) - allowed - ({NODE_NAME} if _names_shown_nodes(term, shown_nodes) else set()))
         if refused:
-            raise Unplaceable(f"node affinity on host node labels {', '.join(refused)} is not allowed")
+            raise NotOffered(f"node affinity on host node labels {', '.join(refused)} is not allowed")
     preferred = node_affinity.get("preferredDuringSchedulingIgnoredDuringExecution")
     if preferred:
         kept = [p for p in preferred if _term_keys(p.get("preference") or {}) <= allowed]

@@ -168,7 +168,7 @@ def host_pod(pod: dict, target: Target, token_secret: str | None, services: list
     meta = pod["metadata"]
     namespace = meta["namespace"]
     spec = copy.deepcopy(pod["spec"])
-    safety.check_volumes(spec, target.policy)
+    safety.check_pod(spec, target.policy)
     _visit_refs(spec, lambda kind, name, optional: target.name(name, namespace))
     safety.sanitise_ephemeral_volumes(spec, namespace, target)
     owner_only = _owner_only_files(spec)
