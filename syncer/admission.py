@@ -35,6 +35,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .kinds.pods.safety import may_refuse_cel
 from .kinds.services import admit, cluster_ips
 from .kube import Resource
 from .metricsapi import SERVICE_NAME, SERVICE_NAMESPACE
@@ -80,6 +81,8 @@ def pod_configuration(port: int, ca_pem: bytes) -> dict:
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": POD_CONFIGURATION},
         "webhooks": [{**_webhook("tenant-policy.pods.vcportal.io", "pods", POD_PATH, port, ca_pem),
+                      # Only pods check_pod might refuse outright ask the syncer (the code checks all).
+                      "matchConditions": [{"name": "may-be-refused", "expression": may_refuse_cel()}],
                       "sideEffects": "None"}],
     }
 

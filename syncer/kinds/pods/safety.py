@@ -72,6 +72,19 @@ def check_pod(spec: dict, policy: TenantPolicy) -> None:
                              f"on this host cluster")
 
 
+def may_refuse_cel() -> str:
+    """A CEL expression over a Pod (`object`), true when check_pod might refuse it outright:
+    the pod webhook's match condition (syncer.admission), made from the lists check_pod
+    reads, so the pods tenants usually make never wait on a call to the syncer."""
+    def none_of(var: str, fields: set[str]) -> str:
+        return "!(" + " || ".join(f"has({var}.{field})" for field in sorted(fields)) + ")"
+
+    projected = (f"has(v.projected) && has(v.projected.sources) && "
+                 f"v.projected.sources.exists(s, {none_of('s', PROJECTED_SOURCES)})")
+    return (f"has(object.spec.runtimeClassName) || (has(object.spec.volumes) && "
+            f"object.spec.volumes.exists(v, {none_of('v', VOLUME_SOURCES)} || ({projected})))")
+
+
 def check_storage_class(spec: dict, target: Target) -> None:
     """A claim may leave its class out (the host's default), or name the host's default
     or a class the policy lists; any other, a tenant's own class included, is refused."""
