@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,6 +129,17 @@ def outcomes(report: Path) -> dict[str, dict]:
     return results
 
 
+def keep_logs(stack: Stack, out: Path) -> None:
+    """The stack's logs (the portal's, the worker's, the host's components, each
+    vcluster's control plane and syncer) into `out`/stack: the stack's directory goes, and
+    a failure the suite's output does not explain is read there."""
+    kept = out / "stack"
+    for log in [*stack.var.rglob("*.log"), stack.log]:
+        target = kept / (log.relative_to(stack.var) if log.is_relative_to(stack.var) else log.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(log, target)
+
+
 def sig_of(name: str) -> str:
     found = re.search(r"\[sig-([\w-]+)\]", name)
     return found.group(1) if found else "other"
@@ -218,6 +230,7 @@ def main() -> int:
             write_report(results, args.out, minutes)  # a report after each target, in case the next is stopped
     finally:
         stack.stop()
+        keep_logs(stack, args.out)
         stack.remove()
     print(write_report(results, args.out, minutes))
     print(f"conformance: report in {args.out / 'report.md'}")

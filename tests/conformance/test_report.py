@@ -69,3 +69,19 @@ def test_a_vcluster_failure_is_explained_by_the_host_a_refusal_or_named_a_gap(tm
     assert SECRETS not in text.split("## Not passing")[1]
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["vcluster"][HOST_PORT]["state"] == "failed" and "output" not in saved["vcluster"][HOST_PORT]
+
+
+def test_the_stacks_logs_are_kept_beside_the_report(tmp_path):
+    from types import SimpleNamespace
+
+    var = tmp_path / "vcportal-load-x"
+    (var / "vclusters" / "7").mkdir(parents=True)
+    (var / "vclusters" / "7" / "syncer.log").write_text("synced")
+    (var / "vclusters" / "7" / "state.db").write_text("not a log")
+    (tmp_path / "vcportal-load-x.log").write_text("up")
+    out = tmp_path / "out"
+
+    conformance.keep_logs(SimpleNamespace(var=var, log=tmp_path / "vcportal-load-x.log"), out)
+
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "stack/vclusters/7/syncer.log", "stack/vcportal-load-x.log"]
