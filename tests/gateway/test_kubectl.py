@@ -241,24 +241,24 @@ def test_exec_logs_and_port_forward_reach_the_api_server(world, vcluster, gatewa
     assert forced_spdy.returncode != 0 and "WebSocket only" in forced_spdy.stderr, forced_spdy.stderr
 
 
-@pytest.mark.parametrize("flags", [[], ["--append-server-path"]], ids=["plain", "append-server-path"])
-def test_kubectl_proxy_serves_the_vcluster_as_the_person(world, vcluster, gateway_server, tmp_path, flags):
+def test_kubectl_proxy_serves_the_vcluster_as_the_person(world, vcluster, gateway_server, tmp_path):
     """Without --append-server-path kubectl proxy drops the kubeconfig server's path
     (/kube/vclusters/<id>): the gateway knows the vcluster from the token."""
     kc = kubeconfig_for(world.teammate, vcluster, gateway_server, tmp_path)
     run(kc, "create", "configmap", "proxied")
-    proxy = subprocess.Popen([str(bin_dir() / "kubectl"), f"--kubeconfig={kc}", "proxy", "--port=0", *flags],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        address = proxy.stdout.readline().split("Starting to serve on ")[1].strip()
-        listed = requests.get(f"http://{address}/api/v1/namespaces/default/configmaps", timeout=30).json()
-        assert "proxied" in {item["metadata"]["name"] for item in listed["items"]}, listed
-        review = requests.post(f"http://{address}/apis/authentication.k8s.io/v1/selfsubjectreviews", timeout=30,
-                               json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
-        assert review.json()["status"]["userInfo"]["username"] == "vcportal:teammate"
-    finally:
-        proxy.terminate()
-        proxy.wait(timeout=30)
+    for flags in ([], ["--append-server-path"]):
+        proxy = subprocess.Popen([str(bin_dir() / "kubectl"), f"--kubeconfig={kc}", "proxy", "--port=0", *flags],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            address = proxy.stdout.readline().split("Starting to serve on ")[1].strip()
+            listed = requests.get(f"http://{address}/api/v1/namespaces/default/configmaps", timeout=30).json()
+            assert "proxied" in {item["metadata"]["name"] for item in listed["items"]}, (flags, listed)
+            review = requests.post(f"http://{address}/apis/authentication.k8s.io/v1/selfsubjectreviews", timeout=30,
+                                   json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+            assert review.json()["status"]["userInfo"]["username"] == "vcportal:teammate", flags
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=30)
 
 
 def test_logs_exec_and_top_reach_a_pod_running_on_the_real_node(world, make_real_vcluster, gateway_server,  # noqa: F811
