@@ -112,6 +112,12 @@ def test_control_plane_and_syncer_are_a_pod_on_the_host(provisioned_as_pods, rea
     host_copies = host_kube(real_host_cluster).core.list_namespaced_service(pod.metadata.namespace).items
     assert created.spec.cluster_ip in {s.spec.cluster_ip for s in host_copies
                                        if (s.metadata.annotations or {}).get(names.ANN_NAME) == "web"}
+    # A pod the tenant policy refuses is refused at creation by the syncer's pod webhook.
+    hostpath = {"metadata": {"name": "hostpath"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox"}], "volumes": [{"name": "v", "hostPath": {"path": "/"}}]}}
+    with pytest.raises(client.ApiException) as refused:
+        api.core.create_namespaced_pod("team-ns", hostpath, dry_run="All")
+    assert refused.value.status == 403 and "hostPath volumes are not allowed" in refused.value.body
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from tests.kube.helpers import busybox_pod, eventually
 
-from .test_tenant_policy import create_refused
+from .test_tenant_policy import refused
 
 pytestmark = [pytest.mark.kube, pytest.mark.realnode]
 
@@ -41,5 +41,6 @@ def test_a_daemonset_covers_the_vclusters_node_and_a_pin_elsewhere_is_refused(ma
         required_during_scheduling_ignored_during_execution=client.V1NodeSelector(node_selector_terms=[
             client.V1NodeSelectorTerm(match_fields=[client.V1NodeSelectorRequirement(
                 key="metadata.name", operator="In", values=["a-host-node-of-someone-else"])])])))
-    create_refused(vc, core.api_client.sanitize_for_serialization(pinned), "metadata.name")
+    core.create_namespaced_pod("default", pinned)  # accepted, as Kubernetes accepts a pod it cannot place
+    refused(vc, "elsewhere", "metadata.name")
     assert not [p for p in vc.host_pods() if p.metadata.annotations.get("vcportal.io/object-name") == "elsewhere"]

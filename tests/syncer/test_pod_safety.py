@@ -8,7 +8,7 @@ import pytest
 
 from syncer.kinds.pods import translate as pods
 from syncer.policy import PolicyError, TenantPolicy
-from syncer.translate import Refused, Target, NotOffered
+from syncer.translate import NotOffered, Refused, Target
 
 from .test_translate import TARGET, virtual_pod
 

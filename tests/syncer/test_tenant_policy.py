@@ -97,6 +97,10 @@ def test_a_pod_the_tenant_policy_refuses_is_refused_at_creation_and_without_the_
         'admission webhook "tenant-policy.pods.vcportal.io" denied the request: this host cluster\'s tenant policy '
         "refuses the Pod: volume 'v': hostPath volumes are not allowed")
     assert refused_at_admission(vcluster, hostpath) is not None
+    client.NodeV1Api(vcluster.tenant.api).create_runtime_class(client.V1RuntimeClass(
+        metadata=client.V1ObjectMeta(name="host-vm"), handler="kata"))
+    unlisted_runtime = refused_at_admission(vcluster, pod("vm", runtimeClassName="host-vm"), dry_run="All")
+    assert unlisted_runtime is not None and "runtimeClassName 'host-vm'" in json.loads(unlisted_runtime.body)["message"]
     assert not [p for p in tenant.list_namespaced_pod("default").items if p.metadata.name == "hostpath"]
     tenant.create_namespaced_pod("default", pod("plain"))  # what the policy allows is admitted
 
