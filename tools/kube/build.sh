@@ -12,7 +12,8 @@
 # prints its directory, keyed by its sources); `runtime` only what the vcluster runtime image holds
 # (kube-apiserver, kube-controller-manager, kine: Dockerfile.runtime); `conformance` the
 # upstream e2e suite (e2e.test), ginkgo, and the programs of the suite's test images (agnhost,
-# nonewprivs, sample-apiserver, and etcd as the sample API server's storage) for `make conformance`, and prints their directory. The last line
+# nonewprivs, sample-apiserver, and etcd as the sample API server's storage) for `make conformance`,
+# and prints their directory. The last line
 # printed is the control-plane binary directory, or with `node`, `ingress` or `conformance` theirs.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

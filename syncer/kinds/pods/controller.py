@@ -41,7 +41,7 @@ from ...kube import (
     CLUSTERTRUSTBUNDLES, CONFIGMAPS, NETWORKPOLICIES, NODES, PODCERTIFICATEREQUESTS, PODS, PVCS, SECRETS,
     SERVICEACCOUNTS, SERVICES, ApiError, Resource,
 )
-from ...translate import Refused, Target, NotOffered
+from ...translate import NotOffered, Refused, Target
 from ..networkpolicies import isolation_labels
 from ..priorityclasses import with_offered
 from ..storageclasses import with_host_default

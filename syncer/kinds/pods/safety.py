@@ -38,7 +38,7 @@ import copy
 from ... import names
 from ...names import LABEL_MANAGED_BY, LABEL_NAMESPACE
 from ...policy import TenantPolicy
-from ...translate import Refused, Target, NotOffered
+from ...translate import NotOffered, Refused, Target
 
 VOLUME_SOURCES = {"configMap", "secret", "emptyDir", "downwardAPI", "projected", "persistentVolumeClaim",
                   "ephemeral", "csi", "image"}
@@ -51,8 +51,9 @@ CLAIM_FIELDS = ("accessModes", "resources", "storageClassName", "volumeMode", "v
 
 
 def check_pod(spec: dict, policy: TenantPolicy) -> None:
-    """What is refused outright (before anything NotOffered): volume kinds and projected
-    sources the syncer does not allow, runtime classes the policy does not list."""
+    """Volume kinds and projected sources the syncer does not allow, and runtime classes
+    the policy does not list, refused outright; then CSI drivers it does not list
+    (NotOffered), so a pod with both is refused outright."""
     for volume in spec.get("volumes") or []:
         name = volume.get("name")
         unknown = set(volume) - {"name"} - VOLUME_SOURCES
