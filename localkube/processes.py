@@ -129,6 +129,14 @@ class ProcessDir:
                 self._wait_exit(name, pid, timeout)
         self._pid_path(name).unlink(missing_ok=True)
 
+    def kill(self, name: str, timeout: float = 20) -> None:
+        """SIGKILL the process group: for a process whose state is thrown away with it."""
+        pid = self.pid(name)
+        if pid is not None:
+            _signal_group(pid, signal.SIGKILL)
+            self._wait_exit(name, pid, timeout)
+        self._pid_path(name).unlink(missing_ok=True)
+
     def _wait_exit(self, name: str, pid: int, timeout: float) -> bool:
         # Wait on the pid itself: while a process exits, /proc stops showing its exe
         # before the process is gone, so pid(name) turns None too early.

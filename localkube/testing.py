@@ -73,7 +73,7 @@ def make_cluster(tmp_path_factory) -> Iterator[Callable[..., LocalCluster]]:
         yield factory
     finally:
         for cluster in started:
-            cluster.stop()
+            cluster.stop(discard=True)
 
 
 def kubectl(kubeconfig, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -343,18 +343,30 @@ def stop_runtime(ctx: Context) -> None:
 
 
 def delete_namespace(ctx: Context) -> None:
-    """Delete the host namespace, unless it is not this vcluster's (provisioning
-    refused to adopt it): then it and everything in it stays as it is."""
+    """Ask the host to delete the namespace, unless it is not this vcluster's (provisioning
+    refused to adopt it): then it and everything in it stays as it is. Asked before the
+    runtime stops because the host's namespace controller waits 5 s after a deletion
+    (for every API server to see it) before it empties the namespace: the runtime stops
+    meanwhile. A terminating namespace takes no new object, so the syncer, still
+    running, can add nothing to it."""
     ns = ctx.placement.host_namespace
     if conflict := ctx.ownership_conflict("v1", "Namespace", ns):
         ctx.changes.append(f"nothing: Namespace {ns} {conflict}, so it was left alone")
         return
-    if ctx.host.exists("v1", "Namespace", ns) and (pods := ctx.host.delete_pods_now(ns)):
-        ctx.changes.append(f"{pods} pods, without grace period")
-    if ctx.host.delete("v1", "Namespace", ns):
+    if ctx.host.delete("v1", "Namespace", ns):  # first, so that no controller recreates a pod deleted here
         ctx.changes.append(f"Namespace {ns} and everything in it")
+        if pods := ctx.host.delete_pods_now(ns):
+            ctx.changes.append(f"{pods} pods, without grace period")
+
+
+def wait_namespace_gone(ctx: Context) -> None:
+    ns = ctx.placement.host_namespace
+    if conflict := ctx.ownership_conflict("v1", "Namespace", ns):
+        ctx.changes.append(f"nothing: Namespace {ns} {conflict}, so it was left alone")
+        return
     if not ctx.host.wait_namespace_gone(ns, settings.VCPORTAL_NAMESPACE_DELETE_TIMEOUT):
         raise Transient(f"namespace {ns} is still terminating")
+    ctx.changes.append(f"Namespace {ns} no longer on the host")
 
 
 def delete_cluster_scoped(ctx: Context) -> None:
@@ -390,8 +402,9 @@ def verify_gone(ctx: Context) -> None:
 
 
 TEARDOWN = (
-    Step("Stop syncer and control plane", stop_runtime),
     Step("Delete host namespace", delete_namespace),
+    Step("Stop syncer and control plane", stop_runtime),
+    Step("Host namespace gone", wait_namespace_gone),
     Step("Remove cluster-wide objects", delete_cluster_scoped),
     Step("Remove credentials", remove_credentials),
     Step("Verify nothing remains", verify_gone),

@@ -148,8 +148,12 @@ class Syncer:
         while not self._stopped.wait(self.config.resync_period):
             self.resync()
         self.stop()
-        for server in servers:
-            server.shutdown()
+        # Together: each shutdown waits up to its serve_forever's half-second poll.
+        stopping = [threading.Thread(target=server.shutdown) for server in servers]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         logger.info("syncer for vcluster %s stopped", self.config.vcluster)
 
     def _serve_health(self) -> HealthServer | None:

@@ -151,7 +151,12 @@ class KubernetesRuntime:
         if self._delete_ours(vc, "apps/v1", "StatefulSet", cp.STATEFULSET):
             removed.append(f"StatefulSet {ns}/{cp.STATEFULSET}")
         for pod in self._pods(vc):
-            self.kube.core.delete_namespaced_pod(pod, ns, grace_period_seconds=0, _request_timeout=10)
+            try:
+                self.kube.core.delete_namespaced_pod(pod, ns, grace_period_seconds=0, _request_timeout=10)
+            except ApiException as exc:
+                if exc.status != 404:  # gone meanwhile: teardown deleted the namespace's pods first
+                    raise
+                continue
             removed.append(f"Pod {ns}/{pod}")
         for api_version, kind, name in (
             ("v1", "Service", cp.SERVICE), ("networking.k8s.io/v1", "Ingress", cp.SERVICE),

@@ -81,7 +81,7 @@ def test_create_wait_list_connect_and_delete_with_vcp(logged_in, host, celery_wo
     deleted = vcp("delete", "vcluster", "demo", "--wait").stdout.splitlines()
     assert deleted[0] == "vcluster demo in team alpha: Deleting"
     assert [line.split("  ")[0] for line in deleted[1:-1]] == [  # teardown's steps, not provisioning's again
-        "✓ Stop syncer and control plane", "✓ Delete host namespace", "✓ Remove cluster-wide objects",
+        "✓ Delete host namespace", "✓ Stop syncer and control plane", "✓ Host namespace gone", "✓ Remove cluster-wide objects",
         "✓ Remove credentials", "✓ Verify nothing remains"]
     assert deleted[-1].startswith("Deleted in ")
     assert vcp("list", "vclusters").stdout.splitlines() == ["NAME  TEAM  PHASE  VERSION  CPU  MEMORY  STORAGE  PODS  CREATED"]

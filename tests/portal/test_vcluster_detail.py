@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 RECEIPT = {
     "steps": [
-        {"step": "Stop syncer and control plane", "done": "process kube-apiserver (pid 4242); state directory /var/vc/7"},
         {"step": "Delete host namespace", "done": "Namespace vc-alpha-web and everything in it"},
+        {"step": "Stop syncer and control plane", "done": "process kube-apiserver (pid 4242); state directory /var/vc/7"},
         {"step": "Verify nothing remains", "done": "no object labelled vcportal.io/vcluster-id=7 in any namespace"},
     ],
     "finished_at": "2026-11-26T10:00:05+00:00",
@@ -130,7 +130,7 @@ def test_a_deleted_vcluster_shows_its_teardown_receipt(teammate, world):
     assert "<h3 id=\"receipt-title\">Teardown receipt</h3>" in receipt
     for item in RECEIPT["steps"]:
         assert item["step"] in receipt and item["done"] in receipt
-    assert receipt.index("Stop syncer") < receipt.index("Delete host namespace") < receipt.index("Verify nothing remains")
+    assert receipt.index("Delete host namespace") < receipt.index("Stop syncer") < receipt.index("Verify nothing remains")
     assert "east" in receipt
     assert "Removed with the vcluster." in page and "Download kubeconfig" not in page
 

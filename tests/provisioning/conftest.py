@@ -98,7 +98,7 @@ class RuntimeHost:
 
     @property
     def stopped_word(self) -> str:
-        """What the teardown receipt's first step names as stopped."""
+        """What the teardown receipt's runtime step names as stopped."""
         return "kube-apiserver" if self.runtime == "local" else kubeobjects.STATEFULSET
 
 

@@ -2,7 +2,7 @@
 
 Personas: the *tenant* uses the vcluster with its admin kubeconfig, as a team would
 through a downloaded kubeconfig; the *operator* is the host cluster's admin. The syncer
-runs as its own process (`manage.py syncer --config`) with a host token of the
+runs as its own process (`python -m syncer --config`, as the runtimes start it) with a host token of the
 ServiceAccount, Role and bindings production creates (provisioning.manifests.
 syncer_identity, applied by server-side apply), so the tests exercise that RBAC.
 
@@ -64,7 +64,7 @@ class SyncerProcess:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "manage.py", "syncer", "--config", str(self.config), "--log-level", "DEBUG"],
+                [sys.executable, "-m", "syncer", "--config", str(self.config), "--log-level", "DEBUG"],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         eventually(lambda: probe(self.health) == 200 or self._died(), timeout=60, what="the syncer ready")

@@ -185,7 +185,9 @@ def test_teardown_removes_everything_and_keeps_a_receipt(provisioned, runtime_ho
     assert runtime_host.leftovers(vcluster, processes) == []
     receipt = vcluster.placement.receipt
     assert [s["step"] for s in receipt["steps"]] == [s.name for s in pipeline.TEARDOWN]
-    assert runtime_host.stopped_word in receipt["steps"][0]["done"]
+    done = {s["step"]: s["done"] for s in receipt["steps"]}
+    assert runtime_host.stopped_word in done["Stop syncer and control plane"]
+    assert done["Host namespace gone"] == f"Namespace {ns} no longer on the host"
 
 
 def test_no_enabled_host_fails_the_vcluster_with_what_to_do(provisioned, host):
