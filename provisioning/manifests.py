@@ -30,8 +30,11 @@ SYNCER = "vcportal-syncer"
 # On the namespace of a host ingress controller: its pods may reach tenant pods (the
 # backends of tenants' Ingresses, syncer.kinds.ingresses).
 INGRESS_CONTROLLER_LABEL = "vcportal.io/ingress-controller"
-# Per-container defaults where a pod names none; the quota requires them.
-CONTAINER_DEFAULTS = {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "512Mi"}
+# Per-container defaults where a pod names none; the quota requires them. No default CPU
+# limit: the quota caps CPU requests, the share the kernel guarantees each container when
+# CPU is contended, so a container without a limit of its own may use CPU nobody else is
+# using, as on a cluster of one's own (Kubernetes' conformance tests expect exactly that).
+CONTAINER_DEFAULT_LIMITS = {"memory": "512Mi", "ephemeral-storage": "512Mi"}
 CONTAINER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
 # Node-local disk (emptyDir, logs, writable layers) the quota allows per pod, on average.
 EPHEMERAL_STORAGE_PER_POD = 2**30
@@ -136,7 +139,6 @@ def resource_quota(ns: str, owner_labels: dict, *, cpu_millicores: int, memory_b
     ephemeral = str(pods * EPHEMERAL_STORAGE_PER_POD)
     hard = {
         "requests.cpu": f"{cpu_millicores}m",
-        "limits.cpu": f"{cpu_millicores}m",
         "requests.memory": str(memory_bytes),
         "limits.memory": str(memory_bytes),
         "requests.storage": str(storage_bytes),
@@ -157,7 +159,7 @@ def limit_range(ns: str, owner_labels: dict) -> dict:
         "metadata": _meta("vcluster", ns, owner_labels),
         "spec": {
             "limits": [
-                {"type": "Container", "default": CONTAINER_DEFAULTS, "defaultRequest": CONTAINER_DEFAULT_REQUESTS}
+                {"type": "Container", "default": CONTAINER_DEFAULT_LIMITS, "defaultRequest": CONTAINER_DEFAULT_REQUESTS}
             ]
         },
     }

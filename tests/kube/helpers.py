@@ -60,7 +60,7 @@ def pod(name: str, *, privileged: bool = False, cpu: str | None = None) -> clien
     )
 
 
-# Room for a few busybox pods in a team's quota (1 CPU, 1 GiB), where defaults take 500m each.
+# Room for a few busybox pods in a team's quota (1 CPU, 1 GiB), where defaults take 512Mi each.
 SMALL = client.V1ResourceRequirements(requests={"cpu": "10m", "memory": "16Mi"}, limits={"cpu": "100m", "memory": "64Mi"})
 
 

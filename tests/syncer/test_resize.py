@@ -42,7 +42,7 @@ def test_a_resize_reaches_the_container_and_the_host_quota_still_bounds_it(make_
     # As production's host namespaces have (provisioning.manifests.limit_range): defaults for what a pod leaves out.
     vc.operator.core.create_namespaced_limit_range(vc.host_namespace, client.V1LimitRange(
         metadata=client.V1ObjectMeta(name="defaults"), spec=client.V1LimitRangeSpec(limits=[client.V1LimitRangeItem(
-            type="Container", default={"cpu": "250m", "memory": "64Mi"}, default_request={"cpu": "50m"})])))
+            type="Container", default={"memory": "64Mi"}, default_request={"cpu": "50m"})])))
     pod = busybox_pod("app", "sleep 3600", resources=client.V1ResourceRequirements(**resources("100m", "200m")))
     vc.tenant.core.create_namespaced_pod("default", pod)
     read = lambda: vc.tenant.core.read_namespaced_pod("app", "default")  # noqa: E731
@@ -61,7 +61,7 @@ def test_a_resize_reaches_the_container_and_the_host_quota_still_bounds_it(make_
     eventually(lambda: vc.tenant.core.read_namespaced_pod("plain", "default").status.phase == "Running",
                timeout=120, what="the plain pod running")
     plain = vc.operator.core.read_namespaced_pod(vc.host_name("plain"), vc.host_namespace)
-    assert plain.spec.containers[0].resources.limits == {"cpu": "250m", "memory": "64Mi"}
+    assert plain.spec.containers[0].resources.limits == {"memory": "64Mi"}
     assert plain.metadata.generation == 1
     assert f"pods/{plain.metadata.name}/resize" not in vc.syncer.log.read_text(), "no resize asked of the host"
     status = vc.tenant.core.read_namespaced_pod("plain", "default").status
