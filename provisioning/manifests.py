@@ -30,12 +30,14 @@ SYNCER = "vcportal-syncer"
 # On the namespace of a host ingress controller: its pods may reach tenant pods (the
 # backends of tenants' Ingresses, syncer.kinds.ingresses).
 INGRESS_CONTROLLER_LABEL = "vcportal.io/ingress-controller"
-# Per-container defaults where a pod names none; the quota requires them. No default CPU
-# limit: the quota caps CPU requests, the share the kernel guarantees each container when
-# CPU is contended, so a container without a limit of its own may use CPU nobody else is
-# using, as on a cluster of one's own (Kubernetes' conformance tests expect exactly that).
+# Per-container defaults where a pod names none; the quota requires them. CPU is shared
+# as Kubernetes shares it: the quota caps CPU requests, the share the kernel guarantees
+# each container when CPU is contended. So no default CPU limit (a container without one
+# may use CPU nobody else is using), and a default request of 1m, whose cgroup weight is
+# the one a container without a request gets (cpu.shares 2): asking for nothing is
+# guaranteed nothing, as on a cluster of one's own. Conformance tests read both.
 CONTAINER_DEFAULT_LIMITS = {"memory": "512Mi", "ephemeral-storage": "512Mi"}
-CONTAINER_DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
+CONTAINER_DEFAULT_REQUESTS = {"cpu": "1m", "memory": "128Mi", "ephemeral-storage": "64Mi"}
 # Node-local disk (emptyDir, logs, writable layers) the quota allows per pod, on average.
 EPHEMERAL_STORAGE_PER_POD = 2**30
 # The vcluster's CoreDNS (the Cluster DNS step) runs in the host namespace beside the

@@ -85,6 +85,12 @@ def test_quota_is_the_requested_resources():
     assert hard["requests.ephemeral-storage"] == hard["limits.ephemeral-storage"] == str(20 * 2**30)
 
 
+def test_containers_get_no_default_cpu_limit_and_the_weight_of_no_cpu_request():
+    [defaults] = manifests.limit_range("ns", LABELS)["spec"]["limits"]
+    assert "cpu" not in defaults["default"] and defaults["default"]["memory"] == "512Mi"
+    assert defaults["defaultRequest"]["cpu"] == "1m"  # cpu.shares 2, the kernel's weight for a container without a request
+
+
 def test_quota_counts_objects_from_the_pod_count():
     counts = manifests.object_counts(20)
     assert counts == {
