@@ -350,8 +350,7 @@ def delete_namespace(ctx: Context) -> None:
     meanwhile. A terminating namespace takes no new object, so the syncer, still
     running, can add nothing to it."""
     ns = ctx.placement.host_namespace
-    if conflict := ctx.ownership_conflict("v1", "Namespace", ns):
-        ctx.changes.append(f"nothing: Namespace {ns} {conflict}, so it was left alone")
+    if _left_alone(ctx, ns):
         return
     if ctx.host.delete("v1", "Namespace", ns):  # first, so that no controller recreates a pod deleted here
         ctx.changes.append(f"Namespace {ns} and everything in it")
@@ -361,12 +360,19 @@ def delete_namespace(ctx: Context) -> None:
 
 def wait_namespace_gone(ctx: Context) -> None:
     ns = ctx.placement.host_namespace
-    if conflict := ctx.ownership_conflict("v1", "Namespace", ns):
-        ctx.changes.append(f"nothing: Namespace {ns} {conflict}, so it was left alone")
+    if _left_alone(ctx, ns):
         return
     if not ctx.host.wait_namespace_gone(ns, settings.VCPORTAL_NAMESPACE_DELETE_TIMEOUT):
         raise Transient(f"namespace {ns} is still terminating")
     ctx.changes.append(f"Namespace {ns} no longer on the host")
+
+
+def _left_alone(ctx: Context, ns: str) -> bool:
+    """Whether the namespace is not this vcluster's (provisioning refused to adopt it);
+    if so, noted as left alone."""
+    if conflict := ctx.ownership_conflict("v1", "Namespace", ns):
+        ctx.changes.append(f"nothing: Namespace {ns} {conflict}, so it was left alone")
+    return bool(conflict)
 
 
 def delete_cluster_scoped(ctx: Context) -> None:
