@@ -1,6 +1,7 @@
 """The vcluster's admission webhooks, served by the syncer.
 
-- Services (mutating): a Service gets the host's ClusterIP as it is created
+- Services (mutating): a Service gets the host's ClusterIP as it is created, or as an
+  update turns an ExternalName Service (which has none) into one that has one
   (syncer.kinds.services.admit), so no client ever holds an address that does not route.
   The webhook only ever sets the ClusterIPs the host chose for the host copy, which is
   translated as the controller translates it: a tenant's own clusterIP is never asked of
@@ -53,8 +54,12 @@ WEBHOOKS = Resource("MutatingWebhookConfiguration", "mutatingwebhookconfiguratio
                     "/apis/admissionregistration.k8s.io/v1", namespaced=False)
 VALIDATING_WEBHOOKS = Resource("ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
                                "/apis/admissionregistration.k8s.io/v1", namespaced=False)
-# Only creates that will get a ClusterIP ask the syncer (the code checks again).
+# Only creates, and updates from ExternalName, that will get a ClusterIP ask the syncer
+# (the code checks again).
 MATCH_CONDITIONS = [
+    {"name": "created-or-from-external-name",
+     "expression": "request.operation == 'CREATE' || "
+                   "(has(oldObject.spec.type) && oldObject.spec.type == 'ExternalName')"},
     {"name": "named", "expression": "has(object.metadata.name) && object.metadata.name != ''"},
     {"name": "not-external-name", "expression": "!has(object.spec.type) || object.spec.type != 'ExternalName'"},
     {"name": "not-headless", "expression": "!has(object.spec.clusterIP) || object.spec.clusterIP != 'None'"},
@@ -68,7 +73,7 @@ def configuration(port: int, ca_pem: bytes) -> dict:
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": CONFIGURATION},
         "webhooks": [{
-            **_webhook("cluster-ips.services.vcportal.io", "services", PATH, port, ca_pem),
+            **_webhook("cluster-ips.services.vcportal.io", "services", PATH, port, ca_pem, ("CREATE", "UPDATE")),
             "matchConditions": MATCH_CONDITIONS,
             "sideEffects": "NoneOnDryRun",
             "reinvocationPolicy": "Never",
@@ -87,12 +92,13 @@ def pod_configuration(port: int, ca_pem: bytes) -> dict:
     }
 
 
-def _webhook(name: str, resource: str, path: str, port: int, ca_pem: bytes) -> dict:
+def _webhook(name: str, resource: str, path: str, port: int, ca_pem: bytes,
+             operations: tuple[str, ...] = ("CREATE",)) -> dict:
     return {
         "name": name,
         "clientConfig": {"service": {"namespace": SERVICE_NAMESPACE, "name": SERVICE_NAME, "port": port, "path": path},
                          "caBundle": base64.b64encode(ca_pem).decode()},
-        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": [resource],
+        "rules": [{"operations": list(operations), "apiGroups": [""], "apiVersions": ["v1"], "resources": [resource],
                    "scope": "Namespaced"}],
         "failurePolicy": "Ignore",
         "timeoutSeconds": 10,
@@ -106,7 +112,8 @@ def review(ctx: SyncContext, body: dict) -> dict:
     request = body.get("request") or {}
     response: dict = {"uid": request.get("uid", ""), "allowed": True}
     service = _service(request)
-    if service is not None and (host_copy := admit(ctx, service)) is not None:
+    from_external_name = request.get("operation") == "UPDATE"
+    if service is not None and (host_copy := admit(ctx, service, from_external_name)) is not None:
         response.update(_patched(service, host_copy))
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
@@ -128,18 +135,28 @@ def review_pod(ctx: SyncContext, synced: Callable[[], bool], body: dict) -> dict
 
 def _created(request: dict, kind_name: str) -> dict | None:
     """The object of kind `kind_name` (core group) that a create would make, with its namespace."""
+    return _requested(request, kind_name) if request.get("operation") == "CREATE" else None
+
+
+def _requested(request: dict, kind_name: str) -> dict | None:
+    """The object of kind `kind_name` (core group) the request would store, with its namespace."""
     kind = request.get("kind") or {}
     obj = request.get("object")
-    if request.get("operation") != "CREATE" or kind.get("kind") != kind_name or kind.get("group") \
-            or not isinstance(obj, dict) or not request.get("namespace"):
+    if kind.get("kind") != kind_name or kind.get("group") or not isinstance(obj, dict) or not request.get("namespace"):
         return None
     meta = {**(obj.get("metadata") or {}), "namespace": request["namespace"]}
     return {**obj, "metadata": meta, "spec": obj.get("spec") or {}}
 
 
 def _service(request: dict) -> dict | None:
-    """The Service a real (not dry-run) create would make, with its namespace."""
-    return None if request.get("dryRun") else _created(request, "Service")
+    """The Service a real (not dry-run) create would make, or an update would make of an
+    ExternalName Service, with its namespace."""
+    if request.get("dryRun"):
+        return None
+    if request.get("operation") == "UPDATE":
+        old = request.get("oldObject") or {}
+        return _requested(request, "Service") if (old.get("spec") or {}).get("type") == "ExternalName" else None
+    return _created(request, "Service")
 
 
 def _patched(service: dict, host_copy: dict) -> dict:

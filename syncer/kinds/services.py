@@ -65,13 +65,16 @@ def host_service(service: dict, target: Target) -> dict:
     return host_object("Service", service, target, spec=host_spec)
 
 
-def admit(ctx, service: dict) -> dict | None:
+def admit(ctx, service: dict, from_external_name: bool = False) -> dict | None:
     """The host copy whose ClusterIPs a Service about to be created in the vcluster takes
-    (created now if need be), or None to leave the Service as it is."""
+    (created now if need be), or None to leave the Service as it is. from_external_name:
+    an update turns an ExternalName Service, which has no ClusterIP, into this one. If the
+    host's policy allowed the ExternalName Service, its host copy exists and is not
+    taken here: the controller changes its type, and recreates the Service with its IP."""
     meta, spec = service["metadata"], service["spec"]
     key = key_of(service)
     if (not meta.get("name") or spec.get("type") == "ExternalName" or _headless(service) or key in NOT_SYNCED
-            or ctx.vinf[SERVICES].get(key) is not None):  # that create fails: the name is taken
+            or (not from_external_name and ctx.vinf[SERVICES].get(key) is not None)):  # a create fails: the name is taken
         return None
     try:
         host_copy = _unclaimed_copy(ctx, host_service(service, ctx.target))
@@ -137,13 +140,14 @@ class ServiceSync(HostSync):
         return super().keys() - NOT_SYNCED
 
     def reconcile(self, key: str) -> float | None:
-        if self.ctx.vinf[SERVICES].get(key) is None and (wait := self._admission_pending(key)):
+        cached = self.ctx.vinf[SERVICES].get(key)
+        if (cached is None or cached["spec"].get("type") == "ExternalName") and (wait := self._admission_pending(key)):
             return wait
         return super().reconcile(key)
 
     def _admission_pending(self, key: str) -> float | None:
         """Seconds until the copies the webhook just made for `key` may be deleted: its
-        Service may not be in the vcluster yet."""
+        Service may not be in the vcluster yet, or not yet turned from ExternalName."""
         waits = [ADMITTED_GRACE - age(c) for c in self.host_copies(key) if not _claimed(c)]
         return max(waits) if waits and max(waits) > 0 else None
 

@@ -120,6 +120,28 @@ def test_a_new_service_has_the_hosts_cluster_ip_from_its_creation(vcluster):
     assert vcluster.tenant.core.read_namespaced_service("web", "default").metadata.uid == created.metadata.uid
 
 
+def test_an_external_name_service_turned_cluster_ip_has_the_hosts_ip_from_that_update(vcluster):
+    """ExternalName Services are refused on this host (no copy); the update that gives one
+    a ClusterIP gets the host's from the webhook, as a create does (a conformance test
+    reaches the address the update answered with)."""
+    external = client.V1Service(metadata=client.V1ObjectMeta(name="ext"), spec=client.V1ServiceSpec(
+        type="ExternalName", external_name="example.com", selector={"app": "web"}))
+    created = vcluster.tenant.core.create_namespaced_service("default", external)
+    eventually(lambda: [e for e in vcluster.tenant.core.list_namespaced_event("default").items
+                        if e.reason == "HostRefused" and e.involved_object.name == "ext"], what="the refusal")
+
+    turned = vcluster.tenant.core.patch_namespaced_service("ext", "default", {"spec": {
+        "type": "ClusterIP", "externalName": None, "ports": [{"port": 80, "targetPort": 8080}]}})
+
+    host = vcluster.operator.core.read_namespaced_service(vcluster.host_name("ext"), vcluster.host_namespace)
+    assert turned.spec.cluster_ip == host.spec.cluster_ip and host.spec.type == "ClusterIP"
+    claimed = eventually(lambda: vcluster.operator.core.read_namespaced_service(
+        vcluster.host_name("ext"), vcluster.host_namespace).metadata.annotations[names.ANN_UID],
+        what="the host copy claimed by the controller")
+    assert claimed == created.metadata.uid
+    assert vcluster.tenant.core.read_namespaced_service("ext", "default").metadata.uid == created.metadata.uid
+
+
 def test_a_service_the_webhook_cannot_name_is_recreated_with_the_hosts_ip(vcluster):
     """A generated name is not known at admission: the controller recreates the Service."""
     generated = client.V1Service(metadata=client.V1ObjectMeta(generate_name="web-"),
