@@ -76,6 +76,8 @@ def admit(ctx, service: dict, from_external_name: bool = False) -> dict | None:
     if (not meta.get("name") or spec.get("type") == "ExternalName" or _headless(service) or key in NOT_SYNCED
             or (not from_external_name and ctx.vinf[SERVICES].get(key) is not None)):  # a create fails: the name is taken
         return None
+    if from_external_name:  # unclaimed, as a create's copy, until the controller sees the Service turned
+        service = {**service, "metadata": {k: v for k, v in meta.items() if k != "uid"}}
     try:
         host_copy = _unclaimed_copy(ctx, host_service(service, ctx.target))
     except Refused:
