@@ -120,21 +120,27 @@ def test_a_new_service_has_the_hosts_cluster_ip_from_its_creation(vcluster):
     assert vcluster.tenant.core.read_namespaced_service("web", "default").metadata.uid == created.metadata.uid
 
 
-def test_an_external_name_service_turned_cluster_ip_has_the_hosts_ip_from_that_update(vcluster):
+def test_an_external_name_service_turned_cluster_ip_has_the_hosts_ip_from_that_update(vcluster, operator):
     """ExternalName Services are refused on this host (no copy); the update that gives one
     a ClusterIP gets the host's from the webhook, as a create does (a conformance test
-    reaches the address the update answered with)."""
+    reaches the address the update answered with). An address the tenant names in that
+    update, here one the host gave another namespace, is never asked of the host."""
     external = client.V1Service(metadata=client.V1ObjectMeta(name="ext"), spec=client.V1ServiceSpec(
         type="ExternalName", external_name="example.com", selector={"app": "web"}))
     created = vcluster.tenant.core.create_namespaced_service("default", external)
     eventually(lambda: [e for e in vcluster.tenant.core.list_namespaced_event("default").items
                         if e.reason == "HostRefused" and e.involved_object.name == "ext"], what="the refusal")
 
-    turned = vcluster.tenant.core.patch_namespaced_service("ext", "default", {"spec": {
-        "type": "ClusterIP", "externalName": None, "ports": [{"port": 80, "targetPort": 8080}]}})
+    other = new_namespace(operator.core, "ip-holder")
+    try:
+        taken = operator.core.create_namespaced_service(other, service("holder", {"app": "x"})).spec.cluster_ip
+        turned = vcluster.tenant.core.patch_namespaced_service("ext", "default", {"spec": {
+            "type": "ClusterIP", "externalName": None, "clusterIP": taken, "ports": [{"port": 80, "targetPort": 8080}]}})
+    finally:
+        operator.core.delete_namespace(other)
 
     host = vcluster.operator.core.read_namespaced_service(vcluster.host_name("ext"), vcluster.host_namespace)
-    assert turned.spec.cluster_ip == host.spec.cluster_ip and host.spec.type == "ClusterIP"
+    assert turned.spec.cluster_ip == host.spec.cluster_ip != taken and host.spec.type == "ClusterIP"
     claimed = eventually(lambda: vcluster.operator.core.read_namespaced_service(
         vcluster.host_name("ext"), vcluster.host_namespace).metadata.annotations[names.ANN_UID],
         what="the host copy claimed by the controller")
